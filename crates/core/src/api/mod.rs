@@ -1,0 +1,3 @@
+//! Wire types of the HTTP API, by version. Serde only; validated at the edge by the server.
+
+pub mod v1;

@@ -1,0 +1,72 @@
+//! Identifier newtypes, so an organization id can never be passed where an automation id belongs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random (v4) identifier.
+            pub fn new_random() -> Self {
+                Self(Uuid::new_v4())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An organization: the security boundary carried in every federated token.
+    OrgId
+);
+uuid_id!(
+    /// A person's account.
+    UserId
+);
+uuid_id!(
+    /// A deployed crew or flow.
+    AutomationId
+);
+uuid_id!(
+    /// A personal access token or an automation token (the record, never the secret).
+    TokenId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_text_and_json() {
+        let id = OrgId::new_random();
+        let parsed: OrgId = id.to_string().parse().unwrap();
+        assert_eq!(parsed, id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+    }
+
+    #[test]
+    fn numeric_org_ids_are_not_uuids() {
+        assert!("4711".parse::<OrgId>().is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Keyward's domain vocabulary: identifiers, the permission model, audience rules and the wire
+//! types of the HTTP API. Nothing here does I/O, so every other crate can depend on it.
+
+pub mod api;
+pub mod audience;
+pub mod ids;
+pub mod names;
+pub mod permission;
+
+pub use audience::{Audience, AudienceError};
+pub use ids::{AutomationId, OrgId, TokenId, UserId};
+pub use permission::{Feature, Level, Need};

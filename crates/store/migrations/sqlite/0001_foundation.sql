@@ -1,0 +1,91 @@
+CREATE TABLE orgs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, user_id)
+);
+
+CREATE TABLE automations (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (org_id, name)
+);
+
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+    org_id TEXT REFERENCES orgs(id) ON DELETE CASCADE,
+    automation_id TEXT REFERENCES automations(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX api_tokens_automation ON api_tokens (org_id, automation_id);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
+
+CREATE TABLE setup_tokens (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    alg TEXT NOT NULL,
+    source TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    public_jwk TEXT NOT NULL,
+    private_key BLOB,
+    published_at INTEGER NOT NULL,
+    activates_at INTEGER NOT NULL,
+    activation_recorded INTEGER NOT NULL DEFAULT 0,
+    retires_at INTEGER,
+    retired_at INTEGER
+);
+
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    org_id TEXT,
+    actor TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_events_kind_at ON audit_events (kind, at_ms);
+CREATE INDEX audit_events_org ON audit_events (org_id, seq);
+
+-- The newest link of the audit chain, updated in the same transaction as each append, so that
+-- deleting the newest events is detected too.
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);

@@ -1,0 +1,302 @@
+//! Envelope encryption at rest: every sealed value gets its own random AES-256-GCM data key,
+//! which is itself sealed under the master key. Rotating the master key then only re-wraps data
+//! keys, and a leaked database without the master key reveals nothing.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8; 3] = b"KW1";
+const KEY_LEN: usize = 32;
+const KEY_ID_LEN: usize = 8;
+const TAG_LEN: usize = 16;
+/// The master key file created in the data directory on first start.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+#[derive(Debug, Error)]
+pub enum CryptoError {
+    #[error(
+        "KEYWARD_MASTER_KEY is not a base64-encoded 32-byte key ({0}); generate one with `openssl rand -base64 32`"
+    )]
+    BadEnvKey(String),
+    #[error("master key file {path} is not a base64-encoded 32-byte key: {reason}")]
+    BadKeyFile { path: PathBuf, reason: String },
+    #[error("cannot read or create the master key file {path}: {source}")]
+    KeyFileIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "master key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    KeyFileMode { path: PathBuf, mode: u32 },
+    #[error(
+        "a stored secret was sealed with master key {stored} but the configured master key is {configured}: start with the master key this data was created with"
+    )]
+    WrongMasterKey { stored: String, configured: String },
+    #[error("a stored secret is damaged or does not belong where it was found")]
+    Corrupt,
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// The key that wraps every data key. Its bytes are wiped when dropped.
+pub struct MasterKey {
+    key: LessSafeKey,
+    id: [u8; KEY_ID_LEN],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("id", &hex::encode(self.id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl MasterKey {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() != KEY_LEN {
+            return Err(format!(
+                "it decodes to {} bytes, not {KEY_LEN}",
+                bytes.len()
+            ));
+        }
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| "rejected by AES".to_owned())?;
+        let mut id = [0u8; KEY_ID_LEN];
+        // The id identifies the key without revealing it: a prefix of its hash.
+        id.copy_from_slice(&digest(&SHA256, bytes).as_ref()[..KEY_ID_LEN]);
+        Ok(Self {
+            key: LessSafeKey::new(key),
+            id,
+        })
+    }
+
+    /// Parses a base64 key as given in `KEYWARD_MASTER_KEY`.
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|e| CryptoError::BadEnvKey(e.to_string()))?,
+        );
+        Self::from_bytes(&bytes).map_err(CryptoError::BadEnvKey)
+    }
+
+    /// A fresh random key, for tests and first starts.
+    pub fn generate() -> Result<(Self, Zeroizing<String>), CryptoError> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| CryptoError::Random)?;
+        let text = Zeroizing::new(STANDARD.encode(bytes.as_ref()));
+        let key = Self::from_bytes(bytes.as_ref()).map_err(|_| CryptoError::Random)?;
+        Ok((key, text))
+    }
+
+    /// `KEYWARD_MASTER_KEY` when set; otherwise `<data_dir>/master.key`, created (0600) on first
+    /// start. Refuses a key file that other users can read.
+    pub fn load_or_create(env_value: Option<&str>, data_dir: &Path) -> Result<Self, CryptoError> {
+        if let Some(text) = env_value {
+            return Self::from_base64(text);
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let io = |source| CryptoError::KeyFileIo {
+            path: path.clone(),
+            source,
+        };
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(CryptoError::KeyFileMode {
+                        path: path.clone(),
+                        mode,
+                    });
+                }
+                let text = Zeroizing::new(fs::read_to_string(&path).map_err(io)?);
+                let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|e| {
+                    CryptoError::BadKeyFile {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?);
+                Self::from_bytes(&bytes).map_err(|reason| CryptoError::BadKeyFile {
+                    path: path.clone(),
+                    reason,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (key, text) = Self::generate()?;
+                // create_new: never overwrite a key another process just wrote.
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io)?;
+                file.write_all(text.as_bytes()).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                Ok(key)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Seals `plaintext`; `aad` binds the result to where it is stored (e.g. `signing_key:<kid>`),
+    /// so a sealed value copied to another row does not open.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let rng = SystemRandom::new();
+        let mut dek_bytes = Zeroizing::new([0u8; KEY_LEN]);
+        rng.fill(dek_bytes.as_mut())
+            .map_err(|_| CryptoError::Random)?;
+        let dek = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, dek_bytes.as_ref()).map_err(|_| CryptoError::Random)?,
+        );
+
+        let mut out = Vec::with_capacity(
+            MAGIC.len() + KEY_ID_LEN + 2 * (NONCE_LEN + TAG_LEN) + KEY_LEN + plaintext.len(),
+        );
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.id);
+
+        let wrap_nonce = random_nonce(&rng)?;
+        let mut wrapped = dek_bytes.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(wrap_nonce),
+                Aad::from(aad),
+                &mut wrapped,
+            )
+            .map_err(|_| CryptoError::Random)?;
+        out.extend_from_slice(&wrap_nonce);
+        out.extend_from_slice(&wrapped);
+
+        let data_nonce = random_nonce(&rng)?;
+        let mut body = plaintext.to_vec();
+        dek.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(data_nonce),
+            Aad::from(aad),
+            &mut body,
+        )
+        .map_err(|_| CryptoError::Random)?;
+        out.extend_from_slice(&data_nonce);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let header = MAGIC.len() + KEY_ID_LEN;
+        let wrapped_len = KEY_LEN + TAG_LEN;
+        if sealed.len() < header + 2 * NONCE_LEN + wrapped_len + TAG_LEN || &sealed[..3] != MAGIC {
+            return Err(CryptoError::Corrupt);
+        }
+        let stored_id = &sealed[MAGIC.len()..header];
+        if stored_id != self.id {
+            return Err(CryptoError::WrongMasterKey {
+                stored: hex::encode(stored_id),
+                configured: self.id_hex(),
+            });
+        }
+        let mut at = header;
+        let wrap_nonce = nonce_at(sealed, at)?;
+        at += NONCE_LEN;
+        let mut wrapped = Zeroizing::new(sealed[at..at + wrapped_len].to_vec());
+        at += wrapped_len;
+        let dek_bytes = self
+            .key
+            .open_in_place(wrap_nonce, Aad::from(aad), wrapped.as_mut())
+            .map_err(|_| CryptoError::Corrupt)?;
+        let dek = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, dek_bytes).map_err(|_| CryptoError::Corrupt)?,
+        );
+        let data_nonce = nonce_at(sealed, at)?;
+        at += NONCE_LEN;
+        let mut body = Zeroizing::new(sealed[at..].to_vec());
+        let plain_len = dek
+            .open_in_place(data_nonce, Aad::from(aad), body.as_mut())
+            .map_err(|_| CryptoError::Corrupt)?
+            .len();
+        body.truncate(plain_len);
+        Ok(body)
+    }
+}
+
+fn random_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+    Ok(nonce)
+}
+
+fn nonce_at(bytes: &[u8], at: usize) -> Result<Nonce, CryptoError> {
+    let slice = bytes.get(at..at + NONCE_LEN).ok_or(CryptoError::Corrupt)?;
+    Nonce::try_assume_unique_for_key(slice).map_err(|_| CryptoError::Corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let (key, _) = MasterKey::generate().unwrap();
+        let sealed = key.seal(b"signing_key:a", b"private bytes").unwrap();
+        assert!(!sealed.windows(13).any(|w| w == b"private bytes"));
+        assert_eq!(
+            &key.open(b"signing_key:a", &sealed).unwrap()[..],
+            b"private bytes"
+        );
+        assert!(matches!(
+            key.open(b"signing_key:b", &sealed),
+            Err(CryptoError::Corrupt)
+        ));
+        let (other, _) = MasterKey::generate().unwrap();
+        assert!(matches!(
+            other.open(b"signing_key:a", &sealed),
+            Err(CryptoError::WrongMasterKey { .. })
+        ));
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            key.open(b"signing_key:a", &flipped),
+            Err(CryptoError::Corrupt)
+        ));
+    }
+
+    #[test]
+    fn the_key_file_is_created_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = MasterKey::load_or_create(None, dir.path()).unwrap();
+        let path = dir.path().join(MASTER_KEY_FILE);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let b = MasterKey::load_or_create(None, dir.path()).unwrap();
+        assert_eq!(a.id_hex(), b.id_hex());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            MasterKey::load_or_create(None, dir.path()),
+            Err(CryptoError::KeyFileMode { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_env_key_names_the_variable() {
+        let err = MasterKey::from_base64("c2hvcnQ=").unwrap_err();
+        assert!(err.to_string().contains("KEYWARD_MASTER_KEY"));
+    }
+}

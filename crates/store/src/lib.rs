@@ -1,0 +1,138 @@
+//! Keyward's persistence: one [`Store`] trait with SQLite and PostgreSQL backends, their
+//! migrations, envelope encryption of secrets at rest, and the audit hash chain.
+//!
+//! Every call that touches an organization's data takes its [`OrgId`]: a row of another
+//! organization is simply not found.
+
+pub mod audit;
+pub mod crypto;
+pub mod model;
+mod postgres;
+pub mod secret;
+mod sql;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keyward_core::{AutomationId, OrgId, TokenId, UserId};
+use thiserror::Error;
+
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{field} is already taken")]
+    Conflict { field: &'static str },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored value is malformed ({0}); the database was edited or is damaged")]
+    Corrupt(String),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    // People and organizations.
+    async fn user_count(&self) -> Result<i64>;
+    async fn create_user(&self, user: &UserRow) -> Result<()>;
+    async fn get_user(&self, id: UserId) -> Result<UserRow>;
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
+    /// Creates the organization with `owner` as its Owner, in one transaction.
+    async fn create_org(&self, org: &OrgRow, owner: UserId, role: &str) -> Result<()>;
+    async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
+    async fn membership(&self, org: OrgId, user: UserId) -> Result<Option<Membership>>;
+
+    // Automations.
+    async fn create_automation(&self, automation: &AutomationRow) -> Result<()>;
+    async fn get_automation(&self, org: OrgId, id: AutomationId) -> Result<AutomationRow>;
+    async fn find_automation_by_name(
+        &self,
+        org: OrgId,
+        name: &str,
+    ) -> Result<Option<AutomationRow>>;
+    async fn list_automations(&self, org: OrgId) -> Result<Vec<AutomationRow>>;
+    async fn update_automation(&self, automation: &AutomationRow) -> Result<()>;
+    async fn delete_automation(&self, org: OrgId, id: AutomationId) -> Result<()>;
+
+    // Bearer tokens.
+    async fn insert_token(&self, token: &TokenRow) -> Result<()>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    async fn list_personal_tokens(&self, user: UserId) -> Result<Vec<TokenRow>>;
+    async fn list_automation_tokens(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+    ) -> Result<Vec<TokenRow>>;
+    /// Revokes a personal token of `user`; returns the record as revoked.
+    async fn revoke_personal_token(&self, user: UserId, id: TokenId, now: i64) -> Result<TokenRow>;
+    async fn revoke_automation_token(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+        id: TokenId,
+        now: i64,
+    ) -> Result<TokenRow>;
+
+    // The one-time owner setup link.
+    /// Replaces any earlier setup token: only the newest printed link works.
+    async fn replace_setup_token(&self, hash: &str, expires_at: i64) -> Result<()>;
+    /// Deletes the setup token and reports whether it existed and was unexpired.
+    async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<bool>;
+
+    // Signing keys.
+    async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<()>;
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+    async fn record_key_activation(&self, kid: &str) -> Result<()>;
+    async fn schedule_key_retirement(&self, kid: &str, retires_at: i64) -> Result<()>;
+    /// Marks the key retired and destroys its sealed private half.
+    async fn retire_key(&self, kid: &str, now: i64) -> Result<()>;
+
+    /// Takes or renews the named lease for `holder` until `now + ttl`; `false` when another
+    /// holder's lease is still running.
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
+
+    // Audit.
+    /// Appends `event` to the hash chain, serialised against every other writer.
+    async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRow>;
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
+    async fn audit_head(&self) -> Result<Option<(i64, String)>>;
+}
+
+/// Opens the store named by `database_url`, or the SQLite file in `data_dir`, and migrates it.
+pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::connect(url).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Ok(Arc::new(SqliteStore::open(Path::new(path)).await?))
+        }
+        Some(other) => Err(StoreError::Open(format!(
+            "KEYWARD_DATABASE_URL must start with postgres:// or sqlite: (got a URL starting {:?})",
+            other.split(':').next().unwrap_or("")
+        ))),
+        None => Ok(Arc::new(
+            SqliteStore::open(&data_dir.join("keyward.db")).await?,
+        )),
+    }
+}

@@ -1,0 +1,156 @@
+//! Rows as stored. Times are unix seconds unless the name says otherwise. These are storage
+//! shapes: the server maps them to wire types and never returns one as-is.
+
+use keyward_core::{AutomationId, OrgId, TokenId, UserId};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgRow {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub email: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub org: OrgRow,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutomationRow {
+    pub id: AutomationId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub description: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A person's personal access token.
+    Personal,
+    /// An automation's token, for the runtime endpoints.
+    Automation,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Personal => "personal",
+            TokenKind::Automation => "automation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "personal" => Some(TokenKind::Personal),
+            "automation" => Some(TokenKind::Automation),
+            _ => None,
+        }
+    }
+}
+
+/// A token record. Only the SHA-256 of the secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: TokenId,
+    pub kind: TokenKind,
+    pub hash: String,
+    pub prefix: String,
+    pub name: String,
+    pub user_id: Option<UserId>,
+    pub org_id: Option<OrgId>,
+    pub automation_id: Option<AutomationId>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// Usable at `now`: neither revoked nor expired.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Generated,
+    /// Supplied by the operator in `OIDC_PRIVATE_KEY`.
+    Configured,
+}
+
+impl KeySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Generated => "generated",
+            KeySource::Configured => "configured",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "generated" => Some(KeySource::Generated),
+            "configured" => Some(KeySource::Configured),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub source: KeySource,
+    pub fingerprint: String,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    /// The PKCS#8 private key, sealed with the master key; `None` once retired.
+    pub sealed_private_key: Option<Vec<u8>>,
+    pub published_at: i64,
+    pub activates_at: i64,
+    pub activation_recorded: bool,
+    pub retires_at: Option<i64>,
+    pub retired_at: Option<i64>,
+}
+
+/// An audit event before it is chained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    pub at_ms: i64,
+    pub kind: String,
+    pub org_id: Option<OrgId>,
+    pub actor: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub org_id: Option<OrgId>,
+    pub actor: String,
+    /// The event data as the exact JSON text that was hashed.
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub org_id: Option<OrgId>,
+    pub kind: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub after_seq: Option<i64>,
+    pub limit: i64,
+}

@@ -1,0 +1,52 @@
+//! The shared backend: PostgreSQL, for several replicas behind a load balancer.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+pub struct PostgresStore {
+    pool: PgPool,
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("foundation"),
+        MigrationType::Simple,
+        include_str!("../migrations/postgres/0001_foundation.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> crate::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            // The URL may carry a password: report the error, never the URL.
+            .map_err(|e| {
+                crate::StoreError::Open(format!("PostgreSQL at KEYWARD_DATABASE_URL: {e}"))
+            })?;
+        // The migrator takes a PostgreSQL advisory lock, so replicas starting together migrate once.
+        migrator().run(&pool).await?;
+        Ok(Self {
+            pool,
+            audit_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+crate::sql::impl_store!(
+    store = PostgresStore,
+    db = sqlx::Postgres,
+    backend = "postgres",
+    begin_audit = "BEGIN",
+    // Serialises appends across replicas; released at commit.
+    lock_audit = "SELECT pg_advisory_xact_lock(7305172)",
+);

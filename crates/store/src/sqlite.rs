@@ -1,0 +1,72 @@
+//! The embedded backend: one SQLite file in WAL mode, for single-node installs.
+
+use std::borrow::Cow;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// SQLite has one writer; this keeps audit appends of this process in order without
+    /// spinning on `SQLITE_BUSY`.
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("foundation"),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_foundation.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date. The file
+    /// holds sealed secrets and token hashes, so it is kept private to this user (0600).
+    pub async fn open(path: &Path) -> crate::Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| crate::StoreError::Open(e.to_string()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| crate::StoreError::Open(format!("{}: {e}", path.display())))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| crate::StoreError::Open(format!("chmod 600 {file}: {e}")))?;
+            }
+        }
+        migrator().run(&pool).await?;
+        Ok(Self {
+            pool,
+            audit_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+crate::sql::impl_store!(
+    store = SqliteStore,
+    db = sqlx::Sqlite,
+    backend = "sqlite",
+    begin_audit = "BEGIN IMMEDIATE",
+    lock_audit = "",
+);
