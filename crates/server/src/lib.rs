@@ -1,1 +1,284 @@
+//! The Keyward platform server: the workload OIDC issuer, the HTTP API with its authorization
+//! layer, the audit log, TLS and operations endpoints.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod issuer;
+pub mod keyring;
+pub mod ops;
+pub mod routes;
+pub mod state;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_store::Store;
+use keyward_store::crypto::{CryptoError, MasterKey};
+use thiserror::Error;
+
+use crate::audit::Auditor;
+use crate::config::{ServerConfig, TlsMode};
+use crate::keyring::{Keyring, KeyringError};
+use crate::state::AppState;
+
+pub use routes::app;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("master key: {0}")]
+    MasterKey(#[from] CryptoError),
+    #[error("database: {0}")]
+    Store(#[from] keyward_store::StoreError),
+    #[error("signing keys: {0}")]
+    Keyring(#[from] KeyringError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("headless bootstrap failed: {0}")]
+    Bootstrap(String),
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What a starting server tells its operator.
+#[derive(Clone, Debug)]
+pub struct Banner {
+    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    /// The one-time owner setup link (first start without bootstrap variables).
+    pub setup_link: Option<String>,
+    /// The organization created by the headless bootstrap, on that first start.
+    pub bootstrapped_org: Option<keyward_core::OrgId>,
+    pub issuer: Option<String>,
+    pub backend: &'static str,
+}
+
+/// The data directory (0700), the master key and the migrated store.
+pub async fn open_storage(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    master_key: Option<&str>,
+) -> Result<(Arc<dyn Store>, Arc<MasterKey>), ServeError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| ServeError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+    let master = Arc::new(MasterKey::load_or_create(master_key, data_dir)?);
+    let store = keyward_store::open(database_url, data_dir).await?;
+    Ok((store, master))
+}
+
+/// Runs the server until `shutdown` resolves, then drains connections. `on_ready` receives
+/// the banner once the listener is bound and keys are loaded.
+pub async fn serve(
+    mut config: ServerConfig,
+    on_ready: impl FnOnce(&Banner),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (store, master) = open_storage(
+        &config.data_dir,
+        config.database_url.as_deref(),
+        config.master_key.as_deref(),
+    )
+    .await?;
+    let audit = Auditor::new(store.clone());
+
+    let keyring = Arc::new(Keyring::new(store.clone(), master, config.rotation));
+    if let Some(pem) = &config.oidc_private_key {
+        keyring.import_configured(pem, clock::now(), &audit).await?;
+    }
+    first_keys(&keyring, &audit).await?;
+
+    let (setup_link_secret, bootstrapped_org) =
+        first_owner(&config, store.as_ref(), &audit).await?;
+
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    config.resolve_public_url(bound);
+
+    let tls_files = match &config.tls {
+        TlsMode::Plain => None,
+        TlsMode::Files { cert, key } => Some(tls::TlsFiles {
+            ca: None,
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        TlsMode::SelfSigned => {
+            let mut hosts = Vec::new();
+            if !bound.ip().is_unspecified() {
+                hosts.push(bound.ip().to_string());
+            }
+            for url in [&config.public_url, &config.issuer].into_iter().flatten() {
+                if let Some(host) = url_host(url) {
+                    hosts.push(host);
+                }
+            }
+            Some(tls::ensure_self_signed(&config.data_dir, &hosts)?)
+        }
+    };
+
+    let shown_host = if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    };
+    let scheme = if tls_files.is_some() { "https" } else { "http" };
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{shown_host}"));
+    let banner = Banner {
+        setup_link: setup_link_secret.map(|s| format!("{url}/setup#token={s}")),
+        url,
+        ca_file: tls_files
+            .as_ref()
+            .and_then(|t| t.ca.clone())
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
+        bootstrapped_org,
+        issuer: config.issuer.clone(),
+        backend: store.backend(),
+    };
+
+    let config = Arc::new(config);
+    let state = AppState {
+        store: store.clone(),
+        config: config.clone(),
+        keyring: keyring.clone(),
+        audit: audit.clone(),
+        metrics: ops::metrics_handle(),
+    };
+    let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone()));
+
+    let handle = axum_server::Handle::new();
+    let drain = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining connections");
+        drain.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+
+    tracing::info!(url = %banner.url, backend = banner.backend, issuer = ?banner.issuer, "keyward is serving");
+    on_ready(&banner);
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = match tls_files {
+        Some(files) => {
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(&files)?);
+            axum_server::from_tcp_rustls(listener, rustls)
+                .map_err(ServeError::Serve)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .map_err(ServeError::Serve)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
+    rotation.abort();
+    result.map_err(ServeError::Serve)
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Runs the schedule until a key can sign. Another replica may hold the lease and be generating
+/// the first key; then this one waits for it to appear.
+async fn first_keys(keyring: &Keyring, audit: &Auditor) -> Result<(), ServeError> {
+    for _ in 0..120 {
+        keyring.tick(clock::now(), audit).await?;
+        if keyring.signer(clock::now()).is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(ServeError::Keyring(KeyringError::Key(
+        keyward_jose::KeyError::Generation,
+    )))
+}
+
+async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor) {
+    let mut interval = tokio::time::interval(keyring.tick_period());
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = keyring.tick(clock::now(), &audit).await {
+            tracing::error!(error = %e, "signing key rotation failed; retrying at the next tick");
+        }
+    }
+}
+
+/// On a store with no people yet: the headless bootstrap, or a one-time setup link.
+async fn first_owner(
+    config: &ServerConfig,
+    store: &dyn Store,
+    audit: &Auditor,
+) -> Result<(Option<String>, Option<keyward_core::OrgId>), ServeError> {
+    if store.user_count().await? > 0 {
+        if config.bootstrap.is_some() {
+            tracing::info!("KEYWARD_BOOTSTRAP_* ignored: this installation already has an owner");
+        }
+        return Ok((None, None));
+    }
+    match &config.bootstrap {
+        Some(b) => {
+            let (org, _, _) =
+                api::setup::create_owner(store, audit, &b.org, &b.admin_email, Some(&b.token))
+                    .await
+                    .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
+            Ok((None, Some(org.uuid)))
+        }
+        None => {
+            let secret = api::setup::issue_setup_token(store, audit)
+                .await
+                .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
+            Ok((Some(secret), None))
+        }
+    }
+}

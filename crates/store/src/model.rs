@@ -147,7 +147,8 @@ pub struct AuditRow {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    pub org_id: Option<OrgId>,
+    /// That organization's events plus the system-wide ones (key lifecycle); `None` for all.
+    pub visible_to_org: Option<OrgId>,
     pub kind: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,

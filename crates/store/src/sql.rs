@@ -442,7 +442,7 @@ macro_rules! impl_store {
                 .bind(k.retired_at)
                 .execute(&self.pool)
                 .await
-                .map_err(conflict("kid"))?;
+                .map_err(conflict("key"))?;
                 Ok(())
             }
 
@@ -541,12 +541,12 @@ macro_rules! impl_store {
                 // Optional filters are written as `($n IS NULL OR …)` so one statement serves all.
                 let sql = format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_events \
-                     WHERE ($1 IS NULL OR org_id = $1) AND ($2 IS NULL OR kind = $2) \
+                     WHERE ($1 IS NULL OR org_id = $1 OR org_id IS NULL) AND ($2 IS NULL OR kind = $2) \
                      AND ($3 IS NULL OR at_ms >= $3) AND ($4 IS NULL OR at_ms < $4) \
                      AND seq > $5 ORDER BY seq LIMIT $6"
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(f.org_id.map(|o| o.to_string()))
+                    .bind(f.visible_to_org.map(|o| o.to_string()))
                     .bind(f.kind.as_deref())
                     .bind(f.since_ms)
                     .bind(f.until_ms)

@@ -89,3 +89,7 @@ CREATE TABLE audit_head (
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
+
+-- One key is stored once: an operator-supplied key restarts under the kid it was first given,
+-- and a retired key can never come back.
+CREATE UNIQUE INDEX signing_keys_fingerprint ON signing_keys (fingerprint);

@@ -1,0 +1,182 @@
+//! Command-line arguments. Every server setting is a flag and the same-named environment
+//! variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Identity and access plane for AI-agent platforms"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform: HTTPS API, workload OIDC issuer, audit log.
+    Serve(Box<ServeArgs>),
+    /// Inspect or rotate the issuer's signing keys (works on the database directly).
+    Keys(KeysArgs),
+    /// Work with the audit log (works on the database directly).
+    Audit(AuditArgs),
+}
+
+/// Where the data lives; shared by every command that opens the database.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite database, the master key file and generated TLS files.
+    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "keyward-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user:pass@host/db); embedded SQLite when unset.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Base64 master key (32 bytes) for encryption at rest; otherwise <data-dir>/master.key.
+    #[arg(long, env = "KEYWARD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+/// The key rotation schedule. Durations take s, m, h or d suffixes (plain numbers are seconds).
+#[derive(Debug, Clone, Args)]
+pub struct RotationArgs {
+    /// Lifetime of minted workload tokens (300-3600 s).
+    #[arg(long, env = "KEYWARD_TOKEN_TTL", value_parser = parse_duration)]
+    pub token_ttl: Option<i64>,
+    /// How long each signing key signs before the next takes over (default 30d).
+    #[arg(long, env = "KEYWARD_KEY_ROTATION_INTERVAL", value_parser = parse_duration)]
+    pub key_rotation_interval: Option<i64>,
+    /// How long a new key is published before it signs (default and minimum 24h).
+    #[arg(long, env = "KEYWARD_KEY_PUBLISH_LEAD", value_parser = parse_duration)]
+    pub key_publish_lead: Option<i64>,
+    /// The longest verifiers may cache the JWKS; caps Cache-Control max-age (default 1h).
+    #[arg(long, env = "KEYWARD_JWKS_CACHE_AGE", value_parser = parse_duration)]
+    pub jwks_cache_age: Option<i64>,
+    /// Allow durations below the production minimums (tests and demos only).
+    #[arg(long, env = "KEYWARD_ALLOW_SHORT_DURATIONS")]
+    pub allow_short_durations: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The URL people and clouds reach this server at (default: https://<listen address>).
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, env = "KEYWARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "KEYWARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    #[arg(long, env = "KEYWARD_HTTP")]
+    pub http: bool,
+    /// Issuer URL in workload tokens and discovery (default: the public URL).
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// PEM RSA private key (>= 2048 bits) to sign with; disables automatic rotation.
+    #[arg(long, env = "OIDC_PRIVATE_KEY", hide_env_values = true)]
+    pub oidc_private_key: Option<String>,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Headless first start: the organization to create.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_ORG")]
+    pub bootstrap_org: Option<String>,
+    /// Headless first start: the owner's email.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_ADMIN_EMAIL")]
+    pub bootstrap_admin_email: Option<String>,
+    /// Headless first start: the owner's personal access token (>= 32 characters), stored hashed.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List every signing key with its phase.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        rotation: RotationArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a successor key now; it signs after the publish lead.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        rotation: RotationArgs,
+        /// Sign with the new key at once (suspected compromise). Verifiers refetch the JWKS on
+        /// the unknown kid; tokens of the old key stay valid until they expire.
+        #[arg(long)]
+        immediate: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exits 1 and names the first broken event if it was altered.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// `90`, `90s`, `15m`, `24h`, `30d` → seconds.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 24h or 30d"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?}; use s, m, h or d")),
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("30d"), Ok(2_592_000));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

@@ -1,0 +1,108 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use keyward_server::Banner;
+use keyward_server::config::RawServerConfig;
+
+use crate::args::{RotationArgs, ServeArgs};
+
+pub(crate) fn init_logging() {
+    // JSON lines on stderr; stdout carries only the banner, so scripts can read it.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) fn raw_rotation(r: &RotationArgs, raw: &mut RawServerConfig) {
+    raw.token_ttl = r.token_ttl;
+    raw.key_rotation_interval = r.key_rotation_interval;
+    raw.key_publish_lead = r.key_publish_lead;
+    raw.jwks_cache_age = r.jwks_cache_age;
+    raw.allow_short_durations = r.allow_short_durations;
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let mut raw = RawServerConfig {
+        listen: Some(args.listen),
+        data_dir: Some(args.storage.data_dir),
+        database_url: args.storage.database_url,
+        master_key: args.storage.master_key,
+        public_url: args.public_url,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        http: args.http,
+        oidc_issuer: args.oidc_issuer,
+        oidc_private_key: args.oidc_private_key,
+        bootstrap_org: args.bootstrap_org,
+        bootstrap_admin_email: args.bootstrap_admin_email,
+        bootstrap_token: args.bootstrap_token,
+        ..Default::default()
+    };
+    raw_rotation(&args.rotation, &mut raw);
+    let config = raw.validate().context("invalid server settings")?;
+    keyward_server::serve(config, print_banner, shutdown_signal())
+        .await
+        .context("keyward serve failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Printed to the console, never to the log: the setup link is a secret.
+fn print_banner(banner: &Banner) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Keyward is listening on {}", banner.url);
+    let _ = writeln!(out, "Database: {}", banner.backend);
+    match &banner.issuer {
+        Some(issuer) => {
+            let _ = writeln!(out, "Workload OIDC issuer: {issuer}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Workload OIDC issuer: NOT SET (listening on all interfaces: set OIDC_ISSUER)"
+            );
+        }
+    }
+    if let Some(ca) = &banner.ca_file {
+        let _ = writeln!(out, "TLS CA certificate: {}", ca.display());
+        let _ = writeln!(
+            out,
+            "  try: curl --cacert {} {}/healthz",
+            ca.display(),
+            banner.url
+        );
+    }
+    if let Some(link) = &banner.setup_link {
+        let _ = writeln!(out, "First login (one-time setup link, valid 24 h): {link}");
+    }
+    if let Some(org) = &banner.bootstrapped_org {
+        let _ = writeln!(out, "Bootstrapped organization: {org}");
+        let _ = writeln!(
+            out,
+            "First login: {} (use the KEYWARD_BOOTSTRAP_TOKEN as a bearer token)",
+            banner.url
+        );
+    }
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on the default action.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

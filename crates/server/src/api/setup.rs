@@ -1,0 +1,156 @@
+//! The first owner: created headlessly from `KEYWARD_BOOTSTRAP_*`, or through the one-time setup
+//! link printed on first start.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use keyward_core::api::v1::{CreateToken, Org, SetupRequest, SetupResponse, TokenCreated};
+use keyward_core::permission::RoleGrants;
+use keyward_core::{OrgId, UserId, names};
+use keyward_store::{OrgRow, Store, TokenKind, UserRow, secret};
+use serde_json::json;
+
+use super::token_info;
+use super::tokens::new_token;
+use crate::audit::{Auditor, kind};
+use crate::clock::{self, to_datetime};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+/// How long a printed setup link stays valid.
+pub const SETUP_LINK_TTL: i64 = 24 * 3600;
+
+/// Creates the organization, its owner and the owner's first personal access token. With
+/// `token` the given secret is used (headless bootstrap); otherwise one is generated.
+pub(crate) async fn create_owner(
+    store: &dyn Store,
+    audit: &Auditor,
+    org_name: &str,
+    email: &str,
+    token: Option<&str>,
+) -> Result<(Org, TokenCreated, UserId), ApiError> {
+    names::validate_display_name("org_name", org_name)
+        .map_err(|e| ApiError::invalid("org_name", e.to_string()))?;
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "email",
+            format!("{email:?} is not an email address"),
+        ));
+    }
+    let now = clock::now();
+    let user = UserRow {
+        id: UserId::new_random(),
+        email: email.clone(),
+        created_at: now,
+    };
+    store.create_user(&user).await?;
+    let org = OrgRow {
+        id: OrgId::new_random(),
+        name: org_name.trim().to_owned(),
+        created_at: now,
+    };
+    store.create_org(&org, user.id, RoleGrants::OWNER).await?;
+    let request = CreateToken {
+        name: "owner setup".into(),
+        expires_in: None,
+    };
+    let (mut row, mut secret_text) =
+        new_token(TokenKind::Personal, &request, Some(user.id), None, None)?;
+    if let Some(given) = token {
+        row.hash = secret::hash_token(given);
+        row.prefix = secret::display_prefix(given);
+        given.clone_into(&mut secret_text);
+    }
+    store.insert_token(&row).await?;
+    let actor = format!("user:{}", user.id);
+    audit
+        .record(
+            kind::BOOTSTRAP_COMPLETED,
+            Some(org.id),
+            &actor,
+            json!({"org": org.name, "email": email, "headless": token.is_some(), "token_id": row.id}),
+        )
+        .await?;
+    let org = Org {
+        uuid: org.id,
+        name: org.name,
+        role: RoleGrants::OWNER.into(),
+        created_at: to_datetime(now),
+    };
+    Ok((
+        org,
+        TokenCreated {
+            info: token_info(&row),
+            token: secret_text,
+        },
+        user.id,
+    ))
+}
+
+/// Issues a fresh one-time setup secret (only the newest works) and returns it.
+pub(crate) async fn issue_setup_token(
+    store: &dyn Store,
+    audit: &Auditor,
+) -> Result<String, ApiError> {
+    let token =
+        secret::generate_token("kws_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
+    store
+        .replace_setup_token(&secret::hash_token(&token), clock::now() + SETUP_LINK_TTL)
+        .await?;
+    audit
+        .record(
+            kind::SETUP_LINK_ISSUED,
+            None,
+            "system:setup",
+            json!({"valid_for_seconds": SETUP_LINK_TTL}),
+        )
+        .await?;
+    Ok(token)
+}
+
+pub async fn complete(
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<SetupRequest>,
+) -> Result<(StatusCode, Json<SetupResponse>), ApiError> {
+    if app.store.user_count().await? > 0 {
+        return Err(ApiError::Conflict {
+            field: "setup_token",
+            message: "setup is already complete; sign in with the owner's token".into(),
+        });
+    }
+    if !app
+        .store
+        .consume_setup_token(&secret::hash_token(&body.setup_token), clock::now())
+        .await?
+    {
+        return Err(ApiError::Unauthenticated {
+            code: "invalid_setup_token",
+            message: "the setup link is invalid, used or expired; restart keyward serve to print a new one".into(),
+        });
+    }
+    let (org, token, user) = create_owner(
+        app.store.as_ref(),
+        &app.audit,
+        &body.org_name,
+        &body.email,
+        None,
+    )
+    .await?;
+    app.audit
+        .record(
+            kind::LOGIN,
+            Some(org.uuid),
+            &format!("user:{user}"),
+            json!({"method": "setup_link"}),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(SetupResponse { org, token })))
+}
+
+/// The page behind the printed link. The secret stays in the URL fragment, which browsers never
+/// send to the server or put in access logs; the page's script posts it to `/api/v1/setup`.
+pub async fn page() -> Html<&'static str> {
+    Html(include_str!("setup.html"))
+}

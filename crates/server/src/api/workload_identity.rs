@@ -1,0 +1,86 @@
+//! `POST /api/v1/workload-identity/token`: an automation asks for a short-lived OIDC token for
+//! one cloud audience.
+
+use axum::Json;
+use axum::extract::State;
+use keyward_core::api::v1::{MintRequest, MintResponse};
+use keyward_core::{Audience, AudienceError};
+use keyward_jose::claims::NBF_BACKDATE_SECS;
+use keyward_jose::{WorkloadClaims, mint as sign};
+use serde_json::json;
+
+use crate::audit::kind;
+use crate::auth::{Caller, Principal};
+use crate::clock::{self, to_datetime};
+use crate::error::{ApiError, ApiJson};
+use crate::issuer::issuer_or_503;
+use crate::state::AppState;
+
+pub async fn mint(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<MintRequest>,
+) -> Result<Json<MintResponse>, ApiError> {
+    let Principal::Automation { automation, name } = &caller.principal else {
+        return Err(ApiError::internal("mint reached without an automation"));
+    };
+    let org = caller.org()?.id;
+    let audience_text = body.audience.ok_or_else(|| {
+        ApiError::invalid(
+            "audience",
+            "audience is required: the GCP provider audience, 'api://AzureADTokenExchange' or 'sts.amazonaws.com'",
+        )
+    })?;
+    let audience = Audience::parse(&audience_text)
+        .map_err(|e: AudienceError| ApiError::invalid("audience", e.to_string()))?;
+    let issuer = issuer_or_503(&app)?;
+
+    let now = clock::now();
+    let key = app
+        .keyring
+        .signer(now)
+        .ok_or_else(|| ApiError::Unavailable {
+            code: "no_signing_key",
+            message: "no signing key is active yet; check the server log for key rotation errors"
+                .into(),
+        })?;
+    let claims = WorkloadClaims {
+        iss: issuer.to_owned(),
+        sub: format!("organization:{org}"),
+        aud: audience.to_string(),
+        organization_id: org.to_string(),
+        iat: now,
+        nbf: now - NBF_BACKDATE_SECS,
+        exp: now + app.config.token_ttl,
+        jti: uuid::Uuid::new_v4().to_string(),
+        automation_id: automation.to_string(),
+        automation_name: name.clone(),
+        kickoff_id: None,
+    };
+    let token = sign(&key, &claims).map_err(ApiError::internal)?;
+    // Audited before it is handed out: a token that cannot be accounted for is never issued.
+    app.audit
+        .record(
+            kind::TOKEN_MINTED,
+            Some(org),
+            &caller.actor(),
+            json!({
+                "jti": claims.jti,
+                "kid": key.kid(),
+                "sub": claims.sub,
+                "aud": claims.aud,
+                "automation_id": claims.automation_id,
+                "automation": claims.automation_name,
+                "client_ip": caller.ip.map(|ip| ip.to_string()),
+                "exp": claims.exp,
+            }),
+        )
+        .await?;
+    metrics::counter!("keyward_workload_tokens_minted_total", "cloud" => audience.cloud())
+        .increment(1);
+    Ok(Json(MintResponse {
+        token,
+        expires_at: to_datetime(claims.exp),
+        audience: claims.aud,
+    }))
+}

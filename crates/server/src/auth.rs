@@ -1,0 +1,318 @@
+//! Who is calling, and may they? [`authorize`] runs in front of every route with the [`Need`]
+//! that route declared in [`crate::routes`]; it resolves the bearer token into a [`Caller`] and
+//! checks the need. Handlers get the `Caller` as an extractor, which only this layer provides —
+//! so a handler mounted without a declaration cannot run.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyward_core::permission::RoleGrants;
+use keyward_core::{AutomationId, Need, OrgId, UserId};
+use keyward_store::{TokenKind, TokenRow, secret};
+
+use crate::clock;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Organization selection headers (SPEC §10b); the CrewAI CLI sends the second.
+pub const ORG_HEADERS: [&str; 2] = ["x-keyward-organization-id", "x-crewai-organization-id"];
+
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Person {
+        user: UserId,
+        email: String,
+    },
+    Automation {
+        automation: AutomationId,
+        name: String,
+    },
+}
+
+/// The organization a request acts in, with the caller's role there.
+#[derive(Clone, Debug)]
+pub struct OrgContext {
+    pub id: OrgId,
+    pub name: String,
+    pub role: RoleGrants,
+}
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub org: Option<OrgContext>,
+    pub ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// How this caller appears in audit events.
+    pub fn actor(&self) -> String {
+        match &self.principal {
+            Principal::Person { user, .. } => format!("user:{user}"),
+            Principal::Automation { automation, .. } => format!("automation:{automation}"),
+        }
+    }
+
+    pub fn user(&self) -> Result<UserId, ApiError> {
+        match &self.principal {
+            Principal::Person { user, .. } => Ok(*user),
+            Principal::Automation { .. } => Err(wrong_kind()),
+        }
+    }
+
+    /// The selected organization; routes with a feature need always have one.
+    pub fn org(&self) -> Result<&OrgContext, ApiError> {
+        self.org
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("route without an organization context"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("handler mounted without a permission declaration"))
+    }
+}
+
+fn wrong_kind() -> ApiError {
+    ApiError::Forbidden {
+        code: "wrong_token_kind",
+        message: "this endpoint is for people; automation tokens are accepted only on /api/v1/runtime and /api/v1/workload-identity endpoints".into(),
+    }
+}
+
+/// The layer's state: the app and the route's declared need.
+#[derive(Clone)]
+pub struct Guard {
+    pub app: AppState,
+    pub need: Need,
+}
+
+pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+    if guard.need == Need::Public {
+        return next.run(req).await;
+    }
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match resolve(&guard.app, guard.need, req.headers(), ip).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => {
+            metrics::counter!("keyward_auth_failures_total").increment(1);
+            e.into_response()
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn resolve(
+    app: &AppState,
+    need: Need,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    let token = bearer(headers)?;
+    let record = lookup(app, token).await?;
+    match (need, record.kind) {
+        (Need::Public, _) => Err(ApiError::internal("public routes are not authorized")),
+        (Need::Automation, TokenKind::Automation) => automation_caller(app, &record, ip).await,
+        (Need::Automation, TokenKind::Personal) => Err(ApiError::Forbidden {
+            code: "wrong_token_kind",
+            message: "this runtime endpoint takes an automation token (create one with POST /api/v1/automations/{id}/tokens), not a personal access token".into(),
+        }),
+        (_, TokenKind::Automation) => Err(wrong_kind()),
+        (Need::Person, TokenKind::Personal) => {
+            let principal = person(app, &record).await?;
+            let org = select_org(app, &principal, headers, false).await?;
+            Ok(Caller { principal, org, ip })
+        }
+        (Need::Feature(feature, level), TokenKind::Personal) => {
+            let principal = person(app, &record).await?;
+            let org = select_org(app, &principal, headers, true).await?;
+            let ctx = org.as_ref().ok_or_else(|| ApiError::internal("organization required"))?;
+            if !ctx.role.allows(feature, level) {
+                return Err(ApiError::Forbidden {
+                    code: "forbidden",
+                    message: format!(
+                        "your role '{}' in organization {} does not grant {level} on {feature}",
+                        ctx.role.name, ctx.id
+                    ),
+                });
+            }
+            Ok(Caller { principal, org, ip })
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthenticated {
+        code: "missing_token",
+        message: "send 'Authorization: Bearer <token>' (a personal access token, or an automation token for runtime endpoints)".into(),
+    })?;
+    let text = value.to_str().unwrap_or("");
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    token.ok_or_else(|| ApiError::Unauthenticated {
+        code: "invalid_authorization",
+        message: "the Authorization header must be 'Bearer <token>'".into(),
+    })
+}
+
+async fn lookup(app: &AppState, token: &str) -> Result<TokenRow, ApiError> {
+    // The lookup is by SHA-256 of the token, so no comparison ever touches the secret itself.
+    let record = app
+        .store
+        .token_by_hash(&secret::hash_token(token))
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated {
+            code: "invalid_token",
+            message: "the bearer token is not known to this server".into(),
+        })?;
+    let now = clock::now();
+    if record.revoked_at.is_some() {
+        return Err(ApiError::Unauthenticated {
+            code: "token_revoked",
+            message: format!(
+                "token '{}' ({}…) was revoked; create a new one",
+                record.name, record.prefix
+            ),
+        });
+    }
+    if let Some(expires_at) = record.expires_at
+        && now >= expires_at
+    {
+        return Err(ApiError::Unauthenticated {
+            code: "token_expired",
+            message: format!(
+                "token '{}' ({}…) expired at {}; create a new one",
+                record.name,
+                record.prefix,
+                clock::to_datetime(expires_at)
+            ),
+        });
+    }
+    Ok(record)
+}
+
+async fn automation_caller(
+    app: &AppState,
+    record: &TokenRow,
+    ip: Option<IpAddr>,
+) -> Result<Caller, ApiError> {
+    let (Some(org_id), Some(automation_id)) = (record.org_id, record.automation_id) else {
+        return Err(ApiError::internal(
+            "automation token without organization or automation",
+        ));
+    };
+    let automation = app.store.get_automation(org_id, automation_id).await?;
+    Ok(Caller {
+        principal: Principal::Automation {
+            automation: automation.id,
+            name: automation.name,
+        },
+        org: Some(OrgContext {
+            id: org_id,
+            name: String::new(),
+            role: RoleGrants {
+                name: "automation".into(),
+                levels: Some(Vec::new()),
+            },
+        }),
+        ip,
+    })
+}
+
+async fn person(app: &AppState, record: &TokenRow) -> Result<Principal, ApiError> {
+    let user_id = record
+        .user_id
+        .ok_or_else(|| ApiError::internal("personal token without a user"))?;
+    let user = app.store.get_user(user_id).await?;
+    Ok(Principal::Person {
+        user: user.id,
+        email: user.email,
+    })
+}
+
+/// The organization named by the selection header, or the caller's only one. Another
+/// organization's id is "not found", exactly like one that does not exist.
+async fn select_org(
+    app: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    required: bool,
+) -> Result<Option<OrgContext>, ApiError> {
+    let Principal::Person { user, .. } = principal else {
+        return Ok(None);
+    };
+    let header = ORG_HEADERS.iter().find_map(|h| headers.get(*h));
+    let membership = match header {
+        Some(value) => {
+            let id: OrgId = value
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| ApiError::Invalid {
+                    code: "invalid_organization_id",
+                    message: "X-Keyward-Organization-Id must be an organization UUID (not the numeric id)".into(),
+                    field: Some("X-Keyward-Organization-Id"),
+                })?;
+            Some(
+                app.store
+                    .membership(id, *user)
+                    .await?
+                    .ok_or(ApiError::not_found("organization"))?,
+            )
+        }
+        None => {
+            let mut all = app.store.memberships(*user).await?;
+            match all.len() {
+                1 => all.pop(),
+                0 if required => return Err(ApiError::not_found("organization")),
+                n if required && n > 1 => {
+                    return Err(ApiError::Invalid {
+                        code: "organization_required",
+                        message: format!(
+                            "you belong to {n} organizations: choose one with the X-Keyward-Organization-Id header"
+                        ),
+                        field: Some("X-Keyward-Organization-Id"),
+                    });
+                }
+                _ => None,
+            }
+        }
+    };
+    Ok(membership.map(|m| OrgContext {
+        id: m.org.id,
+        name: m.org.name,
+        role: grants_for(&m.role),
+    }))
+}
+
+/// The grants of a stored role name. Only Owner exists yet; an unknown role grants nothing.
+fn grants_for(role: &str) -> RoleGrants {
+    if role == RoleGrants::OWNER {
+        RoleGrants::owner()
+    } else {
+        RoleGrants {
+            name: role.to_owned(),
+            levels: Some(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The one API error type and the one place that turns it into a status and a JSON body
+//! `{"error": "<snake_code>", "message": "…", "field"?: "…"}`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keyward_core::api::v1::ErrorBody;
+use keyward_store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed or a field is invalid.
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
+    /// 401: no credentials, or unusable ones.
+    Unauthenticated { code: &'static str, message: String },
+    /// 403: authenticated, but not allowed.
+    Forbidden { code: &'static str, message: String },
+    /// 404: absent, or belongs to another organization (never told apart).
+    NotFound { what: &'static str },
+    /// 409
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
+    /// 413
+    TooLarge { message: String },
+    /// 415
+    UnsupportedMediaType { message: String },
+    /// 503: a setting or dependency is missing; the message says which.
+    Unavailable { code: &'static str, message: String },
+    /// 500: the detail is logged, the caller gets a generic message.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        ApiError::NotFound { what }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal(detail.to_string())
+    }
+
+    fn parts(self) -> (StatusCode, ErrorBody) {
+        let body = |error: &str, message: String, field: Option<&str>| ErrorBody {
+            error: error.to_owned(),
+            message,
+            field: field.map(str::to_owned),
+        };
+        match self {
+            ApiError::Invalid {
+                code,
+                message,
+                field,
+            } => (StatusCode::BAD_REQUEST, body(code, message, field)),
+            ApiError::Unauthenticated { code, message } => {
+                (StatusCode::UNAUTHORIZED, body(code, message, None))
+            }
+            ApiError::Forbidden { code, message } => {
+                (StatusCode::FORBIDDEN, body(code, message, None))
+            }
+            ApiError::NotFound { what } => (
+                StatusCode::NOT_FOUND,
+                body("not_found", format!("{what} not found"), None),
+            ),
+            ApiError::Conflict { field, message } => {
+                (StatusCode::CONFLICT, body("conflict", message, Some(field)))
+            }
+            ApiError::TooLarge { message } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                body("body_too_large", message, None),
+            ),
+            ApiError::UnsupportedMediaType { message } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                body("unsupported_media_type", message, None),
+            ),
+            ApiError::Unavailable { code, message } => {
+                (StatusCode::SERVICE_UNAVAILABLE, body(code, message, None))
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    body(
+                        "internal",
+                        "an internal error occurred; the server log has the details".to_owned(),
+                        None,
+                    ),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.parts();
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound { what: "resource" },
+            StoreError::Conflict { field } => ApiError::Conflict {
+                field,
+                message: format!("{field} is already taken"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// `Json` whose rejections answer with our error body: unknown fields and syntax errors are 400,
+/// a missing content type 415, an oversized body 413 — never 500.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType {
+                    message: "send the body as JSON with 'Content-Type: application/json'".into(),
+                },
+                JsonRejection::BytesRejection(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::TooLarge {
+                        message: "the request body is larger than this endpoint accepts".into(),
+                    }
+                }
+                JsonRejection::JsonDataError(e) => ApiError::Invalid {
+                    code: "invalid_body",
+                    message: format!(
+                        "the JSON body does not fit this endpoint: {}",
+                        e.body_text()
+                    ),
+                    field: None,
+                },
+                JsonRejection::JsonSyntaxError(e) => ApiError::Invalid {
+                    code: "invalid_json",
+                    message: format!("the body is not valid JSON: {}", e.body_text()),
+                    field: None,
+                },
+                other => ApiError::Invalid {
+                    code: "invalid_body",
+                    message: other.body_text(),
+                    field: None,
+                },
+            }),
+        }
+    }
+}

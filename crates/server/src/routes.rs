@@ -1,0 +1,113 @@
+//! Every route, with the permission it needs, declared once in [`table`]. The router is built
+//! from this table and each row's [`Need`] is enforced by [`crate::auth::authorize`]; the
+//! route × role tests walk the same table.
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Json, Router};
+use keyward_core::api::v1::ErrorBody;
+use keyward_core::{Feature, Level, Need};
+use tower_http::trace::TraceLayer;
+
+use crate::api::{audit, automations, orgs, setup, tokens, workload_identity};
+use crate::auth::{Guard, authorize};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{issuer, ops};
+
+/// One row of the route table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteDecl {
+    pub method: Method,
+    pub path: &'static str,
+    pub need: Need,
+}
+
+macro_rules! table {
+    ($( $method:ident $path:literal => $need:expr, $handler:expr; )*) => {
+        vec![$(
+            (
+                RouteDecl { method: Method::$method, path: $path, need: $need },
+                on(MethodFilter::$method, $handler),
+            ),
+        )*]
+    };
+}
+
+const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
+const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
+const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
+
+/// The whole API surface.
+pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
+    table! {
+        GET "/.well-known/openid-configuration" => Need::Public, issuer::discovery;
+        GET "/oauth2/jwks" => Need::Public, issuer::jwks;
+        GET "/healthz" => Need::Public, ops::healthz;
+        GET "/readyz" => Need::Public, ops::readyz;
+        GET "/metrics" => Need::Public, ops::metrics;
+        GET "/setup" => Need::Public, setup::page;
+        POST "/api/v1/setup" => Need::Public, setup::complete;
+
+        GET "/api/v1/orgs" => Need::Person, orgs::list;
+        POST "/api/v1/orgs" => Need::Person, orgs::create;
+        GET "/api/v1/orgs/{uuid}" => Need::Person, orgs::get;
+
+        GET "/api/v1/tokens" => Need::Person, tokens::list;
+        POST "/api/v1/tokens" => Need::Person, tokens::create;
+        DELETE "/api/v1/tokens/{id}" => Need::Person, tokens::revoke;
+
+        GET "/api/v1/automations" => AUTOMATIONS_READ, automations::list;
+        POST "/api/v1/automations" => AUTOMATIONS_MANAGE, automations::create;
+        GET "/api/v1/automations/{id}" => AUTOMATIONS_READ, automations::get;
+        PATCH "/api/v1/automations/{id}" => AUTOMATIONS_MANAGE, automations::update;
+        DELETE "/api/v1/automations/{id}" => AUTOMATIONS_MANAGE, automations::delete;
+        GET "/api/v1/automations/{id}/tokens" => AUTOMATIONS_READ, automations::list_tokens;
+        POST "/api/v1/automations/{id}/tokens" => AUTOMATIONS_MANAGE, automations::create_token;
+        DELETE "/api/v1/automations/{id}/tokens/{token_id}" => AUTOMATIONS_MANAGE, automations::revoke_token;
+
+        POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
+
+        GET "/api/v1/audit" => AUDIT_READ, audit::list;
+        GET "/api/v1/audit/verify" => AUDIT_READ, audit::verify;
+    }
+}
+
+/// The application: every row of [`table`] behind its permission check.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (decl, handler) in table() {
+        let guard = Guard {
+            app: state.clone(),
+            need: decl.need,
+        };
+        router = router.route(
+            decl.path,
+            handler.layer(from_fn_with_state(guard, authorize)),
+        );
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn(ops::count_requests))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let body = ErrorBody {
+        error: "method_not_allowed".into(),
+        message: "this path does not accept that HTTP method".into(),
+        field: None,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body))
+}
