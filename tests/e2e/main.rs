@@ -1,1 +1,10 @@
+//! End-to-end tests: they spawn the real `keyward` binary (SQLite, and PostgreSQL when
+//! `KEYWARD_TEST_DATABASE_URL` is set) and use it over HTTPS like a client would.
+//!
+//! One test binary for all of them (modules below), so the binary is linked once.
 
+mod audit_chain;
+mod bad_input;
+mod common;
+mod issuer;
+mod rotation;

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,8 +56,11 @@ pub struct RotationArgs {
     /// The longest verifiers may cache the JWKS; caps Cache-Control max-age (default 1h).
     #[arg(long, env = "KEYWARD_JWKS_CACHE_AGE", value_parser = parse_duration)]
     pub jwks_cache_age: Option<i64>,
+    /// Set when the server signs with an operator key (OIDC_PRIVATE_KEY): rotation is manual.
+    #[arg(long, env = "OIDC_PRIVATE_KEY", hide_env_values = true, hide = true)]
+    pub oidc_private_key: Option<String>,
     /// Allow durations below the production minimums (tests and demos only).
-    #[arg(long, env = "KEYWARD_ALLOW_SHORT_DURATIONS")]
+    #[arg(long, env = "KEYWARD_ALLOW_SHORT_DURATIONS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub allow_short_durations: bool,
 }
 
@@ -77,14 +81,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYWARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Serve plain HTTP (only behind a TLS-terminating proxy).
-    #[arg(long, env = "KEYWARD_HTTP")]
+    #[arg(long, env = "KEYWARD_HTTP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub http: bool,
     /// Issuer URL in workload tokens and discovery (default: the public URL).
     #[arg(long, env = "OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
-    /// PEM RSA private key (>= 2048 bits) to sign with; disables automatic rotation.
-    #[arg(long, env = "OIDC_PRIVATE_KEY", hide_env_values = true)]
-    pub oidc_private_key: Option<String>,
     #[command(flatten)]
     pub rotation: RotationArgs,
     /// Headless first start: the organization to create.

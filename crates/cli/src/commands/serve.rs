@@ -24,6 +24,7 @@ pub(crate) fn raw_rotation(r: &RotationArgs, raw: &mut RawServerConfig) {
     raw.key_publish_lead = r.key_publish_lead;
     raw.jwks_cache_age = r.jwks_cache_age;
     raw.allow_short_durations = r.allow_short_durations;
+    raw.oidc_private_key = r.oidc_private_key.clone();
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -38,7 +39,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tls_key: args.tls_key,
         http: args.http,
         oidc_issuer: args.oidc_issuer,
-        oidc_private_key: args.oidc_private_key,
         bootstrap_org: args.bootstrap_org,
         bootstrap_admin_email: args.bootstrap_admin_email,
         bootstrap_token: args.bootstrap_token,
@@ -88,6 +88,8 @@ fn print_banner(banner: &Banner) {
             banner.url
         );
     }
+    // The last banner line: scripts wait for it.
+    let _ = writeln!(out, "Ready.");
     let _ = out.flush();
 }
 
