@@ -1,0 +1,217 @@
+//! One test body per behaviour, run against SQLite and (when `KEYWARD_TEST_DATABASE_URL` is set)
+//! PostgreSQL.
+
+use std::sync::Arc;
+
+use keyward_core::{AutomationId, OrgId, TokenId, UserId};
+use keyward_store::audit::ChainVerifier;
+use keyward_store::*;
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn stores() -> Vec<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![Fixture { store: open(None, dir.path()).await.unwrap(), _dir: dir }];
+    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    if admin.is_none() && std::env::var("KEYWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("KEYWARD_REQUIRE_POSTGRES=1 but KEYWARD_TEST_DATABASE_URL is not set");
+    }
+    if let Some(admin) = admin {
+        let name = format!("kwstore_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap();
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(Some(&format!("{base}/{name}")), dir.path()).await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        all.push(Fixture { store, _dir: dir });
+    }
+    all
+}
+
+async fn org_with_owner(store: &dyn Store, name: &str) -> (OrgId, UserId) {
+    let user = UserRow { id: UserId::new_random(), email: format!("{name}@example.com"), created_at: 1 };
+    store.create_user(&user).await.unwrap();
+    let org = OrgRow { id: OrgId::new_random(), name: name.into(), created_at: 1 };
+    store.create_org(&org, user.id, "owner").await.unwrap();
+    (org.id, user.id)
+}
+
+fn automation(org: OrgId, name: &str) -> AutomationRow {
+    AutomationRow {
+        id: AutomationId::new_random(),
+        org_id: org,
+        name: name.into(),
+        description: String::new(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn rows_of_another_organization_are_not_found() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        let (a, user_a) = org_with_owner(s, "a").await;
+        let (b, _) = org_with_owner(s, "b").await;
+        let crew = automation(a, "crew");
+        s.create_automation(&crew).await.unwrap();
+        assert_eq!(s.get_automation(a, crew.id).await.unwrap(), crew);
+        assert!(matches!(s.get_automation(b, crew.id).await, Err(StoreError::NotFound)), "{}", s.backend());
+        assert_eq!(s.find_automation_by_name(b, "crew").await.unwrap(), None);
+        assert!(s.list_automations(b).await.unwrap().is_empty());
+        assert!(matches!(s.delete_automation(b, crew.id).await, Err(StoreError::NotFound)));
+        assert!(s.membership(b, user_a).await.unwrap().is_none());
+        // The same name is free in another organization, taken in the same one.
+        s.create_automation(&automation(b, "crew")).await.unwrap();
+        assert!(matches!(
+            s.create_automation(&automation(a, "crew")).await,
+            Err(StoreError::Conflict { field: "name" })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_and_revoked_only_by_their_owner() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        let (org, user) = org_with_owner(s, "t").await;
+        let (other_org, other_user) = org_with_owner(s, "u").await;
+        let crew = automation(org, "crew");
+        s.create_automation(&crew).await.unwrap();
+        let token = TokenRow {
+            id: TokenId::new_random(),
+            kind: TokenKind::Automation,
+            hash: secret::hash_token("kwa_secret"),
+            prefix: "kwa_secret".into(),
+            name: "ci".into(),
+            user_id: None,
+            org_id: Some(org),
+            automation_id: Some(crew.id),
+            created_at: 10,
+            expires_at: Some(100),
+            revoked_at: None,
+        };
+        s.insert_token(&token).await.unwrap();
+        let found = s.token_by_hash(&secret::hash_token("kwa_secret")).await.unwrap().unwrap();
+        assert_eq!(found, token);
+        assert!(found.is_live(99) && !found.is_live(100));
+        assert!(s.revoke_automation_token(other_org, crew.id, token.id, 50).await.is_err());
+        assert!(s.revoke_personal_token(other_user, token.id, 50).await.is_err());
+        let revoked = s.revoke_automation_token(org, crew.id, token.id, 50).await.unwrap();
+        assert_eq!(revoked.revoked_at, Some(50));
+        // Revoking twice keeps the first time.
+        let again = s.revoke_automation_token(org, crew.id, token.id, 60).await.unwrap();
+        assert_eq!(again.revoked_at, Some(50));
+        assert!(s.list_personal_tokens(user).await.unwrap().is_empty());
+        // Deleting the automation deletes its tokens.
+        s.delete_automation(org, crew.id).await.unwrap();
+        assert_eq!(s.token_by_hash(&token.hash).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn a_lease_is_exclusive_until_it_expires() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        assert!(s.try_lease("rotation", "a", 100, 10).await.unwrap());
+        assert!(!s.try_lease("rotation", "b", 105, 10).await.unwrap(), "{}", s.backend());
+        assert!(s.try_lease("rotation", "a", 105, 10).await.unwrap(), "the holder renews");
+        assert!(!s.try_lease("rotation", "b", 114, 10).await.unwrap());
+        assert!(s.try_lease("rotation", "b", 115, 10).await.unwrap(), "taken over after expiry");
+        assert!(!s.try_lease("rotation", "a", 116, 10).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_audit_appends_form_one_unbroken_chain() {
+    for f in stores().await {
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let store = f.store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    let event = NewAuditEvent {
+                        at_ms: i,
+                        kind: "test.event".into(),
+                        org_id: None,
+                        actor: format!("task:{t}"),
+                        data: serde_json::json!({"i": i}),
+                    };
+                    store.append_audit(&event).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let rows = f
+            .store
+            .audit_events(&AuditFilter { limit: 1000, ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 200, "{}", f.store.backend());
+        let mut verifier = ChainVerifier::default();
+        for row in &rows {
+            verifier.check(row).unwrap();
+        }
+        verifier.finish(f.store.audit_head().await.unwrap()).unwrap();
+        let only_task_3 = f
+            .store
+            .audit_events(&AuditFilter { kind: Some("test.event".into()), limit: 1000, after_seq: Some(190), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(only_task_3.len(), 10);
+    }
+}
+
+#[tokio::test]
+async fn signing_keys_move_through_their_phases_and_a_key_is_stored_once() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        let row = SigningKeyRow {
+            kid: "k1".into(),
+            alg: "RS256".into(),
+            source: KeySource::Generated,
+            fingerprint: "fp1".into(),
+            public_jwk: "{}".into(),
+            sealed_private_key: Some(vec![1, 2, 3]),
+            published_at: 1,
+            activates_at: 2,
+            activation_recorded: false,
+            retires_at: None,
+            retired_at: None,
+        };
+        s.insert_signing_key(&row).await.unwrap();
+        assert!(matches!(
+            s.insert_signing_key(&SigningKeyRow { kid: "k2".into(), ..row.clone() }).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        s.record_key_activation("k1").await.unwrap();
+        s.schedule_key_retirement("k1", 50).await.unwrap();
+        s.retire_key("k1", 60).await.unwrap();
+        let stored = &s.signing_keys().await.unwrap()[0];
+        assert!(stored.activation_recorded);
+        assert_eq!((stored.retires_at, stored.retired_at), (Some(50), Some(60)));
+        assert_eq!(stored.sealed_private_key, None, "retiring destroys the private half");
+    }
+}
+
+#[tokio::test]
+async fn a_setup_token_works_once_and_only_until_it_expires() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        s.replace_setup_token("h1", 100).await.unwrap();
+        s.replace_setup_token("h2", 100).await.unwrap();
+        assert!(!s.consume_setup_token("h1", 10).await.unwrap(), "only the newest link works");
+        assert!(s.consume_setup_token("h2", 10).await.unwrap());
+        assert!(!s.consume_setup_token("h2", 10).await.unwrap(), "single use");
+        s.replace_setup_token("h3", 100).await.unwrap();
+        assert!(!s.consume_setup_token("h3", 100).await.unwrap(), "expired");
+    }
+}
