@@ -372,3 +372,112 @@ async fn malformed_requests_are_4xx_never_500() {
         server.stderr()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_certificates_replace_the_generated_ones() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let ca = dir.path().join("ca.pem");
+    // An operator's own CA and a server certificate it signed, made by an independent tool.
+    let script = format!(
+        "set -e; cd {dir}; \
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=Operator-CA -keyout ca.key -out ca.pem; \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout key.pem -out req.csr; \
+         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; \
+         openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out cert.pem",
+        dir = dir.path().display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = dir.path().join("data");
+    let options = ServerOptions::new(&Backend::Sqlite, &data)
+        .arg("--tls-cert")
+        .arg(cert.to_str().unwrap())
+        .arg("--tls-key")
+        .arg(key.to_str().unwrap());
+    let mut server = Server::start(&options);
+    assert!(
+        server.ca_file.is_none(),
+        "no generated CA is announced: {:?}",
+        server.banner
+    );
+    assert!(!data.join("tls").exists());
+    server.ca_file = Some(ca);
+    let (status, body) = call(
+        &server.client(),
+        Method::GET,
+        &format!("{}/healthz", server.url),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A key file that is not a key stops startup naming the flag.
+    let bad = ServerOptions::new(&Backend::Sqlite, &dir.path().join("d2"))
+        .arg("--tls-cert")
+        .arg(cert.to_str().unwrap())
+        .arg("--tls-key")
+        .arg(cert.to_str().unwrap());
+    let failure = Server::try_start(&bad).err().expect("must fail");
+    assert!(failure.stderr.contains("--tls-key"), "{}", failure.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_serve_listens_on_https_127_0_0_1_8443() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ServerOptions::new(&Backend::Sqlite, dir.path());
+    options.bootstrap = false;
+    // No --listen: the documented default.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("KEYWARD_LISTEN")
+        .env_remove("KEYWARD_DATABASE_URL");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        let done = line == "Ready.";
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("Keyward is listening on https://127.0.0.1:8443"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("TLS CA certificate: ") && l.ends_with("tls/ca.pem")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("First login (one-time setup link")),
+        "{lines:?}"
+    );
+    drop(options);
+}

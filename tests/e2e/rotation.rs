@@ -208,3 +208,68 @@ async fn two_replicas_on_one_postgres_rotate_exactly_once_per_cycle() {
         "one publication event per key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_publishes_a_successor_that_signs_after_the_lead() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, dir.path())
+        .env("KEYWARD_ALLOW_SHORT_DURATIONS", "1")
+        .env("KEYWARD_KEY_ROTATION_INTERVAL", "1000")
+        .env("KEYWARD_KEY_PUBLISH_LEAD", "3")
+        .env("KEYWARD_TOKEN_TTL", "2")
+        .env("KEYWARD_JWKS_CACHE_AGE", "1");
+    let server = Server::start(&options);
+    let (_, token) = automation_with_token(&server, "crew").await;
+    let before = kids(&jwks(&server).await);
+    assert_eq!(before.len(), 1);
+
+    let started = Instant::now();
+    let (ok, out, err) = keyward_cli(&options, &["keys", "rotate"]);
+    assert!(ok, "{out}{err}");
+    let new_kid = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(';')
+        .to_owned();
+    assert!(!before.contains(&new_kid));
+    // A second rotation while one is pending is refused with the reason.
+    let (ok, _, err) = keyward_cli(&options, &["keys", "rotate"]);
+    assert!(!ok);
+    assert!(err.contains("already published"), "{err}");
+
+    // The server picks the new key up, publishes it, and signs with it only after the lead
+    // (activation is at a whole second, so at least lead - 1 s after the command).
+    let mut published_at = None;
+    let mut signed_at = None;
+    while started.elapsed() < Duration::from_secs(8) && signed_at.is_none() {
+        if published_at.is_none() && kids(&jwks(&server).await).contains(&new_kid) {
+            published_at = Some(started.elapsed());
+        }
+        let (_, minted) = mint(&server, &token, "sts.amazonaws.com").await;
+        let kid = jsonwebtoken::decode_header(minted["token"].as_str().unwrap())
+            .unwrap()
+            .kid
+            .unwrap();
+        if kid == new_kid {
+            signed_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (published_at, signed_at) = (
+        published_at.expect("published"),
+        signed_at.expect("signing"),
+    );
+    assert!(published_at < Duration::from_secs(2), "{published_at:?}");
+    assert!(
+        signed_at >= Duration::from_millis(2000),
+        "signed {signed_at:?} after rotate; the lead is 3 s"
+    );
+    let (ok, listing, _) = keyward_cli(&options, &["keys", "list"]);
+    assert!(ok);
+    assert!(
+        listing.contains(&new_kid) && listing.contains("active") && listing.contains("retiring"),
+        "{listing}"
+    );
+}

@@ -152,6 +152,9 @@ pub async fn serve(
         }
     };
 
+    // Load the certificates before announcing anything: a bad file must stop startup.
+    let rustls = tls_files.as_ref().map(tls::server_config).transpose()?;
+
     let shown_host = if bound.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], bound.port()))
     } else {

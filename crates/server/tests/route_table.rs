@@ -15,13 +15,18 @@ use keyward_store::crypto::MasterKey;
 use tower::ServiceExt;
 
 async fn state(dir: &std::path::Path) -> AppState {
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
     let config = ServerConfig::for_test(dir.to_owned());
     let store = keyward_store::open(None, dir).await.unwrap();
     let master = Arc::new(MasterKey::generate().unwrap().0);
     let keyring = Arc::new(Keyring::new(store.clone(), master, config.rotation));
     let audit = Auditor::new(store.clone());
-    keyring.tick(keyward_server::clock::now(), &audit).await.unwrap();
+    keyring
+        .tick(keyward_server::clock::now(), &audit)
+        .await
+        .unwrap();
     AppState {
         store,
         config: Arc::new(config),
@@ -53,9 +58,21 @@ async fn every_non_public_route_refuses_a_caller_without_a_token() {
         let status = res.status();
         let body = res.into_body().collect().await.unwrap().to_bytes();
         match decl.need {
-            Need::Public => assert_ne!(status, StatusCode::UNAUTHORIZED, "{} {}", decl.method, decl.path),
+            Need::Public => assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {}",
+                decl.method,
+                decl.path
+            ),
             _ => {
-                assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {} must require a token", decl.method, decl.path);
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {} must require a token",
+                    decl.method,
+                    decl.path
+                );
                 let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 assert_eq!(json["error"], "missing_token");
             }
@@ -68,18 +85,46 @@ fn the_table_declares_each_route_once_and_keeps_the_api_private() {
     let rows = table();
     let mut seen = std::collections::HashSet::new();
     for (decl, _) in &rows {
-        assert!(seen.insert((decl.method.clone(), decl.path)), "{} {} declared twice", decl.method, decl.path);
+        assert!(
+            seen.insert((decl.method.clone(), decl.path)),
+            "{} {} declared twice",
+            decl.method,
+            decl.path
+        );
         if decl.path.starts_with("/api/v1/") && decl.path != "/api/v1/setup" {
-            assert_ne!(decl.need, Need::Public, "{} {} is an API route", decl.method, decl.path);
+            assert_ne!(
+                decl.need,
+                Need::Public,
+                "{} {} is an API route",
+                decl.method,
+                decl.path
+            );
         }
-        if decl.path.starts_with("/api/v1/workload-identity/") || decl.path.starts_with("/api/v1/runtime/") {
-            assert_eq!(decl.need, Need::Automation, "{} is a runtime route", decl.path);
+        if decl.path.starts_with("/api/v1/workload-identity/")
+            || decl.path.starts_with("/api/v1/runtime/")
+        {
+            assert_eq!(
+                decl.need,
+                Need::Automation,
+                "{} is a runtime route",
+                decl.path
+            );
         } else {
-            assert_ne!(decl.need, Need::Automation, "{} is not a runtime route", decl.path);
+            assert_ne!(
+                decl.need,
+                Need::Automation,
+                "{} is not a runtime route",
+                decl.path
+            );
         }
         let changes = [Method::DELETE, Method::POST, Method::PATCH].contains(&decl.method);
         if let (true, Need::Feature(_, level)) = (changes, decl.need) {
-            assert!(level >= keyward_core::Level::Write, "{} {} changes data", decl.method, decl.path);
+            assert!(
+                level >= keyward_core::Level::Write,
+                "{} {} changes data",
+                decl.method,
+                decl.path
+            );
         }
     }
 }

@@ -14,20 +14,32 @@ struct Fixture {
 
 async fn stores() -> Vec<Fixture> {
     let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![Fixture { store: open(None, dir.path()).await.unwrap(), _dir: dir }];
-    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let mut all = vec![Fixture {
+        store: open(None, dir.path()).await.unwrap(),
+        _dir: dir,
+    }];
+    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     if admin.is_none() && std::env::var("KEYWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
         panic!("KEYWARD_REQUIRE_POSTGRES=1 but KEYWARD_TEST_DATABASE_URL is not set");
     }
     if let Some(admin) = admin {
         let name = format!("kwstore_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap();
-        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
             .await
             .unwrap();
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
         let dir = tempfile::tempdir().unwrap();
-        let store = open(Some(&format!("{base}/{name}")), dir.path()).await.unwrap();
+        let store = open(Some(&format!("{base}/{name}")), dir.path())
+            .await
+            .unwrap();
         assert_eq!(store.backend(), "postgres");
         all.push(Fixture { store, _dir: dir });
     }
@@ -35,9 +47,17 @@ async fn stores() -> Vec<Fixture> {
 }
 
 async fn org_with_owner(store: &dyn Store, name: &str) -> (OrgId, UserId) {
-    let user = UserRow { id: UserId::new_random(), email: format!("{name}@example.com"), created_at: 1 };
+    let user = UserRow {
+        id: UserId::new_random(),
+        email: format!("{name}@example.com"),
+        created_at: 1,
+    };
     store.create_user(&user).await.unwrap();
-    let org = OrgRow { id: OrgId::new_random(), name: name.into(), created_at: 1 };
+    let org = OrgRow {
+        id: OrgId::new_random(),
+        name: name.into(),
+        created_at: 1,
+    };
     store.create_org(&org, user.id, "owner").await.unwrap();
     (org.id, user.id)
 }
@@ -62,10 +82,20 @@ async fn rows_of_another_organization_are_not_found() {
         let crew = automation(a, "crew");
         s.create_automation(&crew).await.unwrap();
         assert_eq!(s.get_automation(a, crew.id).await.unwrap(), crew);
-        assert!(matches!(s.get_automation(b, crew.id).await, Err(StoreError::NotFound)), "{}", s.backend());
+        assert!(
+            matches!(
+                s.get_automation(b, crew.id).await,
+                Err(StoreError::NotFound)
+            ),
+            "{}",
+            s.backend()
+        );
         assert_eq!(s.find_automation_by_name(b, "crew").await.unwrap(), None);
         assert!(s.list_automations(b).await.unwrap().is_empty());
-        assert!(matches!(s.delete_automation(b, crew.id).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            s.delete_automation(b, crew.id).await,
+            Err(StoreError::NotFound)
+        ));
         assert!(s.membership(b, user_a).await.unwrap().is_none());
         // The same name is free in another organization, taken in the same one.
         s.create_automation(&automation(b, "crew")).await.unwrap();
@@ -98,15 +128,33 @@ async fn tokens_are_found_by_hash_and_revoked_only_by_their_owner() {
             revoked_at: None,
         };
         s.insert_token(&token).await.unwrap();
-        let found = s.token_by_hash(&secret::hash_token("kwa_secret")).await.unwrap().unwrap();
+        let found = s
+            .token_by_hash(&secret::hash_token("kwa_secret"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found, token);
         assert!(found.is_live(99) && !found.is_live(100));
-        assert!(s.revoke_automation_token(other_org, crew.id, token.id, 50).await.is_err());
-        assert!(s.revoke_personal_token(other_user, token.id, 50).await.is_err());
-        let revoked = s.revoke_automation_token(org, crew.id, token.id, 50).await.unwrap();
+        assert!(
+            s.revoke_automation_token(other_org, crew.id, token.id, 50)
+                .await
+                .is_err()
+        );
+        assert!(
+            s.revoke_personal_token(other_user, token.id, 50)
+                .await
+                .is_err()
+        );
+        let revoked = s
+            .revoke_automation_token(org, crew.id, token.id, 50)
+            .await
+            .unwrap();
         assert_eq!(revoked.revoked_at, Some(50));
         // Revoking twice keeps the first time.
-        let again = s.revoke_automation_token(org, crew.id, token.id, 60).await.unwrap();
+        let again = s
+            .revoke_automation_token(org, crew.id, token.id, 60)
+            .await
+            .unwrap();
         assert_eq!(again.revoked_at, Some(50));
         assert!(s.list_personal_tokens(user).await.unwrap().is_empty());
         // Deleting the automation deletes its tokens.
@@ -120,10 +168,20 @@ async fn a_lease_is_exclusive_until_it_expires() {
     for f in stores().await {
         let s = f.store.as_ref();
         assert!(s.try_lease("rotation", "a", 100, 10).await.unwrap());
-        assert!(!s.try_lease("rotation", "b", 105, 10).await.unwrap(), "{}", s.backend());
-        assert!(s.try_lease("rotation", "a", 105, 10).await.unwrap(), "the holder renews");
+        assert!(
+            !s.try_lease("rotation", "b", 105, 10).await.unwrap(),
+            "{}",
+            s.backend()
+        );
+        assert!(
+            s.try_lease("rotation", "a", 105, 10).await.unwrap(),
+            "the holder renews"
+        );
         assert!(!s.try_lease("rotation", "b", 114, 10).await.unwrap());
-        assert!(s.try_lease("rotation", "b", 115, 10).await.unwrap(), "taken over after expiry");
+        assert!(
+            s.try_lease("rotation", "b", 115, 10).await.unwrap(),
+            "taken over after expiry"
+        );
         assert!(!s.try_lease("rotation", "a", 116, 10).await.unwrap());
     }
 }
@@ -152,7 +210,10 @@ async fn concurrent_audit_appends_form_one_unbroken_chain() {
         }
         let rows = f
             .store
-            .audit_events(&AuditFilter { limit: 1000, ..Default::default() })
+            .audit_events(&AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(rows.len(), 200, "{}", f.store.backend());
@@ -160,10 +221,17 @@ async fn concurrent_audit_appends_form_one_unbroken_chain() {
         for row in &rows {
             verifier.check(row).unwrap();
         }
-        verifier.finish(f.store.audit_head().await.unwrap()).unwrap();
+        verifier
+            .finish(f.store.audit_head().await.unwrap())
+            .unwrap();
         let only_task_3 = f
             .store
-            .audit_events(&AuditFilter { kind: Some("test.event".into()), limit: 1000, after_seq: Some(190), ..Default::default() })
+            .audit_events(&AuditFilter {
+                kind: Some("test.event".into()),
+                limit: 1000,
+                after_seq: Some(190),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(only_task_3.len(), 10);
@@ -189,7 +257,11 @@ async fn signing_keys_move_through_their_phases_and_a_key_is_stored_once() {
         };
         s.insert_signing_key(&row).await.unwrap();
         assert!(matches!(
-            s.insert_signing_key(&SigningKeyRow { kid: "k2".into(), ..row.clone() }).await,
+            s.insert_signing_key(&SigningKeyRow {
+                kid: "k2".into(),
+                ..row.clone()
+            })
+            .await,
             Err(StoreError::Conflict { .. })
         ));
         s.record_key_activation("k1").await.unwrap();
@@ -198,7 +270,10 @@ async fn signing_keys_move_through_their_phases_and_a_key_is_stored_once() {
         let stored = &s.signing_keys().await.unwrap()[0];
         assert!(stored.activation_recorded);
         assert_eq!((stored.retires_at, stored.retired_at), (Some(50), Some(60)));
-        assert_eq!(stored.sealed_private_key, None, "retiring destroys the private half");
+        assert_eq!(
+            stored.sealed_private_key, None,
+            "retiring destroys the private half"
+        );
     }
 }
 
@@ -208,9 +283,15 @@ async fn a_setup_token_works_once_and_only_until_it_expires() {
         let s = f.store.as_ref();
         s.replace_setup_token("h1", 100).await.unwrap();
         s.replace_setup_token("h2", 100).await.unwrap();
-        assert!(!s.consume_setup_token("h1", 10).await.unwrap(), "only the newest link works");
+        assert!(
+            !s.consume_setup_token("h1", 10).await.unwrap(),
+            "only the newest link works"
+        );
         assert!(s.consume_setup_token("h2", 10).await.unwrap());
-        assert!(!s.consume_setup_token("h2", 10).await.unwrap(), "single use");
+        assert!(
+            !s.consume_setup_token("h2", 10).await.unwrap(),
+            "single use"
+        );
         s.replace_setup_token("h3", 100).await.unwrap();
         assert!(!s.consume_setup_token("h3", 100).await.unwrap(), "expired");
     }
