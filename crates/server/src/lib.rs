@@ -198,10 +198,9 @@ pub async fn serve(
     tracing::info!(url = %banner.url, backend = banner.backend, issuer = ?banner.issuer, "keyward is serving");
     on_ready(&banner);
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = match tls_files {
-        Some(files) => {
-            let rustls =
-                axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(&files)?);
+    let result = match rustls {
+        Some(rustls) => {
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_config(rustls);
             axum_server::from_tcp_rustls(listener, rustls)
                 .map_err(ServeError::Serve)?
                 .handle(handle)
