@@ -113,6 +113,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Maps a store error, naming what was not found.
+pub fn or_not_found(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -15,7 +15,7 @@ use super::tokens::new_token;
 use crate::audit::kind;
 use crate::auth::Caller;
 use crate::clock::{self, to_datetime};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;
 
 const MAX_DESCRIPTION: usize = 2000;
@@ -30,17 +30,14 @@ fn wire(row: &AutomationRow) -> Automation {
     }
 }
 
-fn not_found(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => ApiError::not_found("automation"),
-        other => other.into(),
-    }
-}
-
 /// `{id}` in a path is the automation's UUID or its name.
 async fn find(app: &AppState, org: OrgId, id_or_name: &str) -> Result<AutomationRow, ApiError> {
     match id_or_name.parse::<AutomationId>() {
-        Ok(id) => app.store.get_automation(org, id).await.map_err(not_found),
+        Ok(id) => app
+            .store
+            .get_automation(org, id)
+            .await
+            .map_err(or_not_found("automation")),
         Err(_) => app
             .store
             .find_automation_by_name(org, id_or_name)
@@ -165,7 +162,7 @@ pub async fn delete(
     app.store
         .delete_automation(org, row.id)
         .await
-        .map_err(not_found)?;
+        .map_err(or_not_found("automation"))?;
     app.audit
         .record(
             kind::AUTOMATION_DELETED,
@@ -240,10 +237,7 @@ pub async fn revoke_token(
         .store
         .revoke_automation_token(org, automation.id, token_id, clock::now())
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::not_found("token"),
-            other => other.into(),
-        })?;
+        .map_err(or_not_found("token"))?;
     app.audit
         .record(
             kind::AUTOMATION_TOKEN_REVOKED,

@@ -12,7 +12,7 @@ use super::token_info;
 use crate::audit::kind;
 use crate::auth::Caller;
 use crate::clock;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;
 
 /// Longest lifetime a token may be given (ten years); absent means no expiry.
@@ -61,10 +61,7 @@ pub async fn revoke(
         .store
         .revoke_personal_token(caller.user()?, id, clock::now())
         .await
-        .map_err(|e| match e {
-            keyward_store::StoreError::NotFound => ApiError::not_found("token"),
-            other => other.into(),
-        })?;
+        .map_err(or_not_found("token"))?;
     app.audit
         .record(
             kind::PERSONAL_TOKEN_REVOKED,
