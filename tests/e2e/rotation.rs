@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// A schedule that runs a full cycle in seconds: each key signs 6 s, is published 3 s before,
 /// and stays 2 s (token TTL) + 1 s (cache age) after it is superseded.
 fn short_schedule(options: ServerOptions) -> ServerOptions {
@@ -47,6 +55,18 @@ async fn keys_are_published_before_they_sign_and_retired_after_their_tokens_expi
             last_seen.insert(kid, now);
         }
         max_ages.push(cache);
+        // Every earlier token that has not expired yet still verifies against today's JWKS — also
+        // after its key was superseded.
+        let unix_now = unix_now();
+        for (_, kid, jwt, exp) in tokens.iter().filter(|t| t.3 > unix_now) {
+            if let Err(e) = verify(jwt, &set, &server.url, "sts.amazonaws.com") {
+                // The token may have expired between the two clock readings.
+                assert!(
+                    *exp <= self::unix_now(),
+                    "an unexpired token of {kid} no longer verifies: {e}"
+                );
+            }
+        }
 
         let (status, minted) = mint(&server, &token, "sts.amazonaws.com").await;
         assert_eq!(status, 200, "{minted}");
