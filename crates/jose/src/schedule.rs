@@ -83,6 +83,12 @@ pub enum RotationStep {
     Retire { kid: String },
 }
 
+/// The earliest activation for a key published at `now`. Times are whole seconds and `now` is
+/// rounded down, so one second is added: the real lead is then never shorter than the policy's.
+pub fn earliest_activation(now: i64, policy: &RotationPolicy) -> i64 {
+    now + policy.publish_lead + 1
+}
+
 /// The key that signs at `now`: the most recently activated live key.
 pub fn signing_key(now: i64, keys: &[KeyTimes]) -> Option<&KeyTimes> {
     keys.iter()
@@ -137,7 +143,7 @@ pub fn plan(now: i64, keys: &[KeyTimes], policy: &RotationPolicy) -> Vec<Rotatio
                 let due = newest_activation + policy.interval;
                 if now >= due - policy.publish_lead {
                     steps.push(RotationStep::Generate {
-                        activates_at: due.max(now + policy.publish_lead),
+                        activates_at: due.max(earliest_activation(now, policy)),
                     });
                 }
             }

@@ -7,6 +7,7 @@ use keyward_core::OrgId;
 use keyward_store::audit::{ChainBreak, ChainVerifier};
 use keyward_store::{AuditFilter, NewAuditEvent, Store, StoreError};
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock;
 
@@ -30,14 +31,26 @@ pub mod kind {
     pub const KEY_RETIRED: &str = "signing_key.retired";
 }
 
+/// Events waiting for the writer, each with the caller to tell once it is stored.
+type Pending = (NewAuditEvent, oneshot::Sender<Result<(), String>>);
+
+/// The most events one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// Appends audit events. Concurrent callers are committed together (group commit): one
+/// transaction per burst instead of one per event, and each caller still waits until its own
+/// event is stored.
 #[derive(Clone)]
 pub struct Auditor {
-    store: Arc<dyn Store>,
+    queue: mpsc::Sender<Pending>,
 }
 
 impl Auditor {
+    /// Starts the writer task; needs a Tokio runtime.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_batches(store, receiver));
+        Self { queue }
     }
 
     pub async fn record(
@@ -54,9 +67,29 @@ impl Auditor {
             actor: actor.to_owned(),
             data,
         };
-        self.store.append_audit(&event).await?;
+        let (done, stored) = oneshot::channel();
+        let gone = || StoreError::Open("the audit writer has stopped".into());
+        self.queue.send((event, done)).await.map_err(|_| gone())?;
+        stored
+            .await
+            .map_err(|_| gone())?
+            .map_err(StoreError::Open)?;
         metrics::counter!("keyward_audit_events_total", "type" => kind.to_owned()).increment(1);
         Ok(())
+    }
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let outcome = store.append_audit(&events).await.map_err(|e| {
+            tracing::error!(error = %e, events = events.len(), "audit append failed");
+            format!("audit log write failed: {e}")
+        });
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
     }
 }
 

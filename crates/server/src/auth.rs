@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyward_core::permission::RoleGrants;
 use keyward_core::{AutomationId, Need, OrgId, UserId};
-use keyward_store::{TokenKind, TokenRow, secret};
+use keyward_store::{ResolvedToken, TokenKind, secret};
 
 use crate::clock;
 use crate::error::ApiError;
@@ -126,22 +126,22 @@ async fn resolve(
     ip: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    let record = lookup(app, token).await?;
-    match (need, record.kind) {
+    let resolved = lookup(app, token).await?;
+    match (need, resolved.token.kind) {
         (Need::Public, _) => Err(ApiError::internal("public routes are not authorized")),
-        (Need::Automation, TokenKind::Automation) => automation_caller(app, &record, ip).await,
+        (Need::Automation, TokenKind::Automation) => automation_caller(&resolved, ip),
         (Need::Automation, TokenKind::Personal) => Err(ApiError::Forbidden {
             code: "wrong_token_kind",
             message: "this runtime endpoint takes an automation token (create one with POST /api/v1/automations/{id}/tokens), not a personal access token".into(),
         }),
         (_, TokenKind::Automation) => Err(wrong_kind()),
         (Need::Person, TokenKind::Personal) => {
-            let principal = person(app, &record).await?;
+            let principal = person(&resolved)?;
             let org = select_org(app, &principal, headers, false).await?;
             Ok(Caller { principal, org, ip })
         }
         (Need::Feature(feature, level), TokenKind::Personal) => {
-            let principal = person(app, &record).await?;
+            let principal = person(&resolved)?;
             let org = select_org(app, &principal, headers, true).await?;
             let ctx = org.as_ref().ok_or_else(|| ApiError::internal("organization required"))?;
             if !ctx.role.allows(feature, level) {
@@ -175,16 +175,17 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     })
 }
 
-async fn lookup(app: &AppState, token: &str) -> Result<TokenRow, ApiError> {
+async fn lookup(app: &AppState, token: &str) -> Result<ResolvedToken, ApiError> {
     // The lookup is by SHA-256 of the token, so no comparison ever touches the secret itself.
-    let record = app
+    let resolved = app
         .store
-        .token_by_hash(&secret::hash_token(token))
+        .resolve_token(&secret::hash_token(token))
         .await?
         .ok_or_else(|| ApiError::Unauthenticated {
             code: "invalid_token",
             message: "the bearer token is not known to this server".into(),
         })?;
+    let record = &resolved.token;
     let now = clock::now();
     if record.revoked_at.is_some() {
         return Err(ApiError::Unauthenticated {
@@ -208,20 +209,17 @@ async fn lookup(app: &AppState, token: &str) -> Result<TokenRow, ApiError> {
             ),
         });
     }
-    Ok(record)
+    Ok(resolved)
 }
 
-async fn automation_caller(
-    app: &AppState,
-    record: &TokenRow,
-    ip: Option<IpAddr>,
-) -> Result<Caller, ApiError> {
-    let (Some(org_id), Some(automation_id)) = (record.org_id, record.automation_id) else {
+fn automation_caller(resolved: &ResolvedToken, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
+    // Tokens go with their automation (ON DELETE CASCADE); a missing one means a damaged row.
+    let (Some(org_id), Some(automation)) = (resolved.token.org_id, resolved.automation.clone())
+    else {
         return Err(ApiError::internal(
             "automation token without organization or automation",
         ));
     };
-    let automation = app.store.get_automation(org_id, automation_id).await?;
     Ok(Caller {
         principal: Principal::Automation {
             automation: automation.id,
@@ -239,11 +237,11 @@ async fn automation_caller(
     })
 }
 
-async fn person(app: &AppState, record: &TokenRow) -> Result<Principal, ApiError> {
-    let user_id = record
-        .user_id
+fn person(resolved: &ResolvedToken) -> Result<Principal, ApiError> {
+    let user = resolved
+        .user
+        .clone()
         .ok_or_else(|| ApiError::internal("personal token without a user"))?;
-    let user = app.store.get_user(user_id).await?;
     Ok(Principal::Person {
         user: user.id,
         email: user.email,

@@ -341,7 +341,7 @@ impl Keyring {
         let activates_at = if immediate {
             now
         } else {
-            now + self.policy.publish_lead
+            schedule::earliest_activation(now, &self.policy)
         };
         let kid = self.generate(now, activates_at, audit).await?;
         self.reload().await?;

@@ -74,6 +74,8 @@ pub trait Store: Send + Sync + 'static {
     // Bearer tokens.
     async fn insert_token(&self, token: &TokenRow) -> Result<()>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// The token with its automation or person, in one round trip (the hot path of every request).
+    async fn resolve_token(&self, hash: &str) -> Result<Option<ResolvedToken>>;
     async fn list_personal_tokens(&self, user: UserId) -> Result<Vec<TokenRow>>;
     async fn list_automation_tokens(
         &self,
@@ -109,8 +111,9 @@ pub trait Store: Send + Sync + 'static {
     async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
 
     // Audit.
-    /// Appends `event` to the hash chain, serialised against every other writer.
-    async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRow>;
+    /// Appends `events`, in order, to the hash chain in one transaction, serialised against every
+    /// other writer. All are stored or none.
+    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>>;
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
     async fn audit_head(&self) -> Result<Option<(i64, String)>>;
 }

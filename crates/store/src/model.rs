@@ -81,6 +81,14 @@ impl TokenRow {
     }
 }
 
+/// A token with whom it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedToken {
+    pub token: TokenRow,
+    pub automation: Option<AutomationRow>,
+    pub user: Option<UserRow>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySource {
     Generated,

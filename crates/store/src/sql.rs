@@ -339,6 +339,39 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn resolve_token(&self, hash: &str) -> Result<Option<ResolvedToken>> {
+                let sql = format!(
+                    "SELECT t.{}, a.name AS a_name, a.description AS a_description, \
+                     a.created_at AS a_created_at, a.updated_at AS a_updated_at, \
+                     u.email AS u_email, u.created_at AS u_created_at \
+                     FROM api_tokens t \
+                     LEFT JOIN automations a ON a.id = t.automation_id AND a.org_id = t.org_id \
+                     LEFT JOIN users u ON u.id = t.user_id \
+                     WHERE t.hash = $1",
+                    TOKEN_COLUMNS.replace(", ", ", t.")
+                );
+                let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(hash).fetch_optional(&self.pool).await? else {
+                    return Ok(None);
+                };
+                let token = token_row(&r)?;
+                let automation = match (token.automation_id, token.org_id, r.try_get::<Option<String>, _>("a_name")?) {
+                    (Some(id), Some(org_id), Some(name)) => Some(AutomationRow {
+                        id,
+                        org_id,
+                        name,
+                        description: r.try_get("a_description")?,
+                        created_at: r.try_get("a_created_at")?,
+                        updated_at: r.try_get("a_updated_at")?,
+                    }),
+                    _ => None,
+                };
+                let user = match (token.user_id, r.try_get::<Option<String>, _>("u_email")?) {
+                    (Some(id), Some(email)) => Some(UserRow { id, email, created_at: r.try_get("u_created_at")? }),
+                    _ => None,
+                };
+                Ok(Some(ResolvedToken { token, automation, user }))
+            }
+
             async fn list_personal_tokens(&self, user: UserId) -> Result<Vec<TokenRow>> {
                 let sql = format!(
                     "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE kind = 'personal' AND user_id = $1 ORDER BY created_at, id"
@@ -499,42 +532,49 @@ macro_rules! impl_store {
                 Ok(row.is_some())
             }
 
-            async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditRow> {
+            async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>> {
                 let _in_process = self.audit_lock.lock().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$lock.is_empty() {
                     sqlx::query($lock).execute(&mut *tx).await?;
                 }
-                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                let mut head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
                     .fetch_optional(&mut *tx)
                     .await?
                     .map(|r| Ok::<_, StoreError>((r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?)))
                     .transpose()?;
-                let row = crate::audit::chain(event, head);
-                sqlx::query(
-                    "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(row.seq)
-                .bind(row.at_ms)
-                .bind(&row.kind)
-                .bind(row.org_id.map(|o| o.to_string()))
-                .bind(&row.actor)
-                .bind(&row.data)
-                .bind(&row.prev_hash)
-                .bind(&row.hash)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
-                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                )
-                .bind(row.seq)
-                .bind(&row.hash)
-                .execute(&mut *tx)
-                .await?;
+                let mut rows = Vec::with_capacity(events.len());
+                for event in events {
+                    let row = crate::audit::chain(event, head.take());
+                    sqlx::query(
+                        "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(row.seq)
+                    .bind(row.at_ms)
+                    .bind(&row.kind)
+                    .bind(row.org_id.map(|o| o.to_string()))
+                    .bind(&row.actor)
+                    .bind(&row.data)
+                    .bind(&row.prev_hash)
+                    .bind(&row.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    head = Some((row.seq, row.hash.clone()));
+                    rows.push(row);
+                }
+                if let Some((seq, hash)) = &head {
+                    sqlx::query(
+                        "INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    )
+                    .bind(seq)
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                Ok(row)
+                Ok(rows)
             }
 
             async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {

@@ -157,6 +157,19 @@ async fn tokens_are_found_by_hash_and_revoked_only_by_their_owner() {
             .unwrap();
         assert_eq!(again.revoked_at, Some(50));
         assert!(s.list_personal_tokens(user).await.unwrap().is_empty());
+        let pat = TokenRow {
+            id: TokenId::new_random(),
+            kind: TokenKind::Personal,
+            hash: secret::hash_token("kwp_secret"),
+            user_id: Some(user),
+            org_id: None,
+            automation_id: None,
+            ..token.clone()
+        };
+        s.insert_token(&pat).await.unwrap();
+        let resolved = s.resolve_token(&pat.hash).await.unwrap().unwrap();
+        assert_eq!(resolved.user.map(|u| u.id), Some(user));
+        assert_eq!(resolved.automation, None);
         // Deleting the automation deletes its tokens.
         s.delete_automation(org, crew.id).await.unwrap();
         assert_eq!(s.token_by_hash(&token.hash).await.unwrap(), None);
@@ -201,7 +214,10 @@ async fn concurrent_audit_appends_form_one_unbroken_chain() {
                         actor: format!("task:{t}"),
                         data: serde_json::json!({"i": i}),
                     };
-                    store.append_audit(&event).await.unwrap();
+                    store
+                        .append_audit(std::slice::from_ref(&event))
+                        .await
+                        .unwrap();
                 }
             }));
         }

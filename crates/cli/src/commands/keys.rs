@@ -96,7 +96,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             let activates = if immediate {
                 now
             } else {
-                now + keyring.policy().publish_lead
+                keyward_jose::schedule::earliest_activation(now, keyring.policy())
             };
             println!("published key {kid}; it signs from {}", when(activates));
             Ok(ExitCode::SUCCESS)
