@@ -388,10 +388,12 @@ async fn no_private_key_or_token_is_stored_in_plaintext() {
                     "PKCS#8 RSA header",
                     hex::decode("020100300d06092a864886f70d010101050004").unwrap(),
                 ),
-                ("configured key (DER)", key_der[40..104].to_vec()),
+                // Bytes of the private exponent and primes: PKCS#1 puts them after the ~270 bytes of
+                // version, modulus and public exponent (the modulus itself is public, in the JWKS).
+                ("configured key (DER)", key_der[400..464].to_vec()),
                 (
                     "configured key (base64)",
-                    key_body.as_bytes()[100..164].to_vec(),
+                    key_body.as_bytes()[600..664].to_vec(),
                 ),
             ];
             for (what, needle) in needles {
