@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 
-const port = Number(process.env.PORT || 9443);
+// PORT=0 (the default) picks a free port; cluster workers listening on 0 all share the same one.
+const port = Number(process.env.PORT || 0);
 const workers = Number(process.env.WORKERS || os.availableParallelism());
 const keyFile = process.env.JWK_FILE || '/tmp/keyward-bench-oidc-provider-jwk.json';
 
@@ -20,7 +21,11 @@ if (cluster.isPrimary) {
   for (let i = 0; i < workers; i += 1) cluster.fork();
   let ready = 0;
   cluster.on('message', (_, msg) => {
-    if (msg === 'ready' && ++ready === workers) console.log(`oidc-provider ready on https://127.0.0.1:${port} (${workers} workers)`);
+    // bench/mint.sh waits for this line and reads the URL from it.
+    if (msg?.ready && ++ready === workers) console.log(`oidc-provider ready on https://127.0.0.1:${msg.port} (${workers} workers)`);
+  });
+  cluster.on('exit', (worker, code) => {
+    if (code !== 0) { console.error(`oidc-provider worker ${worker.process.pid} exited with ${code}`); process.exit(1); }
   });
 } else {
   const { default: Provider } = await import('oidc-provider');
@@ -28,7 +33,10 @@ if (cluster.isPrimary) {
   // Resource indicators must be absolute URIs; the token's aud is set below, as Keyward's is.
   const resource = 'https://bench.keyward.test/api';
   const audience = 'sts.amazonaws.com';
-  const provider = new Provider(`https://127.0.0.1:${port}`, {
+  const server = https.createServer({ key: readFileSync(process.env.TLS_KEY), cert: readFileSync(process.env.TLS_CERT) });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actualPort = server.address().port;
+  const provider = new Provider(`https://127.0.0.1:${actualPort}`, {
     clients: [{
       client_id: 'bench',
       client_secret: 'bench-secret-bench-secret',
@@ -55,7 +63,6 @@ if (cluster.isPrimary) {
     },
   });
   provider.proxy = true;
-  https
-    .createServer({ key: readFileSync(process.env.TLS_KEY), cert: readFileSync(process.env.TLS_CERT) }, provider.callback())
-    .listen(port, '127.0.0.1', () => process.send('ready'));
+  server.on('request', provider.callback());
+  process.send({ ready: true, port: actualPort });
 }
