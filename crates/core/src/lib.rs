@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audience;
+pub mod endpoints;
 pub mod ids;
 pub mod names;
 pub mod permission;
