@@ -1,0 +1,1 @@
+//! Keyward's clients for the clouds' federation and secret endpoints.
