@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(*args).await,
             Command::Keys(args) => commands::keys::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Cloudsim(args) => commands::cloudsim::run(*args).await,
         }
     });
     match result {

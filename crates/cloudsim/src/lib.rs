@@ -1,1 +1,433 @@
-//! The cloud simulator.
+//! `keyward cloudsim`: a local simulator of the GCP, Entra/Key Vault and AWS endpoints that
+//! workload identity federation talks to. It validates the way the clouds do and answers with
+//! their error shapes, so Keyward and the clouds' official SDKs can be tested offline.
+//! All clouds share one HTTPS origin on loopback; paths below it are the real ones.
+
+pub mod admin;
+pub mod aws;
+pub mod azure;
+pub mod clock;
+pub mod condition;
+pub mod demo;
+pub mod gcp;
+pub mod jwt;
+pub mod sigv4;
+pub mod sim;
+pub mod state;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State as AxumState;
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use keyward_core::endpoints::{AwsEndpoints, AzureEndpoints, EndpointsFile, GcpEndpoints};
+use serde_json::json;
+use thiserror::Error;
+
+use crate::sim::{Injected, Req, Sim, dropped, injected_failure, json_response};
+use crate::state::{State, StateError};
+
+pub use crate::sim::Fault;
+
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, Error)]
+pub enum CloudsimError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(
+        "cloudsim listens on loopback only; {0} is not a loopback address (use 127.0.0.1:<port>)"
+    )]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the issuer CA {path}: {detail}")]
+    IssuerCa { path: PathBuf, detail: String },
+    #[error("cannot build the HTTPS client that fetches issuers' keys: {0}")]
+    Client(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the cloud side comes from.
+pub enum World {
+    /// A state file the user wrote.
+    File(PathBuf),
+    /// The ready-made world of `--demo` for one issuer and organization.
+    Demo { issuer: String, org: uuid::Uuid },
+}
+
+pub struct Options {
+    pub world: World,
+    pub listen: SocketAddr,
+    /// Holds the simulator's CA (`cloudsim-ca.pem`, key 0600).
+    pub data_dir: PathBuf,
+    /// Extra CA to trust when fetching issuers' discovery and JWKS (Keyward's self-signed CA).
+    pub issuer_ca: Option<PathBuf>,
+}
+
+/// What a running simulator tells its caller once it listens.
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub endpoints: EndpointsFile,
+}
+
+/// Loads the world, listens, calls `on_ready`, and serves until `shutdown` resolves.
+pub async fn run(
+    opts: Options,
+    on_ready: impl FnOnce(&Ready) -> Result<(), CloudsimError>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CloudsimError> {
+    if !opts.listen.ip().is_loopback() {
+        return Err(CloudsimError::NotLoopback(opts.listen));
+    }
+    let state = match &opts.world {
+        World::File(path) => State::load(path)?,
+        World::Demo { issuer, org } => {
+            State::parse("--demo", &demo::state_toml(issuer, &org.to_string()))?
+        }
+    };
+    let now = clock::wall();
+    let ca = tls::ensure_ca(&opts.data_dir, now)?;
+    let tls_config = tls::server_config(&ca, now)?;
+    let http = issuer_client(opts.issuer_ca.as_deref())?;
+
+    let listener =
+        std::net::TcpListener::bind(opts.listen).map_err(|source| CloudsimError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| CloudsimError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let base = format!("https://{addr}");
+    let sim = Arc::new(Sim::new(
+        state,
+        jwt::KeyCache::new(http),
+        base.clone(),
+        now.unix_timestamp(),
+    ));
+    let endpoints = endpoints_file(&sim, &ca.pem_path);
+    on_ready(&Ready { addr, endpoints })?;
+
+    let app = Router::new().fallback(dispatch).with_state(sim);
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(2)));
+    });
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| CloudsimError::Listen { addr, source })?;
+    axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
+    )
+    .map_err(|source| CloudsimError::Listen { addr, source })?
+    .handle(handle)
+    .serve(app.into_make_service())
+    .await
+    .map_err(|source| CloudsimError::Listen { addr, source })
+}
+
+fn issuer_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, CloudsimError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::limited(3));
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).map_err(|e| CloudsimError::IssuerCa {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| CloudsimError::IssuerCa {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(CloudsimError::IssuerCa {
+                path: path.to_owned(),
+                detail: "no PEM certificate in it".into(),
+            });
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| CloudsimError::Client(e.to_string()))
+}
+
+/// The SPEC §10 endpoints file for this simulator: every URL is this origin, and the first
+/// provider, service account, app, vault and role declared describe the setup.
+pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
+    let base = sim.base.clone();
+    let m = sim.lock();
+    let latest =
+        |versions: &Vec<sim::Version>| versions.last().map(|v| v.value.clone()).unwrap_or_default();
+    let gcp = sim.state.file.gcp.as_ref().map(|g| GcpEndpoints {
+        sts_url: Some(base.clone()),
+        iam_credentials_url: Some(base.clone()),
+        secret_manager_url: Some(base.clone()),
+        vertex_url: Some(base.clone()),
+        provider: g.providers.first().map(|p| {
+            format!(
+                "projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
+                g.project_number.get_ref(),
+                p.pool.get_ref(),
+                p.id.get_ref()
+            )
+        }),
+        project_number: Some(g.project_number.get_ref().clone()),
+        project_id: Some(g.project_id.get_ref().clone()),
+        service_account: g
+            .service_accounts
+            .first()
+            .map(|s| s.email.get_ref().clone()),
+        secrets: m
+            .gcp_secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), latest(v)))
+            .collect(),
+    });
+    let azure = sim.state.file.azure.as_ref().map(|a| {
+        let vault = a.vaults.first().map(|v| v.name.get_ref().clone());
+        AzureEndpoints {
+            authority_host: Some(base.clone()),
+            tenant_id: a
+                .apps
+                .first()
+                .map(|x| x.tenant.get_ref().clone())
+                .or_else(|| a.tenants.first().map(|t| t.get_ref().clone())),
+            client_id: a.apps.first().map(|x| x.client_id.get_ref().clone()),
+            vault_url: vault.as_ref().map(|v| format!("{base}/vaults/{v}")),
+            secrets: m
+                .azure_secrets
+                .iter()
+                .filter(|((v, _), _)| Some(v) == vault.as_ref())
+                .map(|((_, name), versions)| (name.clone(), latest(versions)))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    });
+    let aws = sim.state.file.aws.as_ref().map(|a| AwsEndpoints {
+        sts_url: Some(base.clone()),
+        secrets_manager_url: Some(base.clone()),
+        role_arn: a.roles.first().map(|r| {
+            format!(
+                "arn:aws:iam::{}:role/{}",
+                a.account_id.get_ref(),
+                r.name.get_ref()
+            )
+        }),
+        region: Some(a.region.get_ref().clone()),
+        secrets: m
+            .aws_secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), latest(&v.versions)))
+            .collect(),
+    });
+    EndpointsFile {
+        ca_file: Some(ca_file.display().to_string()),
+        gcp,
+        azure,
+        aws,
+    }
+}
+
+/// Which simulated endpoint a request is for, by method, path and headers as the real hosts
+/// would see them.
+fn route(req: &Req) -> Option<&'static str> {
+    let p = req.path.as_str();
+    if p.starts_with("/_cloudsim/") {
+        return Some("admin");
+    }
+    if req.method == "POST" && p == "/" {
+        return Some(if req.header("x-amz-target").is_some() {
+            "aws.secretsmanager"
+        } else {
+            "aws.sts"
+        });
+    }
+    if p == "/v1/token" {
+        return Some("gcp.sts");
+    }
+    if p.starts_with("/v1/projects/-/serviceAccounts/") {
+        return Some("gcp.iam");
+    }
+    if p.starts_with("/v1/projects/") {
+        return Some(if p.contains("/locations/") {
+            "gcp.vertex"
+        } else {
+            "gcp.secretmanager"
+        });
+    }
+    if p.starts_with("/vaults/") {
+        return Some("azure.keyvault");
+    }
+    if p.ends_with("/oauth2/v2.0/token") {
+        return Some("azure.token");
+    }
+    if p.ends_with("/v2.0/.well-known/openid-configuration") || p == "/common/discovery/instance" {
+        return Some("azure.discovery");
+    }
+    None
+}
+
+async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, request: Request<Body>) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "request body larger than 1 MiB"}),
+            );
+        }
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query,
+        headers: parts.headers,
+        body,
+    };
+    let Some(endpoint) = route(&req) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "message": format!("cloudsim does not simulate {} {}", req.method, req.path)}),
+        );
+    };
+    if endpoint == "admin" {
+        return admin::handle(&sim, &req).await;
+    }
+    let (latency, injected) = sim.count_and_fault(endpoint);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match injected {
+        Injected::Drop => return dropped(),
+        Injected::Fail {
+            status,
+            retry_after,
+        } => return injected_failure(endpoint, status, retry_after),
+        Injected::None => {}
+    }
+    let path = req.path.clone();
+    match endpoint {
+        "gcp.sts" => gcp::sts_token(&sim, &req).await,
+        "gcp.iam" => {
+            let rest = path.trim_start_matches("/v1/projects/-/serviceAccounts/");
+            match rest.strip_suffix(":generateAccessToken") {
+                Some(email) => {
+                    let email = percent_encoding::percent_decode_str(email)
+                        .decode_utf8_lossy()
+                        .into_owned();
+                    gcp::generate_access_token(&sim, &req, &email).await
+                }
+                None => gcp::api_error(
+                    StatusCode::NOT_FOUND,
+                    format!("No IAM Credentials method at {path}."),
+                    None,
+                ),
+            }
+        }
+        "gcp.secretmanager" => {
+            let rest = path.trim_start_matches("/v1/projects/");
+            match rest.split_once("/secrets") {
+                Some((project, rest)) => gcp::secret_manager(&sim, &req, project, rest).await,
+                None => gcp::api_error(
+                    StatusCode::NOT_FOUND,
+                    format!("No Secret Manager method at {path}."),
+                    None,
+                ),
+            }
+        }
+        "gcp.vertex" => {
+            let segs: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+            match segs.as_slice() {
+                [
+                    "projects",
+                    project,
+                    "locations",
+                    location,
+                    "publishers",
+                    "google",
+                    "models",
+                    model,
+                ] => match model.strip_suffix(":generateContent") {
+                    Some(model) => {
+                        gcp::generate_content(&sim, &req, project, location, model).await
+                    }
+                    None => gcp::api_error(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "cloudsim's Vertex stand-in only serves :generateContent, not {path}."
+                        ),
+                        None,
+                    ),
+                },
+                _ => gcp::api_error(
+                    StatusCode::NOT_FOUND,
+                    format!("No Vertex method at {path}."),
+                    None,
+                ),
+            }
+        }
+        "azure.keyvault" => {
+            let rest = path.trim_start_matches("/vaults/");
+            let (vault, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            azure::key_vault(&sim, &req, vault, rest).await
+        }
+        "azure.token" => {
+            let tenant = path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            azure::token(&sim, &req, &tenant).await
+        }
+        "azure.discovery" => {
+            if path == "/common/discovery/instance" {
+                azure::instance_discovery(&sim, &req)
+            } else {
+                let tenant = path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                azure::openid_configuration(&sim, &tenant)
+            }
+        }
+        "aws.sts" => aws::sts(&sim, &req).await,
+        "aws.secretsmanager" => aws::secrets_manager(&sim, &req).await,
+        _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
+    }
+}

@@ -1,3 +1,4 @@
 pub mod audit;
+pub mod cloudsim;
 pub mod keys;
 pub mod serve;

@@ -1,0 +1,159 @@
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use keyward_cloudsim::{CloudsimError, Options, Ready, World};
+use keyward_core::endpoints::EndpointsFile;
+
+use crate::args::{CloudsimArgs, CloudsimCommand, CloudsimSecretCommand};
+
+pub async fn run(args: CloudsimArgs) -> anyhow::Result<ExitCode> {
+    if let Some(CloudsimCommand::Secret {
+        command:
+            CloudsimSecretCommand::Set {
+                endpoints,
+                cloud,
+                name,
+                value,
+            },
+    }) = args.command
+    {
+        return set_secret(&endpoints, &cloud, &name, &value).await;
+    }
+    if args.print_ca {
+        let ca = keyward_cloudsim::tls::ensure_ca(&args.data_dir, keyward_cloudsim::clock::wall())?;
+        print!("{}", ca.pem);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let world = match (args.demo, args.state, args.issuer, args.org) {
+        (true, _, Some(issuer), Some(org)) => World::Demo { issuer, org },
+        (false, Some(path), _, _) => World::File(path),
+        _ => bail!(
+            "cloudsim needs a world: --state <file.toml>, or --demo --issuer <url> --org <uuid>"
+        ),
+    };
+    let print_json = args.print_json;
+    let write_endpoints = args.write_endpoints.clone();
+    let on_ready = move |ready: &Ready| -> Result<(), CloudsimError> {
+        let json = serde_json::to_string_pretty(&ready.endpoints).unwrap_or_default();
+        if let Some(path) = &write_endpoints {
+            write_atomically(path, &json)?;
+        }
+        let mut out = std::io::stdout().lock();
+        if print_json {
+            let _ = writeln!(out, "{json}");
+        } else {
+            let _ = writeln!(out, "cloudsim listening on https://{}", ready.addr);
+            if let Some(ca) = &ready.endpoints.ca_file {
+                let _ = writeln!(out, "CA certificate: {ca}");
+            }
+            let _ = writeln!(out, "Ready.");
+        }
+        let _ = out.flush();
+        Ok(())
+    };
+    let opts = Options {
+        world,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        issuer_ca: args.issuer_ca,
+    };
+    keyward_cloudsim::run(opts, on_ready, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), CloudsimError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|source| CloudsimError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+}
+
+async fn set_secret(
+    endpoints: &Path,
+    cloud: &str,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(endpoints)
+        .with_context(|| format!("cannot read the endpoints file {}", endpoints.display()))?;
+    let file = EndpointsFile::from_json(&text)
+        .with_context(|| format!("{} is not an endpoints file", endpoints.display()))?;
+    let base = match cloud {
+        "gcp" => file.gcp.as_ref().and_then(|g| g.sts_url.clone()),
+        "azure" => file.azure.as_ref().and_then(|a| a.authority_host.clone()),
+        _ => file.aws.as_ref().and_then(|a| a.sts_url.clone()),
+    }
+    .with_context(|| {
+        format!(
+            "{} has no {cloud} section pointing at a simulator",
+            endpoints.display()
+        )
+    })?;
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = &file.ca_file {
+        let pem =
+            std::fs::read(ca).with_context(|| format!("cannot read the simulator CA {ca}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{ca} is not a PEM bundle"))?
+        {
+            client = client.add_root_certificate(cert);
+        }
+    }
+    let resp = client
+        .build()?
+        .post(format!("{}/_cloudsim/secrets", base.trim_end_matches('/')))
+        .json(&serde_json::json!({"cloud": cloud, "name": name, "value": value}))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the simulator at {base}; is `keyward cloudsim` still running?")
+        })?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "the simulator refused: {}",
+            body.get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("unknown error")
+        );
+    }
+    println!(
+        "{cloud} secret {name}: new version {}",
+        body.get("version").and_then(|v| v.as_str()).unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}

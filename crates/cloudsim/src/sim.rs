@@ -1,0 +1,387 @@
+//! The simulated world at run time: the declarations from the state file, the secrets as they
+//! change, the tokens the simulated clouds issued, fault knobs, request counters and the clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::jwt::KeyCache;
+use crate::state::{SecretDecl, State};
+
+/// One request, read whole: every simulated endpoint needs at most a small body.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+
+    pub fn bearer(&self) -> Option<&str> {
+        let v = self.header("authorization")?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+}
+
+pub fn form_get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub id: String,
+    pub value: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsSecret {
+    pub arn: String,
+    pub versions: Vec<Version>,
+}
+
+/// A bearer token a simulated cloud handed out, and what it stands for.
+#[derive(Clone, Debug)]
+pub enum Grant {
+    GcpFederated {
+        project_number: String,
+        pool: String,
+        subject: String,
+        attributes: BTreeMap<String, Value>,
+        exp: i64,
+    },
+    GcpServiceAccount {
+        email: String,
+        exp: i64,
+    },
+    Entra {
+        tenant: String,
+        client_id: String,
+        resource: String,
+        exp: i64,
+    },
+}
+
+impl Grant {
+    pub fn exp(&self) -> i64 {
+        match self {
+            Grant::GcpFederated { exp, .. }
+            | Grant::GcpServiceAccount { exp, .. }
+            | Grant::Entra { exp, .. } => *exp,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsSession {
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub role: String,
+    pub session_name: String,
+    pub exp: i64,
+}
+
+/// A fault knob. `endpoint` is one of [`ENDPOINTS`] or absent for every endpoint.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Added to every matching request.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Probability (0–1) that a matching request fails.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Fail exactly the next `count` matching requests (takes precedence over `error_rate`).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Status of an injected failure: 429 or 5xx (default 503).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `Retry-After` seconds on an injected failure.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Close the connection instead of answering.
+    #[serde(default)]
+    pub drop: bool,
+}
+
+pub const ENDPOINTS: &[&str] = &[
+    "gcp.sts",
+    "gcp.iam",
+    "gcp.secretmanager",
+    "gcp.vertex",
+    "azure.token",
+    "azure.discovery",
+    "azure.keyvault",
+    "aws.sts",
+    "aws.secretsmanager",
+];
+
+pub enum Injected {
+    None,
+    Fail {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Drop,
+}
+
+#[derive(Default)]
+pub struct Mutable {
+    pub gcp_secrets: BTreeMap<String, Vec<Version>>,
+    /// Keyed by (vault name, secret name).
+    pub azure_secrets: BTreeMap<(String, String), Vec<Version>>,
+    pub aws_secrets: BTreeMap<String, AwsSecret>,
+    pub tokens: HashMap<String, Grant>,
+    pub aws_sessions: HashMap<String, AwsSession>,
+    pub faults: Vec<Fault>,
+    pub counts: BTreeMap<String, u64>,
+    pub clock_offset: i64,
+}
+
+pub struct Sim {
+    pub state: State,
+    pub keys: KeyCache,
+    /// `https://127.0.0.1:<port>`: the origin every simulated endpoint lives under.
+    pub base: String,
+    pub m: Mutex<Mutable>,
+}
+
+pub fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+pub fn random_upper(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+impl Sim {
+    pub fn new(state: State, keys: KeyCache, base: String, now: i64) -> Self {
+        let mut m = Mutable::default();
+        let versions = |decl: &SecretDecl| -> Vec<Version> {
+            decl.all_versions()
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| Version {
+                    id: (i + 1).to_string(),
+                    value,
+                    created: now,
+                })
+                .collect()
+        };
+        if let Some(gcp) = &state.file.gcp {
+            for s in &gcp.secrets {
+                m.gcp_secrets.insert(s.name.get_ref().clone(), versions(s));
+            }
+        }
+        if let Some(azure) = &state.file.azure {
+            for vault in &azure.vaults {
+                for s in &vault.secrets {
+                    let mut v = versions(s);
+                    for version in &mut v {
+                        version.id = random_string(32).to_lowercase();
+                    }
+                    m.azure_secrets
+                        .insert((vault.name.get_ref().clone(), s.name.get_ref().clone()), v);
+                }
+            }
+        }
+        if let Some(aws) = &state.file.aws {
+            for s in &aws.secrets {
+                let name = s.name.get_ref().clone();
+                let mut v = versions(s);
+                for version in &mut v {
+                    version.id = uuid::Uuid::new_v4().to_string();
+                }
+                let arn = format!(
+                    "arn:aws:secretsmanager:{}:{}:secret:{}-{}",
+                    aws.region.get_ref(),
+                    aws.account_id.get_ref(),
+                    name,
+                    random_string(6)
+                );
+                m.aws_secrets.insert(name, AwsSecret { arn, versions: v });
+            }
+        }
+        Sim {
+            state,
+            keys,
+            base,
+            m: Mutex::new(m),
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.m
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Unix seconds as the simulated clouds see them (wall clock plus the admin offset).
+    pub fn now(&self) -> i64 {
+        crate::clock::wall_unix() + self.lock().clock_offset
+    }
+
+    pub fn issue(&self, grant: Grant, prefix: &str) -> String {
+        let token = format!("{prefix}{}", random_string(48));
+        let mut m = self.lock();
+        let now = crate::clock::wall_unix() + m.clock_offset;
+        m.tokens.retain(|_, g| g.exp() > now - 3600);
+        m.tokens.insert(token.clone(), grant);
+        token
+    }
+
+    /// The grant behind a bearer token, if it exists and has not expired.
+    pub fn grant(&self, token: &str) -> Option<Grant> {
+        let m = self.lock();
+        let now = crate::clock::wall_unix() + m.clock_offset;
+        m.tokens.get(token).filter(|g| g.exp() > now).cloned()
+    }
+
+    /// Counts the request and decides whether a fault knob hits it.
+    pub fn count_and_fault(&self, endpoint: &str) -> (u64, Injected) {
+        let mut m = self.lock();
+        *m.counts.entry(endpoint.to_owned()).or_default() += 1;
+        let mut latency = 0;
+        let mut injected = Injected::None;
+        for fault in m.faults.iter_mut() {
+            if fault.endpoint.as_deref().is_some_and(|e| e != endpoint) {
+                continue;
+            }
+            latency += fault.latency_ms;
+            if !matches!(injected, Injected::None) {
+                continue;
+            }
+            let hit = match fault.count.as_mut() {
+                Some(0) => false,
+                Some(n) => {
+                    *n -= 1;
+                    true
+                }
+                None => {
+                    fault.error_rate > 0.0
+                        && rand::rng().random_bool(fault.error_rate.clamp(0.0, 1.0))
+                }
+            };
+            if hit {
+                injected = if fault.drop {
+                    Injected::Drop
+                } else {
+                    Injected::Fail {
+                        status: fault.status.unwrap_or(503),
+                        retry_after: fault.retry_after,
+                    }
+                };
+            }
+        }
+        (latency, injected)
+    }
+}
+
+pub fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub fn xml_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// A response whose body fails at once: the client sees the connection close mid-answer.
+pub fn dropped() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "cloudsim: dropped connection (fault knob)",
+        ))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// An injected transient failure in the shape the endpoint's cloud uses for it.
+pub fn injected_failure(endpoint: &str, status: u16, retry_after: Option<u64>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let throttled = code == StatusCode::TOO_MANY_REQUESTS;
+    let mut resp = match endpoint.split('.').next() {
+        Some("gcp") => json_response(
+            code,
+            json!({"error": {"code": status, "message": if throttled { "Quota exceeded (cloudsim fault knob)." } else { "The service is currently unavailable (cloudsim fault knob)." },
+                   "status": if throttled { "RESOURCE_EXHAUSTED" } else { "UNAVAILABLE" }}}),
+        ),
+        Some("azure") if endpoint == "azure.keyvault" => json_response(
+            code,
+            json!({"error": {"code": if throttled { "Throttled" } else { "ServiceUnavailable" }, "message": "cloudsim fault knob"}}),
+        ),
+        Some("azure") => json_response(
+            code,
+            json!({"error": "temporarily_unavailable", "error_description": "AADSTS90033: A transient error has occurred. Please try again. (cloudsim fault knob)", "error_codes": [90033]}),
+        ),
+        _ if endpoint == "aws.secretsmanager" => json_response(
+            code,
+            json!({"__type": if throttled { "ThrottlingException" } else { "InternalServiceError" }, "message": "cloudsim fault knob"}),
+        ),
+        _ => xml_response(
+            code,
+            crate::aws::error_xml(
+                if throttled {
+                    "Throttling"
+                } else {
+                    "ServiceUnavailable"
+                },
+                "cloudsim fault knob",
+                "Receiver",
+            ),
+        ),
+    };
+    if let Some(secs) = retry_after.or(throttled.then_some(1))
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
