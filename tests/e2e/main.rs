@@ -5,6 +5,7 @@
 
 mod audit_chain;
 mod bad_input;
+mod cloudsim;
 mod common;
 mod issuer;
 mod rotation;

@@ -35,7 +35,7 @@ pub const API_VERSIONS: &[&str] = &[
 fn aad_error(sim: &Sim, status: StatusCode, error: &str, code: u32, text: String) -> Response {
     let trace = uuid::Uuid::new_v4();
     let correlation = uuid::Uuid::new_v4();
-    let timestamp = rfc3339(sim.now()).replace('T', " ").replace('Z', "Z");
+    let timestamp = rfc3339(sim.now()).replace('T', " ");
     json_response(
         status,
         json!({

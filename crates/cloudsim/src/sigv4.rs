@@ -194,3 +194,106 @@ fn canonical_request(req: &Req, signed_headers: &[String]) -> String {
         signed_headers.join(";")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+    use super::*;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    /// Signs like Keyward's client does (the `aws-sigv4` crate) and returns what the server sees.
+    fn signed(now: i64, body: &str) -> Req {
+        let identity = aws_credential_types::Credentials::new(
+            "ASIAEXAMPLE",
+            SECRET,
+            Some("session-token".into()),
+            None,
+            "test",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("secretsmanager")
+            .time(UNIX_EPOCH + Duration::from_secs(now as u64))
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let headers = [
+            ("host", "127.0.0.1:4566"),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "secretsmanager.GetSecretValue"),
+        ];
+        let signable = SignableRequest::new(
+            "POST",
+            "https://127.0.0.1:4566/",
+            headers.iter().copied(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("https://127.0.0.1:4566/");
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let mut request = request.body(()).unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        let mut map = HeaderMap::new();
+        for (k, v) in request.headers() {
+            map.insert(
+                HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        Req {
+            method: Method::POST,
+            path: "/".into(),
+            query: Vec::new(),
+            headers: map,
+            body: axum::body::Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_request_signed_by_aws_sigv4_verifies_and_any_change_breaks_it() {
+        let now = 1_790_000_000;
+        let req = signed(now, r#"{"SecretId":"db"}"#);
+        let parsed = parse_authorization(&req).unwrap();
+        assert_eq!(parsed.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(parsed.service, "secretsmanager");
+        assert_eq!(verify(&req, &parsed, SECRET, now), Ok(()));
+
+        assert_eq!(
+            verify(&req, &parsed, "another-secret", now),
+            Err(SigError::Mismatch)
+        );
+        let mut tampered = signed(now, r#"{"SecretId":"db"}"#);
+        tampered.body = axum::body::Bytes::from_static(br#"{"SecretId":"prod"}"#);
+        assert_eq!(
+            verify(&tampered, &parsed, SECRET, now),
+            Err(SigError::Mismatch)
+        );
+        let mut retargeted = signed(now, r#"{"SecretId":"db"}"#);
+        retargeted.headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("secretsmanager.PutSecretValue"),
+        );
+        assert_eq!(
+            verify(&retargeted, &parsed, SECRET, now),
+            Err(SigError::Mismatch)
+        );
+        assert!(matches!(
+            verify(&req, &parsed, SECRET, now + 16 * 60),
+            Err(SigError::Expired(_))
+        ));
+    }
+}

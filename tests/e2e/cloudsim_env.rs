@@ -1,0 +1,263 @@
+//! Spawning `keyward cloudsim` beside a `keyward serve`, reading its endpoints file, and the
+//! state file with one broken setup per refusal the clouds give.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use keyward_core::endpoints::EndpointsFile;
+use serde_json::Value;
+
+use crate::common::Server;
+
+pub const OTHER_ORG: &str = "5f0c9b1e-7d7e-4b8a-9d55-3f1a2b3c4d5e";
+pub const PROJECT_NUMBER: &str = "123456789012";
+pub const POOL: &str = "keyward-pool";
+
+/// The audience for one provider of [`world`].
+pub fn gcp_audience(provider: &str) -> String {
+    format!("//iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{POOL}/providers/{provider}")
+}
+
+pub fn sa(name: &str) -> String {
+    format!("{name}@keyward-demo.iam.gserviceaccount.com")
+}
+
+pub const TENANT: &str = "4a1f8f3e-0c2b-4f7a-9a51-8b6d2c9e1f00";
+pub const APP: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+pub const APP_CASE: &str = "9b2d3c4e-5f60-4a71-8b92-a3b4c5d6e7f8";
+
+/// A world with the good setup and, beside it, one broken setup per refusal the tests check.
+pub fn world(issuer: &str, org: &str) -> String {
+    let host = issuer.trim_start_matches("https://");
+    let principal_set = format!("principalSet://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{POOL}/attribute.organization/{org}");
+    let provider = |id: &str, issuer: &str, condition: &str| {
+        format!(
+            r#"
+[[gcp.providers]]
+pool = "{POOL}"
+id = "{id}"
+issuer = "{issuer}"
+attribute_mapping = {{ "google.subject" = "assertion.sub", "attribute.organization" = "assertion.organization_id" }}
+attribute_condition = "{condition}"
+"#
+        )
+    };
+    let mut text = format!(
+        r#"
+[gcp]
+project_id = "keyward-demo"
+project_number = "{PROJECT_NUMBER}"
+"#
+    );
+    text += &provider("keyward-provider", issuer, &format!("assertion.organization_id == '{org}'"));
+    text += &provider("wrong-org", issuer, &format!("assertion.organization_id == '{OTHER_ORG}'"));
+    text += &provider("numeric-org", issuer, "assertion.organization_id == '4242'");
+    text += &provider("wrong-issuer", "https://keyward.example.com", &format!("assertion.organization_id == '{org}'"));
+    text += &format!(
+        r#"
+[[gcp.service_accounts]]
+email = "{good}"
+workload_identity_users = ["{principal_set}"]
+roles = ["roles/aiplatform.user"]
+
+[[gcp.service_accounts]]
+email = "{unbound}"
+roles = ["roles/aiplatform.user"]
+
+[[gcp.service_accounts]]
+email = "{no_vertex}"
+workload_identity_users = ["{principal_set}"]
+
+[[gcp.bindings]]
+member = "{principal_set}"
+role = "roles/secretmanager.secretAccessor"
+
+[[gcp.bindings]]
+member = "{principal_set}"
+role = "roles/secretmanager.viewer"
+
+[[gcp.secrets]]
+name = "openai-api-key"
+value = "gcp-value-1"
+
+[[gcp.secrets]]
+name = "db-credentials"
+value = '{{"username": "crew", "password": "gcp-pw"}}'
+
+[azure]
+tenants = ["{TENANT}"]
+
+[[azure.apps]]
+tenant = "{TENANT}"
+client_id = "{APP}"
+federated_credentials = [{{ issuer = "{issuer}", subject = "organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
+
+[[azure.apps]]
+tenant = "{TENANT}"
+client_id = "{APP_CASE}"
+federated_credentials = [{{ issuer = "{issuer}", subject = "Organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
+
+[[azure.vaults]]
+name = "keyward-demo-vault"
+tenant = "{TENANT}"
+role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User" }}]
+
+[[azure.vaults.secrets]]
+name = "openai-api-key"
+value = "azure-value-1"
+
+[[azure.vaults]]
+name = "per-secret-vault"
+tenant = "{TENANT}"
+role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User", secret = "granted" }}]
+
+[[azure.vaults.secrets]]
+name = "granted"
+value = "per-secret-value"
+
+[[azure.vaults.secrets]]
+name = "not-granted"
+value = "hidden"
+
+[aws]
+account_id = "123456789012"
+region = "us-east-1"
+
+[[aws.oidc_providers]]
+url = "{issuer}"
+client_ids = ["sts.amazonaws.com"]
+
+[[aws.roles]]
+name = "keyward-secrets-reader"
+trust = {{ federated = "arn:aws:iam::123456789012:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{org}" }} }}
+policies = [
+  {{ actions = ["secretsmanager:ListSecrets"], resources = ["*"] }},
+  {{ actions = ["secretsmanager:GetSecretValue"], resources = ["arn:aws:secretsmanager:us-east-1:123456789012:secret:*"] }},
+]
+
+[[aws.roles]]
+name = "wrong-sub"
+trust = {{ federated = "arn:aws:iam::123456789012:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{OTHER_ORG}" }} }}
+
+[[aws.secrets]]
+name = "openai-api-key"
+value = "aws-value-1"
+"#,
+        good = sa("keyward-vertex"),
+        unbound = sa("unbound"),
+        no_vertex = sa("no-vertex"),
+    );
+    text
+}
+
+/// A running simulator; killed when dropped.
+pub struct Sim {
+    pub endpoints: EndpointsFile,
+    pub endpoints_path: PathBuf,
+    pub base: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub enum SimWorld<'a> {
+    Demo,
+    State(&'a str),
+}
+
+impl Sim {
+    /// Starts cloudsim trusting `server`'s CA for its issuer, for the server's organization.
+    pub fn start(server: &Server, org: &str, world: SimWorld) -> Sim {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let endpoints_path = dir.path().join("endpoints.json");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.arg("cloudsim")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--write-endpoints")
+            .arg(&endpoints_path)
+            .env("KEYWARD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(ca) = &server.ca_file {
+            cmd.arg("--issuer-ca").arg(ca);
+        }
+        match world {
+            SimWorld::Demo => {
+                cmd.args(["--demo", "--issuer", &server.url, "--org", org]);
+            }
+            SimWorld::State(text) => {
+                let path = dir.path().join("state.toml");
+                std::fs::write(&path, text).expect("write state");
+                cmd.arg("--state").arg(path);
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn cloudsim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut ready = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line == "Ready." {
+                ready = true;
+                break;
+            }
+        }
+        assert!(ready, "cloudsim exited before it was ready: {:?}", child.wait());
+        let endpoints = EndpointsFile::from_json(&std::fs::read_to_string(&endpoints_path).expect("endpoints file")).expect("endpoints JSON");
+        let base = endpoints.gcp_sts();
+        let pem = std::fs::read(endpoints.ca_file.as_deref().expect("ca_file")).expect("read cloudsim CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Sim {
+            endpoints,
+            endpoints_path,
+            base,
+            child,
+            _dir: dir,
+            http,
+        }
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}/_cloudsim/{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("admin call");
+        assert!(resp.status().is_success(), "admin {path}: {}", resp.status());
+        resp.json().await.expect("admin JSON")
+    }
+
+    /// Requests seen per simulated endpoint since the last reset.
+    pub async fn count(&self, endpoint: &str) -> u64 {
+        let counts = self.admin(reqwest::Method::GET, "requests", None).await;
+        counts["counts"][endpoint].as_u64().unwrap_or(0)
+    }
+
+    pub async fn reset_counts(&self) {
+        self.admin(reqwest::Method::DELETE, "requests", None).await;
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        self.admin(reqwest::Method::POST, "faults", Some(fault)).await;
+    }
+
+    pub async fn clear_faults(&self) {
+        self.admin(reqwest::Method::DELETE, "faults", None).await;
+    }
+
+    pub async fn clock_offset(&self, secs: i64) {
+        self.admin(reqwest::Method::POST, "clock", Some(serde_json::json!({"offset_secs": secs}))).await;
+    }
+}
