@@ -72,3 +72,132 @@ fn a_world_is_required_and_print_ca_prints_the_ca() {
     let (_, again, _) = cloudsim(&["--print-ca", "--data-dir", dir.path().to_str().unwrap()]);
     assert_eq!(stdout, again, "the CA is kept in the data dir");
 }
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::cloudsim_env::{Sim, SimWorld};
+use crate::common::{self, Backend, Server, ServerOptions};
+
+/// Starts a server (SQLite), an automation with its token, and a demo simulator for its org.
+pub async fn server_and_sim(
+    world: impl Fn(&str, &str) -> Option<String>,
+) -> (Server, String, Sim, tempfile::TempDir) {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let (_, token) = common::automation_with_token(&server, "crew").await;
+    let org = common::org_id(&server);
+    let sim = match world(&server.url, &org) {
+        Some(text) => Sim::start(&server, &org, SimWorld::State(&text)),
+        None => Sim::start(&server, &org, SimWorld::Demo),
+    };
+    (server, token, sim, dir)
+}
+
+/// A token with the claims of `real` but signed by a key the issuer never published.
+pub fn forged_like(real: &str) -> String {
+    let payload = real.split('.').nth(1).unwrap();
+    let claims: keyward_jose::WorkloadClaims = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let key = keyward_jose::SigningKey::generate().unwrap();
+    keyward_jose::mint(&key, &claims).unwrap()
+}
+
+async fn sts_raw(sim: &Sim, audience: &str, jwt: &str) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let res = client
+        .post(format!("{}/v1/token", sim.base))
+        .form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("audience", audience),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ("subject_token", jwt),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
+    let (server, token, sim, _dir) = server_and_sim(|_, _| None).await;
+    let audience = format!(
+        "//iam.googleapis.com/{}",
+        sim.endpoints
+            .gcp
+            .as_ref()
+            .unwrap()
+            .provider
+            .as_deref()
+            .unwrap()
+    );
+    let (status, minted) = common::mint(&server, &token, &audience).await;
+    assert_eq!(status, 200, "{minted}");
+    let real = minted["token"].as_str().unwrap();
+    let (status, body) = sts_raw(&sim, &audience, real).await;
+    assert_eq!(status, 200, "{body}");
+    let fetches = || async {
+        sim.admin(reqwest::Method::GET, "requests", None).await["issuer_fetches"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        fetches().await,
+        1,
+        "the first exchange fetched discovery + JWKS once"
+    );
+
+    let forged = forged_like(real);
+    for _ in 0..3 {
+        let (status, body) = sts_raw(&sim, &audience, &forged).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"], json!("invalid_grant"));
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("INVALID_ARGUMENT: Invalid JWT"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        fetches().await,
+        1,
+        "an unknown kid right after a fetch does not refetch (rate limit)"
+    );
+    tokio::time::sleep(
+        keyward_cloudsim::jwt::REFETCH_INTERVAL + std::time::Duration::from_millis(200),
+    )
+    .await;
+    let (status, _) = sts_raw(&sim, &audience, &forged).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        fetches().await,
+        2,
+        "after the interval an unknown kid refetches once"
+    );
+    let (status, body) = sts_raw(&sim, &audience, real).await;
+    assert_eq!(status, 200, "the real token still exchanges: {body}");
+    drop(server);
+}

@@ -6,6 +6,7 @@
 mod audit_chain;
 mod bad_input;
 mod cloudsim;
+mod cloudsim_env;
 mod common;
 mod issuer;
 mod rotation;
