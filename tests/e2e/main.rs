@@ -7,6 +7,7 @@ mod audit_chain;
 mod bad_input;
 mod cloudsim;
 mod cloudsim_env;
+mod cloudsim_refusals;
 mod common;
 mod issuer;
 mod rotation;
