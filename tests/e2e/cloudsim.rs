@@ -201,3 +201,154 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
     assert_eq!(status, 200, "the real token still exchanges: {body}");
     drop(server);
 }
+
+#[tokio::test]
+async fn fault_knobs_fail_delay_throttle_and_drop_exactly_as_set_and_requests_are_counted() {
+    let (server, _token, sim, _dir) = server_and_sim(|_, _| None).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    // An unauthenticated Secret Manager read is a clean 401 when no fault hits.
+    let url = format!(
+        "{}/v1/projects/keyward-demo/secrets/openai-api-key/versions/latest:access",
+        sim.base
+    );
+    let get = || client.get(&url).send();
+    assert_eq!(get().await.unwrap().status(), 401);
+
+    sim.fault(json!({"endpoint": "gcp.secretmanager", "count": 2, "status": 503}))
+        .await;
+    for _ in 0..2 {
+        let res = get().await.unwrap();
+        assert_eq!(res.status(), 503);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["status"], json!("UNAVAILABLE"));
+    }
+    assert_eq!(
+        get().await.unwrap().status(),
+        401,
+        "the knob fails exactly `count` requests"
+    );
+
+    sim.fault(
+        json!({"endpoint": "gcp.secretmanager", "count": 1, "status": 429, "retry_after": 7}),
+    )
+    .await;
+    let res = get().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "7");
+
+    sim.fault(json!({"endpoint": "aws.secretsmanager", "count": 1, "drop": true}))
+        .await;
+    let dropped = client
+        .post(format!("{}/", sim.base))
+        .header("x-amz-target", "secretsmanager.GetSecretValue")
+        .body("{}")
+        .send()
+        .await;
+    let failed = match dropped {
+        Err(_) => true,
+        Ok(res) => res.bytes().await.is_err(),
+    };
+    assert!(
+        failed,
+        "a dropped connection never yields a complete answer"
+    );
+
+    sim.clear_faults().await;
+    sim.fault(json!({"endpoint": "gcp.secretmanager", "latency_ms": 300}))
+        .await;
+    let started = std::time::Instant::now();
+    assert_eq!(get().await.unwrap().status(), 401);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "latency is added"
+    );
+    sim.clear_faults().await;
+
+    assert_eq!(sim.count("gcp.secretmanager").await, 6);
+    assert_eq!(sim.count("aws.secretsmanager").await, 1);
+    sim.reset_counts().await;
+    assert_eq!(sim.count("gcp.secretmanager").await, 0);
+
+    let bad = client
+        .post(format!("{}/_cloudsim/faults", sim.base))
+        .json(&json!({"endpoint": "gcp.nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("unknown endpoint 'gcp.nope'")
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn secret_set_adds_a_version_that_the_next_read_sees() {
+    let (server, token, sim, _dir) = server_and_sim(|_, _| None).await;
+    let gcp = sim.endpoints.gcp.clone().unwrap();
+    let audience = format!("//iam.googleapis.com/{}", gcp.provider.unwrap());
+    let (_, minted) = common::mint(&server, &token, &audience).await;
+    let (status, fed) = sts_raw(&sim, &audience, minted["token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{fed}");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let read = || async {
+        let body: Value = client
+            .get(format!(
+                "{}/v1/projects/{}/secrets/openai-api-key/versions/latest:access",
+                sim.base,
+                gcp.project_id.as_deref().unwrap()
+            ))
+            .bearer_auth(fed["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = body["payload"]["data"].as_str().unwrap().to_owned();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        read().await,
+        gcp.secrets["openai-api-key"],
+        "the endpoints file lists the current value"
+    );
+    let (ok, stdout, stderr) = cloudsim(&[
+        "secret",
+        "set",
+        "--endpoints",
+        sim.endpoints_path.to_str().unwrap(),
+        "--cloud",
+        "gcp",
+        "openai-api-key",
+        "rotated-value",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("new version 2"), "{stdout}");
+    assert_eq!(read().await, "rotated-value");
+    drop(server);
+}
