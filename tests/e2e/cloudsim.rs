@@ -109,15 +109,7 @@ pub fn forged_like(real: &str) -> String {
 }
 
 async fn sts_raw(sim: &Sim, audience: &str, jwt: &str) -> (u16, Value) {
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
-            )
-            .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = sim.http();
     let res = client
         .post(format!("{}/v1/token", sim.base))
         .form(&[
@@ -205,15 +197,7 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_interval() {
 #[tokio::test]
 async fn fault_knobs_fail_delay_throttle_and_drop_exactly_as_set_and_requests_are_counted() {
     let (server, _token, sim, _dir) = server_and_sim(|_, _| None).await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
-            )
-            .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = sim.http();
     // An unauthenticated Secret Manager read is a clean 401 when no fault hits.
     let url = format!(
         "{}/v1/projects/keyward-demo/secrets/openai-api-key/versions/latest:access",
@@ -301,15 +285,7 @@ async fn secret_set_adds_a_version_that_the_next_read_sees() {
     let (_, minted) = common::mint(&server, &token, &audience).await;
     let (status, fed) = sts_raw(&sim, &audience, minted["token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{fed}");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(
-                &std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap(),
-            )
-            .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let client = sim.http();
     let read = || async {
         let body: Value = client
             .get(format!(

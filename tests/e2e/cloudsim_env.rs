@@ -256,6 +256,11 @@ impl Sim {
         }
     }
 
+    /// A client that trusts the simulator's CA.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http

@@ -14,12 +14,8 @@ struct Raw {
 
 impl Raw {
     fn new(sim: &crate::cloudsim_env::Sim) -> Raw {
-        let pem = std::fs::read(sim.endpoints.ca_file.as_deref().unwrap()).unwrap();
         Raw {
-            http: reqwest::Client::builder()
-                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-                .build()
-                .unwrap(),
+            http: sim.http().clone(),
             base: sim.base.clone(),
         }
     }
