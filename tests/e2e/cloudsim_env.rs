@@ -1,6 +1,3 @@
-// The broken-setup world and some helpers serve the cloud-client tests still being written.
-#![allow(dead_code)]
-
 //! Spawning `keyward cloudsim` beside a `keyward serve`, reading its endpoints file, and the
 //! state file with one broken setup per refusal the clouds give.
 

@@ -115,7 +115,7 @@ async fn minted(server: &common::Server, token: &str, audience: &str) -> String 
     body["token"].as_str().unwrap().to_owned()
 }
 
-fn es256_token_like(real: &str) -> String {
+pub(crate) fn es256_token_like(real: &str) -> String {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(
         &ECDSA_P256_SHA256_FIXED_SIGNING,

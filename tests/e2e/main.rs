@@ -5,6 +5,7 @@
 
 mod audit_chain;
 mod bad_input;
+mod cloud_clients;
 mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;

@@ -500,9 +500,17 @@ pub async fn secrets_manager(sim: &Sim, req: &Req) -> Response {
             };
             let m = sim.lock();
             let found = find_secret(&m.aws_secrets, id);
-            let resource = found
-                .map(|(_, s)| s.arn.clone())
-                .unwrap_or_else(|| id.to_owned());
+            // IAM judges a missing secret by the ARN its name would have, so a role allowed
+            // `secret:*` learns it is missing while a narrower one is denied.
+            let resource = match found {
+                Some((_, s)) => s.arn.clone(),
+                None if id.starts_with("arn:") => id.to_owned(),
+                None => format!(
+                    "arn:aws:secretsmanager:{}:{}:secret:{id}",
+                    aws.region.get_ref(),
+                    aws.account_id.get_ref()
+                ),
+            };
             if !allowed(role, "secretsmanager:GetSecretValue", &resource) {
                 return deny("GetSecretValue", &resource);
             }

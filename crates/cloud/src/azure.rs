@@ -1,0 +1,309 @@
+//! Azure: the Microsoft Entra client-assertion token (workload identity federation) and Key
+//! Vault secret get and list.
+
+use keyward_core::endpoints::EndpointsFile;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Cause, CloudError, Presented, Refusal, Step};
+use crate::secret::Secret;
+use crate::transport::{Answer, Deadline, Transport};
+
+/// The audience Entra expects in federated assertions.
+pub const ASSERTION_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The scope of a token for any Key Vault's data plane.
+pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const API_VERSION: &str = "7.5";
+
+/// An Entra access token for one resource.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub expires_in: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct AzureClient {
+    transport: Transport,
+    authority: String,
+}
+
+impl AzureClient {
+    pub(crate) fn new(transport: Transport, endpoints: &EndpointsFile) -> AzureClient {
+        AzureClient {
+            transport,
+            authority: endpoints.azure_authority_host(),
+        }
+    }
+
+    /// Exchanges Keyward's JWT, presented as the app's client assertion, for a token with `scope`
+    /// (usually [`VAULT_SCOPE`]).
+    pub async fn token(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        assertion: &str,
+        scope: &str,
+        deadline: &Deadline,
+    ) -> Result<AccessToken, CloudError> {
+        let step = Step::EntraToken;
+        for (what, value) in [("tenant id", tenant_id), ("client id", client_id)] {
+            if value.is_empty() || value.contains(['/', '?', '#']) {
+                return Err(CloudError::InvalidArgument {
+                    step,
+                    detail: format!("the {what} '{value}' is empty or contains '/', '?' or '#'"),
+                });
+            }
+        }
+        let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority);
+        let presented = Presented::from_jwt(assertion);
+        let answer = self
+            .transport
+            .call(
+                step,
+                deadline,
+                || {
+                    Ok(self.transport.http().post(&url).form(&[
+                        ("client_id", client_id),
+                        ("client_assertion_type", ASSERTION_TYPE),
+                        ("client_assertion", assertion),
+                        ("grant_type", "client_credentials"),
+                        ("scope", scope),
+                    ]))
+                },
+                |a| entra_refusal(a, presented.clone()),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let body: Token = answer.json(step)?;
+        Ok(AccessToken {
+            token: Secret::new(body.access_token),
+            expires_in: body.expires_in,
+        })
+    }
+
+    /// Reads a secret's current (or a given) version from the vault at `vault_url`.
+    pub async fn get_secret(
+        &self,
+        token: &AccessToken,
+        vault_url: &str,
+        name: &str,
+        version: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<Secret, CloudError> {
+        let step = Step::KeyVaultGet;
+        let vault = vault_base(step, vault_url)?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(CloudError::InvalidArgument {
+                step,
+                detail: format!(
+                    "'{name}' is not a Key Vault secret name (1-127 letters, digits and dashes)"
+                ),
+            });
+        }
+        let url = match version {
+            Some(v) => format!("{vault}/secrets/{name}/{v}"),
+            None => format!("{vault}/secrets/{name}"),
+        };
+        let answer = self
+            .transport
+            .call(
+                step,
+                deadline,
+                || {
+                    Ok(self
+                        .transport
+                        .http()
+                        .get(&url)
+                        .query(&[("api-version", API_VERSION)])
+                        .bearer_auth(token.token.expose()))
+                },
+                |a| vault_refusal(step, a),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Bundle {
+            value: String,
+        }
+        let body: Bundle = answer.json(step)?;
+        Ok(Secret::new(body.value))
+    }
+
+    /// Names of the vault's secrets starting with `prefix`, all pages. Needs the role at vault
+    /// scope: a role granted per secret cannot list.
+    pub async fn list_secrets(
+        &self,
+        token: &AccessToken,
+        vault_url: &str,
+        prefix: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<String>, CloudError> {
+        let step = Step::KeyVaultList;
+        let vault = vault_base(step, vault_url)?;
+        let mut next = Some(format!(
+            "{vault}/secrets?api-version={API_VERSION}&maxresults=25"
+        ));
+        let mut names = Vec::new();
+        while let Some(url) = next.take() {
+            let answer = self
+                .transport
+                .call(
+                    step,
+                    deadline,
+                    || {
+                        Ok(self
+                            .transport
+                            .http()
+                            .get(&url)
+                            .bearer_auth(token.token.expose()))
+                    },
+                    |a| vault_refusal(step, a),
+                )
+                .await?;
+            #[derive(Deserialize)]
+            struct Item {
+                id: String,
+            }
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Page {
+                #[serde(default)]
+                value: Vec<Item>,
+                next_link: Option<String>,
+            }
+            let page: Page = answer.json(step)?;
+            names.extend(
+                page.value
+                    .into_iter()
+                    .filter_map(|s| s.id.rsplit('/').next().map(str::to_owned))
+                    .filter(|n| n.starts_with(prefix)),
+            );
+            if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
+                // The bearer token goes only to the vault it was asked for.
+                if !link.starts_with(&format!("{vault}/")) {
+                    return Err(answer
+                        .unexpected(step, format!("nextLink {link} leaves the vault {vault}")));
+                }
+                next = Some(link);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn vault_base(step: Step, vault_url: &str) -> Result<String, CloudError> {
+    let trimmed = vault_url.trim_end_matches('/');
+    match url::Url::parse(trimmed) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(trimmed.to_owned()),
+        _ => Err(CloudError::InvalidArgument {
+            step,
+            detail: format!(
+                "the vault URL '{vault_url}' is not an https URL such as https://my-vault.vault.azure.net"
+            ),
+        }),
+    }
+}
+
+/// Entra's OAuth error: `{"error", "error_description": "AADSTS<n>: …", "error_codes": [n]}`.
+fn entra_refusal(answer: &Answer, presented: Option<Presented>) -> Refusal {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let number = body["error_codes"][0].as_u64();
+    let code = match number {
+        Some(n) => format!("AADSTS{n}"),
+        None => body["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {}", answer.status)),
+    };
+    let message = body["error_description"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| answer.text());
+    let cause = if crate::transport::is_transient(answer.status, &code) {
+        Cause::Unavailable
+    } else {
+        match number {
+            Some(70021) => Cause::FederatedCredentialMismatch,
+            Some(700024) => Cause::TokenExpired,
+            Some(50013) => Cause::UnknownSigningKey,
+            Some(5002738) => Cause::UnsupportedAlgorithm,
+            Some(700016) => Cause::ApplicationNotFound,
+            Some(90002) => Cause::TenantNotFound,
+            Some(50027) => Cause::MalformedToken,
+            Some(700211) => Cause::IssuerMismatch,
+            Some(700212) => Cause::AudienceMismatch,
+            Some(70011 | 900144) => Cause::BadRequest,
+            _ => Cause::Other,
+        }
+    };
+    Refusal {
+        step: Step::EntraToken,
+        status: answer.status,
+        code,
+        message,
+        cause,
+        presented,
+        attempts: 0,
+    }
+}
+
+/// Key Vault's error: `{"error": {"code", "message", "innererror": {"code"}}}`.
+fn vault_refusal(step: Step, answer: &Answer) -> Refusal {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let code = body["error"]["code"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("HTTP {}", answer.status));
+    let inner = body["error"]["innererror"]["code"].as_str().unwrap_or("");
+    let message = body["error"]["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| answer.text());
+    let cause = if crate::transport::is_transient(answer.status, &code) {
+        Cause::Unavailable
+    } else {
+        match (answer.status, code.as_str()) {
+            (403, _) if inner == "ForbiddenByPolicy" || inner == "AccessDenied" => {
+                Cause::KeyVaultLegacyAccessPolicies
+            }
+            (403, _) if step == Step::KeyVaultList => Cause::KeyVaultListNeedsVaultScope,
+            (403, _) => Cause::KeyVaultSecretRoleMissing,
+            (404, _) | (_, "SecretNotFound") => Cause::SecretNotFound,
+            (401, _) => Cause::KeyVaultWrongToken,
+            (400, _) => Cause::BadRequest,
+            _ => Cause::Other,
+        }
+    };
+    Refusal {
+        step,
+        status: answer.status,
+        code,
+        message,
+        cause,
+        presented: None,
+        attempts: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_urls_must_be_https() {
+        assert_eq!(
+            vault_base(Step::KeyVaultGet, "https://v.vault.azure.net/").unwrap(),
+            "https://v.vault.azure.net"
+        );
+        for bad in ["http://v.vault.azure.net", "v.vault.azure.net", ""] {
+            let err = vault_base(Step::KeyVaultGet, bad).unwrap_err().to_string();
+            assert!(err.contains("is not an https URL"), "{err}");
+        }
+    }
+}
