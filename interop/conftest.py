@@ -8,6 +8,7 @@ import threading
 import uuid
 
 import pytest
+import requests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOOTSTRAP_TOKEN = "kwp_interop-bootstrap-token-0123456789abcdef"
@@ -85,3 +86,29 @@ def keyward(request):
     server = Keyward(request.param)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def keyward_sqlite():
+    """One `keyward serve` on SQLite for a whole module, for tests that only need an issuer."""
+    server = Keyward("sqlite")
+    yield server
+    server.stop()
+
+
+def automation_token(server: Keyward, name: str) -> str:
+    """Creates an automation called `name` and returns a fresh automation token for it."""
+    headers = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+    res = requests.post(
+        server.url + "/api/v1/automations", json={"name": name}, headers=headers, verify=server.ca_file, timeout=30
+    )
+    assert res.status_code == 201, res.text
+    res = requests.post(
+        server.url + f"/api/v1/automations/{name}/tokens",
+        json={"name": "ci"},
+        headers=headers,
+        verify=server.ca_file,
+        timeout=30,
+    )
+    assert res.status_code == 201, res.text
+    return res.json()["token"]
