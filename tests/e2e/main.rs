@@ -11,4 +11,5 @@ mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
 mod issuer;
+mod moto;
 mod rotation;

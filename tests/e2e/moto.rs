@@ -1,0 +1,152 @@
+//! A second opinion on Keyward's AWS client: the third-party `moto_server` (PyPI `moto[server]`,
+//! installed into interop/.venv by scripts/test) answers AssumeRoleWithWebIdentity and
+//! GetSecretValue as it understands AWS. moto checks neither tokens nor signatures; what this
+//! proves is that our requests and our parsing of its answers follow AWS's wire format, which
+//! moto reimplements from botocore's service models independently of cloudsim.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use keyward_cloud::{Cause, Clouds, Deadline};
+use keyward_core::endpoints::{AwsEndpoints, EndpointsFile};
+use serde_json::json;
+
+use crate::common::{self, Backend, Server, ServerOptions};
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KEYWARD_MOTO_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/moto_server");
+    path.exists().then_some(path)
+}
+
+async fn start_moto() -> Option<Moto> {
+    let Some(bin) = moto_server_path() else {
+        assert!(
+            std::env::var_os("KEYWARD_REQUIRE_INTEROP").is_none(),
+            "moto_server is required but not installed: run `bash scripts/test` (it installs interop/requirements.txt) or set KEYWARD_MOTO_SERVER"
+        );
+        eprintln!("skipping: moto_server not installed (interop/.venv); scripts/test installs it");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let moto = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("{}/moto-api/", moto.url))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Some(moto);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("moto_server did not answer on {} within 20 s", moto.url);
+}
+
+#[tokio::test]
+async fn the_aws_client_assumes_a_role_and_reads_a_secret_from_moto_server() {
+    let Some(moto) = start_moto().await else {
+        return;
+    };
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let (_, token) = common::automation_with_token(&server, "crew").await;
+    let (status, minted) = common::mint(&server, &token, keyward_cloud::aws::AUDIENCE).await;
+    assert_eq!(status, 200, "{minted}");
+    let jwt = minted["token"].as_str().unwrap();
+
+    // The secret, created the way moto accepts an administrator's call (it reads only the
+    // credential scope of the Authorization header).
+    let created = reqwest::Client::new()
+        .post(format!("{}/", moto.url))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "secretsmanager.CreateSecret")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=00",
+        )
+        .body(json!({"Name": "openai-api-key", "SecretString": "moto-value"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "{}",
+        created.text().await.unwrap()
+    );
+
+    let clouds = Clouds::new(EndpointsFile {
+        aws: Some(AwsEndpoints {
+            sts_url: Some(moto.url.clone()),
+            secrets_manager_url: Some(moto.url.clone()),
+            region: Some("us-east-1".into()),
+            ..AwsEndpoints::default()
+        }),
+        ..EndpointsFile::default()
+    })
+    .unwrap();
+    let aws = clouds.aws("us-east-1");
+    let deadline = Deadline::after(Duration::from_secs(20));
+    let creds = aws
+        .assume_role_with_web_identity(
+            "arn:aws:iam::123456789012:role/keyward-secrets-reader",
+            "keyward-moto",
+            jwt,
+            Some(Duration::from_secs(900)),
+            &deadline,
+        )
+        .await
+        .unwrap();
+    assert!(!creds.access_key_id.is_empty());
+    assert!(!creds.expiration.is_empty());
+    assert!(
+        creds
+            .assumed_role_arn
+            .contains("keyward-secrets-reader/keyward-moto"),
+        "{creds:?}"
+    );
+    let value = aws
+        .get_secret_value(&creds, "openai-api-key", &deadline)
+        .await
+        .unwrap();
+    assert_eq!(value.expose(), "moto-value");
+    let err = aws
+        .get_secret_value(&creds, "no-such-secret", &deadline)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ResourceNotFoundException"), "{err}");
+    assert_eq!(err.cause(), Some(Cause::SecretNotFound), "{err}");
+    drop(server);
+}
