@@ -15,8 +15,6 @@ import os
 
 import boto3
 import botocore.exceptions
-import google.auth
-import google.auth.credentials
 import google.auth.exceptions
 import google.auth.transport.requests
 import pytest
@@ -24,6 +22,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
+from google.auth import identity_pool
 from google.auth.transport.requests import AuthorizedSession
 
 from cloudsim_world import (
@@ -143,10 +142,9 @@ def gcp_credentials(sim: CloudSim, token_path: str, audience: str, service_accou
         info["service_account_impersonation_url"] = (
             f"{sim.gcp['iam_credentials_url']}/v1/projects/-/serviceAccounts/{service_account}:generateAccessToken"
         )
-    # Unscoped, load_credentials_from_dict does not look the project up at cloudresourcemanager;
-    # client libraries then add their scopes, as here.
-    credentials, _ = google.auth.load_credentials_from_dict(info)
-    return google.auth.credentials.with_scopes_if_required(credentials, [CLOUD_PLATFORM])
+    # The type-specific loader (google.auth.load_credentials_from_dict is deprecated, and with
+    # scopes it would also look the project up at cloudresourcemanager.googleapis.com).
+    return identity_pool.Credentials.from_info(info, scopes=[CLOUD_PLATFORM])
 
 
 def vertex_url(sim: CloudSim, project: str) -> str:
@@ -430,14 +428,14 @@ def test_entra_token_for_another_audience_is_refused(broken, mint, trust, tmp_pa
     trust(broken)
     audience = gcp_audience("keyward-provider")
     refusal = entra_refusal(broken, tmp_path, mint(audience))
-    assert (refusal["status"], refusal["error_codes"]) == (401, [70021])
+    assert (refusal["status"], refusal["error"], refusal["error_codes"]) == (401, "invalid_client", [70021])
     assert f"Assertion Audience: '{audience}'." in refusal["error_description"]
 
 
 def test_entra_es256_token_is_refused(broken, mint, trust, tmp_path):
     trust(broken)
     refusal = entra_refusal(broken, tmp_path, es256_like(mint(AZURE_AUDIENCE)))
-    assert (refusal["status"], refusal["error_codes"]) == (401, [5002738])
+    assert (refusal["status"], refusal["error"], refusal["error_codes"]) == (401, "invalid_client", [5002738])
     assert refusal["error_description"].startswith(
         "AADSTS5002738: Invalid JWT token. 'ES256' is not a supported signature algorithm. "
         "Supported signing algorithms are: 'RS256, RS384, RS512'"
@@ -447,14 +445,17 @@ def test_entra_es256_token_is_refused(broken, mint, trust, tmp_path):
 def test_entra_token_signed_by_unpublished_key_is_refused(broken, mint, trust, tmp_path):
     trust(broken)
     refusal = entra_refusal(broken, tmp_path, forged_like(mint(AZURE_AUDIENCE)))
-    assert refusal["error_codes"] == [50013]
-    assert refusal["error_description"].startswith("AADSTS50013: Assertion failed signature validation.")
+    assert (refusal["status"], refusal["error"], refusal["error_codes"]) == (401, "invalid_client", [50013])
+    assert refusal["error_description"].startswith(
+        "AADSTS50013: Assertion failed signature validation. "
+        "[Reason - The key was not found., Key id of key used by client: 'forged-key']"
+    )
 
 
 def test_entra_expired_token_is_refused(broken, mint, trust, tmp_path, clouds_two_hours_later):
     trust(broken)
     refusal = entra_refusal(broken, tmp_path, mint(AZURE_AUDIENCE))
-    assert refusal["error_codes"] == [700024]
+    assert (refusal["status"], refusal["error"], refusal["error_codes"]) == (401, "invalid_client", [700024])
     assert refusal["error_description"].startswith("AADSTS700024: Client assertion is not within its valid time range.")
 
 
@@ -505,6 +506,10 @@ def test_aws_token_signed_by_unpublished_key_is_refused(broken, mint, trust, tmp
     trust(broken)
     error = aws_refusal(monkeypatch, broken, tmp_path, forged_like(mint(AWS_AUDIENCE)))
     assert (error["status"], error["Code"]) == (400, "InvalidIdentityToken")
+    assert error["Message"] == (
+        "Couldn't retrieve verification key from your identity provider,  please reference "
+        "AssumeRoleWithWebIdentity documentation for requirements"
+    )
 
 
 def test_aws_expired_token_is_refused(broken, mint, trust, tmp_path, monkeypatch, clouds_two_hours_later):
