@@ -9,7 +9,6 @@ broken federation setup with the cloud's own error shape.
 """
 
 import base64
-import contextlib
 import json
 import os
 
@@ -164,34 +163,8 @@ def azure_credential(sim: CloudSim, token_path: str, client_id: str, tenant_id: 
 
 
 def vault_url(sim: CloudSim, vault: str) -> str:
-    """The URL of `vault`: the endpoints file names the first vault's (keyward-demo-vault); the
-    others are served the same way."""
-    return sim.azure["vault_url"].replace("keyward-demo-vault", vault)
-
-
-@contextlib.contextmanager
-def cloudsim_key_vault_deviations():
-    """Turns the three known ways cloudsim's Key Vault differs from the real one, as
-    azure-keyvault-secrets (defaults, no options) trips over them, into an xfail. TEMPORARY:
-    remove once cloudsim serves vaults the way the SDK expects; anything else still fails."""
-    try:
-        yield
-    except HttpResponseError as e:
-        if e.status_code == 400 and e.error is not None and e.error.code == "BadParameter" and "is not recognized" in str(e):
-            pytest.xfail(f"cloudsim deviation: refuses the SDK's default Key Vault api-version: {e.error.message}")
-        raise
-    except ValueError as e:
-        if "does not match the requested domain" in str(e):
-            pytest.xfail(
-                "cloudsim deviation: the vault's 401 challenge names resource=<vault origin>, but the SDK "
-                f"requires the vault host to be a dot-subdomain of the resource host: {e}"
-            )
-        if "is not a valid ID" in str(e):
-            pytest.xfail(
-                "cloudsim deviation: secret ids carry the /vaults/<name> path prefix; the SDK parses ids as "
-                f"https://<host>/secrets/<name>[/<version>]: {e}"
-            )
-        raise
+    """The URL of `vault`: each simulated vault has an origin of its own, as real ones have a host."""
+    return sim.admin("GET", "vaults")["vaults"][vault]["url"]
 
 
 def boto_session(monkeypatch, sim: CloudSim, token_path: str, role: str):
@@ -250,13 +223,12 @@ def test_azure_workload_identity_reads_key_vault(demo, mint, trust, tmp_path):
 
     client = SecretClient(vault_url=az["vault_url"], credential=credential)
     assert az["secrets"], az
-    with cloudsim_key_vault_deviations():
-        for name, value in az["secrets"].items():
-            secret = client.get_secret(name)
-            assert secret.name == name
-            assert secret.value == value
-        with pytest.raises(ResourceNotFoundError) as missing:
-            client.get_secret("no-such-secret")
+    for name, value in az["secrets"].items():
+        secret = client.get_secret(name)
+        assert secret.name == name
+        assert secret.value == value
+    with pytest.raises(ResourceNotFoundError) as missing:
+        client.get_secret("no-such-secret")
     assert missing.value.status_code == 404
     assert missing.value.error.code == "SecretNotFound"
 
@@ -304,8 +276,7 @@ def test_broken_world_azure_good_app_reads_the_vault(broken, mint, trust, tmp_pa
     credential = azure_credential(broken, token_file(tmp_path, mint(AZURE_AUDIENCE)), APP, TENANT)
     assert credential.get_token(VAULT_SCOPE).token
     client = SecretClient(vault_url=vault_url(broken, "keyward-demo-vault"), credential=credential)
-    with cloudsim_key_vault_deviations():
-        assert client.get_secret("openai-api-key").value == "azure-value-1"
+    assert client.get_secret("openai-api-key").value == "azure-value-1"
 
 
 def test_broken_world_aws_good_role_reads_the_secret(broken, mint, trust, tmp_path, monkeypatch):
@@ -463,8 +434,7 @@ def test_key_vault_role_on_one_secret_reads_it_but_cannot_list(broken, mint, tru
     trust(broken)
     credential = azure_credential(broken, token_file(tmp_path, mint(AZURE_AUDIENCE)), APP, TENANT)
     client = SecretClient(vault_url=vault_url(broken, "per-secret-vault"), credential=credential)
-    with cloudsim_key_vault_deviations():
-        assert client.get_secret("granted").value == "per-secret-value"
+    assert client.get_secret("granted").value == "per-secret-value"
 
     with pytest.raises(HttpResponseError) as listing:
         list(client.list_properties_of_secrets())

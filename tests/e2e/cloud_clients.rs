@@ -211,7 +211,16 @@ async fn rust_clients_walk_every_good_chain_and_name_the_cause_of_every_refusal(
         .token(TENANT, APP, &az_jwt, azure::VAULT_SCOPE, &deadline())
         .await
         .unwrap();
-    let vault = format!("{base}/vaults/keyward-demo-vault");
+    let vault = sim.vault_url("keyward-demo-vault").await;
+    assert_eq!(
+        sim.endpoints.azure.as_ref().unwrap().vault_url.as_deref(),
+        Some(vault.as_str()),
+        "the endpoints file names the first vault's own origin"
+    );
+    assert!(
+        !vault.starts_with(&base),
+        "{vault} has an origin of its own"
+    );
     let value = a
         .get_secret(&vault_token, &vault, "openai-api-key", None, &deadline())
         .await
@@ -266,7 +275,7 @@ async fn rust_clients_walk_every_good_chain_and_name_the_cause_of_every_refusal(
         (code.as_str(), cause),
         ("AADSTS50013", Cause::UnknownSigningKey)
     );
-    let per_secret = format!("{base}/vaults/per-secret-vault");
+    let per_secret = sim.vault_url("per-secret-vault").await;
     let granted = a
         .get_secret(&vault_token, &per_secret, "granted", None, &deadline())
         .await

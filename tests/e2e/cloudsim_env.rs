@@ -274,6 +274,15 @@ impl Sim {
         resp.json().await.expect("admin JSON")
     }
 
+    /// A Key Vault's URL (each vault has an origin of its own).
+    pub async fn vault_url(&self, name: &str) -> String {
+        let vaults = self.admin(reqwest::Method::GET, "vaults", None).await;
+        vaults["vaults"][name]["url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no vault {name} in {vaults}"))
+            .to_owned()
+    }
+
     /// Requests seen per simulated endpoint since the last reset.
     pub async fn count(&self, endpoint: &str) -> u64 {
         let counts = self.admin(reqwest::Method::GET, "requests", None).await;

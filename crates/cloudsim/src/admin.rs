@@ -54,6 +54,10 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
             sim.lock().counts.clear();
             json_response(StatusCode::OK, json!({"counts": {}}))
         }
+        ("GET", "vaults") => json_response(
+            StatusCode::OK,
+            json!({"vaults": sim.vault_origins.keys().map(|name| (name.clone(), json!({"url": sim.vault_url(name), "resource": sim.vault_resource(name)}))).collect::<serde_json::Map<_, _>>()}),
+        ),
         ("GET", "faults") => json_response(StatusCode::OK, json!({"faults": sim.lock().faults})),
         ("POST", "faults") => match parse::<Fault>(req) {
             Ok(fault) => add_fault(sim, fault),
@@ -75,7 +79,7 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
         },
         _ => json_response(
             StatusCode::NOT_FOUND,
-            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock, GET requests|faults, DELETE requests|faults", req.method)}),
+            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock, GET requests|faults|vaults, DELETE requests|faults", req.method)}),
         ),
     }
 }

@@ -30,6 +30,7 @@ pub const API_VERSIONS: &[&str] = &[
     "7.5",
     "7.6",
     "2025-07-01",
+    "2026-04-01",
 ];
 
 fn aad_error(sim: &Sim, status: StatusCode, error: &str, code: u32, text: String) -> Response {
@@ -115,12 +116,11 @@ fn tenant_known(sim: &Sim, tenant: &str) -> bool {
 /// Resources the simulated tenant has service principals for.
 fn resource_known(sim: &Sim, resource: &str) -> bool {
     [
-        VAULT_RESOURCE,
         "https://cognitiveservices.azure.com",
         "https://management.azure.com",
-        sim.base.as_str(),
     ]
     .contains(&resource)
+        || sim.is_vault_resource(resource)
 }
 
 /// `POST /<tenant>/oauth2/v2.0/token` with a federated client assertion.
@@ -339,7 +339,7 @@ fn kv_error(status: StatusCode, code: &str, message: String, inner: Option<&str>
     json_response(status, json!({ "error": error }))
 }
 
-fn challenge(sim: &Sim, tenant: &str, message: &str) -> Response {
+fn challenge(sim: &Sim, vault: &str, tenant: &str, message: &str) -> Response {
     let mut resp = kv_error(
         StatusCode::UNAUTHORIZED,
         "Unauthorized",
@@ -348,7 +348,8 @@ fn challenge(sim: &Sim, tenant: &str, message: &str) -> Response {
     );
     let value = format!(
         "Bearer authorization=\"{}/{tenant}\", resource=\"{}\"",
-        sim.base, sim.base
+        sim.base,
+        sim.vault_resource(vault)
     );
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -404,6 +405,7 @@ pub async fn key_vault(sim: &Sim, req: &Req, vault_name: &str, rest: &str) -> Re
     let Some(token) = req.bearer() else {
         return challenge(
             sim,
+            vault_name,
             tenant,
             "AKV10000: Request is missing a Bearer or PoP token.",
         );
@@ -415,11 +417,19 @@ pub async fn key_vault(sim: &Sim, req: &Req, vault_name: &str, rest: &str) -> Re
             resource,
             ..
         }) => (client_id, tenant, resource),
-        _ => return challenge(sim, tenant, "AKV10013: Token is invalid or has expired."),
+        _ => {
+            return challenge(
+                sim,
+                vault_name,
+                tenant,
+                "AKV10013: Token is invalid or has expired.",
+            );
+        }
     };
-    if resource != VAULT_RESOURCE && resource != sim.base {
+    if !sim.is_vault_resource(&resource) {
         return challenge(
             sim,
+            vault_name,
             tenant,
             &format!("AKV10022: Invalid audience. Expected {VAULT_RESOURCE}, found: {resource}."),
         );
@@ -427,6 +437,7 @@ pub async fn key_vault(sim: &Sim, req: &Req, vault_name: &str, rest: &str) -> Re
     if token_tenant != *tenant {
         return challenge(
             sim,
+            vault_name,
             tenant,
             &format!(
                 "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{tenant}/, found https://sts.windows.net/{token_tenant}/."
@@ -434,7 +445,7 @@ pub async fn key_vault(sim: &Sim, req: &Req, vault_name: &str, rest: &str) -> Re
         );
     }
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let vault_url = format!("{}/vaults/{vault_name}", sim.base);
+    let vault_url = sim.vault_url(vault_name);
     match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["secrets"]) => {
             if let Err(r) = authorize(

@@ -124,34 +124,79 @@ pub async fn run(
             source,
         })?;
     let base = format!("https://{addr}");
+    // Every Key Vault gets an origin of its own, as real vaults have hosts of their own.
+    let mut vaults = Vec::new();
+    for name in state
+        .file
+        .azure
+        .iter()
+        .flat_map(|a| a.vaults.iter().map(|v| v.name.get_ref().clone()))
+    {
+        let want = SocketAddr::new(opts.listen.ip(), 0);
+        let vault_listener = std::net::TcpListener::bind(want)
+            .map_err(|source| CloudsimError::Listen { addr: want, source })?;
+        let vault_addr = vault_listener
+            .local_addr()
+            .map_err(|source| CloudsimError::Listen { addr: want, source })?;
+        vaults.push((name, vault_listener, vault_addr));
+    }
+    let vault_origins = vaults
+        .iter()
+        .map(|(name, _, a)| (name.clone(), format!("https://{a}")))
+        .collect();
     let sim = Arc::new(Sim::new(
         state,
         jwt::KeyCache::new(http),
         base.clone(),
+        vault_origins,
         now.unix_timestamp(),
     ));
     let endpoints = endpoints_file(&sim, &ca.pem_path);
     on_ready(&Ready { addr, endpoints })?;
 
-    let app = Router::new().fallback(dispatch).with_state(sim);
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
+    let mut handles = Vec::new();
+    for (name, vault_listener, vault_addr) in vaults {
+        let app = Router::new()
+            .fallback(dispatch_vault)
+            .with_state((sim.clone(), Arc::<str>::from(name)));
+        let handle = axum_server::Handle::new();
+        handles.push(handle.clone());
+        let server = serve_on(vault_listener, vault_addr, tls.clone(), handle)?;
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!(addr = %vault_addr, error = %e, "a Key Vault listener stopped");
+            }
+        });
+    }
     let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
+    handles.push(handle.clone());
     tokio::spawn(async move {
         shutdown.await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(2)));
+        for h in handles {
+            h.graceful_shutdown(Some(Duration::from_secs(2)));
+        }
     });
+    let app = Router::new().fallback(dispatch).with_state(sim);
+    serve_on(listener, addr, tls, handle)?
+        .serve(app.into_make_service())
+        .await
+        .map_err(|source| CloudsimError::Listen { addr, source })
+}
+
+fn serve_on(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    handle: axum_server::Handle<SocketAddr>,
+) -> Result<axum_server::Server<SocketAddr, axum_server::tls_rustls::RustlsAcceptor>, CloudsimError>
+{
     listener
         .set_nonblocking(true)
         .map_err(|source| CloudsimError::Listen { addr, source })?;
-    axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls_config),
-    )
-    .map_err(|source| CloudsimError::Listen { addr, source })?
-    .handle(handle)
-    .serve(app.into_make_service())
-    .await
-    .map_err(|source| CloudsimError::Listen { addr, source })
+    Ok(axum_server::from_tcp_rustls(listener, tls)
+        .map_err(|source| CloudsimError::Listen { addr, source })?
+        .handle(handle))
 }
 
 fn issuer_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, CloudsimError> {
@@ -225,7 +270,7 @@ pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
                 .map(|x| x.tenant.get_ref().clone())
                 .or_else(|| a.tenants.first().map(|t| t.get_ref().clone())),
             client_id: a.apps.first().map(|x| x.client_id.get_ref().clone()),
-            vault_url: vault.as_ref().map(|v| format!("{base}/vaults/{v}")),
+            vault_url: vault.as_ref().map(|v| sim.vault_url(v)),
             secrets: m
                 .azure_secrets
                 .iter()
@@ -299,6 +344,18 @@ fn route(req: &Req) -> Option<&'static str> {
 }
 
 async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, request: Request<Body>) -> Response {
+    serve_request(sim, None, request).await
+}
+
+/// A vault's own origin: `/secrets/…` here is `/vaults/<name>/secrets/…` on the main origin.
+async fn dispatch_vault(
+    AxumState((sim, vault)): AxumState<(Arc<Sim>, Arc<str>)>,
+    request: Request<Body>,
+) -> Response {
+    serve_request(sim, Some(&vault), request).await
+}
+
+async fn serve_request(sim: Arc<Sim>, vault: Option<&str>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -314,9 +371,21 @@ async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, request: Request<Body>) -
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    let path = match vault {
+        None => parts.uri.path().to_owned(),
+        Some(vault) if parts.uri.path().starts_with("/secrets") => {
+            format!("/vaults/{vault}{}", parts.uri.path())
+        }
+        Some(vault) => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"code": "NotFound", "message": format!("This origin is the Key Vault '{vault}'; its API is under /secrets, not {}.", parts.uri.path())}}),
+            );
+        }
+    };
     let req = Req {
         method: parts.method,
-        path: parts.uri.path().to_owned(),
+        path,
         query,
         headers: parts.headers,
         body,

@@ -173,6 +173,9 @@ pub struct Sim {
     pub keys: KeyCache,
     /// `https://127.0.0.1:<port>`: the origin every simulated endpoint lives under.
     pub base: String,
+    /// Each Key Vault's own origin (vault name → `https://127.0.0.1:<port>`), as real vaults each
+    /// have their own host: the SDK parses `<vault origin>/secrets/<name>/<version>` ids.
+    pub vault_origins: std::collections::BTreeMap<String, String>,
     pub m: Mutex<Mutable>,
 }
 
@@ -193,7 +196,13 @@ pub fn random_upper(len: usize) -> String {
 }
 
 impl Sim {
-    pub fn new(state: State, keys: KeyCache, base: String, now: i64) -> Self {
+    pub fn new(
+        state: State,
+        keys: KeyCache,
+        base: String,
+        vault_origins: std::collections::BTreeMap<String, String>,
+        now: i64,
+    ) -> Self {
         let mut m = Mutable::default();
         let versions = |decl: &SecretDecl| -> Vec<Version> {
             decl.all_versions()
@@ -244,8 +253,46 @@ impl Sim {
             state,
             keys,
             base,
+            vault_origins,
             m: Mutex::new(m),
         }
+    }
+
+    /// The vault's URL: its own origin, or under `/vaults/<name>` on the main origin when it has
+    /// none (a simulator built without listeners, in unit tests).
+    pub fn vault_url(&self, name: &str) -> String {
+        self.vault_origins
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{}/vaults/{name}", self.base))
+    }
+
+    /// The resource a vault's 401 challenge names. Real vaults live at `<name>.vault.azure.net`
+    /// and name `https://vault.azure.net`; azure-keyvault-secrets checks that the vault's host
+    /// ends with `.` + the resource's host. A loopback vault `127.0.0.1:<port>` therefore names
+    /// `https://0.0.1:<port>` — its host minus the first label — which Entra here accepts as a
+    /// Key Vault resource.
+    pub fn vault_resource(&self, name: &str) -> String {
+        let url = self.vault_url(name);
+        let authority = url
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match authority.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => format!("https://{parent}"),
+            _ => self.base.clone(),
+        }
+    }
+
+    /// Whether `resource` is one a Key Vault token may be issued for.
+    pub fn is_vault_resource(&self, resource: &str) -> bool {
+        resource == "https://vault.azure.net"
+            || resource == self.base
+            || self
+                .vault_origins
+                .keys()
+                .any(|name| self.vault_resource(name) == resource)
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
