@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod ids;
 pub mod names;
 pub mod permission;
+pub mod workload;
 
 pub use audience::{Audience, AudienceError};
 pub use ids::{AutomationId, OrgId, TokenId, UserId};
