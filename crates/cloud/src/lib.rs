@@ -78,9 +78,17 @@ impl Clouds {
 
     /// The endpoints file named by `KEYWARD_CLOUD_ENDPOINTS`, or the real clouds when unset.
     pub fn from_env() -> Result<Clouds, CloudError> {
-        match std::env::var_os(ENDPOINTS_ENV) {
-            Some(path) if !path.is_empty() => Clouds::from_file(Path::new(&path))
-                .map_err(|e| CloudError::Config(format!("{ENDPOINTS_ENV}: {e}"))),
+        Clouds::from_env_value(std::env::var_os(ENDPOINTS_ENV).as_deref())
+    }
+
+    fn from_env_value(value: Option<&std::ffi::OsStr>) -> Result<Clouds, CloudError> {
+        match value {
+            Some(path) if !path.is_empty() => {
+                Clouds::from_file(Path::new(path)).map_err(|e| match e {
+                    CloudError::Config(m) => CloudError::Config(format!("{ENDPOINTS_ENV}: {m}")),
+                    other => other,
+                })
+            }
             _ => Clouds::real(),
         }
     }
@@ -101,5 +109,47 @@ impl Clouds {
     /// the endpoints file overrides it).
     pub fn aws(&self, region: &str) -> aws::AwsClient {
         aws::AwsClient::new(self.transport.clone(), &self.endpoints, region)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoints_variable_points_every_client_at_its_file_and_unset_means_the_real_clouds() {
+        let dir = std::env::temp_dir().join(format!("keyward-cloud-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("endpoints.json");
+        std::fs::write(
+            &path,
+            r#"{"gcp": {"sts_url": "https://127.0.0.1:9443"}, "aws": {"secrets_manager_url": "https://127.0.0.1:9444/"}}"#,
+        )
+        .unwrap();
+        let clouds = Clouds::from_env_value(Some(path.as_os_str())).unwrap();
+        assert_eq!(clouds.endpoints().gcp_sts(), "https://127.0.0.1:9443");
+        assert_eq!(
+            clouds.endpoints().aws_secrets_manager("eu-west-1"),
+            "https://127.0.0.1:9444"
+        );
+        assert_eq!(
+            clouds.endpoints().azure_authority_host(),
+            keyward_core::endpoints::real::AZURE_AUTHORITY_HOST
+        );
+        for unset in [None, Some(std::ffi::OsStr::new(""))] {
+            let real = Clouds::from_env_value(unset).unwrap();
+            assert_eq!(real.endpoints(), &EndpointsFile::default());
+        }
+        let missing = dir.join("missing.json");
+        let err = Clouds::from_env_value(Some(missing.as_os_str()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("cloud endpoints: KEYWARD_CLOUD_ENDPOINTS: ")
+                && err.contains("missing.json"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
