@@ -1,13 +1,14 @@
 """`keyward cloudsim` for the interop tests: the broken-setup world, the running simulator, and
 tokens that look like Keyward's but are not (forged signature, ES256).
 
-The world is a port of `world(issuer, org)` in tests/e2e/cloudsim_env.rs: same providers, apps,
-vaults and roles, same names, so the Rust raw-HTTP refusals and these SDK refusals test one world.
+The world is tests/fixtures/cloudsim-broken-world.toml, the file the Rust end-to-end tests use, so
+the Rust refusals and these SDK refusals test one world.
 """
 
 import base64
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,6 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-OTHER_ORG = "5f0c9b1e-7d7e-4b8a-9d55-3f1a2b3c4d5e"
 PROJECT_ID = "keyward-demo"
 PROJECT_NUMBER = "123456789012"
 POOL = "keyward-pool"
@@ -47,123 +47,18 @@ def role_arn(name: str) -> str:
     return f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}"
 
 
+WORLD_TEMPLATE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "cloudsim-broken-world.toml"
+
+
 def world(issuer: str, org: str) -> str:
-    """The good setup and, beside it, one broken setup per refusal the tests check."""
-    host = issuer.removeprefix("https://")
-    principal_set = (
-        f"principalSet://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/"
-        f"workloadIdentityPools/{POOL}/attribute.organization/{org}"
+    """The good setup and, beside it, one broken setup per refusal the tests check: the same file
+    the Rust end-to-end tests use."""
+    return (
+        WORLD_TEMPLATE.read_text(encoding="utf-8")
+        .replace("${ISSUER}", issuer)
+        .replace("${HOST}", issuer.removeprefix("https://"))
+        .replace("${ORG}", org)
     )
-
-    def provider(id_: str, provider_issuer: str, condition: str) -> str:
-        return f"""
-[[gcp.providers]]
-pool = "{POOL}"
-id = "{id_}"
-issuer = "{provider_issuer}"
-attribute_mapping = {{ "google.subject" = "assertion.sub", "attribute.organization" = "assertion.organization_id" }}
-attribute_condition = "{condition}"
-"""
-
-    text = f"""
-[gcp]
-project_id = "{PROJECT_ID}"
-project_number = "{PROJECT_NUMBER}"
-"""
-    text += provider("keyward-provider", issuer, f"assertion.organization_id == '{org}'")
-    text += provider("wrong-org", issuer, f"assertion.organization_id == '{OTHER_ORG}'")
-    text += provider("numeric-org", issuer, "assertion.organization_id == '4242'")
-    text += provider("wrong-issuer", "https://keyward.example.com", f"assertion.organization_id == '{org}'")
-    text += f"""
-[[gcp.service_accounts]]
-email = "{sa("keyward-vertex")}"
-workload_identity_users = ["{principal_set}"]
-roles = ["roles/aiplatform.user"]
-
-[[gcp.service_accounts]]
-email = "{sa("unbound")}"
-roles = ["roles/aiplatform.user"]
-
-[[gcp.service_accounts]]
-email = "{sa("no-vertex")}"
-workload_identity_users = ["{principal_set}"]
-
-[[gcp.bindings]]
-member = "{principal_set}"
-role = "roles/secretmanager.secretAccessor"
-
-[[gcp.bindings]]
-member = "{principal_set}"
-role = "roles/secretmanager.viewer"
-
-[[gcp.secrets]]
-name = "openai-api-key"
-value = "gcp-value-1"
-
-[[gcp.secrets]]
-name = "db-credentials"
-value = '{{"username": "crew", "password": "gcp-pw"}}'
-
-[azure]
-tenants = ["{TENANT}"]
-
-[[azure.apps]]
-tenant = "{TENANT}"
-client_id = "{APP}"
-federated_credentials = [{{ issuer = "{issuer}", subject = "organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
-
-[[azure.apps]]
-tenant = "{TENANT}"
-client_id = "{APP_CASE}"
-federated_credentials = [{{ issuer = "{issuer}", subject = "Organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
-
-[[azure.vaults]]
-name = "keyward-demo-vault"
-tenant = "{TENANT}"
-role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User" }}]
-
-[[azure.vaults.secrets]]
-name = "openai-api-key"
-value = "azure-value-1"
-
-[[azure.vaults]]
-name = "per-secret-vault"
-tenant = "{TENANT}"
-role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User", secret = "granted" }}]
-
-[[azure.vaults.secrets]]
-name = "granted"
-value = "per-secret-value"
-
-[[azure.vaults.secrets]]
-name = "not-granted"
-value = "hidden"
-
-[aws]
-account_id = "{AWS_ACCOUNT}"
-region = "{AWS_REGION}"
-
-[[aws.oidc_providers]]
-url = "{issuer}"
-client_ids = ["sts.amazonaws.com"]
-
-[[aws.roles]]
-name = "keyward-secrets-reader"
-trust = {{ federated = "arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{org}" }} }}
-policies = [
-  {{ actions = ["secretsmanager:ListSecrets"], resources = ["*"] }},
-  {{ actions = ["secretsmanager:GetSecretValue"], resources = ["arn:aws:secretsmanager:{AWS_REGION}:{AWS_ACCOUNT}:secret:*"] }},
-]
-
-[[aws.roles]]
-name = "wrong-sub"
-trust = {{ federated = "arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{OTHER_ORG}" }} }}
-
-[[aws.secrets]]
-name = "openai-api-key"
-value = "aws-value-1"
-"""
-    return text
 
 
 class CloudSim:

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::common::Server;
 
-pub const OTHER_ORG: &str = "5f0c9b1e-7d7e-4b8a-9d55-3f1a2b3c4d5e";
 pub const PROJECT_NUMBER: &str = "123456789012";
 pub const POOL: &str = "keyward-pool";
 
@@ -30,142 +29,13 @@ pub const TENANT: &str = "4a1f8f3e-0c2b-4f7a-9a51-8b6d2c9e1f00";
 pub const APP: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 pub const APP_CASE: &str = "9b2d3c4e-5f60-4a71-8b92-a3b4c5d6e7f8";
 
-/// A world with the good setup and, beside it, one broken setup per refusal the tests check.
+/// A world with the good setup and, beside it, one broken setup per refusal the tests check
+/// (tests/fixtures/cloudsim-broken-world.toml, shared with the interop tests).
 pub fn world(issuer: &str, org: &str) -> String {
-    let host = issuer.trim_start_matches("https://");
-    let principal_set = format!(
-        "principalSet://iam.googleapis.com/projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{POOL}/attribute.organization/{org}"
-    );
-    let provider = |id: &str, issuer: &str, condition: &str| {
-        format!(
-            r#"
-[[gcp.providers]]
-pool = "{POOL}"
-id = "{id}"
-issuer = "{issuer}"
-attribute_mapping = {{ "google.subject" = "assertion.sub", "attribute.organization" = "assertion.organization_id" }}
-attribute_condition = "{condition}"
-"#
-        )
-    };
-    let mut text = format!(
-        r#"
-[gcp]
-project_id = "keyward-demo"
-project_number = "{PROJECT_NUMBER}"
-"#
-    );
-    text += &provider(
-        "keyward-provider",
-        issuer,
-        &format!("assertion.organization_id == '{org}'"),
-    );
-    text += &provider(
-        "wrong-org",
-        issuer,
-        &format!("assertion.organization_id == '{OTHER_ORG}'"),
-    );
-    text += &provider("numeric-org", issuer, "assertion.organization_id == '4242'");
-    text += &provider(
-        "wrong-issuer",
-        "https://keyward.example.com",
-        &format!("assertion.organization_id == '{org}'"),
-    );
-    text += &format!(
-        r#"
-[[gcp.service_accounts]]
-email = "{good}"
-workload_identity_users = ["{principal_set}"]
-roles = ["roles/aiplatform.user"]
-
-[[gcp.service_accounts]]
-email = "{unbound}"
-roles = ["roles/aiplatform.user"]
-
-[[gcp.service_accounts]]
-email = "{no_vertex}"
-workload_identity_users = ["{principal_set}"]
-
-[[gcp.bindings]]
-member = "{principal_set}"
-role = "roles/secretmanager.secretAccessor"
-
-[[gcp.bindings]]
-member = "{principal_set}"
-role = "roles/secretmanager.viewer"
-
-[[gcp.secrets]]
-name = "openai-api-key"
-value = "gcp-value-1"
-
-[[gcp.secrets]]
-name = "db-credentials"
-value = '{{"username": "crew", "password": "gcp-pw"}}'
-
-[azure]
-tenants = ["{TENANT}"]
-
-[[azure.apps]]
-tenant = "{TENANT}"
-client_id = "{APP}"
-federated_credentials = [{{ issuer = "{issuer}", subject = "organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
-
-[[azure.apps]]
-tenant = "{TENANT}"
-client_id = "{APP_CASE}"
-federated_credentials = [{{ issuer = "{issuer}", subject = "Organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
-
-[[azure.vaults]]
-name = "keyward-demo-vault"
-tenant = "{TENANT}"
-role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User" }}]
-
-[[azure.vaults.secrets]]
-name = "openai-api-key"
-value = "azure-value-1"
-
-[[azure.vaults]]
-name = "per-secret-vault"
-tenant = "{TENANT}"
-role_assignments = [{{ principal = "{APP}", role = "Key Vault Secrets User", secret = "granted" }}]
-
-[[azure.vaults.secrets]]
-name = "granted"
-value = "per-secret-value"
-
-[[azure.vaults.secrets]]
-name = "not-granted"
-value = "hidden"
-
-[aws]
-account_id = "123456789012"
-region = "us-east-1"
-
-[[aws.oidc_providers]]
-url = "{issuer}"
-client_ids = ["sts.amazonaws.com"]
-
-[[aws.roles]]
-name = "keyward-secrets-reader"
-trust = {{ federated = "arn:aws:iam::123456789012:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{org}" }} }}
-policies = [
-  {{ actions = ["secretsmanager:ListSecrets"], resources = ["*"] }},
-  {{ actions = ["secretsmanager:GetSecretValue"], resources = ["arn:aws:secretsmanager:us-east-1:123456789012:secret:*"] }},
-]
-
-[[aws.roles]]
-name = "wrong-sub"
-trust = {{ federated = "arn:aws:iam::123456789012:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{OTHER_ORG}" }} }}
-
-[[aws.secrets]]
-name = "openai-api-key"
-value = "aws-value-1"
-"#,
-        good = sa("keyward-vertex"),
-        unbound = sa("unbound"),
-        no_vertex = sa("no-vertex"),
-    );
-    text
+    include_str!("../fixtures/cloudsim-broken-world.toml")
+        .replace("${ISSUER}", issuer)
+        .replace("${HOST}", issuer.trim_start_matches("https://"))
+        .replace("${ORG}", org)
 }
 
 /// A running simulator; killed when dropped.
