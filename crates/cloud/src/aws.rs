@@ -370,42 +370,28 @@ fn sts_refusal(step: Step, answer: &Answer, presented: Option<Presented>) -> Ref
         }
         Err(_) => (format!("HTTP {}", answer.status), text.clone()),
     };
-    let cause = if crate::transport::is_transient(answer.status, &code) {
-        if code == "IDPCommunicationError" {
+    let m = message.to_ascii_lowercase();
+    let cause = match code.as_str() {
+        "IDPCommunicationError" => Cause::IssuerUnreachable,
+        "Throttling" | "ThrottlingException" => Cause::Unavailable,
+        "AccessDenied" => Cause::TrustPolicyMismatch,
+        "ExpiredTokenException" => Cause::TokenExpired,
+        "InvalidIdentityToken" if m.contains("no openidconnect provider") => {
+            Cause::OidcProviderNotRegistered
+        }
+        "InvalidIdentityToken" if m.contains("audience") => Cause::AudienceMismatch,
+        "InvalidIdentityToken" if m.contains("retrieve verification key") => {
             Cause::IssuerUnreachable
-        } else {
-            Cause::Unavailable
         }
-    } else {
-        let m = message.to_ascii_lowercase();
-        match code.as_str() {
-            "AccessDenied" => Cause::TrustPolicyMismatch,
-            "ExpiredTokenException" => Cause::TokenExpired,
-            "InvalidIdentityToken" if m.contains("no openidconnect provider") => {
-                Cause::OidcProviderNotRegistered
-            }
-            "InvalidIdentityToken" if m.contains("audience") => Cause::AudienceMismatch,
-            "InvalidIdentityToken" if m.contains("retrieve verification key") => {
-                Cause::IssuerUnreachable
-            }
-            "InvalidIdentityToken" if m.contains("not a valid jwt") => Cause::MalformedToken,
-            "InvalidIdentityToken" => Cause::UnknownSigningKey,
-            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
-                Cause::SessionCredentialsRejected
-            }
-            "ValidationError" | "InvalidParameterValue" | "MissingParameter" => Cause::BadRequest,
-            _ => Cause::Other,
+        "InvalidIdentityToken" if m.contains("not a valid jwt") => Cause::MalformedToken,
+        "InvalidIdentityToken" => Cause::UnknownSigningKey,
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
+            Cause::SessionCredentialsRejected
         }
+        "ValidationError" | "InvalidParameterValue" | "MissingParameter" => Cause::BadRequest,
+        _ => Cause::Other,
     };
-    Refusal {
-        step,
-        status: answer.status,
-        code,
-        message,
-        cause,
-        presented,
-        attempts: 0,
-    }
+    Refusal::new(step, answer.status, code, message, cause, presented)
 }
 
 /// Secrets Manager's JSON error: `{"__type": "<Code>", "message": "…"}` (`__type` may carry a
@@ -421,34 +407,22 @@ fn json_refusal(step: Step, answer: &Answer) -> Refusal {
         .or_else(|| body["Message"].as_str())
         .map(str::to_owned)
         .unwrap_or_else(|| answer.text());
-    let cause = if crate::transport::is_transient(answer.status, &code) {
-        Cause::Unavailable
-    } else {
-        match (step, code.as_str()) {
-            (Step::AwsSecretList, "AccessDeniedException") => Cause::MissingListSecrets,
-            (_, "AccessDeniedException") => Cause::MissingGetSecretValue,
-            (_, "ResourceNotFoundException") => Cause::SecretNotFound,
-            (
-                _,
-                "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "ExpiredTokenException"
-                | "IncompleteSignature",
-            ) => Cause::SessionCredentialsRejected,
-            (
-                _,
-                "InvalidParameterException" | "InvalidRequestException" | "ValidationException",
-            ) => Cause::BadRequest,
-            _ => Cause::Other,
+    let cause = match (step, code.as_str()) {
+        (_, "ThrottlingException") => Cause::Unavailable,
+        (Step::AwsSecretList, "AccessDeniedException") => Cause::MissingListSecrets,
+        (_, "AccessDeniedException") => Cause::MissingGetSecretValue,
+        (_, "ResourceNotFoundException") => Cause::SecretNotFound,
+        (
+            _,
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "IncompleteSignature",
+        ) => Cause::SessionCredentialsRejected,
+        (_, "InvalidParameterException" | "InvalidRequestException" | "ValidationException") => {
+            Cause::BadRequest
         }
+        _ => Cause::Other,
     };
-    Refusal {
-        step,
-        status: answer.status,
-        code,
-        message,
-        cause,
-        presented: None,
-        attempts: 0,
-    }
+    Refusal::new(step, answer.status, code, message, cause, None)
 }

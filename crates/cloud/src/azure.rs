@@ -106,25 +106,23 @@ impl AzureClient {
                 ),
             });
         }
+        if let Some(v) = version
+            && (v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(CloudError::InvalidArgument {
+                step,
+                detail: format!("'{v}' is not a Key Vault secret version (32 hex characters)"),
+            });
+        }
         let url = match version {
-            Some(v) => format!("{vault}/secrets/{name}/{v}"),
-            None => format!("{vault}/secrets/{name}"),
+            Some(v) => format!("{vault}/secrets/{name}/{v}?api-version={API_VERSION}"),
+            None => format!("{vault}/secrets/{name}?api-version={API_VERSION}"),
         };
         let answer = self
             .transport
-            .call(
-                step,
-                deadline,
-                || {
-                    Ok(self
-                        .transport
-                        .http()
-                        .get(&url)
-                        .query(&[("api-version", API_VERSION)])
-                        .bearer_auth(token.token.expose()))
-                },
-                |a| vault_refusal(step, a),
-            )
+            .get_with_bearer(step, deadline, &url, token.token.expose(), |a| {
+                vault_refusal(step, a)
+            })
             .await?;
         #[derive(Deserialize)]
         struct Bundle {
@@ -152,18 +150,9 @@ impl AzureClient {
         while let Some(url) = next.take() {
             let answer = self
                 .transport
-                .call(
-                    step,
-                    deadline,
-                    || {
-                        Ok(self
-                            .transport
-                            .http()
-                            .get(&url)
-                            .bearer_auth(token.token.expose()))
-                    },
-                    |a| vault_refusal(step, a),
-                )
+                .get_with_bearer(step, deadline, &url, token.token.expose(), |a| {
+                    vault_refusal(step, a)
+                })
                 .await?;
             #[derive(Deserialize)]
             struct Item {
@@ -225,32 +214,27 @@ fn entra_refusal(answer: &Answer, presented: Option<Presented>) -> Refusal {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| answer.text());
-    let cause = if crate::transport::is_transient(answer.status, &code) {
-        Cause::Unavailable
-    } else {
-        match number {
-            Some(70021) => Cause::FederatedCredentialMismatch,
-            Some(700024) => Cause::TokenExpired,
-            Some(50013) => Cause::UnknownSigningKey,
-            Some(5002738) => Cause::UnsupportedAlgorithm,
-            Some(700016) => Cause::ApplicationNotFound,
-            Some(90002) => Cause::TenantNotFound,
-            Some(50027) => Cause::MalformedToken,
-            Some(700211) => Cause::IssuerMismatch,
-            Some(700212) => Cause::AudienceMismatch,
-            Some(70011 | 900144) => Cause::BadRequest,
-            _ => Cause::Other,
-        }
+    let cause = match number {
+        Some(70021) => Cause::FederatedCredentialMismatch,
+        Some(700024) => Cause::TokenExpired,
+        Some(50013) => Cause::UnknownSigningKey,
+        Some(5002738) => Cause::UnsupportedAlgorithm,
+        Some(700016) => Cause::ApplicationNotFound,
+        Some(90002) => Cause::TenantNotFound,
+        Some(50027) => Cause::MalformedToken,
+        Some(700211) => Cause::IssuerMismatch,
+        Some(700212) => Cause::AudienceMismatch,
+        Some(70011 | 900144) => Cause::BadRequest,
+        _ => Cause::Other,
     };
-    Refusal {
-        step: Step::EntraToken,
-        status: answer.status,
+    Refusal::new(
+        Step::EntraToken,
+        answer.status,
         code,
         message,
         cause,
         presented,
-        attempts: 0,
-    }
+    )
 }
 
 /// Key Vault's error: `{"error": {"code", "message", "innererror": {"code"}}}`.
@@ -265,30 +249,18 @@ fn vault_refusal(step: Step, answer: &Answer) -> Refusal {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| answer.text());
-    let cause = if crate::transport::is_transient(answer.status, &code) {
-        Cause::Unavailable
-    } else {
-        match (answer.status, code.as_str()) {
-            (403, _) if inner == "ForbiddenByPolicy" || inner == "AccessDenied" => {
-                Cause::KeyVaultLegacyAccessPolicies
-            }
-            (403, _) if step == Step::KeyVaultList => Cause::KeyVaultListNeedsVaultScope,
-            (403, _) => Cause::KeyVaultSecretRoleMissing,
-            (404, _) | (_, "SecretNotFound") => Cause::SecretNotFound,
-            (401, _) => Cause::KeyVaultWrongToken,
-            (400, _) => Cause::BadRequest,
-            _ => Cause::Other,
+    let cause = match (answer.status, code.as_str()) {
+        (403, _) if inner == "ForbiddenByPolicy" || inner == "AccessDenied" => {
+            Cause::KeyVaultLegacyAccessPolicies
         }
+        (403, _) if step == Step::KeyVaultList => Cause::KeyVaultListNeedsVaultScope,
+        (403, _) => Cause::KeyVaultSecretRoleMissing,
+        (404, _) | (_, "SecretNotFound") => Cause::SecretNotFound,
+        (401, _) => Cause::KeyVaultWrongToken,
+        (400, _) => Cause::BadRequest,
+        _ => Cause::Other,
     };
-    Refusal {
-        step,
-        status: answer.status,
-        code,
-        message,
-        cause,
-        presented: None,
-        attempts: 0,
-    }
+    Refusal::new(step, answer.status, code, message, cause, None)
 }
 
 #[cfg(test)]

@@ -365,6 +365,28 @@ pub struct Refusal {
     pub attempts: u32,
 }
 
+impl Refusal {
+    /// A refusal read from an answer; `attempts` is filled in by the transport.
+    pub(crate) fn new(
+        step: Step,
+        status: u16,
+        code: String,
+        message: String,
+        cause: Cause,
+        presented: Option<Presented>,
+    ) -> Refusal {
+        Refusal {
+            step,
+            status,
+            code,
+            message,
+            cause,
+            presented,
+            attempts: 0,
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -181,18 +181,9 @@ impl GcpClient {
         );
         let answer = self
             .transport
-            .call(
-                step,
-                deadline,
-                || {
-                    Ok(self
-                        .transport
-                        .http()
-                        .get(&url)
-                        .bearer_auth(token.token.expose()))
-                },
-                |a| refusal(step, a, None),
-            )
+            .get_with_bearer(step, deadline, &url, token.token.expose(), |a| {
+                refusal(step, a, None)
+            })
             .await?;
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -352,22 +343,11 @@ fn refusal(step: Step, answer: &Answer, presented: Option<Presented>) -> Refusal
         ),
         _ => (format!("HTTP {}", answer.status), answer.text()),
     };
-    let cause = cause(step, answer.status, &code, &message);
-    Refusal {
-        step,
-        status: answer.status,
-        code,
-        message,
-        cause,
-        presented,
-        attempts: 0,
-    }
+    let cause = cause(step, &code, &message);
+    Refusal::new(step, answer.status, code, message, cause, presented)
 }
 
-fn cause(step: Step, status: u16, code: &str, message: &str) -> Cause {
-    if crate::transport::is_transient(status, code) {
-        return Cause::Unavailable;
-    }
+fn cause(step: Step, code: &str, message: &str) -> Cause {
     match (step, code) {
         (Step::GcpStsExchange, "unauthorized_client")
             if message.contains("attribute condition") =>
@@ -456,29 +436,25 @@ mod tests {
         ];
         for (code, message, expected) in cases {
             assert_eq!(
-                cause(Step::GcpStsExchange, 400, code, message),
+                cause(Step::GcpStsExchange, code, message),
                 expected,
                 "{message}"
             );
         }
         assert_eq!(
-            cause(Step::GcpStsExchange, 503, "UNAVAILABLE", ""),
-            Cause::Unavailable
-        );
-        assert_eq!(
-            cause(Step::GcpImpersonation, 403, "PERMISSION_DENIED", ""),
+            cause(Step::GcpImpersonation, "PERMISSION_DENIED", ""),
             Cause::MissingWorkloadIdentityUser
         );
         assert_eq!(
-            cause(Step::GcpVertex, 403, "PERMISSION_DENIED", ""),
+            cause(Step::GcpVertex, "PERMISSION_DENIED", ""),
             Cause::MissingAiplatformUser
         );
         assert_eq!(
-            cause(Step::GcpSecretList, 403, "PERMISSION_DENIED", ""),
+            cause(Step::GcpSecretList, "PERMISSION_DENIED", ""),
             Cause::MissingSecretLister
         );
         assert_eq!(
-            cause(Step::GcpSecretAccess, 404, "NOT_FOUND", ""),
+            cause(Step::GcpSecretAccess, "NOT_FOUND", ""),
             Cause::SecretNotFound
         );
     }

@@ -9,7 +9,7 @@ use rand::Rng;
 use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
-use crate::error::{CloudError, Refusal, Step};
+use crate::error::{Cause, CloudError, Refusal, Step};
 
 /// When the caller stops waiting for a call, retries included.
 #[derive(Clone, Copy, Debug)]
@@ -178,6 +178,9 @@ impl Transport {
                             if !is_transient(status, &refusal.code) {
                                 return Err(CloudError::Refused(Box::new(refusal)));
                             }
+                            if transient_status(status) {
+                                refusal.cause = Cause::Unavailable;
+                            }
                             asked_wait = retry_after(&answer.headers);
                             format!("HTTP {status} {}: {}", refusal.code, refusal.message)
                         }
@@ -207,6 +210,26 @@ impl Transport {
             tracing::debug!(%step, attempts, wait_ms = wait.as_millis() as u64, %last, "transient cloud failure; retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+impl Transport {
+    /// A bearer-authenticated GET of `url`, retried like [`Transport::call`].
+    pub async fn get_with_bearer(
+        &self,
+        step: Step,
+        deadline: &Deadline,
+        url: &str,
+        bearer: &str,
+        refuse: impl Fn(&Answer) -> Refusal,
+    ) -> Result<Answer, CloudError> {
+        self.call(
+            step,
+            deadline,
+            || Ok(self.http.get(url).bearer_auth(bearer)),
+            refuse,
+        )
+        .await
     }
 }
 
