@@ -51,6 +51,14 @@ uuid_id!(
     /// A personal access token or an automation token (the record, never the secret).
     TokenId
 );
+uuid_id!(
+    /// A workload identity config: one cloud identity an automation can federate to.
+    WorkloadIdentityConfigId
+);
+uuid_id!(
+    /// An LLM connection.
+    LlmConnectionId
+);
 
 #[cfg(test)]
 mod tests {

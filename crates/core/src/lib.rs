@@ -10,5 +10,5 @@ pub mod permission;
 pub mod workload;
 
 pub use audience::{Audience, AudienceError};
-pub use ids::{AutomationId, OrgId, TokenId, UserId};
+pub use ids::{AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId};
 pub use permission::{Feature, Level, Need};

@@ -129,6 +129,10 @@ impl From<StoreError> for ApiError {
                 field,
                 message: format!("{field} is already taken"),
             },
+            StoreError::InUse => ApiError::Conflict {
+                field: "id",
+                message: "it is still in use by another resource; detach it there first".into(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -10,13 +10,16 @@ pub mod model;
 mod postgres;
 pub mod secret;
 mod sql;
+mod sql_workload;
 mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keyward_core::{AutomationId, OrgId, TokenId, UserId};
+use keyward_core::{
+    AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId,
+};
 use thiserror::Error;
 
 pub use model::*;
@@ -29,6 +32,9 @@ pub enum StoreError {
     NotFound,
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// Deleting it would leave another record pointing at nothing.
+    #[error("it is still in use")]
+    InUse,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -41,9 +47,36 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Workload identity configs and LLM connections (SPEC §4).
+#[async_trait]
+pub trait WorkloadStore: Send + Sync {
+    /// Inserts the config and its automation restriction; `Conflict { field: "name" }` for a
+    /// taken name, `Conflict { field: "default_for_cloud" }` for a second default of its cloud.
+    async fn create_wi_config(&self, row: &WiConfigRow) -> Result<()>;
+    async fn get_wi_config(&self, org: OrgId, id: WorkloadIdentityConfigId) -> Result<WiConfigRow>;
+    async fn find_wi_config_by_name(&self, org: OrgId, name: &str) -> Result<Option<WiConfigRow>>;
+    async fn list_wi_configs(&self, org: OrgId) -> Result<Vec<WiConfigRow>>;
+    /// Replaces name, settings, default flag and restriction.
+    async fn update_wi_config(&self, row: &WiConfigRow) -> Result<()>;
+    /// `InUse` while an LLM connection uses it.
+    async fn delete_wi_config(&self, org: OrgId, id: WorkloadIdentityConfigId) -> Result<()>;
+
+    async fn create_llm_connection(&self, row: &LlmConnectionRow) -> Result<()>;
+    async fn get_llm_connection(&self, org: OrgId, id: LlmConnectionId)
+    -> Result<LlmConnectionRow>;
+    async fn find_llm_connection_by_name(
+        &self,
+        org: OrgId,
+        name: &str,
+    ) -> Result<Option<LlmConnectionRow>>;
+    async fn list_llm_connections(&self, org: OrgId) -> Result<Vec<LlmConnectionRow>>;
+    async fn update_llm_connection(&self, row: &LlmConnectionRow) -> Result<()>;
+    async fn delete_llm_connection(&self, org: OrgId, id: LlmConnectionId) -> Result<()>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WorkloadStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.

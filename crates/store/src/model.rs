@@ -1,7 +1,9 @@
 //! Rows as stored. Times are unix seconds unless the name says otherwise. These are storage
 //! shapes: the server maps them to wire types and never returns one as-is.
 
-use keyward_core::{AutomationId, OrgId, TokenId, UserId};
+use keyward_core::{
+    AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrgRow {
@@ -162,4 +164,37 @@ pub struct AuditFilter {
     pub until_ms: Option<i64>,
     pub after_seq: Option<i64>,
     pub limit: i64,
+}
+
+/// A workload identity config. `settings` holds the cloud's own fields as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WiConfigRow {
+    pub id: WorkloadIdentityConfigId,
+    pub org_id: OrgId,
+    pub name: String,
+    /// `gcp`, `azure` or `aws`.
+    pub cloud: String,
+    pub settings: String,
+    pub default_for_cloud: bool,
+    /// The automations it is restricted to; empty means every automation of the organization.
+    pub automations: Vec<AutomationId>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmConnectionRow {
+    pub id: LlmConnectionId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub provider: String,
+    pub wi_config_id: Option<WorkloadIdentityConfigId>,
+    pub service_account_email: Option<String>,
+    pub model: Option<String>,
+    /// Connection-scoped environment variables, a JSON object.
+    pub env: String,
+    /// The automations that use the connection.
+    pub automations: Vec<AutomationId>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

@@ -13,13 +13,22 @@ pub struct PostgresStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("foundation"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_foundation.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("foundation"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_foundation.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("workload_identity"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_workload_identity.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl PostgresStore {
@@ -50,3 +59,5 @@ crate::sql::impl_store!(
     // Serialises appends across replicas; released at commit.
     lock_audit = "SELECT pg_advisory_xact_lock(7305172)",
 );
+
+crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);

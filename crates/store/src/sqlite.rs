@@ -20,13 +20,22 @@ pub struct SqliteStore {
 }
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("foundation"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_foundation.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("foundation"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_foundation.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("workload_identity"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_workload_identity.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -70,3 +79,5 @@ crate::sql::impl_store!(
     begin_audit = "BEGIN IMMEDIATE",
     lock_audit = "",
 );
+
+crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite);

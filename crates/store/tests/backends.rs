@@ -312,3 +312,139 @@ async fn a_setup_token_works_once_and_only_until_it_expires() {
         assert!(!s.consume_setup_token("h3", 100).await.unwrap(), "expired");
     }
 }
+
+fn wi_config(org: OrgId, name: &str, cloud: &str, default: bool) -> WiConfigRow {
+    WiConfigRow {
+        id: keyward_core::WorkloadIdentityConfigId::new_random(),
+        org_id: org,
+        name: name.into(),
+        cloud: cloud.into(),
+        settings: r#"{"role_arn":"arn:aws:iam::123456789012:role/r","region":"us-east-1"}"#.into(),
+        default_for_cloud: default,
+        automations: Vec::new(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn workload_identity_configs_keep_one_default_per_cloud_and_their_restriction() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        let backend = s.backend();
+        let (org, _) = org_with_owner(s, "wi").await;
+        let (other, _) = org_with_owner(s, "wi-other").await;
+        let crew = automation(org, "crew");
+        let flow = automation(org, "flow");
+        s.create_automation(&crew).await.unwrap();
+        s.create_automation(&flow).await.unwrap();
+
+        let mut aws = wi_config(org, "aws-prod", "aws", true);
+        aws.automations = vec![crew.id];
+        s.create_wi_config(&aws).await.unwrap();
+        assert_eq!(
+            s.get_wi_config(org, aws.id).await.unwrap(),
+            aws,
+            "{backend}"
+        );
+        assert!(matches!(
+            s.get_wi_config(other, aws.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            matches!(
+                s.create_wi_config(&wi_config(org, "aws-prod", "gcp", false))
+                    .await,
+                Err(StoreError::Conflict { field: "name" })
+            ),
+            "{backend}"
+        );
+        assert!(
+            matches!(
+                s.create_wi_config(&wi_config(org, "aws-second", "aws", true))
+                    .await,
+                Err(StoreError::Conflict {
+                    field: "default_for_cloud"
+                })
+            ),
+            "{backend}"
+        );
+        // A non-default of the same cloud, a default of another cloud, a default in another org.
+        s.create_wi_config(&wi_config(org, "aws-dev", "aws", false))
+            .await
+            .unwrap();
+        s.create_wi_config(&wi_config(org, "gcp-prod", "gcp", true))
+            .await
+            .unwrap();
+        s.create_wi_config(&wi_config(other, "aws-prod", "aws", true))
+            .await
+            .unwrap();
+        let names: Vec<String> = s
+            .list_wi_configs(org)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["aws-dev", "aws-prod", "gcp-prod"]);
+
+        aws.automations = vec![crew.id, flow.id];
+        aws.automations.sort();
+        aws.default_for_cloud = false;
+        aws.updated_at = 2;
+        s.update_wi_config(&aws).await.unwrap();
+        assert_eq!(
+            s.find_wi_config_by_name(org, "aws-prod").await.unwrap(),
+            Some(aws.clone())
+        );
+        // Deleting an automation drops it from the restriction.
+        s.delete_automation(org, flow.id).await.unwrap();
+        assert_eq!(
+            s.get_wi_config(org, aws.id).await.unwrap().automations,
+            vec![crew.id]
+        );
+
+        let connection = LlmConnectionRow {
+            id: keyward_core::LlmConnectionId::new_random(),
+            org_id: org,
+            name: "bedrock".into(),
+            provider: "bedrock".into(),
+            wi_config_id: Some(aws.id),
+            service_account_email: None,
+            model: Some("anthropic.claude".into()),
+            env: r#"{"AWS_REGION":"us-east-1"}"#.into(),
+            automations: vec![crew.id],
+            created_at: 1,
+            updated_at: 1,
+        };
+        s.create_llm_connection(&connection).await.unwrap();
+        assert_eq!(
+            s.get_llm_connection(org, connection.id).await.unwrap(),
+            connection
+        );
+        let deleted = s.delete_wi_config(org, aws.id).await;
+        assert!(
+            matches!(deleted, Err(StoreError::InUse)),
+            "{backend}: a config used by a connection stays: {deleted:?}"
+        );
+        assert!(matches!(
+            s.get_llm_connection(other, connection.id).await,
+            Err(StoreError::NotFound)
+        ));
+        let mut changed = connection.clone();
+        changed.wi_config_id = None;
+        changed.automations = Vec::new();
+        changed.updated_at = 2;
+        s.update_llm_connection(&changed).await.unwrap();
+        assert_eq!(
+            s.list_llm_connections(org).await.unwrap(),
+            vec![changed.clone()]
+        );
+        s.delete_wi_config(org, aws.id).await.unwrap();
+        s.delete_llm_connection(org, changed.id).await.unwrap();
+        assert_eq!(
+            s.find_llm_connection_by_name(org, "bedrock").await.unwrap(),
+            None
+        );
+    }
+}
