@@ -13,3 +13,4 @@ mod common;
 mod issuer;
 mod moto;
 mod rotation;
+mod workload_configs;

@@ -25,6 +25,12 @@ pub mod kind {
     pub const PERSONAL_TOKEN_CREATED: &str = "personal_token.created";
     pub const PERSONAL_TOKEN_REVOKED: &str = "personal_token.revoked";
     pub const TOKEN_MINTED: &str = "workload_token.minted";
+    pub const WI_CONFIG_CREATED: &str = "workload_identity_config.created";
+    pub const WI_CONFIG_UPDATED: &str = "workload_identity_config.updated";
+    pub const WI_CONFIG_DELETED: &str = "workload_identity_config.deleted";
+    pub const LLM_CONNECTION_CREATED: &str = "llm_connection.created";
+    pub const LLM_CONNECTION_UPDATED: &str = "llm_connection.updated";
+    pub const LLM_CONNECTION_DELETED: &str = "llm_connection.deleted";
     pub const KEY_PUBLISHED: &str = "signing_key.published";
     pub const KEY_ACTIVATED: &str = "signing_key.activated";
     pub const KEY_SUPERSEDED: &str = "signing_key.superseded";

@@ -13,7 +13,9 @@ use keyward_core::api::v1::ErrorBody;
 use keyward_core::{Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
-use crate::api::{audit, automations, orgs, setup, tokens, workload_identity};
+use crate::api::{
+    audit, automations, llm_connections, orgs, setup, tokens, wi_configs, workload_identity,
+};
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -41,6 +43,12 @@ macro_rules! table {
 const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
 const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
 const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
+const WI_READ: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Read);
+const WI_WRITE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Write);
+const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Manage);
+const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
+const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
+const LLM_MANAGE: Need = Need::Feature(Feature::LlmConnections, Level::Manage);
 
 /// The whole API surface.
 pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
@@ -69,6 +77,18 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/automations/{id}/tokens" => AUTOMATIONS_READ, automations::list_tokens;
         POST "/api/v1/automations/{id}/tokens" => AUTOMATIONS_MANAGE, automations::create_token;
         DELETE "/api/v1/automations/{id}/tokens/{token_id}" => AUTOMATIONS_MANAGE, automations::revoke_token;
+
+        GET "/api/v1/workload-identity-configs" => WI_READ, wi_configs::list;
+        POST "/api/v1/workload-identity-configs" => WI_WRITE, wi_configs::create;
+        GET "/api/v1/workload-identity-configs/{id}" => WI_READ, wi_configs::get;
+        PATCH "/api/v1/workload-identity-configs/{id}" => WI_WRITE, wi_configs::update;
+        DELETE "/api/v1/workload-identity-configs/{id}" => WI_MANAGE, wi_configs::delete;
+
+        GET "/api/v1/llm-connections" => LLM_READ, llm_connections::list;
+        POST "/api/v1/llm-connections" => LLM_WRITE, llm_connections::create;
+        GET "/api/v1/llm-connections/{id}" => LLM_READ, llm_connections::get;
+        PATCH "/api/v1/llm-connections/{id}" => LLM_WRITE, llm_connections::update;
+        DELETE "/api/v1/llm-connections/{id}" => LLM_MANAGE, llm_connections::delete;
 
         POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
 

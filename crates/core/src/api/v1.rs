@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{AutomationId, OrgId, TokenId};
+use std::collections::BTreeMap;
+
+use crate::ids::{AutomationId, LlmConnectionId, OrgId, TokenId, WorkloadIdentityConfigId};
 
 /// Every error answer: `{"error": "<snake_code>", "message": "<sentence>", "field"?: "…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,12 +96,19 @@ pub struct TokenCreated {
     pub token: String,
 }
 
-/// `POST /api/v1/workload-identity/token`.
+/// `POST /api/v1/workload-identity/token`: exactly one of the three. With a config or a
+/// connection Keyward computes the audience itself.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// A workload identity config, by id or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity_config: Option<String>,
+    /// An LLM connection with a workload identity config, by id or name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_connection: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,4 +177,142 @@ pub struct SigningKeyInfo {
     pub activates_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub retires_at: Option<OffsetDateTime>,
+}
+
+/// A workload identity config (SPEC §4); only its cloud's fields are present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadIdentityConfig {
+    pub id: WorkloadIdentityConfigId,
+    pub name: String,
+    /// `gcp`, `azure` or `aws`.
+    pub cloud: String,
+    /// GCP: `projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// GCP: parsed from `provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The `aud` of the tokens Keyward mints for it.
+    pub audience: String,
+    pub default_for_cloud: bool,
+    /// Names of the automations it is restricted to; empty means all of the organization's.
+    pub automations: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkloadIdentityConfig {
+    pub name: String,
+    pub cloud: String,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub default_for_cloud: Option<bool>,
+    /// Automation ids or names; absent or empty means every automation.
+    #[serde(default)]
+    pub automations: Option<Vec<String>>,
+}
+
+/// Absent fields keep their value; the cloud cannot change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWorkloadIdentityConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub cloud: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub default_for_cloud: Option<bool>,
+    #[serde(default)]
+    pub automations: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmConnection {
+    pub id: LlmConnectionId,
+    pub name: String,
+    pub provider: String,
+    /// The workload identity config's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Names of the automations that use it.
+    pub automations: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLlmConnection {
+    pub name: String,
+    pub provider: String,
+    /// Id or name.
+    #[serde(default)]
+    pub workload_identity_config: Option<String>,
+    #[serde(default)]
+    pub service_account_email: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub automations: Option<Vec<String>>,
+}
+
+/// Absent fields keep their value; an empty string clears `workload_identity_config`,
+/// `service_account_email` or `model`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLlmConnection {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub workload_identity_config: Option<String>,
+    #[serde(default)]
+    pub service_account_email: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub automations: Option<Vec<String>>,
 }

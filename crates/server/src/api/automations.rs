@@ -31,7 +31,11 @@ fn wire(row: &AutomationRow) -> Automation {
 }
 
 /// `{id}` in a path is the automation's UUID or its name.
-async fn find(app: &AppState, org: OrgId, id_or_name: &str) -> Result<AutomationRow, ApiError> {
+pub(crate) async fn find(
+    app: &AppState,
+    org: OrgId,
+    id_or_name: &str,
+) -> Result<AutomationRow, ApiError> {
     match id_or_name.parse::<AutomationId>() {
         Ok(id) => app
             .store

@@ -3,9 +3,11 @@
 
 pub mod audit;
 pub mod automations;
+pub mod llm_connections;
 pub mod orgs;
 pub mod setup;
 pub mod tokens;
+pub mod wi_configs;
 pub mod workload_identity;
 
 use keyward_core::api::v1::TokenInfo;

@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::extract::State;
 use keyward_core::api::v1::{MintRequest, MintResponse};
-use keyward_core::{Audience, AudienceError};
+use keyward_core::{Audience, AudienceError, AutomationId, OrgId};
 use keyward_jose::claims::NBF_BACKDATE_SECS;
 use keyward_jose::{WorkloadClaims, mint as sign};
+use keyward_store::WiConfigRow;
 use serde_json::json;
 
 use crate::audit::kind;
@@ -15,6 +16,69 @@ use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
 use crate::issuer::issuer_or_503;
 use crate::state::AppState;
+
+use super::{llm_connections, wi_configs};
+
+/// The audience asked for, directly or through a config or a connection (exactly one), and the
+/// config it came from.
+async fn audience_for(
+    app: &AppState,
+    org: OrgId,
+    automation: AutomationId,
+    body: MintRequest,
+) -> Result<(Audience, Option<WiConfigRow>), ApiError> {
+    let config = match (
+        body.audience,
+        body.workload_identity_config,
+        body.llm_connection,
+    ) {
+        (Some(text), None, None) => {
+            let audience = Audience::parse(&text)
+                .map_err(|e: AudienceError| ApiError::invalid("audience", e.to_string()))?;
+            return Ok((audience, None));
+        }
+        (None, Some(config), None) => wi_configs::find(app, org, &config).await?,
+        (None, None, Some(connection)) => {
+            let connection = llm_connections::find(app, org, &connection).await?;
+            if !connection.automations.is_empty() && !connection.automations.contains(&automation) {
+                return Err(ApiError::Forbidden {
+                    code: "not_assigned",
+                    message: format!(
+                        "LLM connection '{}' is not used by this automation; add the automation to the connection",
+                        connection.name
+                    ),
+                });
+            }
+            let id = connection.wi_config_id.ok_or_else(|| {
+                ApiError::invalid(
+                    "llm_connection",
+                    format!(
+                        "LLM connection '{}' has no workload identity config; attach one to federate",
+                        connection.name
+                    ),
+                )
+            })?;
+            app.store.get_wi_config(org, id).await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "audience",
+                "give exactly one of audience (the GCP provider audience, 'api://AzureADTokenExchange' or 'sts.amazonaws.com'), workload_identity_config or llm_connection",
+            ));
+        }
+    };
+    if !config.automations.is_empty() && !config.automations.contains(&automation) {
+        return Err(ApiError::Forbidden {
+            code: "not_assigned",
+            message: format!(
+                "workload identity config '{}' is restricted to other automations; add this automation to it",
+                config.name
+            ),
+        });
+    }
+    let audience = wi_configs::identity_of(&config)?.audience();
+    Ok((audience, Some(config)))
+}
 
 pub async fn mint(
     State(app): State<AppState>,
@@ -25,14 +89,7 @@ pub async fn mint(
         return Err(ApiError::internal("mint reached without an automation"));
     };
     let org = caller.org()?.id;
-    let audience_text = body.audience.ok_or_else(|| {
-        ApiError::invalid(
-            "audience",
-            "audience is required: the GCP provider audience, 'api://AzureADTokenExchange' or 'sts.amazonaws.com'",
-        )
-    })?;
-    let audience = Audience::parse(&audience_text)
-        .map_err(|e: AudienceError| ApiError::invalid("audience", e.to_string()))?;
+    let (audience, config) = audience_for(&app, org, *automation, body).await?;
     let issuer = issuer_or_503(&app)?;
 
     let now = clock::now();
@@ -71,6 +128,7 @@ pub async fn mint(
                 "aud": claims.aud,
                 "automation_id": claims.automation_id,
                 "automation": claims.automation_name,
+                "workload_identity_config_id": config.as_ref().map(|c| c.id),
                 "client_ip": caller.ip.map(|ip| ip.to_string()),
                 "exp": claims.exp,
             }),

@@ -1,0 +1,423 @@
+//! Workload identity configs (SPEC §4): the cloud side of one federated identity, validated so a
+//! setup no cloud would accept is refused with the reason.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use keyward_core::api::v1::{
+    CreateWorkloadIdentityConfig, UpdateWorkloadIdentityConfig, WorkloadIdentityConfig,
+};
+use keyward_core::workload::{CloudKind, WorkloadError, WorkloadIdentity};
+use keyward_core::{AutomationId, OrgId, WorkloadIdentityConfigId, names};
+use keyward_store::{StoreError, WiConfigRow};
+use serde_json::{Value, json};
+
+use super::automations;
+use crate::audit::kind;
+use crate::auth::Caller;
+use crate::clock::{self, to_datetime};
+use crate::error::{ApiError, ApiJson, or_not_found};
+use crate::state::AppState;
+
+fn invalid(e: WorkloadError) -> ApiError {
+    ApiError::invalid(e.field(), e.to_string())
+}
+
+/// The cloud fields of a request, before they are known to fit together.
+#[derive(Default)]
+struct CloudFields {
+    provider: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    role_arn: Option<String>,
+    region: Option<String>,
+}
+
+impl CloudFields {
+    fn of(identity: &WorkloadIdentity) -> CloudFields {
+        match identity {
+            WorkloadIdentity::Gcp { provider } => CloudFields {
+                provider: Some(provider.resource_name()),
+                ..CloudFields::default()
+            },
+            WorkloadIdentity::Azure {
+                tenant_id,
+                client_id,
+            } => CloudFields {
+                tenant_id: Some(tenant_id.clone()),
+                client_id: Some(client_id.clone()),
+                ..CloudFields::default()
+            },
+            WorkloadIdentity::Aws { role_arn, region } => CloudFields {
+                role_arn: Some(role_arn.clone()),
+                region: Some(region.clone()),
+                ..CloudFields::default()
+            },
+        }
+    }
+
+    /// Fields given over `base`: an update changes only what it names.
+    fn over(self, base: CloudFields) -> CloudFields {
+        CloudFields {
+            provider: self.provider.or(base.provider),
+            tenant_id: self.tenant_id.or(base.tenant_id),
+            client_id: self.client_id.or(base.client_id),
+            role_arn: self.role_arn.or(base.role_arn),
+            region: self.region.or(base.region),
+        }
+    }
+
+    fn identity(self, cloud: CloudKind) -> Result<WorkloadIdentity, ApiError> {
+        let fields: [(&'static str, &Option<String>, CloudKind); 5] = [
+            ("provider", &self.provider, CloudKind::Gcp),
+            ("tenant_id", &self.tenant_id, CloudKind::Azure),
+            ("client_id", &self.client_id, CloudKind::Azure),
+            ("role_arn", &self.role_arn, CloudKind::Aws),
+            ("region", &self.region, CloudKind::Aws),
+        ];
+        for (field, value, owner) in fields {
+            match (value, owner == cloud) {
+                (Some(_), false) => {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!(
+                            "{field} does not apply to a {cloud} config (it is a {owner} field)"
+                        ),
+                    ));
+                }
+                (None, true) => {
+                    return Err(ApiError::invalid(
+                        field,
+                        format!("{field} is required for a {cloud} config"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let get = |v: &Option<String>| v.clone().unwrap_or_default();
+        match cloud {
+            CloudKind::Gcp => WorkloadIdentity::gcp(&get(&self.provider)),
+            CloudKind::Azure => {
+                WorkloadIdentity::azure(&get(&self.tenant_id), &get(&self.client_id))
+            }
+            CloudKind::Aws => WorkloadIdentity::aws(&get(&self.role_arn), &get(&self.region)),
+        }
+        .map_err(invalid)
+    }
+}
+
+fn settings(identity: &WorkloadIdentity) -> String {
+    let f = CloudFields::of(identity);
+    let mut v = serde_json::Map::new();
+    for (k, val) in [
+        ("provider", f.provider),
+        ("tenant_id", f.tenant_id),
+        ("client_id", f.client_id),
+        ("role_arn", f.role_arn),
+        ("region", f.region),
+    ] {
+        if let Some(val) = val {
+            v.insert(k.into(), Value::String(val));
+        }
+    }
+    Value::Object(v).to_string()
+}
+
+/// The validated identity a stored config describes.
+pub(crate) fn identity_of(row: &WiConfigRow) -> Result<WorkloadIdentity, ApiError> {
+    let corrupt = |detail: String| {
+        ApiError::internal(format!(
+            "workload identity config {} is damaged in the database: {detail}",
+            row.id
+        ))
+    };
+    let cloud = CloudKind::parse(&row.cloud).map_err(|e| corrupt(e.to_string()))?;
+    let v: Value = serde_json::from_str(&row.settings).map_err(|e| corrupt(e.to_string()))?;
+    let text = |k: &str| v[k].as_str().map(str::to_owned);
+    CloudFields {
+        provider: text("provider"),
+        tenant_id: text("tenant_id"),
+        client_id: text("client_id"),
+        role_arn: text("role_arn"),
+        region: text("region"),
+    }
+    .identity(cloud)
+    .map_err(|e| corrupt(format!("{e:?}")))
+}
+
+fn wire(
+    row: &WiConfigRow,
+    names: &HashMap<AutomationId, String>,
+) -> Result<WorkloadIdentityConfig, ApiError> {
+    let identity = identity_of(row)?;
+    let fields = CloudFields::of(&identity);
+    let project_number = match &identity {
+        WorkloadIdentity::Gcp { provider } => Some(provider.project_number.clone()),
+        _ => None,
+    };
+    Ok(WorkloadIdentityConfig {
+        id: row.id,
+        name: row.name.clone(),
+        cloud: row.cloud.clone(),
+        provider: fields.provider,
+        project_number,
+        tenant_id: fields.tenant_id,
+        client_id: fields.client_id,
+        role_arn: fields.role_arn,
+        region: fields.region,
+        audience: identity.audience().to_string(),
+        default_for_cloud: row.default_for_cloud,
+        automations: row
+            .automations
+            .iter()
+            .filter_map(|a| names.get(a).cloned())
+            .collect(),
+        created_at: to_datetime(row.created_at),
+        updated_at: to_datetime(row.updated_at),
+    })
+}
+
+/// Automation names by id, for showing restrictions by name.
+pub(crate) async fn automation_names(
+    app: &AppState,
+    org: OrgId,
+) -> Result<HashMap<AutomationId, String>, ApiError> {
+    Ok(app
+        .store
+        .list_automations(org)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect())
+}
+
+/// Automation ids for ids-or-names; an unknown one is a 400 naming it.
+pub(crate) async fn automation_ids(
+    app: &AppState,
+    org: OrgId,
+    given: &[String],
+) -> Result<Vec<AutomationId>, ApiError> {
+    let mut ids = Vec::with_capacity(given.len());
+    for item in given {
+        let found = automations::find(app, org, item)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound { .. } => ApiError::invalid(
+                    "automations",
+                    format!("no automation '{item}' in this organization"),
+                ),
+                other => other,
+            })?;
+        ids.push(found.id);
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// `{id}` is the config's UUID or its name.
+pub(crate) async fn find(
+    app: &AppState,
+    org: OrgId,
+    id_or_name: &str,
+) -> Result<WiConfigRow, ApiError> {
+    match id_or_name.parse::<WorkloadIdentityConfigId>() {
+        Ok(id) => app
+            .store
+            .get_wi_config(org, id)
+            .await
+            .map_err(or_not_found("workload identity config")),
+        Err(_) => app
+            .store
+            .find_wi_config_by_name(org, id_or_name)
+            .await?
+            .ok_or(ApiError::not_found("workload identity config")),
+    }
+}
+
+fn conflict(e: StoreError, row: &WiConfigRow) -> ApiError {
+    match e {
+        StoreError::Conflict {
+            field: "default_for_cloud",
+        } => ApiError::Conflict {
+            field: "default_for_cloud",
+            message: format!(
+                "this organization already has a default {} config; unset default_for_cloud on it first",
+                row.cloud
+            ),
+        },
+        StoreError::Conflict { .. } => ApiError::Conflict {
+            field: "name",
+            message: format!(
+                "a workload identity config named '{}' already exists in this organization",
+                row.name
+            ),
+        },
+        other => other.into(),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    names::validate_slug("name", name).map_err(|e| ApiError::invalid(e.field(), e.to_string()))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<WorkloadIdentityConfig>>, ApiError> {
+    let org = caller.org()?.id;
+    let names = automation_names(&app, org).await?;
+    let rows = app.store.list_wi_configs(org).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| wire(r, &names))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WorkloadIdentityConfig>, ApiError> {
+    let org = caller.org()?.id;
+    let row = find(&app, org, &id).await?;
+    Ok(Json(wire(&row, &automation_names(&app, org).await?)?))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateWorkloadIdentityConfig>,
+) -> Result<(StatusCode, Json<WorkloadIdentityConfig>), ApiError> {
+    let org = caller.org()?.id;
+    check_name(&body.name)?;
+    let cloud = CloudKind::parse(&body.cloud).map_err(invalid)?;
+    let identity = CloudFields {
+        provider: body.provider,
+        tenant_id: body.tenant_id,
+        client_id: body.client_id,
+        role_arn: body.role_arn,
+        region: body.region,
+    }
+    .identity(cloud)?;
+    let now = clock::now();
+    let row = WiConfigRow {
+        id: WorkloadIdentityConfigId::new_random(),
+        org_id: org,
+        name: body.name,
+        cloud: cloud.as_str().into(),
+        settings: settings(&identity),
+        default_for_cloud: body.default_for_cloud.unwrap_or(false),
+        automations: automation_ids(&app, org, &body.automations.unwrap_or_default()).await?,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store
+        .create_wi_config(&row)
+        .await
+        .map_err(|e| conflict(e, &row))?;
+    record(&app, &caller, kind::WI_CONFIG_CREATED, &row, &identity).await?;
+    let names = automation_names(&app, org).await?;
+    Ok((StatusCode::CREATED, Json(wire(&row, &names)?)))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWorkloadIdentityConfig>,
+) -> Result<Json<WorkloadIdentityConfig>, ApiError> {
+    let org = caller.org()?.id;
+    let mut row = find(&app, org, &id).await?;
+    let cloud = CloudKind::parse(&row.cloud).map_err(invalid)?;
+    if let Some(asked) = &body.cloud
+        && asked != cloud.as_str()
+    {
+        return Err(ApiError::invalid(
+            "cloud",
+            format!(
+                "a config's cloud cannot change (this one is {cloud}); create a new config for {asked}"
+            ),
+        ));
+    }
+    if let Some(name) = body.name {
+        check_name(&name)?;
+        row.name = name;
+    }
+    let identity = CloudFields {
+        provider: body.provider,
+        tenant_id: body.tenant_id,
+        client_id: body.client_id,
+        role_arn: body.role_arn,
+        region: body.region,
+    }
+    .over(CloudFields::of(&identity_of(&row)?))
+    .identity(cloud)?;
+    row.settings = settings(&identity);
+    if let Some(default) = body.default_for_cloud {
+        row.default_for_cloud = default;
+    }
+    if let Some(list) = body.automations {
+        row.automations = automation_ids(&app, org, &list).await?;
+    }
+    row.updated_at = clock::now();
+    app.store
+        .update_wi_config(&row)
+        .await
+        .map_err(|e| conflict(e, &row))?;
+    record(&app, &caller, kind::WI_CONFIG_UPDATED, &row, &identity).await?;
+    Ok(Json(wire(&row, &automation_names(&app, org).await?)?))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let org = caller.org()?.id;
+    let row = find(&app, org, &id).await?;
+    let identity = identity_of(&row)?;
+    app.store
+        .delete_wi_config(org, row.id)
+        .await
+        .map_err(|e| match e {
+            StoreError::InUse => ApiError::Conflict {
+                field: "id",
+                message: format!(
+                    "workload identity config '{}' is used by an LLM connection; detach it there first",
+                    row.name
+                ),
+            },
+            other => or_not_found("workload identity config")(other),
+        })?;
+    record(&app, &caller, kind::WI_CONFIG_DELETED, &row, &identity).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn record(
+    app: &AppState,
+    caller: &Caller,
+    event: &str,
+    row: &WiConfigRow,
+    identity: &WorkloadIdentity,
+) -> Result<(), ApiError> {
+    app.audit
+        .record(
+            event,
+            Some(row.org_id),
+            &caller.actor(),
+            json!({
+                "config_id": row.id,
+                "name": row.name,
+                "cloud": row.cloud,
+                "audience": identity.audience().to_string(),
+                "default_for_cloud": row.default_for_cloud,
+                "automations": row.automations,
+            }),
+        )
+        .await?;
+    Ok(())
+}
