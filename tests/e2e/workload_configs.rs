@@ -335,3 +335,139 @@ async fn configs_and_connections_are_validated_and_mint_with_the_computed_audien
         drop(server);
     }
 }
+
+async fn kickoff(server: &Server, token: &str) -> Value {
+    let (status, plan) = common::call(
+        &server.client(),
+        Method::POST,
+        &format!("{}/api/v1/runtime/kickoff", server.url),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{plan}");
+    plan
+}
+
+fn by_cloud(plan: &Value) -> std::collections::BTreeMap<String, Value> {
+    plan["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["cloud"].as_str().unwrap().to_owned(), i.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_kickoff_plan_picks_one_identity_per_cloud_and_tokens_carry_its_kickoff_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&common::Backend::Sqlite, dir.path()));
+    let (_, crew) = common::automation_with_token(&server, "crew").await;
+    let (_, other) = common::automation_with_token(&server, "other-crew").await;
+    let provider = |id: &str| {
+        format!(
+            "projects/123456789012/locations/global/workloadIdentityPools/keyward-pool/providers/{id}"
+        )
+    };
+    for config in [
+        json!({"name": "gcp-default", "cloud": "gcp", "provider": provider("default-oidc"), "default_for_cloud": true}),
+        json!({"name": "gcp-vertex", "cloud": "gcp", "provider": provider("vertex-oidc")}),
+        json!({"name": "azure-default", "cloud": "azure", "default_for_cloud": true,
+               "tenant_id": "4a1f8f3e-0c2b-4f7a-9a51-8b6d2c9e1f00", "client_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}),
+        json!({"name": "aws-other", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/other",
+               "region": "eu-west-1", "automations": ["other-crew"]}),
+    ] {
+        let (status, body) = api(
+            &server,
+            Method::POST,
+            "/workload-identity-configs",
+            Some(config),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = api(
+        &server,
+        Method::POST,
+        "/llm-connections",
+        Some(json!({
+        "name": "vertex", "provider": "vertex", "workload_identity_config": "gcp-vertex",
+        "service_account_email": SA, "model": "google/gemini-2.0-flash",
+        "env": {"GOOGLE_CLOUD_LOCATION": "global"}, "automations": ["crew"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let plan = kickoff(&server, &crew).await;
+    assert_eq!(plan["automation"]["name"], json!("crew"));
+    let ids = by_cloud(&plan);
+    assert_eq!(ids.keys().collect::<Vec<_>>(), ["azure", "gcp"], "{plan}");
+    assert_eq!(
+        ids["gcp"]["config"],
+        json!("gcp-vertex"),
+        "the connection's identity wins"
+    );
+    assert_eq!(ids["gcp"]["service_account_email"], json!(SA));
+    assert_eq!(ids["gcp"]["project_number"], json!("123456789012"));
+    assert_eq!(
+        ids["azure"]["audience"],
+        json!("api://AzureADTokenExchange")
+    );
+    assert_eq!(
+        plan["llm_connections"][0]["env"]["GOOGLE_CLOUD_LOCATION"],
+        json!("global")
+    );
+
+    let plan_other = kickoff(&server, &other).await;
+    let ids_other = by_cloud(&plan_other);
+    assert_eq!(ids_other["gcp"]["config"], json!("gcp-default"));
+    assert!(ids_other["gcp"].get("service_account_email").is_none());
+    assert_eq!(ids_other["aws"]["config"], json!("aws-other"));
+    assert_eq!(ids_other["aws"]["region"], json!("eu-west-1"));
+    assert_eq!(plan_other["llm_connections"], json!([]));
+    assert_ne!(plan["kickoff_id"], plan_other["kickoff_id"]);
+
+    // The token carries the kickoff id; the audit event names it.
+    let kickoff_id = plan["kickoff_id"].as_str().unwrap();
+    let (status, minted) = mint_with(
+        &server,
+        &crew,
+        json!({"workload_identity_config": "gcp-vertex", "kickoff_id": kickoff_id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{minted}");
+    let jwks = common::jwks(&server).await;
+    let claims = common::verify(
+        minted["token"].as_str().unwrap(),
+        &jwks,
+        &server.url,
+        ids["gcp"]["audience"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["kickoff_id"], json!(kickoff_id));
+    assert_eq!(claims["automation_name"], json!("crew"));
+    let (_, audit) = api(
+        &server,
+        Method::GET,
+        "/audit?type=workload_token.minted",
+        None,
+    )
+    .await;
+    assert!(audit.to_string().contains(kickoff_id), "{audit}");
+    let (_, audit) = api(&server, Method::GET, "/audit?type=kickoff.planned", None).await;
+    assert!(audit.to_string().contains(kickoff_id), "{audit}");
+    let (status, body) = mint_with(
+        &server,
+        &crew,
+        json!({"workload_identity_config": "gcp-vertex", "kickoff_id": "42"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("kickoff_id")),
+        "{body}"
+    );
+    // People cannot ask for a kickoff plan.
+    let (status, _) = api(&server, Method::POST, "/runtime/kickoff", None).await;
+    assert_eq!(status, 403);
+}

@@ -25,6 +25,7 @@ pub mod kind {
     pub const PERSONAL_TOKEN_CREATED: &str = "personal_token.created";
     pub const PERSONAL_TOKEN_REVOKED: &str = "personal_token.revoked";
     pub const TOKEN_MINTED: &str = "workload_token.minted";
+    pub const KICKOFF_PLANNED: &str = "kickoff.planned";
     pub const WI_CONFIG_CREATED: &str = "workload_identity_config.created";
     pub const WI_CONFIG_UPDATED: &str = "workload_identity_config.updated";
     pub const WI_CONFIG_DELETED: &str = "workload_identity_config.deleted";

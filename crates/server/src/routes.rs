@@ -14,7 +14,8 @@ use keyward_core::{Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, llm_connections, orgs, setup, tokens, wi_configs, workload_identity,
+    audit, automations, llm_connections, orgs, runtime, setup, tokens, wi_configs,
+    workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -91,6 +92,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         DELETE "/api/v1/llm-connections/{id}" => LLM_MANAGE, llm_connections::delete;
 
         POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
+        POST "/api/v1/runtime/kickoff" => Need::Automation, runtime::kickoff;
 
         GET "/api/v1/audit" => AUDIT_READ, audit::list;
         GET "/api/v1/audit/verify" => AUDIT_READ, audit::verify;

@@ -109,6 +109,9 @@ pub struct MintRequest {
     /// An LLM connection with a workload identity config, by id or name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_connection: Option<String>,
+    /// The kickoff this token is for (from the kickoff plan); carried as the `kickoff_id` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kickoff_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,4 +318,59 @@ pub struct UpdateLlmConnection {
     pub env: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub automations: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/runtime/kickoff`: everything one kickoff needs, in one answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickoffPlan {
+    /// Fresh per kickoff; pass it back when minting so tokens and audit events carry it.
+    pub kickoff_id: String,
+    pub automation: KickoffAutomation,
+    /// At most one identity per cloud: the one the automation's LLM connection uses, else a
+    /// config restricted to this automation, else the organization's default for that cloud.
+    pub identities: Vec<KickoffIdentity>,
+    pub llm_connections: Vec<KickoffLlmConnection>,
+    /// Lifetime of the tokens the platform mints, in seconds (refresh at half of it).
+    pub token_ttl: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickoffAutomation {
+    pub id: AutomationId,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickoffIdentity {
+    pub config_id: WorkloadIdentityConfigId,
+    pub config: String,
+    pub cloud: String,
+    pub audience: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_number: Option<String>,
+    /// Vertex impersonation target, from the LLM connection that uses this identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickoffLlmConnection {
+    pub name: String,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity_config: Option<String>,
+    /// Connection-scoped environment variables for the child.
+    pub env: BTreeMap<String, String>,
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod automations;
 pub mod llm_connections;
 pub mod orgs;
+pub mod runtime;
 pub mod setup;
 pub mod tokens;
 pub mod wi_configs;

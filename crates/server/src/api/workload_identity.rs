@@ -89,6 +89,19 @@ pub async fn mint(
         return Err(ApiError::internal("mint reached without an automation"));
     };
     let org = caller.org()?.id;
+    let kickoff_id = match &body.kickoff_id {
+        None => None,
+        Some(k) => Some(
+            uuid::Uuid::parse_str(k)
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "kickoff_id",
+                        "kickoff_id must be the UUID from the kickoff plan (POST /api/v1/runtime/kickoff)",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
     let (audience, config) = audience_for(&app, org, *automation, body).await?;
     let issuer = issuer_or_503(&app)?;
 
@@ -112,7 +125,7 @@ pub async fn mint(
         jti: uuid::Uuid::new_v4().to_string(),
         automation_id: automation.to_string(),
         automation_name: name.clone(),
-        kickoff_id: None,
+        kickoff_id,
     };
     let token = sign(&key, &claims).map_err(ApiError::internal)?;
     // Audited before it is handed out: a token that cannot be accounted for is never issued.
@@ -129,6 +142,7 @@ pub async fn mint(
                 "automation_id": claims.automation_id,
                 "automation": claims.automation_name,
                 "workload_identity_config_id": config.as_ref().map(|c| c.id),
+                "kickoff_id": claims.kickoff_id,
                 "client_ip": caller.ip.map(|ip| ip.to_string()),
                 "exp": claims.exp,
             }),
