@@ -13,4 +13,5 @@ mod common;
 mod issuer;
 mod moto;
 mod rotation;
+mod run;
 mod workload_configs;

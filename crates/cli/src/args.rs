@@ -27,6 +27,41 @@ pub enum Command {
     Audit(AuditArgs),
     /// Run a local simulator of the GCP, Azure and AWS federation and secret endpoints.
     Cloudsim(Box<CloudsimArgs>),
+    /// Run one kickoff: mint the automation's cloud identities, point the SDKs at them, and run
+    /// the command with them (`keyward run --automation <name> -- <command>`).
+    Run(RunArgs),
+}
+
+/// How the runtime reaches Keyward as an automation.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    /// Keyward's URL.
+    #[arg(long, env = "KEYWARD_URL", default_value = "https://127.0.0.1:8443")]
+    pub url: String,
+    /// The automation's token (kwa_…).
+    #[arg(long, env = "KEYWARD_AUTOMATION_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
+    #[arg(long, env = "KEYWARD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// An endpoints file (`keyward cloudsim --print-json`): the SDKs go there, not to the clouds.
+    #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+    pub cloud_endpoints: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Do not rewrite token files while the command runs (for testing what refresh prevents).
+    #[arg(long, env = "KEYWARD_NO_REFRESH", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pub no_refresh: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
 }
 
 /// Where the data lives; shared by every command that opens the database.

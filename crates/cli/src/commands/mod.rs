@@ -1,4 +1,5 @@
 pub mod audit;
 pub mod cloudsim;
 pub mod keys;
+pub mod run;
 pub mod serve;

@@ -1,0 +1,50 @@
+//! `keyward run`: one kickoff around a command.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use keyward_core::endpoints::EndpointsFile;
+use keyward_runtime::{Platform, RunOptions};
+
+use crate::args::{PlatformArgs, RunArgs};
+
+pub(crate) fn platform(args: &PlatformArgs) -> anyhow::Result<Platform> {
+    Ok(Platform::new(
+        &args.url,
+        args.token.as_deref().unwrap_or_default(),
+        args.ca_file.as_deref(),
+    )?)
+}
+
+pub(crate) fn endpoints(args: &PlatformArgs) -> anyhow::Result<Option<EndpointsFile>> {
+    let Some(path) = &args.cloud_endpoints else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read KEYWARD_CLOUD_ENDPOINTS {}", path.display()))?;
+    let file = EndpointsFile::from_json(&text).with_context(|| {
+        format!(
+            "KEYWARD_CLOUD_ENDPOINTS {} is not an endpoints file",
+            path.display()
+        )
+    })?;
+    Ok(Some(file))
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::serve::init_logging();
+    let platform = platform(&args.platform)?;
+    let options = RunOptions {
+        automation: args.automation,
+        command: args.command,
+        refresh: !args.no_refresh,
+        endpoints: endpoints(&args.platform)?,
+    };
+    match keyward_runtime::run(&platform, options).await {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)))
+        }
+    }
+}

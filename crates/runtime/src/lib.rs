@@ -1,0 +1,212 @@
+//! The kickoff runtime (SPEC §5), shared by `keyward run` and `keyward agent`: ask Keyward for the
+//! automation's kickoff plan, mint one token per cloud identity into a private directory, point
+//! each cloud's SDK at it, run the command, keep the tokens fresh, and leave nothing behind.
+
+mod env;
+mod exec;
+mod files;
+mod platform;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::api::v1::{KickoffIdentity, KickoffPlan};
+use keyward_core::endpoints::EndpointsFile;
+use tokio::task::JoinSet;
+
+pub use env::{Paths, adc_json, child_env, token_file_name};
+pub use files::TokenDir;
+pub use platform::Platform;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{url}: {}{message}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
+    Platform {
+        url: String,
+        status: Option<u16>,
+        message: String,
+    },
+    #[error("{}: {detail}", path.display())]
+    Files { path: PathBuf, detail: String },
+    #[error("cannot run `{program}`: {detail}")]
+    Spawn { program: String, detail: String },
+}
+
+impl RuntimeError {
+    /// The exit code a shell would give: 127 when the command cannot be started.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Spawn { .. } => 127,
+            _ => 1,
+        }
+    }
+}
+
+pub struct RunOptions {
+    /// When given, the automation the token must belong to.
+    pub automation: Option<String>,
+    pub command: Vec<String>,
+    /// Rewrite token files at half their life while the command runs.
+    pub refresh: bool,
+    /// `KEYWARD_CLOUD_ENDPOINTS`: where the child's SDKs go instead of the real clouds.
+    pub endpoints: Option<EndpointsFile>,
+}
+
+/// System CA bundles, so a combined bundle still trusts the real internet.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// One kickoff: plan, tokens, environment, the command, cleanup. Returns the command's exit code.
+pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, RuntimeError> {
+    let plan = platform.kickoff().await?;
+    if let Some(expected) = &options.automation
+        && expected != &plan.automation.name
+    {
+        return Err(RuntimeError::Config(format!(
+            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
+            plan.automation.name
+        )));
+    }
+    let dir = Arc::new(TokenDir::create()?);
+    let endpoints = options.endpoints.clone().unwrap_or_default();
+    let tokens = mint_all(platform, &plan, &dir).await?;
+    let mut adc = None;
+    if let Some(gcp) = plan.identities.iter().find(|i| i.cloud == "gcp")
+        && let Some(token) = tokens.get("gcp")
+    {
+        let json = adc_json(gcp, token, &endpoints);
+        adc = Some(dir.write("adc.json", json.to_string().as_bytes())?);
+    }
+    let ca_bundle = match &endpoints.ca_file {
+        Some(ca) if options.endpoints.is_some() => Some(combined_bundle(&dir, ca)?),
+        _ => None,
+    };
+    let env = child_env(
+        std::env::vars(),
+        &plan,
+        &Paths {
+            tokens: &tokens,
+            adc: adc.as_deref(),
+            ca_bundle: ca_bundle.as_deref(),
+        },
+        options.endpoints.as_ref(),
+    );
+    let mut refreshers = JoinSet::new();
+    if options.refresh {
+        for identity in plan.identities.clone() {
+            refreshers.spawn(refresh(
+                platform.clone(),
+                dir.clone(),
+                identity,
+                plan.kickoff_id.clone(),
+                plan.token_ttl,
+            ));
+        }
+    }
+    let code = exec::run_child(&options.command, env).await;
+    refreshers.shutdown().await;
+    drop(dir);
+    code
+}
+
+/// Mints every identity's token at once and writes each file.
+async fn mint_all(
+    platform: &Platform,
+    plan: &KickoffPlan,
+    dir: &TokenDir,
+) -> Result<BTreeMap<String, PathBuf>, RuntimeError> {
+    let mut minting = JoinSet::new();
+    for identity in plan.identities.clone() {
+        let platform = platform.clone();
+        let kickoff = plan.kickoff_id.clone();
+        minting.spawn(async move {
+            let minted = platform.mint(identity.config_id, &kickoff).await;
+            (identity, minted)
+        });
+    }
+    let mut tokens = BTreeMap::new();
+    while let Some(done) = minting.join_next().await {
+        let (identity, minted) =
+            done.map_err(|e| RuntimeError::Config(format!("a token mint failed to run: {e}")))?;
+        let minted = minted.map_err(|e| match e {
+            RuntimeError::Platform {
+                url,
+                status,
+                message,
+            } => RuntimeError::Platform {
+                url,
+                status,
+                message: format!(
+                    "minting a token for workload identity config '{}' ({}): {message}",
+                    identity.config, identity.cloud
+                ),
+            },
+            other => other,
+        })?;
+        let path = dir.write(&token_file_name(&identity), minted.token.as_bytes())?;
+        tracing::info!(
+            "Workload identity config '{}' ({}): token written for audience {}",
+            identity.config,
+            identity.cloud,
+            minted.audience
+        );
+        tokens.insert(identity.cloud.clone(), path);
+    }
+    Ok(tokens)
+}
+
+/// Rewrites one identity's token file at half its life, for as long as the command runs.
+async fn refresh(
+    platform: Platform,
+    dir: Arc<TokenDir>,
+    identity: KickoffIdentity,
+    kickoff_id: String,
+    ttl: i64,
+) {
+    let half = Duration::from_secs((ttl.max(2) / 2) as u64);
+    let mut wait = half;
+    loop {
+        tokio::time::sleep(wait).await;
+        let result = match platform.mint(identity.config_id, &kickoff_id).await {
+            Ok(minted) => dir
+                .write(&token_file_name(&identity), minted.token.as_bytes())
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        wait = match result {
+            Ok(()) => {
+                tracing::debug!(config = %identity.config, "token refreshed");
+                half
+            }
+            Err(e) => {
+                // The old token still has half its life: try again well before it ends.
+                tracing::warn!(config = %identity.config, error = %e, "token refresh failed; retrying");
+                (half / 8).max(Duration::from_secs(1))
+            }
+        };
+    }
+}
+
+/// The system roots plus the simulator's CA, for SDKs that take a single bundle.
+fn combined_bundle(dir: &TokenDir, ca_file: &str) -> Result<PathBuf, RuntimeError> {
+    let extra = std::fs::read(ca_file).map_err(|e| RuntimeError::Files {
+        path: PathBuf::from(ca_file),
+        detail: format!("cannot read the endpoints file's ca_file: {e}"),
+    })?;
+    let mut bundle = SYSTEM_BUNDLES
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .unwrap_or_default();
+    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    bundle.extend_from_slice(&extra);
+    dir.write("ca-bundle.pem", &bundle)
+}

@@ -1,0 +1,124 @@
+//! The runtime's calls to Keyward: the kickoff plan and token mints, with the automation token.
+
+use std::path::Path;
+use std::time::Duration;
+
+use keyward_core::WorkloadIdentityConfigId;
+use keyward_core::api::v1::{ErrorBody, KickoffPlan, MintRequest, MintResponse};
+
+use crate::RuntimeError;
+
+/// A Keyward server, as one automation sees it.
+#[derive(Clone)]
+pub struct Platform {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Platform {
+    /// `ca_file` trusts a self-signed server (Keyward's generated CA).
+    pub fn new(url: &str, token: &str, ca_file: Option<&Path>) -> Result<Platform, RuntimeError> {
+        if token.trim().is_empty() {
+            return Err(RuntimeError::Config(
+                "no automation token: set KEYWARD_AUTOMATION_TOKEN (or --token) to a token from POST /api/v1/automations/<name>/tokens".into(),
+            ));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            RuntimeError::Config(format!(
+                "KEYWARD_URL {url:?} is not a URL ({e}); use the server's address, e.g. https://127.0.0.1:8443"
+            ))
+        })?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                RuntimeError::Config(format!(
+                    "cannot read KEYWARD_CA_FILE {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                RuntimeError::Config(format!(
+                    "KEYWARD_CA_FILE {} is not PEM certificates: {e}",
+                    path.display()
+                ))
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| RuntimeError::Config(format!("cannot build the HTTPS client: {e}")))?;
+        Ok(Platform {
+            http,
+            url: parsed.as_str().trim_end_matches('/').to_owned(),
+            token: token.trim().to_owned(),
+        })
+    }
+
+    /// The automation's kickoff plan (SPEC §5 step 1).
+    pub async fn kickoff(&self) -> Result<KickoffPlan, RuntimeError> {
+        self.post("/api/v1/runtime/kickoff", None::<&()>).await
+    }
+
+    /// A token for one identity of the plan.
+    pub async fn mint(
+        &self,
+        config: WorkloadIdentityConfigId,
+        kickoff_id: &str,
+    ) -> Result<MintResponse, RuntimeError> {
+        let body = MintRequest {
+            workload_identity_config: Some(config.to_string()),
+            kickoff_id: Some(kickoff_id.to_owned()),
+            ..MintRequest::default()
+        };
+        self.post("/api/v1/workload-identity/token", Some(&body))
+            .await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<T, RuntimeError> {
+        let url = format!("{}{path}", self.url);
+        let mut request = self.http.post(&url).bearer_auth(&self.token);
+        request = match body {
+            Some(b) => request.json(b),
+            None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
+        };
+        let response = request.send().await.map_err(|e| RuntimeError::Platform {
+            url: url.clone(),
+            status: None,
+            message: format!("cannot reach Keyward: {}", root(&e)),
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|b| format!("{}: {}", b.error, b.message))
+                .unwrap_or(text);
+            return Err(RuntimeError::Platform {
+                url,
+                status: Some(status.as_u16()),
+                message,
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| RuntimeError::Platform {
+            url,
+            status: Some(status.as_u16()),
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+}
+
+fn root(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
