@@ -10,6 +10,7 @@ mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
+mod doctor;
 mod issuer;
 mod moto;
 mod rotation;

@@ -30,6 +30,17 @@ pub enum Command {
     /// Run one kickoff: mint the automation's cloud identities, point the SDKs at them, and run
     /// the command with them (`keyward run --automation <name> -- <command>`).
     Run(RunArgs),
+    /// Walk each of an automation's cloud identities step by step and print a checklist.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 /// How the runtime reaches Keyward as an automation.

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Cloudsim(args) => commands::cloudsim::run(*args).await,
             Command::Run(args) => commands::run::run(args).await,
+            Command::Doctor(args) => commands::doctor::run(args).await,
         }
     });
     match result {

@@ -2,6 +2,7 @@
 //! automation's kickoff plan, mint one token per cloud identity into a private directory, point
 //! each cloud's SDK at it, run the command, keep the tokens fresh, and leave nothing behind.
 
+pub mod doctor;
 mod env;
 mod exec;
 mod files;

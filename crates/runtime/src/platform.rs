@@ -79,6 +79,29 @@ impl Platform {
             .await
     }
 
+    /// A public JSON document (the issuer's discovery and JWKS), trusting the same CA.
+    pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, RuntimeError> {
+        let fail = |status: Option<u16>, message: String| RuntimeError::Platform {
+            url: url.to_owned(),
+            status,
+            message,
+        };
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(None, format!("cannot fetch: {}", root(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(fail(Some(status.as_u16()), "not 200".into()));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| fail(Some(status.as_u16()), format!("not JSON: {e}")))
+    }
+
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,

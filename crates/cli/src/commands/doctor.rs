@@ -1,0 +1,25 @@
+//! `keyward doctor`: the kickoff chain, step by step.
+
+use std::process::ExitCode;
+
+use keyward_cloud::Clouds;
+use keyward_runtime::doctor;
+
+use super::run::{endpoints, platform};
+use crate::args::DoctorArgs;
+
+pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let platform = platform(&args.platform)?;
+    let clouds = match endpoints(&args.platform)? {
+        Some(file) => Clouds::new(file)?,
+        None => Clouds::real()?,
+    };
+    let report = doctor::diagnose(&platform, &clouds, args.automation.as_deref()).await;
+    print!("{}", report.render());
+    if report.healthy() {
+        println!("All checks passed.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
