@@ -31,8 +31,19 @@ pub(crate) fn endpoints(args: &PlatformArgs) -> anyhow::Result<Option<EndpointsF
     Ok(Some(file))
 }
 
+/// Plain lines on stderr (the child owns stdout): `keyward run` is used by people and workers.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    super::serve::init_logging();
+    init_logging();
     let platform = platform(&args.platform)?;
     let options = RunOptions {
         automation: args.automation,
