@@ -471,3 +471,143 @@ async fn the_kickoff_plan_picks_one_identity_per_cloud_and_tokens_carry_its_kick
     let (status, _) = api(&server, Method::POST, "/runtime/kickoff", None).await;
     assert_eq!(status, 403);
 }
+
+fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&common::Backend::Sqlite, dir.path()));
+    common::automation_with_token(&server, "crew").await;
+    let (ok, out, err) = admin_cli(
+        &server,
+        &[
+            "wi",
+            "create",
+            "--name",
+            "gcp-prod",
+            "--cloud",
+            "gcp",
+            "--provider",
+            PROVIDER,
+            "--default",
+            "--automation",
+            "crew",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["project_number"], json!("123456789012"));
+    assert_eq!(created["automations"], json!(["crew"]));
+
+    let (ok, _, err) = admin_cli(
+        &server,
+        &[
+            "wi",
+            "create",
+            "--name",
+            "gcp-id",
+            "--cloud",
+            "gcp",
+            "--provider",
+            "projects/my-project/locations/global/workloadIdentityPools/keyward-pool/providers/keyward-oidc",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("field provider") && err.contains("project NUMBER"),
+        "{err}"
+    );
+
+    let (ok, out, err) = admin_cli(
+        &server,
+        &[
+            "llm",
+            "create",
+            "--name",
+            "vertex",
+            "--provider",
+            "vertex",
+            "--wi-config",
+            "gcp-prod",
+            "--service-account",
+            SA,
+            "--model",
+            "google/gemini-2.0-flash",
+            "--env",
+            "GOOGLE_CLOUD_LOCATION=global",
+            "--automation",
+            "crew",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"GOOGLE_CLOUD_LOCATION\": \"global\""),
+        "{out}"
+    );
+    let (ok, _, err) = admin_cli(
+        &server,
+        &[
+            "llm",
+            "update",
+            "vertex",
+            "--model",
+            "vertex_ai/gemini-2.0-flash",
+        ],
+    );
+    assert!(
+        !ok && err.contains("field model") && err.contains("google/<model-name>"),
+        "{err}"
+    );
+
+    let (ok, out, _) = admin_cli(&server, &["wi", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("name=gcp-prod")
+            && out.contains("cloud=gcp")
+            && out.contains("default_for_cloud=true"),
+        "{out}"
+    );
+    let (ok, out, err) = admin_cli(
+        &server,
+        &[
+            "wi",
+            "update",
+            "gcp-prod",
+            "--default",
+            "false",
+            "--automation",
+            "",
+        ],
+    );
+    assert!(ok, "{err}");
+    let updated: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            updated["default_for_cloud"].clone(),
+            updated["automations"].clone()
+        ),
+        (json!(false), json!([]))
+    );
+    let (ok, _, err) = admin_cli(&server, &["wi", "delete", "gcp-prod"]);
+    assert!(!ok && err.contains("used by an LLM connection"), "{err}");
+    let (ok, out, _) = admin_cli(&server, &["llm", "delete", "vertex"]);
+    assert!(ok && out.contains("deleted LLM connection 'vertex'"));
+    let (ok, _, _) = admin_cli(&server, &["wi", "delete", "gcp-prod"]);
+    assert!(ok);
+    let (ok, _, err) = admin_cli(&server, &["wi", "show", "gcp-prod"]);
+    assert!(!ok && err.contains("404"), "{err}");
+}

@@ -32,6 +32,183 @@ pub enum Command {
     Run(RunArgs),
     /// Walk each of an automation's cloud identities step by step and print a checklist.
     Doctor(DoctorArgs),
+    /// Workload identity configs: the cloud side of an automation's federated identity.
+    Wi(WiArgs),
+    /// LLM connections: provider, workload identity, service account, env and model.
+    Llm(LlmArgs),
+}
+
+/// How an administrator reaches Keyward's API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Keyward's URL.
+    #[arg(
+        long,
+        env = "KEYWARD_URL",
+        default_value = "https://127.0.0.1:8443",
+        global = true
+    )]
+    pub url: String,
+    /// A personal access token (kwp_…).
+    #[arg(long, env = "KEYWARD_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
+    #[arg(long, env = "KEYWARD_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// The organization, when the token's owner belongs to several.
+    #[arg(long, env = "KEYWARD_ORG", global = true)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WiArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: WiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WiCommand {
+    /// List the organization's configs.
+    List,
+    /// Show one config (id or name).
+    Show { config: String },
+    /// Create a config.
+    Create(WiFields),
+    /// Change a config's fields (id or name); absent flags keep their value.
+    Update {
+        config: String,
+        #[command(flatten)]
+        fields: WiUpdateFields,
+    },
+    /// Delete a config (id or name).
+    Delete { config: String },
+}
+
+#[derive(Debug, Args)]
+pub struct WiFields {
+    #[arg(long)]
+    pub name: String,
+    /// gcp, azure or aws.
+    #[arg(long)]
+    pub cloud: String,
+    #[command(flatten)]
+    pub cloud_fields: WiCloudFields,
+    /// Make it the organization's default for its cloud.
+    #[arg(long = "default")]
+    pub default_for_cloud: bool,
+    /// Restrict it to this automation (repeatable); none means every automation.
+    #[arg(long = "automation")]
+    pub automations: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WiCloudFields {
+    /// GCP: projects/<PROJECT_NUMBER>/locations/global/workloadIdentityPools/<pool>/providers/<id>
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Azure: the Directory (tenant) ID.
+    #[arg(long)]
+    pub tenant_id: Option<String>,
+    /// Azure: the Application (client) ID.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// AWS: arn:aws:iam::<account>:role/<name>
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// AWS: the region, e.g. us-east-1.
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WiUpdateFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub cloud_fields: WiCloudFields,
+    /// true or false.
+    #[arg(long = "default")]
+    pub default_for_cloud: Option<bool>,
+    /// Replace the restriction (repeatable); `--automation ''` clears it.
+    #[arg(long = "automation")]
+    pub automations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct LlmArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: LlmCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// List the organization's LLM connections.
+    List,
+    /// Show one connection (id or name).
+    Show { connection: String },
+    /// Create a connection.
+    Create(LlmFields),
+    /// Change a connection (id or name); absent flags keep their value, '' clears a text field.
+    Update {
+        connection: String,
+        #[command(flatten)]
+        fields: LlmUpdateFields,
+    },
+    /// Delete a connection (id or name).
+    Delete { connection: String },
+}
+
+#[derive(Debug, Args)]
+pub struct LlmFields {
+    #[arg(long)]
+    pub name: String,
+    /// vertex, azure_openai, bedrock, openai, anthropic, …
+    #[arg(long)]
+    pub provider: String,
+    /// A workload identity config of the provider's cloud (id or name).
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    /// Vertex: the service account to impersonate.
+    #[arg(long = "service-account")]
+    pub service_account_email: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// KEY=VALUE, repeatable (e.g. GOOGLE_CLOUD_LOCATION=global).
+    #[arg(long = "env", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// An automation that uses it (repeatable).
+    #[arg(long = "automation")]
+    pub automations: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LlmUpdateFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long = "service-account")]
+    pub service_account_email: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Replace the env (repeatable KEY=VALUE).
+    #[arg(long = "env", value_parser = parse_env_pair)]
+    pub env: Option<Vec<(String, String)>>,
+    /// Replace the automations (repeatable).
+    #[arg(long = "automation")]
+    pub automations: Option<Vec<String>>,
+}
+
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 #[derive(Debug, Args)]

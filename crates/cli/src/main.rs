@@ -30,6 +30,8 @@ fn main() -> ExitCode {
             Command::Cloudsim(args) => commands::cloudsim::run(*args).await,
             Command::Run(args) => commands::run::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
+            Command::Wi(args) => commands::wi::run(args).await,
+            Command::Llm(args) => commands::llm::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,9 @@
+pub mod admin;
 pub mod audit;
 pub mod cloudsim;
 pub mod doctor;
 pub mod keys;
+pub mod llm;
 pub mod run;
 pub mod serve;
+pub mod wi;
