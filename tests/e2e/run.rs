@@ -235,3 +235,117 @@ async fn files_are_0600_raw_jwts_in_a_0700_directory_and_go_away_on_sigterm_and_
     );
     drop(server);
 }
+
+/// A server minting 4-second tokens, an automation `crew` and a default AWS config.
+async fn short_lived() -> (Server, String, tempfile::TempDir) {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let options = common::ServerOptions::new(&common::Backend::Sqlite, dir.path())
+        .env("KEYWARD_ALLOW_SHORT_DURATIONS", "1")
+        .env("KEYWARD_TOKEN_TTL", "4");
+    let server = Server::start(&options);
+    let (_, token) = common::automation_with_token(&server, "crew").await;
+    api(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "default_for_cloud": true,
+        "role_arn": "arn:aws:iam::123456789012:role/crew", "region": "us-east-1"}),
+    )
+    .await;
+    (server, token, dir)
+}
+
+fn runtime(server: &Server, token: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(args)
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_AUTOMATION_TOKEN", token)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .env("KEYWARD_LOG", "warn");
+    cmd
+}
+
+#[tokio::test]
+async fn token_files_are_rewritten_at_half_life_unless_refresh_is_off() {
+    let (server, token, _dir) = short_lived().await;
+    let read_twice = r#"cat "$AWS_WEB_IDENTITY_TOKEN_FILE"; echo; sleep 3; cat "$AWS_WEB_IDENTITY_TOKEN_FILE"; echo"#;
+    for (flags, refreshed) in [
+        (&["run", "--"][..], true),
+        (&["run", "--no-refresh", "--"][..], false),
+    ] {
+        let out = runtime(&server, &token, flags)
+            .args(["sh", "-c", read_twice])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let tokens: Vec<&str> = stdout.lines().collect();
+        assert_eq!(tokens.len(), 2, "{stdout}");
+        assert!(tokens.iter().all(|t| t.starts_with("eyJ")), "{stdout}");
+        assert_eq!(tokens[0] != tokens[1], refreshed, "{flags:?}: {stdout}");
+    }
+}
+
+#[tokio::test]
+async fn the_agent_keeps_token_and_env_files_fresh_and_removes_them_on_sigterm() {
+    let (server, token, dir) = short_lived().await;
+    let token_dir = dir.path().join("agent-tokens");
+    let env_file = dir.path().join("crew.env");
+    let mut agent = runtime(&server, &token, &["agent", "--automation", "crew"])
+        .arg("--dir")
+        .arg(&token_dir)
+        .arg("--env-file")
+        .arg(&env_file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(agent.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.starts_with("Ready."), "{ready}");
+    assert_eq!(mode(&token_dir), 0o700);
+    assert_eq!(mode(&env_file), 0o600);
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let file = env
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_WEB_IDENTITY_TOKEN_FILE="))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{env}"));
+    assert!(
+        env.contains("AWS_ROLE_ARN=arn:aws:iam::123456789012:role/crew\n"),
+        "{env}"
+    );
+    assert!(!env.contains("KEYWARD_AUTOMATION_TOKEN"), "{env}");
+    assert_eq!(file.parent(), Some(token_dir.as_path()));
+    let first = std::fs::read(&file).unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_ne!(
+        std::fs::read(&file).unwrap(),
+        first,
+        "rewritten at half its 4 s life"
+    );
+    assert_eq!(mode(&file), 0o600);
+
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(i32::try_from(agent.id()).unwrap(), libc::SIGTERM) };
+    assert!(agent.wait().unwrap().success());
+    assert!(
+        !token_dir.exists() && !env_file.exists(),
+        "everything removed on SIGTERM"
+    );
+
+    // An existing directory is never taken over.
+    std::fs::create_dir(&token_dir).unwrap();
+    let out = runtime(&server, &token, &["agent"])
+        .arg("--dir")
+        .arg(&token_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot create the private token directory")
+    );
+}

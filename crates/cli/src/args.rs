@@ -30,6 +30,8 @@ pub enum Command {
     /// Run one kickoff: mint the automation's cloud identities, point the SDKs at them, and run
     /// the command with them (`keyward run --automation <name> -- <command>`).
     Run(RunArgs),
+    /// The kickoff runtime as a sidecar: keeps token files and an env file fresh for a worker.
+    Agent(AgentArgs),
     /// Walk each of an automation's cloud identities step by step and print a checklist.
     Doctor(DoctorArgs),
     /// Workload identity configs: the cloud side of an automation's federated identity.
@@ -209,6 +211,21 @@ fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Directory for the token files (created 0700; must not exist). A fresh tmpfs one if unset.
+    #[arg(long, env = "KEYWARD_AGENT_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where to write the KEY=VALUE lines a worker exports for its kickoffs (0600).
+    #[arg(long, env = "KEYWARD_AGENT_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Cloudsim(args) => commands::cloudsim::run(*args).await,
             Command::Run(args) => commands::run::run(args).await,
+            Command::Agent(args) => commands::run::agent(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Wi(args) => commands::wi::run(args).await,
             Command::Llm(args) => commands::llm::run(args).await,

@@ -54,7 +54,12 @@ impl TokenDir {
     }
 
     pub fn create_in(parent: &Path) -> Result<TokenDir, RuntimeError> {
-        let path = parent.join(format!("keyward-run-{}", random(16)));
+        TokenDir::create_at(&parent.join(format!("keyward-run-{}", random(16))))
+    }
+
+    /// The directory at `path`, which must not exist yet (so nothing of another owner is reused).
+    pub fn create_at(path: &Path) -> Result<TokenDir, RuntimeError> {
+        let path = path.to_owned();
         DirBuilder::new()
             .mode(0o700)
             .create(&path)

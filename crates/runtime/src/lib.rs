@@ -76,29 +76,14 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
         )));
     }
     let dir = Arc::new(TokenDir::create()?);
-    let endpoints = options.endpoints.clone().unwrap_or_default();
-    let tokens = mint_all(platform, &plan, &dir).await?;
-    let mut adc = None;
-    if let Some(gcp) = plan.identities.iter().find(|i| i.cloud == "gcp")
-        && let Some(token) = tokens.get("gcp")
-    {
-        let json = adc_json(gcp, token, &endpoints);
-        adc = Some(dir.write("adc.json", json.to_string().as_bytes())?);
-    }
-    let ca_bundle = match &endpoints.ca_file {
-        Some(ca) if options.endpoints.is_some() => Some(combined_bundle(&dir, ca)?),
-        _ => None,
-    };
-    let env = child_env(
-        std::env::vars(),
+    let (_, env) = prepare(
+        platform,
         &plan,
-        &Paths {
-            tokens: &tokens,
-            adc: adc.as_deref(),
-            ca_bundle: ca_bundle.as_deref(),
-        },
+        &dir,
         options.endpoints.as_ref(),
-    );
+        std::env::vars().collect(),
+    )
+    .await?;
     let mut refreshers = JoinSet::new();
     if options.refresh {
         for identity in plan.identities.clone() {
@@ -115,6 +100,143 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
     refreshers.shutdown().await;
     drop(dir);
     code
+}
+
+pub struct AgentOptions {
+    pub automation: Option<String>,
+    /// Where token files go; created 0700, must not exist yet. A fresh tmpfs directory if absent.
+    pub dir: Option<PathBuf>,
+    /// Where to write the variables a worker should export for its kickoffs (KEY=VALUE lines).
+    pub env_file: Option<PathBuf>,
+    pub endpoints: Option<EndpointsFile>,
+}
+
+/// `keyward agent`: the runtime as a sidecar. Writes the token files, the ADC file and an env file
+/// once, keeps the tokens fresh at half their life, and removes everything on SIGTERM or SIGINT.
+pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), RuntimeError> {
+    let plan = platform.kickoff().await?;
+    if let Some(expected) = &options.automation
+        && expected != &plan.automation.name
+    {
+        return Err(RuntimeError::Config(format!(
+            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
+            plan.automation.name
+        )));
+    }
+    let dir = Arc::new(match &options.dir {
+        Some(path) => TokenDir::create_at(path)?,
+        None => TokenDir::create()?,
+    });
+    let (tokens, env) = prepare(
+        platform,
+        &plan,
+        &dir,
+        options.endpoints.as_ref(),
+        Vec::new(),
+    )
+    .await?;
+    let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let env_path = match &options.env_file {
+        Some(path) => {
+            write_private(path, lines.as_bytes())?;
+            path.clone()
+        }
+        None => dir.write("env", lines.as_bytes())?,
+    };
+    tracing::info!(
+        "keyward agent ready: {} identit{} in {}; env in {}",
+        tokens.len(),
+        if tokens.len() == 1 { "y" } else { "ies" },
+        dir.path().display(),
+        env_path.display()
+    );
+    println!("Ready. env file: {}", env_path.display());
+    let mut refreshers = JoinSet::new();
+    for identity in plan.identities.clone() {
+        refreshers.spawn(refresh(
+            platform.clone(),
+            dir.clone(),
+            identity,
+            plan.kickoff_id.clone(),
+            plan.token_ttl,
+        ));
+    }
+    wait_for_stop().await?;
+    refreshers.shutdown().await;
+    if options.env_file.is_some() {
+        let _ = std::fs::remove_file(&env_path);
+    }
+    drop(dir);
+    Ok(())
+}
+
+async fn wait_for_stop() -> Result<(), RuntimeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| {
+        signal(kind).map_err(|e| RuntimeError::Config(format!("cannot listen for signals: {e}")))
+    };
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// A 0600 file replaced atomically, outside the token directory (the worker's env file).
+fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<(), RuntimeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = path.with_extension("keyward-tmp");
+    let fail = |detail: String| RuntimeError::Files {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| fail(format!("cannot create: {e}")))?;
+    file.write_all(contents)
+        .map_err(|e| fail(format!("cannot write: {e}")))?;
+    std::fs::rename(&temp, path).map_err(|e| fail(format!("cannot move into place: {e}")))
+}
+
+/// Tokens, the ADC file and the CA bundle in `dir`; the environment for `parent`.
+async fn prepare(
+    platform: &Platform,
+    plan: &KickoffPlan,
+    dir: &TokenDir,
+    endpoints: Option<&EndpointsFile>,
+    parent: Vec<(String, String)>,
+) -> Result<(BTreeMap<String, PathBuf>, BTreeMap<String, String>), RuntimeError> {
+    let urls = endpoints.cloned().unwrap_or_default();
+    let tokens = mint_all(platform, plan, dir).await?;
+    let mut adc = None;
+    if let Some(gcp) = plan.identities.iter().find(|i| i.cloud == "gcp")
+        && let Some(token) = tokens.get("gcp")
+    {
+        let json = adc_json(gcp, token, &urls);
+        adc = Some(dir.write("adc.json", json.to_string().as_bytes())?);
+    }
+    let ca_bundle = match (&urls.ca_file, endpoints) {
+        (Some(ca), Some(_)) => Some(combined_bundle(dir, ca)?),
+        _ => None,
+    };
+    let env = child_env(
+        parent,
+        plan,
+        &Paths {
+            tokens: &tokens,
+            adc: adc.as_deref(),
+            ca_bundle: ca_bundle.as_deref(),
+        },
+        endpoints,
+    );
+    Ok((tokens, env))
 }
 
 /// Mints every identity's token at once and writes each file.

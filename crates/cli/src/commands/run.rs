@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use keyward_core::endpoints::EndpointsFile;
-use keyward_runtime::{Platform, RunOptions};
+use keyward_runtime::{AgentOptions, Platform, RunOptions};
 
-use crate::args::{PlatformArgs, RunArgs};
+use crate::args::{AgentArgs, PlatformArgs, RunArgs};
 
 pub(crate) fn platform(args: &PlatformArgs) -> anyhow::Result<Platform> {
     Ok(Platform::new(
@@ -58,4 +58,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)))
         }
     }
+}
+
+pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let platform = platform(&args.platform)?;
+    let options = AgentOptions {
+        automation: args.automation,
+        dir: args.dir,
+        env_file: args.env_file,
+        endpoints: endpoints(&args.platform)?,
+    };
+    keyward_runtime::agent(&platform, options).await?;
+    Ok(ExitCode::SUCCESS)
 }
