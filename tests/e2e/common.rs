@@ -444,3 +444,17 @@ pub async fn exec_sql(options: &ServerOptions, sql: &str) -> u64 {
         }
     }
 }
+
+/// `POST /api/v1<path>` as the bootstrap owner; it must answer 201.
+pub async fn create_as_owner(server: &Server, path: &str, body: Value) -> Value {
+    let (status, answer) = call(
+        &server.client(),
+        reqwest::Method::POST,
+        &format!("{}/api/v1{path}", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{path}: {answer}");
+    answer
+}

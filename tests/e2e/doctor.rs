@@ -3,27 +3,14 @@
 
 use std::process::Command;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cloudsim::server_and_sim;
 use crate::cloudsim_env::{APP, APP_CASE, Sim, TENANT, sa, world};
-use crate::common::{self, BOOTSTRAP_TOKEN, Server};
+use crate::common::{self, Server};
 
 const PROVIDERS: &str =
     "projects/123456789012/locations/global/workloadIdentityPools/keyward-pool/providers";
-
-async fn create(server: &Server, path: &str, body: Value) {
-    let (status, answer) = common::call(
-        &server.client(),
-        Method::POST,
-        &format!("{}/api/v1{path}", server.url),
-        Some(BOOTSTRAP_TOKEN),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{path}: {answer}");
-}
 
 fn doctor(server: &Server, sim: &Sim, token: &str, automation: &str) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
@@ -65,21 +52,21 @@ async fn doctor_is_green_for_a_healthy_setup_and_names_the_failing_step_and_caus
  {
     let (server, crew, sim, _dir) = server_and_sim(|issuer, org| Some(world(issuer, org))).await;
     // The healthy defaults, and a Vertex connection for `crew`.
-    create(
+    common::create_as_owner(
         &server,
         "/workload-identity-configs",
         json!({"name": "gcp", "cloud": "gcp",
         "provider": format!("{PROVIDERS}/keyward-provider"), "default_for_cloud": true}),
     )
     .await;
-    create(
+    common::create_as_owner(
         &server,
         "/workload-identity-configs",
         json!({"name": "azure", "cloud": "azure",
         "tenant_id": TENANT, "client_id": APP, "default_for_cloud": true}),
     )
     .await;
-    create(
+    common::create_as_owner(
         &server,
         "/workload-identity-configs",
         json!({"name": "aws", "cloud": "aws",
@@ -92,7 +79,7 @@ async fn doctor_is_green_for_a_healthy_setup_and_names_the_failing_step_and_caus
                "service_account_email": sa(sa_name), "model": "google/gemini-2.0-flash",
                "env": {"GOOGLE_CLOUD_LOCATION": "global"}, "automations": [automation]})
     };
-    create(
+    common::create_as_owner(
         &server,
         "/llm-connections",
         connection("vertex", "keyward-vertex", "crew"),
@@ -173,12 +160,12 @@ async fn doctor_is_green_for_a_healthy_setup_and_names_the_failing_step_and_caus
         let mut body = config.clone();
         body["name"] = json!(format!("{automation}-config"));
         body["automations"] = json!([automation]);
-        create(&server, "/workload-identity-configs", body).await;
+        common::create_as_owner(&server, "/workload-identity-configs", body).await;
         tokens.push(token);
     }
     for (sa_name, automation) in [("unbound", "unbound"), ("no-vertex", "no-vertex")] {
         let (_, token) = common::automation_with_token(&server, automation).await;
-        create(
+        common::create_as_owner(
             &server,
             "/llm-connections",
             connection(&format!("vertex-{automation}"), sa_name, automation),

@@ -6,52 +6,39 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::cloudsim::server_and_sim;
 use crate::cloudsim_env::Sim;
-use crate::common::{self, BOOTSTRAP_TOKEN, Server};
-
-async fn api(server: &Server, path: &str, body: serde_json::Value) {
-    let (status, answer) = common::call(
-        &server.client(),
-        Method::POST,
-        &format!("{}/api/v1{path}", server.url),
-        Some(BOOTSTRAP_TOKEN),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{path}: {answer}");
-}
+use crate::common::{self, Server};
 
 /// The demo world's three identities as default configs, and a Vertex connection for `crew`.
 pub async fn configure(server: &Server, sim: &Sim) {
     let gcp = sim.endpoints.gcp.clone().unwrap();
     let azure = sim.endpoints.azure.clone().unwrap();
     let aws = sim.endpoints.aws.clone().unwrap();
-    api(
+    common::create_as_owner(
         server,
         "/workload-identity-configs",
         json!({"name": "gcp", "cloud": "gcp",
         "provider": gcp.provider, "default_for_cloud": true}),
     )
     .await;
-    api(
+    common::create_as_owner(
         server,
         "/workload-identity-configs",
         json!({"name": "azure", "cloud": "azure",
         "tenant_id": azure.tenant_id, "client_id": azure.client_id, "default_for_cloud": true}),
     )
     .await;
-    api(
+    common::create_as_owner(
         server,
         "/workload-identity-configs",
         json!({"name": "aws", "cloud": "aws",
         "role_arn": aws.role_arn, "region": aws.region, "default_for_cloud": true}),
     )
     .await;
-    api(
+    common::create_as_owner(
         server,
         "/llm-connections",
         json!({"name": "vertex", "provider": "vertex",
@@ -245,7 +232,7 @@ async fn short_lived() -> (Server, String, tempfile::TempDir) {
         .env("KEYWARD_TOKEN_TTL", "4");
     let server = Server::start(&options);
     let (_, token) = common::automation_with_token(&server, "crew").await;
-    api(
+    common::create_as_owner(
         &server,
         "/workload-identity-configs",
         json!({"name": "aws", "cloud": "aws", "default_for_cloud": true,

@@ -64,17 +64,21 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
+/// The token must belong to the automation the caller named, if it named one.
+fn check_automation(plan: &KickoffPlan, expected: Option<&str>) -> Result<(), RuntimeError> {
+    match expected {
+        Some(expected) if expected != plan.automation.name => Err(RuntimeError::Config(format!(
+            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
+            plan.automation.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// One kickoff: plan, tokens, environment, the command, cleanup. Returns the command's exit code.
 pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, RuntimeError> {
     let plan = platform.kickoff().await?;
-    if let Some(expected) = &options.automation
-        && expected != &plan.automation.name
-    {
-        return Err(RuntimeError::Config(format!(
-            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
-            plan.automation.name
-        )));
-    }
+    check_automation(&plan, options.automation.as_deref())?;
     let dir = Arc::new(TokenDir::create()?);
     let (_, env) = prepare(
         platform,
@@ -115,14 +119,7 @@ pub struct AgentOptions {
 /// once, keeps the tokens fresh at half their life, and removes everything on SIGTERM or SIGINT.
 pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), RuntimeError> {
     let plan = platform.kickoff().await?;
-    if let Some(expected) = &options.automation
-        && expected != &plan.automation.name
-    {
-        return Err(RuntimeError::Config(format!(
-            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
-            plan.automation.name
-        )));
-    }
+    check_automation(&plan, options.automation.as_deref())?;
     let dir = Arc::new(match &options.dir {
         Some(path) => TokenDir::create_at(path)?,
         None => TokenDir::create()?,

@@ -36,18 +36,13 @@ pub(crate) async fn find(
     org: OrgId,
     id_or_name: &str,
 ) -> Result<AutomationRow, ApiError> {
-    match id_or_name.parse::<AutomationId>() {
-        Ok(id) => app
-            .store
-            .get_automation(org, id)
-            .await
-            .map_err(or_not_found("automation")),
-        Err(_) => app
-            .store
-            .find_automation_by_name(org, id_or_name)
-            .await?
-            .ok_or(ApiError::not_found("automation")),
-    }
+    super::by_id_or_name(
+        id_or_name,
+        "automation",
+        |id: AutomationId| app.store.get_automation(org, id),
+        |name| async move { app.store.find_automation_by_name(org, &name).await },
+    )
+    .await
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

@@ -73,18 +73,13 @@ pub(crate) async fn find(
     org: OrgId,
     id_or_name: &str,
 ) -> Result<LlmConnectionRow, ApiError> {
-    match id_or_name.parse::<LlmConnectionId>() {
-        Ok(id) => app
-            .store
-            .get_llm_connection(org, id)
-            .await
-            .map_err(or_not_found("LLM connection")),
-        Err(_) => app
-            .store
-            .find_llm_connection_by_name(org, id_or_name)
-            .await?
-            .ok_or(ApiError::not_found("LLM connection")),
-    }
+    super::by_id_or_name(
+        id_or_name,
+        "LLM connection",
+        |id: LlmConnectionId| app.store.get_llm_connection(org, id),
+        |name| async move { app.store.find_llm_connection_by_name(org, &name).await },
+    )
+    .await
 }
 
 /// Checks the whole connection as it would be stored.

@@ -223,18 +223,13 @@ pub(crate) async fn find(
     org: OrgId,
     id_or_name: &str,
 ) -> Result<WiConfigRow, ApiError> {
-    match id_or_name.parse::<WorkloadIdentityConfigId>() {
-        Ok(id) => app
-            .store
-            .get_wi_config(org, id)
-            .await
-            .map_err(or_not_found("workload identity config")),
-        Err(_) => app
-            .store
-            .find_wi_config_by_name(org, id_or_name)
-            .await?
-            .ok_or(ApiError::not_found("workload identity config")),
-    }
+    super::by_id_or_name(
+        id_or_name,
+        "workload identity config",
+        |id: WorkloadIdentityConfigId| app.store.get_wi_config(org, id),
+        |name| async move { app.store.find_wi_config_by_name(org, &name).await },
+    )
+    .await
 }
 
 fn conflict(e: StoreError, row: &WiConfigRow) -> ApiError {
