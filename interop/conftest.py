@@ -21,6 +21,14 @@ def keyward_bin() -> str:
     return path
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: minutes of wall time (e.g. a crew outliving its workload token); acceptance, runs in CI "
+        "(deselect locally with -m 'not slow')",
+    )
+
+
 def fresh_postgres_url():
     admin = os.environ.get("KEYWARD_TEST_DATABASE_URL")
     if not admin:
