@@ -200,7 +200,7 @@ async fn assume_role_with_web_identity(sim: &Sim, form: &[(String, String)]) -> 
             StatusCode::BAD_REQUEST,
             "ExpiredTokenException",
             format!(
-                "Token expired: current date/time {now} must be before the expiration date/time{exp}"
+                "Token expired: current date/time {now} must be before the expiration date/time {exp}"
             ),
         );
     }
