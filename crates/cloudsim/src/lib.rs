@@ -189,13 +189,22 @@ fn serve_on(
     addr: SocketAddr,
     tls: axum_server::tls_rustls::RustlsConfig,
     handle: axum_server::Handle<SocketAddr>,
-) -> Result<axum_server::Server<SocketAddr, axum_server::tls_rustls::RustlsAcceptor>, CloudsimError>
-{
+) -> Result<
+    axum_server::Server<
+        SocketAddr,
+        axum_server::tls_rustls::RustlsAcceptor<axum_server::accept::NoDelayAcceptor>,
+    >,
+    CloudsimError,
+> {
     listener
         .set_nonblocking(true)
         .map_err(|source| CloudsimError::Listen { addr, source })?;
-    Ok(axum_server::from_tcp_rustls(listener, tls)
+    // TCP_NODELAY, or two-segment answers wait 40 ms for the client's delayed ACK.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .acceptor(axum_server::accept::NoDelayAcceptor);
+    Ok(axum_server::from_tcp(listener)
         .map_err(|source| CloudsimError::Listen { addr, source })?
+        .acceptor(acceptor)
         .handle(handle))
 }
 
