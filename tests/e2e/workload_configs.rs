@@ -107,7 +107,7 @@ async fn configs_and_connections_are_validated_and_mint_with_the_computed_audien
         .await;
         assert_eq!(
             (status, body["field"].as_str()),
-            (409, Some("default_for_cloud")),
+            (400, Some("default_for_cloud")),
             "{name}: {body}"
         );
         assert!(

@@ -234,15 +234,16 @@ pub(crate) async fn find(
 
 fn conflict(e: StoreError, row: &WiConfigRow) -> ApiError {
     match e {
+        // A request that cannot be right as long as the other default stands: 400 with the reason.
         StoreError::Conflict {
             field: "default_for_cloud",
-        } => ApiError::Conflict {
-            field: "default_for_cloud",
-            message: format!(
+        } => ApiError::invalid(
+            "default_for_cloud",
+            format!(
                 "this organization already has a default {} config; unset default_for_cloud on it first",
                 row.cloud
             ),
-        },
+        ),
         StoreError::Conflict { .. } => ApiError::Conflict {
             field: "name",
             message: format!(
