@@ -83,47 +83,59 @@ macro_rules! impl_workload_store {
             }
 
             impl $store {
-                /// The automation ids linked to `owner` in `table` (`owner_column`), in one query.
+                /// The automation links of every row of `owners` in the organization of `rows`,
+                /// by owner id: one query however many rows (a kickoff lists them all).
                 async fn links(
                     &self,
                     table: &'static str,
                     owner_column: &'static str,
-                    owner: &str,
-                ) -> Result<Vec<AutomationId>> {
+                    owners: &'static str,
+                    rows: &[DbRow],
+                ) -> Result<std::collections::HashMap<String, Vec<AutomationId>>> {
+                    let mut by_owner: std::collections::HashMap<String, Vec<AutomationId>> =
+                        std::collections::HashMap::new();
+                    let Some(first) = rows.first() else {
+                        return Ok(by_owner);
+                    };
+                    let org: String = first.try_get("org_id")?;
                     let sql = format!(
-                        "SELECT automation_id FROM {table} WHERE {owner_column} = $1 ORDER BY automation_id"
+                        "SELECT l.{owner_column} AS owner, l.automation_id FROM {table} l JOIN {owners} o ON o.id = l.{owner_column} WHERE o.org_id = $1 ORDER BY l.automation_id"
                     );
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(owner)
+                    let links = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(org)
                         .fetch_all(&self.pool)
                         .await?;
-                    rows.iter()
-                        .map(|r| parse_id(table, &r.try_get::<String, _>("automation_id")?))
-                        .collect()
+                    for link in &links {
+                        by_owner
+                            .entry(link.try_get("owner")?)
+                            .or_default()
+                            .push(parse_id(table, &link.try_get::<String, _>("automation_id")?)?);
+                    }
+                    Ok(by_owner)
                 }
 
                 async fn wi_rows(&self, rows: Vec<DbRow>) -> Result<Vec<WiConfigRow>> {
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        let id: String = r.try_get("id")?;
-                        let links = self
-                            .links("workload_identity_config_automations", "config_id", &id)
-                            .await?;
-                        out.push(wi_row(r, links)?);
-                    }
-                    Ok(out)
+                    let mut links = self
+                        .links("workload_identity_config_automations", "config_id", "workload_identity_configs", &rows)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            let id: String = r.try_get("id")?;
+                            wi_row(r, links.remove(&id).unwrap_or_default())
+                        })
+                        .collect()
                 }
 
                 async fn llm_rows(&self, rows: Vec<DbRow>) -> Result<Vec<LlmConnectionRow>> {
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        let id: String = r.try_get("id")?;
-                        let links = self
-                            .links("llm_connection_automations", "connection_id", &id)
-                            .await?;
-                        out.push(llm_row(r, links)?);
-                    }
-                    Ok(out)
+                    let mut links = self
+                        .links("llm_connection_automations", "connection_id", "llm_connections", &rows)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            let id: String = r.try_get("id")?;
+                            llm_row(r, links.remove(&id).unwrap_or_default())
+                        })
+                        .collect()
                 }
             }
 
