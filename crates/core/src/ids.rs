@@ -59,6 +59,14 @@ uuid_id!(
     /// An LLM connection.
     LlmConnectionId
 );
+uuid_id!(
+    /// A secret provider credential.
+    SecretProviderId
+);
+uuid_id!(
+    /// An environment variable of an organization.
+    EnvVarId
+);
 
 #[cfg(test)]
 mod tests {

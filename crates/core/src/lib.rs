@@ -10,5 +10,8 @@ pub mod permission;
 pub mod workload;
 
 pub use audience::{Audience, AudienceError};
-pub use ids::{AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId};
+pub use ids::{
+    AutomationId, EnvVarId, LlmConnectionId, OrgId, SecretProviderId, TokenId, UserId,
+    WorkloadIdentityConfigId,
+};
 pub use permission::{Feature, Level, Need};

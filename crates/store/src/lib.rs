@@ -10,6 +10,7 @@ pub mod model;
 mod postgres;
 pub mod secret;
 mod sql;
+mod sql_secrets;
 mod sql_workload;
 mod sqlite;
 
@@ -18,7 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keyward_core::{
-    AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId,
+    AutomationId, EnvVarId, LlmConnectionId, OrgId, SecretProviderId, TokenId, UserId,
+    WorkloadIdentityConfigId,
 };
 use thiserror::Error;
 
@@ -74,9 +76,60 @@ pub trait WorkloadStore: Send + Sync {
     async fn delete_llm_connection(&self, org: OrgId, id: LlmConnectionId) -> Result<()>;
 }
 
+/// Secret provider credentials, environment variables and what resolves at kickoff (SPEC §6).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// `Conflict { field: "name" }` or `Conflict { field: "default_for_provider" }`.
+    async fn create_secret_provider(&self, row: &SecretProviderRow) -> Result<()>;
+    async fn get_secret_provider(
+        &self,
+        org: OrgId,
+        id: SecretProviderId,
+    ) -> Result<SecretProviderRow>;
+    async fn find_secret_provider_by_name(
+        &self,
+        org: OrgId,
+        name: &str,
+    ) -> Result<Option<SecretProviderRow>>;
+    async fn list_secret_providers(&self, org: OrgId) -> Result<Vec<SecretProviderRow>>;
+    async fn update_secret_provider(&self, row: &SecretProviderRow) -> Result<()>;
+    /// `InUse` while an environment variable names it.
+    async fn delete_secret_provider(&self, org: OrgId, id: SecretProviderId) -> Result<()>;
+
+    /// `Conflict { field: "key" }` for a key the organization already has.
+    async fn create_env_var(&self, row: &EnvVarRow) -> Result<()>;
+    async fn get_env_var(&self, org: OrgId, id: EnvVarId) -> Result<EnvVarRow>;
+    async fn find_env_var_by_key(&self, org: OrgId, key: &str) -> Result<Option<EnvVarRow>>;
+    async fn list_env_vars(&self, org: OrgId) -> Result<Vec<EnvVarRow>>;
+    async fn update_env_var(&self, row: &EnvVarRow) -> Result<()>;
+    async fn delete_env_var(&self, org: OrgId, id: EnvVarId) -> Result<()>;
+
+    /// Replaces the automation's assigned variables; `NotFound` if the automation or any
+    /// variable is not the organization's (nothing changes then).
+    async fn assign_env_vars(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+        vars: &[EnvVarId],
+    ) -> Result<()>;
+    async fn automation_env_vars(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+    ) -> Result<Vec<EnvVarRow>>;
+
+    /// Replaces the static-backed values resolved for the automation (registration, redeploy).
+    async fn replace_resolved_values(
+        &self,
+        automation: AutomationId,
+        values: &[ResolvedValue],
+    ) -> Result<()>;
+    async fn resolved_values(&self, automation: AutomationId) -> Result<Vec<ResolvedValue>>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
-pub trait Store: WorkloadStore + Send + Sync + 'static {
+pub trait Store: WorkloadStore + SecretStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.

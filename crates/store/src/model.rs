@@ -2,7 +2,8 @@
 //! shapes: the server maps them to wire types and never returns one as-is.
 
 use keyward_core::{
-    AutomationId, LlmConnectionId, OrgId, TokenId, UserId, WorkloadIdentityConfigId,
+    AutomationId, EnvVarId, LlmConnectionId, OrgId, SecretProviderId, TokenId, UserId,
+    WorkloadIdentityConfigId,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,4 +198,51 @@ pub struct LlmConnectionRow {
     pub automations: Vec<AutomationId>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A secret provider credential. `settings` holds region / project / vault_url as JSON;
+/// `sealed_static` the static credentials, sealed with the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretProviderRow {
+    pub id: SecretProviderId,
+    pub org_id: OrgId,
+    pub name: String,
+    /// `aws_secrets_manager`, `gcp_secret_manager` or `azure_key_vault`.
+    pub provider: String,
+    /// `workload_identity` or `static`.
+    pub auth: String,
+    pub wi_config_id: Option<WorkloadIdentityConfigId>,
+    pub settings: String,
+    pub sealed_static: Option<Vec<u8>>,
+    pub default_for_provider: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An environment variable. A direct value is in `value` when not secret and in
+/// `sealed_value` when it is; a secret reference names a credential or a provider's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvVarRow {
+    pub id: EnvVarId,
+    pub org_id: OrgId,
+    pub key: String,
+    /// `direct`, `provider_default` or `credential`.
+    pub source: String,
+    pub provider: Option<String>,
+    pub credential_id: Option<SecretProviderId>,
+    /// `name` or `name#json_key`.
+    pub secret_name: Option<String>,
+    pub secret: bool,
+    pub value: Option<String>,
+    pub sealed_value: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A static-backed value resolved at registration or redeploy, sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedValue {
+    pub env_var_id: EnvVarId,
+    pub sealed_value: Vec<u8>,
+    pub resolved_at: i64,
 }

@@ -28,6 +28,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0002_workload_identity.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("secrets"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0003_secrets.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -61,3 +68,4 @@ crate::sql::impl_store!(
 );
 
 crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -35,6 +35,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0002_workload_identity.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            3,
+            Cow::Borrowed("secrets"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0003_secrets.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -81,3 +88,4 @@ crate::sql::impl_store!(
 );
 
 crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);

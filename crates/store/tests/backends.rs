@@ -448,3 +448,154 @@ async fn workload_identity_configs_keep_one_default_per_cloud_and_their_restrict
         );
     }
 }
+
+fn provider(org: OrgId, name: &str, kind: &str, default: bool) -> SecretProviderRow {
+    SecretProviderRow {
+        id: keyward_core::SecretProviderId::new_random(),
+        org_id: org,
+        name: name.into(),
+        provider: kind.into(),
+        auth: "static".into(),
+        wi_config_id: None,
+        settings: r#"{"region":"us-east-1"}"#.into(),
+        sealed_static: Some(vec![1, 2, 3]),
+        default_for_provider: default,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn env_var(org: OrgId, key: &str, credential: Option<keyward_core::SecretProviderId>) -> EnvVarRow {
+    EnvVarRow {
+        id: keyward_core::EnvVarId::new_random(),
+        org_id: org,
+        key: key.into(),
+        source: if credential.is_some() {
+            "credential"
+        } else {
+            "direct"
+        }
+        .into(),
+        provider: None,
+        credential_id: credential,
+        secret_name: credential.map(|_| "db#password".into()),
+        secret: credential.is_some(),
+        value: credential.is_none().then(|| "plain".into()),
+        sealed_value: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn secret_providers_env_vars_assignments_and_resolved_values_stay_in_their_org() {
+    for f in stores().await {
+        let s = f.store.as_ref();
+        let backend = s.backend();
+        let (org, _) = org_with_owner(s, "sec").await;
+        let (other, _) = org_with_owner(s, "sec-other").await;
+        let crew = automation(org, "crew");
+        s.create_automation(&crew).await.unwrap();
+
+        let aws = provider(org, "aws-static", "aws_secrets_manager", true);
+        s.create_secret_provider(&aws).await.unwrap();
+        assert_eq!(
+            s.get_secret_provider(org, aws.id).await.unwrap(),
+            aws,
+            "{backend}"
+        );
+        assert!(matches!(
+            s.get_secret_provider(other, aws.id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            matches!(
+                s.create_secret_provider(&provider(org, "aws-static", "gcp_secret_manager", false))
+                    .await,
+                Err(StoreError::Conflict { field: "name" })
+            ),
+            "{backend}"
+        );
+        assert!(
+            matches!(
+                s.create_secret_provider(&provider(org, "aws-second", "aws_secrets_manager", true))
+                    .await,
+                Err(StoreError::Conflict {
+                    field: "default_for_provider"
+                })
+            ),
+            "{backend}"
+        );
+        s.create_secret_provider(&provider(org, "gcp", "gcp_secret_manager", true))
+            .await
+            .unwrap();
+
+        let plain = env_var(org, "LOG_LEVEL", None);
+        let secret = env_var(org, "DB_PASSWORD", Some(aws.id));
+        s.create_env_var(&plain).await.unwrap();
+        s.create_env_var(&secret).await.unwrap();
+        assert!(
+            matches!(
+                s.create_env_var(&env_var(org, "LOG_LEVEL", None)).await,
+                Err(StoreError::Conflict { field: "key" })
+            ),
+            "{backend}"
+        );
+        let deleted = s.delete_secret_provider(org, aws.id).await;
+        assert!(
+            matches!(deleted, Err(StoreError::InUse)),
+            "{backend}: {deleted:?}"
+        );
+
+        s.assign_env_vars(org, crew.id, &[secret.id, plain.id])
+            .await
+            .unwrap();
+        let keys: Vec<String> = s
+            .automation_env_vars(org, crew.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.key)
+            .collect();
+        assert_eq!(keys, ["DB_PASSWORD", "LOG_LEVEL"]);
+        // Another org's variable cannot be assigned, and a failed assignment changes nothing.
+        let foreign = env_var(other, "FOREIGN", None);
+        s.create_env_var(&foreign).await.unwrap();
+        assert!(matches!(
+            s.assign_env_vars(org, crew.id, &[plain.id, foreign.id])
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            s.automation_env_vars(org, crew.id).await.unwrap().len(),
+            2,
+            "{backend}"
+        );
+        assert!(matches!(
+            s.assign_env_vars(other, crew.id, &[foreign.id]).await,
+            Err(StoreError::NotFound)
+        ));
+
+        let resolved = vec![ResolvedValue {
+            env_var_id: secret.id,
+            sealed_value: vec![9, 9],
+            resolved_at: 5,
+        }];
+        s.replace_resolved_values(crew.id, &resolved).await.unwrap();
+        assert_eq!(s.resolved_values(crew.id).await.unwrap(), resolved);
+        s.replace_resolved_values(crew.id, &[]).await.unwrap();
+        assert!(s.resolved_values(crew.id).await.unwrap().is_empty());
+
+        let mut changed = secret.clone();
+        changed.secret_name = Some("db#user".into());
+        changed.updated_at = 2;
+        s.update_env_var(&changed).await.unwrap();
+        assert_eq!(
+            s.find_env_var_by_key(org, "DB_PASSWORD").await.unwrap(),
+            Some(changed.clone())
+        );
+        s.delete_env_var(org, changed.id).await.unwrap();
+        s.delete_secret_provider(org, aws.id).await.unwrap();
+        assert_eq!(s.list_env_vars(org).await.unwrap(), vec![plain]);
+    }
+}
