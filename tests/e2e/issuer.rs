@@ -373,7 +373,7 @@ async fn no_private_key_or_token_is_stored_in_plaintext() {
             let (_, minted) = mint(&server, &automation_token, "sts.amazonaws.com").await;
             drop(server);
 
-            let raw = raw_database(&options).await;
+            let raw = crate::common::raw_database(&options).await;
             let needles: Vec<(&str, Vec<u8>)> = vec![
                 ("automation token", automation_token.as_bytes().to_vec()),
                 ("personal token", pat.as_bytes().to_vec()),
@@ -408,60 +408,6 @@ async fn no_private_key_or_token_is_stored_in_plaintext() {
                 raw.windows(18).any(|w| w == b"owner@acme.example"),
                 "the dump misses known rows"
             );
-        }
-    }
-}
-
-/// Every byte of the database: the SQLite files, or every PostgreSQL row as text and binary.
-async fn raw_database(options: &ServerOptions) -> Vec<u8> {
-    match &options.backend {
-        Backend::Sqlite => {
-            let mut all = Vec::new();
-            for suffix in ["", "-wal", "-shm"] {
-                let path = format!("{}{suffix}", options.data_dir.join("keyward.db").display());
-                if let Ok(bytes) = std::fs::read(path) {
-                    all.extend(bytes);
-                }
-            }
-            all
-        }
-        Backend::Postgres { url } => {
-            use sqlx::Row;
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-                .await
-                .unwrap();
-            let tables: Vec<String> =
-                sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<String, _>(0))
-                    .collect();
-            assert!(tables.contains(&"signing_keys".to_owned()));
-            let mut all = Vec::new();
-            for table in tables {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT row_to_json(t)::text FROM {table} t"
-                )))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-                for row in rows {
-                    let text: String = row.get(0);
-                    all.extend(text.into_bytes());
-                }
-            }
-            // Binary columns raw as well (row_to_json shows bytea as hex text).
-            for row in
-                sqlx::query("SELECT private_key FROM signing_keys WHERE private_key IS NOT NULL")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap()
-            {
-                all.extend(row.get::<Vec<u8>, _>(0));
-            }
-            all
         }
     }
 }

@@ -15,4 +15,5 @@ mod issuer;
 mod moto;
 mod rotation;
 mod run;
+mod secret_providers;
 mod workload_configs;

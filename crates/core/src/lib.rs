@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod ids;
 pub mod names;
 pub mod permission;
+pub mod secrets;
 pub mod workload;
 
 pub use audience::{Audience, AudienceError};

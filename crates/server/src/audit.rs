@@ -32,6 +32,9 @@ pub mod kind {
     pub const LLM_CONNECTION_CREATED: &str = "llm_connection.created";
     pub const LLM_CONNECTION_UPDATED: &str = "llm_connection.updated";
     pub const LLM_CONNECTION_DELETED: &str = "llm_connection.deleted";
+    pub const SECRET_PROVIDER_CREATED: &str = "secret_provider.created";
+    pub const SECRET_PROVIDER_UPDATED: &str = "secret_provider.updated";
+    pub const SECRET_PROVIDER_DELETED: &str = "secret_provider.deleted";
     pub const KEY_PUBLISHED: &str = "signing_key.published";
     pub const KEY_ACTIVATED: &str = "signing_key.activated";
     pub const KEY_SUPERSEDED: &str = "signing_key.superseded";

@@ -105,7 +105,7 @@ pub async fn serve(
     .await?;
     let audit = Auditor::new(store.clone());
 
-    let keyring = Arc::new(Keyring::new(store.clone(), master, config.rotation));
+    let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     if let Some(pem) = &config.oidc_private_key {
         keyring.import_configured(pem, clock::now(), &audit).await?;
     }
@@ -182,6 +182,7 @@ pub async fn serve(
         store: store.clone(),
         config: config.clone(),
         keyring: keyring.clone(),
+        master,
         audit: audit.clone(),
         metrics: ops::metrics_handle(),
     };

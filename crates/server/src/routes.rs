@@ -14,8 +14,8 @@ use keyward_core::{Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, llm_connections, orgs, runtime, setup, tokens, wi_configs,
-    workload_identity,
+    audit, automations, llm_connections, orgs, runtime, secret_providers, setup, tokens,
+    wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -50,6 +50,9 @@ const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::M
 const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
 const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
 const LLM_MANAGE: Need = Need::Feature(Feature::LlmConnections, Level::Manage);
+const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
+const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
+const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
 
 /// The whole API surface.
 pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
@@ -90,6 +93,12 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/llm-connections/{id}" => LLM_READ, llm_connections::get;
         PATCH "/api/v1/llm-connections/{id}" => LLM_WRITE, llm_connections::update;
         DELETE "/api/v1/llm-connections/{id}" => LLM_MANAGE, llm_connections::delete;
+
+        GET "/api/v1/secret-providers" => SECRETS_READ, secret_providers::list;
+        POST "/api/v1/secret-providers" => SECRETS_WRITE, secret_providers::create;
+        GET "/api/v1/secret-providers/{id}" => SECRETS_READ, secret_providers::get;
+        PATCH "/api/v1/secret-providers/{id}" => SECRETS_WRITE, secret_providers::update;
+        DELETE "/api/v1/secret-providers/{id}" => SECRETS_MANAGE, secret_providers::delete;
 
         POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
         POST "/api/v1/runtime/kickoff" => Need::Automation, runtime::kickoff;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use keyward_store::Store;
+use keyward_store::crypto::MasterKey;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::audit::Auditor;
@@ -14,6 +15,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ServerConfig>,
     pub keyring: Arc<Keyring>,
+    /// Seals static credentials and secret values at rest.
+    pub master: Arc<MasterKey>,
     pub audit: Auditor,
     pub metrics: PrometheusHandle,
 }

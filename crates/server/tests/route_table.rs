@@ -21,7 +21,7 @@ async fn state(dir: &std::path::Path) -> AppState {
     let config = ServerConfig::for_test(dir.to_owned());
     let store = keyward_store::open(None, dir).await.unwrap();
     let master = Arc::new(MasterKey::generate().unwrap().0);
-    let keyring = Arc::new(Keyring::new(store.clone(), master, config.rotation));
+    let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     let audit = Auditor::new(store.clone());
     keyring
         .tick(keyward_server::clock::now(), &audit)
@@ -31,6 +31,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         store,
         config: Arc::new(config),
         keyring,
+        master,
         audit,
         metrics: keyward_server::ops::metrics_handle(),
     }

@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 
 use std::collections::BTreeMap;
 
-use crate::ids::{AutomationId, LlmConnectionId, OrgId, TokenId, WorkloadIdentityConfigId};
+use crate::ids::{
+    AutomationId, LlmConnectionId, OrgId, SecretProviderId, TokenId, WorkloadIdentityConfigId,
+};
 
 /// Every error answer: `{"error": "<snake_code>", "message": "<sentence>", "field"?: "…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,4 +375,78 @@ pub struct KickoffLlmConnection {
     pub workload_identity_config: Option<String>,
     /// Connection-scoped environment variables for the child.
     pub env: BTreeMap<String, String>,
+}
+
+/// A secret provider credential. Static credentials are never returned: `static_configured`
+/// says whether there are some.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretProvider {
+    pub id: SecretProviderId,
+    pub name: String,
+    /// `aws_secrets_manager`, `gcp_secret_manager` or `azure_key_vault`.
+    pub provider: String,
+    /// `workload_identity` or `static`.
+    pub auth: String,
+    /// The workload identity config's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_url: Option<String>,
+    pub static_configured: bool,
+    pub default_for_provider: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecretProvider {
+    pub name: String,
+    pub provider: String,
+    pub auth: String,
+    /// Id or name; with `auth: workload_identity`.
+    #[serde(default)]
+    pub workload_identity_config: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub vault_url: Option<String>,
+    /// With `auth: static`: AWS `access_key_id`, `secret_access_key` (+ `role_arn`,
+    /// `external_id`); GCP `service_account_json`; Azure `tenant_id`, `client_id`, `client_secret`.
+    #[serde(default, rename = "static")]
+    pub static_credentials: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub default_for_provider: Option<bool>,
+}
+
+/// Absent fields keep their value; in `static`, a blank field keeps the stored one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSecretProvider {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub auth: Option<String>,
+    #[serde(default)]
+    pub workload_identity_config: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub vault_url: Option<String>,
+    #[serde(default, rename = "static")]
+    pub static_credentials: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub default_for_provider: Option<bool>,
 }

@@ -6,6 +6,7 @@ pub mod automations;
 pub mod llm_connections;
 pub mod orgs;
 pub mod runtime;
+pub mod secret_providers;
 pub mod setup;
 pub mod tokens;
 pub mod wi_configs;

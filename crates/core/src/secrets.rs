@@ -1,0 +1,245 @@
+//! The secrets manager's vocabulary (SPEC §6): providers, authentication, static credential
+//! fields, secret references with `#json_key`, and the rules for each.
+
+use thiserror::Error;
+
+use crate::workload::CloudKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    AwsSecretsManager,
+    GcpSecretManager,
+    AzureKeyVault,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::AwsSecretsManager,
+        ProviderKind::GcpSecretManager,
+        ProviderKind::AzureKeyVault,
+    ];
+
+    pub fn parse(value: &str) -> Result<ProviderKind, SecretsError> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|p| p.as_str() == value)
+            .ok_or_else(|| SecretsError::UnknownProvider {
+                value: value.to_owned(),
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::AwsSecretsManager => "aws_secrets_manager",
+            ProviderKind::GcpSecretManager => "gcp_secret_manager",
+            ProviderKind::AzureKeyVault => "azure_key_vault",
+        }
+    }
+
+    /// The cloud whose workload identity can read it.
+    pub fn cloud(self) -> CloudKind {
+        match self {
+            ProviderKind::AwsSecretsManager => CloudKind::Aws,
+            ProviderKind::GcpSecretManager => CloudKind::Gcp,
+            ProviderKind::AzureKeyVault => CloudKind::Azure,
+        }
+    }
+
+    /// The fields of its `static` credentials: (name, required).
+    pub fn static_fields(self) -> &'static [(&'static str, bool)] {
+        match self {
+            ProviderKind::AwsSecretsManager => &[
+                ("access_key_id", true),
+                ("secret_access_key", true),
+                ("role_arn", false),
+                ("external_id", false),
+            ],
+            ProviderKind::GcpSecretManager => &[("service_account_json", true)],
+            ProviderKind::AzureKeyVault => &[
+                ("tenant_id", true),
+                ("client_id", true),
+                ("client_secret", true),
+            ],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthKind {
+    WorkloadIdentity,
+    Static,
+}
+
+impl AuthKind {
+    pub fn parse(value: &str) -> Result<AuthKind, SecretsError> {
+        match value {
+            "workload_identity" => Ok(AuthKind::WorkloadIdentity),
+            "static" => Ok(AuthKind::Static),
+            other => Err(SecretsError::UnknownAuth {
+                value: other.to_owned(),
+            }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::WorkloadIdentity => "workload_identity",
+            AuthKind::Static => "static",
+        }
+    }
+}
+
+/// `name` or `name#json_key`: the secret, and the field of its JSON object to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    pub json_key: Option<String>,
+}
+
+impl SecretRef {
+    pub fn parse(value: &str) -> Result<SecretRef, SecretsError> {
+        let (name, key) = match value.split_once('#') {
+            Some((name, key)) => (name, Some(key)),
+            None => (value, None),
+        };
+        let bad = |why: &'static str| SecretsError::SecretName {
+            value: value.to_owned(),
+            why,
+        };
+        if name.is_empty() || name.len() > 512 {
+            return Err(bad("the name must be 1-512 characters"));
+        }
+        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad(
+                "the name must not contain spaces or control characters",
+            ));
+        }
+        if key.is_some_and(|k| k.is_empty() || k.contains('#')) {
+            return Err(bad(
+                "after '#' comes one JSON key, e.g. db-credentials#password",
+            ));
+        }
+        Ok(SecretRef {
+            name: name.to_owned(),
+            json_key: key.map(str::to_owned),
+        })
+    }
+
+    /// The name as the provider stores it: Key Vault does not allow `_`, so it becomes `-`.
+    pub fn provider_name(&self, provider: ProviderKind) -> String {
+        match provider {
+            ProviderKind::AzureKeyVault => self.name.replace('_', "-"),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// A GCP project id (`my-project`) or number (`123456789012`).
+pub fn validate_gcp_project(project: &str) -> Result<(), SecretsError> {
+    let number = !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit());
+    let id = (6..=30).contains(&project.len())
+        && project.starts_with(|c: char| c.is_ascii_lowercase())
+        && !project.ends_with('-')
+        && project
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if number || id {
+        Ok(())
+    } else {
+        Err(SecretsError::Project {
+            value: project.to_owned(),
+        })
+    }
+}
+
+/// `https://<vault>.vault.azure.net` (any https URL with a host, so sovereign clouds and the
+/// simulator work too).
+pub fn validate_vault_url(url: &str) -> Result<(), SecretsError> {
+    let rest = url.strip_prefix("https://").unwrap_or_default();
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(SecretsError::VaultUrl {
+            value: url.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SecretsError {
+    #[error(
+        "provider must be aws_secrets_manager, gcp_secret_manager or azure_key_vault, not {value:?}"
+    )]
+    UnknownProvider { value: String },
+    #[error("auth must be workload_identity or static, not {value:?}")]
+    UnknownAuth { value: String },
+    #[error("secret_name {value:?} is not usable: {why}")]
+    SecretName { value: String, why: &'static str },
+    #[error("project {value:?} is not a GCP project id (my-project) or number (123456789012)")]
+    Project { value: String },
+    #[error("vault_url {value:?} is not a Key Vault URL such as https://my-vault.vault.azure.net")]
+    VaultUrl { value: String },
+}
+
+impl SecretsError {
+    pub fn field(&self) -> &'static str {
+        match self {
+            SecretsError::UnknownProvider { .. } => "provider",
+            SecretsError::UnknownAuth { .. } => "auth",
+            SecretsError::SecretName { .. } => "secret_name",
+            SecretsError::Project { .. } => "project",
+            SecretsError::VaultUrl { .. } => "vault_url",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_references_split_at_the_json_key_and_azure_names_use_dashes() {
+        let r = SecretRef::parse("db_credentials#password").unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.json_key.as_deref()),
+            ("db_credentials", Some("password"))
+        );
+        assert_eq!(
+            r.provider_name(ProviderKind::AzureKeyVault),
+            "db-credentials"
+        );
+        assert_eq!(
+            r.provider_name(ProviderKind::AwsSecretsManager),
+            "db_credentials"
+        );
+        assert_eq!(SecretRef::parse("plain").unwrap().json_key, None);
+        for bad in ["", "#key", "name#", "a#b#c", "has space"] {
+            let err = SecretRef::parse(bad).unwrap_err();
+            assert_eq!(err.field(), "secret_name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn providers_auth_projects_and_vault_urls_are_checked() {
+        assert_eq!(
+            ProviderKind::parse("azure_key_vault").unwrap().cloud(),
+            CloudKind::Azure
+        );
+        assert_eq!(
+            ProviderKind::parse("vault").unwrap_err().field(),
+            "provider"
+        );
+        assert_eq!(AuthKind::parse("oauth").unwrap_err().field(), "auth");
+        for good in ["keyward-demo", "123456789012"] {
+            validate_gcp_project(good).unwrap();
+        }
+        for bad in ["Keyward", "ab", "-demo-", "projects/x"] {
+            assert!(validate_gcp_project(bad).is_err(), "{bad}");
+        }
+        validate_vault_url("https://my-vault.vault.azure.net").unwrap();
+        validate_vault_url("https://127.0.0.1:8443").unwrap();
+        for bad in ["http://my-vault.vault.azure.net", "my-vault", "https://"] {
+            assert!(validate_vault_url(bad).is_err(), "{bad}");
+        }
+    }
+}
