@@ -35,6 +35,10 @@ pub mod kind {
     pub const SECRET_PROVIDER_CREATED: &str = "secret_provider.created";
     pub const SECRET_PROVIDER_UPDATED: &str = "secret_provider.updated";
     pub const SECRET_PROVIDER_DELETED: &str = "secret_provider.deleted";
+    pub const ENV_VAR_CREATED: &str = "environment_variable.created";
+    pub const ENV_VAR_UPDATED: &str = "environment_variable.updated";
+    pub const ENV_VAR_DELETED: &str = "environment_variable.deleted";
+    pub const ENV_VARS_ASSIGNED: &str = "environment_variables.assigned";
     pub const KEY_PUBLISHED: &str = "signing_key.published";
     pub const KEY_ACTIVATED: &str = "signing_key.activated";
     pub const KEY_SUPERSEDED: &str = "signing_key.superseded";

@@ -14,7 +14,7 @@ use keyward_core::{Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, llm_connections, orgs, runtime, secret_providers, setup, tokens,
+    audit, automations, env_vars, llm_connections, orgs, runtime, secret_providers, setup, tokens,
     wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
@@ -50,6 +50,8 @@ const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::M
 const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
 const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
 const LLM_MANAGE: Need = Need::Feature(Feature::LlmConnections, Level::Manage);
+const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Manage);
+const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
 const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
 const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
 const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
@@ -93,6 +95,14 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/llm-connections/{id}" => LLM_READ, llm_connections::get;
         PATCH "/api/v1/llm-connections/{id}" => LLM_WRITE, llm_connections::update;
         DELETE "/api/v1/llm-connections/{id}" => LLM_MANAGE, llm_connections::delete;
+
+        GET "/api/v1/environment-variables" => ENV_READ, env_vars::list;
+        POST "/api/v1/environment-variables" => ENV_MANAGE, env_vars::create;
+        GET "/api/v1/environment-variables/{id}" => ENV_READ, env_vars::get;
+        PATCH "/api/v1/environment-variables/{id}" => ENV_MANAGE, env_vars::update;
+        DELETE "/api/v1/environment-variables/{id}" => ENV_MANAGE, env_vars::delete;
+        GET "/api/v1/automations/{id}/environment-variables" => ENV_READ, env_vars::list_assigned;
+        PUT "/api/v1/automations/{id}/environment-variables" => ENV_MANAGE, env_vars::assign;
 
         GET "/api/v1/secret-providers" => SECRETS_READ, secret_providers::list;
         POST "/api/v1/secret-providers" => SECRETS_WRITE, secret_providers::create;

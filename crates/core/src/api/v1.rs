@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use std::collections::BTreeMap;
 
 use crate::ids::{
-    AutomationId, LlmConnectionId, OrgId, SecretProviderId, TokenId, WorkloadIdentityConfigId,
+    AutomationId, EnvVarId, LlmConnectionId, OrgId, SecretProviderId, TokenId,
+    WorkloadIdentityConfigId,
 };
 
 /// Every error answer: `{"error": "<snake_code>", "message": "<sentence>", "field"?: "…"}`.
@@ -449,4 +450,79 @@ pub struct UpdateSecretProvider {
     pub static_credentials: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub default_for_provider: Option<bool>,
+}
+
+/// An environment variable. The value of a secret-flagged variable is never shown (`"********"`);
+/// a secret-backed one has no stored value at all (it resolves at kickoff).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentVariable {
+    pub id: EnvVarId,
+    pub key: String,
+    /// `direct`, `provider_default` or `credential`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The secret provider credential's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    pub secret: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironmentVariable {
+    pub key: String,
+    /// A direct value (with `source: direct`, the default when a value is given).
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// With `source: provider_default`.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// With `source: credential`: id or name.
+    #[serde(default)]
+    pub credential: Option<String>,
+    /// `name` or `name#json_key`, with a provider or credential source.
+    #[serde(default)]
+    pub secret_name: Option<String>,
+    /// Mask a direct value in every read (and seal it at rest).
+    #[serde(default)]
+    pub secret: Option<bool>,
+}
+
+/// Absent fields keep their value; a blank `value` keeps the stored one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironmentVariable {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+    #[serde(default)]
+    pub secret_name: Option<String>,
+    #[serde(default)]
+    pub secret: Option<bool>,
+}
+
+/// `PUT /api/v1/automations/{id}/environment-variables`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignEnvironmentVariables {
+    /// Ids or keys; replaces the automation's assignment.
+    pub environment_variables: Vec<String>,
 }

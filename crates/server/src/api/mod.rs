@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod automations;
+pub mod env_vars;
 pub mod llm_connections;
 pub mod orgs;
 pub mod runtime;
