@@ -17,4 +17,5 @@ mod moto;
 mod rotation;
 mod run;
 mod secret_providers;
+mod secrets_resolution;
 mod workload_configs;

@@ -234,6 +234,7 @@ mod tests {
                 .into(),
             }],
             token_ttl: 3600,
+            env: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ mod env;
 mod exec;
 mod files;
 mod platform;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +36,13 @@ pub enum RuntimeError {
     Files { path: PathBuf, detail: String },
     #[error("cannot run `{program}`: {detail}")]
     Spawn { program: String, detail: String },
+    /// Variables that did not resolve; the command was not started.
+    #[error(
+        "the command was not started: {} environment variable(s) did not resolve:{}",
+        .0.len(),
+        .0.iter().map(|p| format!("\n  - {p}")).collect::<String>()
+    )]
+    Secrets(Vec<String>),
 }
 
 impl RuntimeError {
@@ -79,8 +87,15 @@ fn check_automation(plan: &KickoffPlan, expected: Option<&str>) -> Result<(), Ru
 pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, RuntimeError> {
     let plan = platform.kickoff().await?;
     check_automation(&plan, options.automation.as_deref())?;
+    // Every variable resolves before anything is written or started: no partial environment.
+    let clouds = match &options.endpoints {
+        Some(file) => keyward_cloud::Clouds::new(file.clone()),
+        None => keyward_cloud::Clouds::real(),
+    }
+    .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    let values = secrets::resolve(platform, &clouds, &plan).await?;
     let dir = Arc::new(TokenDir::create()?);
-    let (_, env) = prepare(
+    let (_, mut env) = prepare(
         platform,
         &plan,
         &dir,
@@ -88,6 +103,9 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
         std::env::vars().collect(),
     )
     .await?;
+    for (key, value) in values {
+        env.insert(key, value.expose().to_owned());
+    }
     let mut refreshers = JoinSet::new();
     if options.refresh {
         for identity in plan.identities.clone() {

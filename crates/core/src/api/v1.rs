@@ -335,6 +335,62 @@ pub struct KickoffPlan {
     pub llm_connections: Vec<KickoffLlmConnection>,
     /// Lifetime of the tokens the platform mints, in seconds (refresh at half of it).
     pub token_ttl: i64,
+    /// The automation's assigned environment variables, by key.
+    #[serde(default)]
+    pub env: Vec<KickoffEnvVar>,
+}
+
+/// One assigned variable, and how its value is had.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickoffEnvVar {
+    pub key: String,
+    #[serde(flatten)]
+    pub value: KickoffValue,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum KickoffValue {
+    /// A direct value, or a static-backed one resolved at the last redeploy.
+    Value { value: String },
+    /// Fetched fresh by the runtime at this kickoff, through a workload identity.
+    WorkloadIdentity {
+        /// `aws_secrets_manager`, `gcp_secret_manager` or `azure_key_vault`.
+        provider: String,
+        /// The credential's name, for messages.
+        credential: String,
+        /// The identity to federate as (the credential's workload identity config).
+        identity: Box<KickoffIdentity>,
+        /// The secret's name as the provider stores it.
+        secret_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        json_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vault_url: Option<String>,
+    },
+    /// The platform cannot resolve it; the runtime must not start the command.
+    Unresolved { error: String },
+}
+
+/// Values never reach a log through `{:?}`.
+impl std::fmt::Debug for KickoffValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KickoffValue::Value { .. } => f.write_str("Value(***)"),
+            KickoffValue::WorkloadIdentity {
+                provider,
+                secret_name,
+                ..
+            } => {
+                write!(f, "WorkloadIdentity({provider}, {secret_name})")
+            }
+            KickoffValue::Unresolved { error } => write!(f, "Unresolved({error})"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

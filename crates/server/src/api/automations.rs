@@ -247,3 +247,8 @@ pub async fn revoke_token(
         .await?;
     Ok(Json(token_info(&row)))
 }
+
+/// The additional data a resolved static value is sealed with: bound to its automation and variable.
+pub(crate) fn resolved_aad(automation: AutomationId, var: keyward_core::EnvVarId) -> Vec<u8> {
+    format!("resolved:{automation}:{var}").into_bytes()
+}

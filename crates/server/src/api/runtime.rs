@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use keyward_core::api::v1::{
-    KickoffAutomation, KickoffIdentity, KickoffLlmConnection, KickoffPlan,
+    KickoffAutomation, KickoffEnvVar, KickoffIdentity, KickoffLlmConnection, KickoffPlan,
+    KickoffValue,
 };
+use keyward_core::secrets::{AuthKind, ProviderKind, SecretRef};
 use keyward_core::workload::WorkloadIdentity;
-use keyward_store::{LlmConnectionRow, WiConfigRow};
+use keyward_core::{AutomationId, OrgId};
+use keyward_store::{EnvVarRow, LlmConnectionRow, SecretProviderRow, WiConfigRow};
 use serde_json::json;
 
+use super::env_vars::value_aad;
+use super::secret_providers::setting;
 use super::wi_configs::identity_of;
 use crate::audit::kind;
 use crate::auth::{Caller, Principal};
@@ -94,6 +99,7 @@ pub async fn kickoff(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let env = env_plan(&app, org, *automation, &configs).await?;
     let kickoff_id = uuid::Uuid::new_v4().to_string();
     app.audit
         .record(
@@ -106,6 +112,7 @@ pub async fn kickoff(
                 "automation": name,
                 "identities": identities.iter().map(|i| json!({"config": i.config, "cloud": i.cloud})).collect::<Vec<_>>(),
                 "llm_connections": llm_connections.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                "env_keys": env.iter().map(|v| v.key.clone()).collect::<Vec<_>>(),
                 "client_ip": caller.ip.map(|ip| ip.to_string()),
             }),
         )
@@ -119,6 +126,7 @@ pub async fn kickoff(
         identities,
         llm_connections,
         token_ttl: app.config.token_ttl,
+        env,
     }))
 }
 
@@ -156,4 +164,153 @@ fn identity(config: &WiConfigRow, sa: Option<String>) -> Result<KickoffIdentity,
         }
     }
     Ok(out)
+}
+
+/// How each assigned variable gets its value at this kickoff (SPEC §6): direct values and
+/// static-backed values resolved at the last redeploy are handed over; workload-identity-backed
+/// ones are fetched fresh by the runtime; anything unresolvable says why, naming the variable.
+async fn env_plan(
+    app: &AppState,
+    org: OrgId,
+    automation: AutomationId,
+    configs: &[WiConfigRow],
+) -> Result<Vec<KickoffEnvVar>, ApiError> {
+    let vars = app.store.automation_env_vars(org, automation).await?;
+    if vars.is_empty() {
+        return Ok(Vec::new());
+    }
+    let credentials = app.store.list_secret_providers(org).await?;
+    let resolved = app.store.resolved_values(automation).await?;
+    let mut out = Vec::with_capacity(vars.len());
+    for var in &vars {
+        let value = match var.source.as_str() {
+            "direct" => direct_value(app, var)?,
+            _ => match credential_of(var, &credentials) {
+                Err(error) => KickoffValue::Unresolved { error },
+                Ok(credential) => reference(app, var, credential, configs, automation, &resolved)?,
+            },
+        };
+        out.push(KickoffEnvVar {
+            key: var.key.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn direct_value(app: &AppState, var: &EnvVarRow) -> Result<KickoffValue, ApiError> {
+    let value = match (&var.value, &var.sealed_value) {
+        (Some(v), _) => v.clone(),
+        (None, Some(sealed)) => {
+            let plain = app
+                .master
+                .open(&value_aad(var.id), sealed)
+                .map_err(|e| ApiError::internal(format!("environment variable {}: {e}", var.id)))?;
+            String::from_utf8(plain.to_vec()).map_err(ApiError::internal)?
+        }
+        (None, None) => String::new(),
+    };
+    Ok(KickoffValue::Value { value })
+}
+
+/// The credential a reference uses: the named one, or the provider's default.
+fn credential_of<'a>(
+    var: &EnvVarRow,
+    credentials: &'a [SecretProviderRow],
+) -> Result<&'a SecretProviderRow, String> {
+    match (var.credential_id, var.provider.as_deref()) {
+        (Some(id), _) => credentials.iter().find(|c| c.id == id).ok_or_else(|| {
+            format!("no credential found for {}: its credential was removed", var.key)
+        }),
+        (None, Some(provider)) => credentials
+            .iter()
+            .find(|c| c.provider == provider && c.default_for_provider)
+            .ok_or_else(|| {
+                format!(
+                    "no credential found for {}: the organization has no default {provider} credential; mark one default_for_provider or name a credential on the variable",
+                    var.key
+                )
+            }),
+        (None, None) => Err(format!("no credential found for {}", var.key)),
+    }
+}
+
+fn reference(
+    app: &AppState,
+    var: &EnvVarRow,
+    credential: &SecretProviderRow,
+    configs: &[WiConfigRow],
+    automation: AutomationId,
+    resolved: &[keyward_store::ResolvedValue],
+) -> Result<KickoffValue, ApiError> {
+    let unresolved = |error: String| Ok(KickoffValue::Unresolved { error });
+    let Ok(provider) = ProviderKind::parse(&credential.provider) else {
+        return unresolved(format!(
+            "{}: unknown provider {}",
+            var.key, credential.provider
+        ));
+    };
+    let Ok(secret) = SecretRef::parse(var.secret_name.as_deref().unwrap_or_default()) else {
+        return unresolved(format!("{}: secret_name is not usable", var.key));
+    };
+    match AuthKind::parse(&credential.auth) {
+        Ok(AuthKind::Static) => match resolved.iter().find(|r| r.env_var_id == var.id) {
+            Some(r) => {
+                let plain = app
+                    .master
+                    .open(
+                        &super::automations::resolved_aad(automation, var.id),
+                        &r.sealed_value,
+                    )
+                    .map_err(|e| {
+                        ApiError::internal(format!("resolved value of {}: {e}", var.key))
+                    })?;
+                Ok(KickoffValue::Value {
+                    value: String::from_utf8(plain.to_vec()).map_err(ApiError::internal)?,
+                })
+            }
+            None => unresolved(format!(
+                "{} uses the static credential '{}', whose values are resolved when the automation is registered or redeployed: run `keyward automation redeploy`",
+                var.key, credential.name
+            )),
+        },
+        Ok(AuthKind::WorkloadIdentity) => {
+            let Some(config) = credential
+                .wi_config_id
+                .and_then(|id| configs.iter().find(|c| c.id == id))
+            else {
+                return unresolved(format!(
+                    "no credential found for {}: credential '{}' has no workload identity config",
+                    var.key, credential.name
+                ));
+            };
+            if !config.automations.is_empty() && !config.automations.contains(&automation) {
+                return unresolved(format!(
+                    "{}: workload identity config '{}' of credential '{}' is restricted to other automations",
+                    var.key, config.name, credential.name
+                ));
+            }
+            let vault_url = setting(credential, "vault_url");
+            if provider == ProviderKind::AzureKeyVault && vault_url.is_none() {
+                return unresolved(format!(
+                    "azure_vault_url is required for Azure secret resolution ({}: credential '{}' has no vault_url)",
+                    var.key, credential.name
+                ));
+            }
+            Ok(KickoffValue::WorkloadIdentity {
+                provider: provider.as_str().into(),
+                credential: credential.name.clone(),
+                identity: Box::new(identity(config, None)?),
+                secret_name: secret.provider_name(provider),
+                json_key: secret.json_key,
+                region: setting(credential, "region"),
+                project: setting(credential, "project"),
+                vault_url,
+            })
+        }
+        Err(_) => unresolved(format!(
+            "{}: credential '{}' has an unknown auth",
+            var.key, credential.name
+        )),
+    }
 }
