@@ -14,6 +14,7 @@ mod doctor;
 mod env_vars;
 mod issuer;
 mod moto;
+mod provider_checks;
 mod rotation;
 mod run;
 mod secret_providers;

@@ -339,6 +339,9 @@ pub struct ServeArgs {
     /// Headless first start: the owner's personal access token (>= 32 characters), stored hashed.
     #[arg(long, env = "KEYWARD_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    /// An endpoints file (`keyward cloudsim --print-json`): the server's cloud calls go there.
+    #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+    pub cloud_endpoints: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

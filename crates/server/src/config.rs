@@ -49,6 +49,8 @@ pub struct RawServerConfig {
     pub bootstrap_org: Option<String>,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_token: Option<String>,
+    /// `KEYWARD_CLOUD_ENDPOINTS`: where the server's own cloud calls go (Test Connection, redeploy).
+    pub cloud_endpoints: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,7 @@ pub struct ServerConfig {
     pub rotation: RotationPolicy,
     pub bootstrap: Option<Bootstrap>,
     pub max_body_bytes: usize,
+    pub cloud_endpoints: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -234,6 +237,7 @@ impl RawServerConfig {
             rotation,
             bootstrap,
             max_body_bytes: 64 * 1024,
+            cloud_endpoints: self.cloud_endpoints,
         })
     }
 }

@@ -34,6 +34,8 @@ pub use routes::app;
 
 #[derive(Debug, Error)]
 pub enum ServeError {
+    #[error("{0}")]
+    Clouds(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -177,8 +179,17 @@ pub async fn serve(
         backend: store.backend(),
     };
 
+    // The file may appear later (a simulator started after the server); a bad one stops startup.
+    if let Some(path) = &config.cloud_endpoints
+        && path.exists()
+    {
+        keyward_cloud::Clouds::from_file(path)
+            .map_err(|e| ServeError::Clouds(format!("KEYWARD_CLOUD_ENDPOINTS: {e}")))?;
+    }
+    let cloud_endpoints = config.cloud_endpoints.clone();
     let config = Arc::new(config);
     let state = AppState {
+        cloud_endpoints,
         store: store.clone(),
         config: config.clone(),
         keyring: keyring.clone(),

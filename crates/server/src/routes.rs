@@ -14,8 +14,8 @@ use keyward_core::{Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, env_vars, llm_connections, orgs, runtime, secret_providers, setup, tokens,
-    wi_configs, workload_identity,
+    audit, automations, env_vars, llm_connections, orgs, provider_checks, runtime,
+    secret_providers, setup, tokens, wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -109,6 +109,8 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/secret-providers/{id}" => SECRETS_READ, secret_providers::get;
         PATCH "/api/v1/secret-providers/{id}" => SECRETS_WRITE, secret_providers::update;
         DELETE "/api/v1/secret-providers/{id}" => SECRETS_MANAGE, secret_providers::delete;
+        POST "/api/v1/secret-providers/{id}/test" => SECRETS_READ, provider_checks::test;
+        GET "/api/v1/secret-providers/{id}/secrets" => SECRETS_READ, provider_checks::secrets;
 
         POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
         POST "/api/v1/runtime/kickoff" => Need::Automation, runtime::kickoff;

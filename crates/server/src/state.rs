@@ -17,6 +17,22 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Seals static credentials and secret values at rest.
     pub master: Arc<MasterKey>,
+    /// `KEYWARD_CLOUD_ENDPOINTS`, read at each use: the simulator may start after the server.
+    pub cloud_endpoints: Option<std::path::PathBuf>,
     pub audit: Auditor,
     pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Clients for the real clouds, or for the endpoints file `KEYWARD_CLOUD_ENDPOINTS` names.
+    pub fn clouds(&self) -> Result<keyward_cloud::Clouds, crate::error::ApiError> {
+        match &self.cloud_endpoints {
+            None => keyward_cloud::Clouds::real(),
+            Some(path) => keyward_cloud::Clouds::from_file(path),
+        }
+        .map_err(|e| crate::error::ApiError::Unavailable {
+            code: "cloud_endpoints",
+            message: format!("KEYWARD_CLOUD_ENDPOINTS: {e}"),
+        })
+    }
 }

@@ -32,6 +32,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         config: Arc::new(config),
         keyring,
         master,
+        cloud_endpoints: None,
         audit,
         metrics: keyward_server::ops::metrics_handle(),
     }

@@ -42,6 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         bootstrap_org: args.bootstrap_org,
         bootstrap_admin_email: args.bootstrap_admin_email,
         bootstrap_token: args.bootstrap_token,
+        cloud_endpoints: args.cloud_endpoints,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

@@ -6,6 +6,7 @@ pub mod automations;
 pub mod env_vars;
 pub mod llm_connections;
 pub mod orgs;
+pub mod provider_checks;
 pub mod runtime;
 pub mod secret_providers;
 pub mod setup;

@@ -103,8 +103,42 @@ pub async fn mint(
         ),
     };
     let (audience, config) = audience_for(&app, org, *automation, body).await?;
-    let issuer = issuer_or_503(&app)?;
+    let (token, claims) = issue(
+        &app,
+        &caller,
+        &audience,
+        Subject {
+            automation_id: automation.to_string(),
+            automation_name: name.clone(),
+            kickoff_id,
+            config_id: config.as_ref().map(|c| c.id),
+        },
+    )
+    .await?;
+    Ok(Json(MintResponse {
+        token,
+        expires_at: to_datetime(claims.exp),
+        audience: claims.aud,
+    }))
+}
 
+/// Who a token is for, beyond the organization.
+pub(crate) struct Subject {
+    pub automation_id: String,
+    pub automation_name: String,
+    pub kickoff_id: Option<String>,
+    pub config_id: Option<keyward_core::WorkloadIdentityConfigId>,
+}
+
+/// Signs a workload token for the caller's organization and audits it before handing it out.
+pub(crate) async fn issue(
+    app: &AppState,
+    caller: &Caller,
+    audience: &Audience,
+    subject: Subject,
+) -> Result<(String, WorkloadClaims), ApiError> {
+    let org = caller.org()?.id;
+    let issuer = issuer_or_503(app)?;
     let now = clock::now();
     let key = app
         .keyring
@@ -123,9 +157,9 @@ pub async fn mint(
         nbf: now - NBF_BACKDATE_SECS,
         exp: now + app.config.token_ttl,
         jti: uuid::Uuid::new_v4().to_string(),
-        automation_id: automation.to_string(),
-        automation_name: name.clone(),
-        kickoff_id,
+        automation_id: subject.automation_id,
+        automation_name: subject.automation_name,
+        kickoff_id: subject.kickoff_id,
     };
     let token = sign(&key, &claims).map_err(ApiError::internal)?;
     // Audited before it is handed out: a token that cannot be accounted for is never issued.
@@ -141,7 +175,7 @@ pub async fn mint(
                 "aud": claims.aud,
                 "automation_id": claims.automation_id,
                 "automation": claims.automation_name,
-                "workload_identity_config_id": config.as_ref().map(|c| c.id),
+                "workload_identity_config_id": subject.config_id,
                 "kickoff_id": claims.kickoff_id,
                 "client_ip": caller.ip.map(|ip| ip.to_string()),
                 "exp": claims.exp,
@@ -150,9 +184,5 @@ pub async fn mint(
         .await?;
     metrics::counter!("keyward_workload_tokens_minted_total", "cloud" => audience.cloud())
         .increment(1);
-    Ok(Json(MintResponse {
-        token,
-        expires_at: to_datetime(claims.exp),
-        audience: claims.aud,
-    }))
+    Ok((token, claims))
 }
