@@ -512,3 +512,19 @@ pub async fn raw_database(options: &ServerOptions) -> Vec<u8> {
         }
     }
 }
+
+/// `keyward <args>` as the bootstrap owner against `server` (KEYWARD_URL, KEYWARD_TOKEN, KEYWARD_CA_FILE).
+pub fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -216,3 +216,106 @@ async fn variables_are_validated_masked_kept_and_assigned_explicitly() {
         drop(server);
     }
 }
+
+#[tokio::test]
+async fn the_secret_provider_and_env_commands_manage_credentials_variables_and_assignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&common::Backend::Sqlite, dir.path()));
+    common::automation_with_token(&server, "crew").await;
+    let (ok, out, err) = common::admin_cli(
+        &server,
+        &[
+            "secret-provider",
+            "create",
+            "--name",
+            "aws-static",
+            "--provider",
+            "aws_secrets_manager",
+            "--auth",
+            "static",
+            "--region",
+            "us-east-1",
+            "--static",
+            "access_key_id=AKIAEXAMPLE",
+            "--static",
+            &format!("secret_access_key={SECRET_VALUE}"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"static_configured\": true") && !out.contains(SECRET_VALUE),
+        "{out}"
+    );
+    let (ok, _, err) = common::admin_cli(
+        &server,
+        &[
+            "secret-provider",
+            "create",
+            "--name",
+            "bad",
+            "--provider",
+            "aws_secrets_manager",
+            "--auth",
+            "static",
+            "--region",
+            "us-east-1",
+            "--static",
+            "access_key_id=AKIA",
+        ],
+    );
+    assert!(
+        !ok && err.contains("field static") && err.contains("secret_access_key is required"),
+        "{err}"
+    );
+    let (ok, _, err) = common::admin_cli(&server, &["secret-provider", "test", "aws-static"]);
+    assert!(!ok && err.contains("not_supported"), "{err}");
+
+    let (ok, out, err) = common::admin_cli(
+        &server,
+        &[
+            "env",
+            "create",
+            "API_TOKEN",
+            "--value",
+            SECRET_VALUE,
+            "--secret",
+        ],
+    );
+    assert!(
+        ok && out.contains("********") && !out.contains(SECRET_VALUE),
+        "{out}{err}"
+    );
+    let (ok, _, err) = common::admin_cli(
+        &server,
+        &[
+            "env",
+            "create",
+            "DB_PASSWORD",
+            "--credential",
+            "aws-static",
+            "--secret-name",
+            "db-credentials#password",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = common::admin_cli(&server, &["env", "create", "1BAD", "--value", "x"]);
+    assert!(!ok && err.contains("field key"), "{err}");
+    let (ok, out, err) = common::admin_cli(
+        &server,
+        &["env", "assign", "crew", "API_TOKEN", "DB_PASSWORD"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("key=API_TOKEN")
+            && out.contains("key=DB_PASSWORD")
+            && out.contains("value=********"),
+        "{out}"
+    );
+    let (ok, out, _) = common::admin_cli(&server, &["env", "list"]);
+    assert!(ok && !out.contains(SECRET_VALUE), "{out}");
+    let (ok, _, err) = common::admin_cli(&server, &["secret-provider", "delete", "aws-static"]);
+    assert!(
+        !ok && err.contains("used by an environment variable"),
+        "{err}"
+    );
+}

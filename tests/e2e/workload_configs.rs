@@ -472,27 +472,12 @@ async fn the_kickoff_plan_picks_one_identity_per_cloud_and_tokens_carry_its_kick
     assert_eq!(status, 403);
 }
 
-fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args(args)
-        .env("KEYWARD_URL", &server.url)
-        .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
-        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&ServerOptions::new(&common::Backend::Sqlite, dir.path()));
     common::automation_with_token(&server, "crew").await;
-    let (ok, out, err) = admin_cli(
+    let (ok, out, err) = common::admin_cli(
         &server,
         &[
             "wi",
@@ -513,7 +498,7 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
     assert_eq!(created["project_number"], json!("123456789012"));
     assert_eq!(created["automations"], json!(["crew"]));
 
-    let (ok, _, err) = admin_cli(
+    let (ok, _, err) = common::admin_cli(
         &server,
         &[
             "wi",
@@ -532,7 +517,7 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
         "{err}"
     );
 
-    let (ok, out, err) = admin_cli(
+    let (ok, out, err) = common::admin_cli(
         &server,
         &[
             "llm",
@@ -558,7 +543,7 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
         out.contains("\"GOOGLE_CLOUD_LOCATION\": \"global\""),
         "{out}"
     );
-    let (ok, _, err) = admin_cli(
+    let (ok, _, err) = common::admin_cli(
         &server,
         &[
             "llm",
@@ -573,7 +558,7 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
         "{err}"
     );
 
-    let (ok, out, _) = admin_cli(&server, &["wi", "list"]);
+    let (ok, out, _) = common::admin_cli(&server, &["wi", "list"]);
     assert!(ok);
     assert!(
         out.contains("name=gcp-prod")
@@ -581,7 +566,7 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
             && out.contains("default_for_cloud=true"),
         "{out}"
     );
-    let (ok, out, err) = admin_cli(
+    let (ok, out, err) = common::admin_cli(
         &server,
         &[
             "wi",
@@ -602,12 +587,12 @@ async fn the_wi_and_llm_commands_manage_configs_and_connections_and_report_refus
         ),
         (json!(false), json!([]))
     );
-    let (ok, _, err) = admin_cli(&server, &["wi", "delete", "gcp-prod"]);
+    let (ok, _, err) = common::admin_cli(&server, &["wi", "delete", "gcp-prod"]);
     assert!(!ok && err.contains("used by an LLM connection"), "{err}");
-    let (ok, out, _) = admin_cli(&server, &["llm", "delete", "vertex"]);
+    let (ok, out, _) = common::admin_cli(&server, &["llm", "delete", "vertex"]);
     assert!(ok && out.contains("deleted LLM connection 'vertex'"));
-    let (ok, _, _) = admin_cli(&server, &["wi", "delete", "gcp-prod"]);
+    let (ok, _, _) = common::admin_cli(&server, &["wi", "delete", "gcp-prod"]);
     assert!(ok);
-    let (ok, _, err) = admin_cli(&server, &["wi", "show", "gcp-prod"]);
+    let (ok, _, err) = common::admin_cli(&server, &["wi", "show", "gcp-prod"]);
     assert!(!ok && err.contains("404"), "{err}");
 }

@@ -38,6 +38,161 @@ pub enum Command {
     Wi(WiArgs),
     /// LLM connections: provider, workload identity, service account, env and model.
     Llm(LlmArgs),
+    /// Secret provider credentials: where secrets live and how Keyward reaches them.
+    SecretProvider(SecretProviderArgs),
+    /// Environment variables and their assignment to automations.
+    Env(EnvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretProviderArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: SecretProviderCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretProviderCommand {
+    List,
+    Show {
+        credential: String,
+    },
+    /// Create a credential; `--static KEY=VALUE` (repeatable) for static credentials.
+    Create(SecretProviderFields),
+    /// Change a credential; absent flags keep their value, a blank `--static KEY=` keeps the stored one.
+    Update {
+        credential: String,
+        #[command(flatten)]
+        fields: SecretProviderUpdate,
+    },
+    Delete {
+        credential: String,
+    },
+    /// Test Connection: the federation handshake, step by step.
+    Test {
+        credential: String,
+    },
+    /// Secret names from the provider, by prefix.
+    Secrets {
+        credential: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SecretProviderFields {
+    #[arg(long)]
+    pub name: String,
+    /// aws_secrets_manager, gcp_secret_manager or azure_key_vault.
+    #[arg(long)]
+    pub provider: String,
+    /// workload_identity or static.
+    #[arg(long)]
+    pub auth: String,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub vault_url: Option<String>,
+    #[arg(long = "static", value_parser = parse_env_pair)]
+    pub static_fields: Vec<(String, String)>,
+    #[arg(long = "default")]
+    pub default_for_provider: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretProviderUpdate {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub auth: Option<String>,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub vault_url: Option<String>,
+    #[arg(long = "static", value_parser = parse_env_pair)]
+    pub static_fields: Option<Vec<(String, String)>>,
+    /// true or false.
+    #[arg(long = "default")]
+    pub default_for_provider: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: EnvCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    List,
+    Show {
+        key: String,
+    },
+    /// Create a variable: `--value` (with `--secret` to mask and seal it), or `--secret-name` with
+    /// `--credential` or `--provider` (the provider's default credential).
+    Create(EnvFields),
+    /// Change a variable; a blank `--value ''` keeps the stored value.
+    Update {
+        key: String,
+        #[command(flatten)]
+        fields: EnvUpdate,
+    },
+    Delete {
+        key: String,
+    },
+    /// Replace an automation's assigned variables.
+    Assign {
+        automation: String,
+        /// Variable keys (or ids).
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnvFields {
+    pub key: String,
+    #[arg(long)]
+    pub value: Option<String>,
+    #[arg(long)]
+    pub secret: bool,
+    #[arg(long)]
+    pub credential: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// `name` or `name#json_key`.
+    #[arg(long)]
+    pub secret_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvUpdate {
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub value: Option<String>,
+    /// true or false.
+    #[arg(long)]
+    pub secret: Option<bool>,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub credential: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub secret_name: Option<String>,
 }
 
 /// How an administrator reaches Keyward's API.

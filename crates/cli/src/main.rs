@@ -33,6 +33,8 @@ fn main() -> ExitCode {
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Wi(args) => commands::wi::run(args).await,
             Command::Llm(args) => commands::llm::run(args).await,
+            Command::SecretProvider(args) => commands::secrets::provider(args).await,
+            Command::Env(args) => commands::secrets::env(args).await,
         }
     });
     match result {

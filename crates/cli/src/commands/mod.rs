@@ -5,5 +5,6 @@ pub mod doctor;
 pub mod keys;
 pub mod llm;
 pub mod run;
+pub mod secrets;
 pub mod serve;
 pub mod wi;
