@@ -110,8 +110,28 @@ async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_c
     assert_eq!(status, 200, "{body}");
 
     let script: String = KEYS.iter().map(|k| format!("echo {k}=${k}; ")).collect();
+    let mints = || async {
+        let (_, page) = common::call(
+            &server.client(),
+            reqwest::Method::GET,
+            &format!(
+                "{}/api/v1/audit?type=workload_token.minted&limit=1000",
+                server.url
+            ),
+            Some(common::BOOTSTRAP_TOKEN),
+            None,
+        )
+        .await;
+        page["events"].as_array().unwrap().len()
+    };
+    let before = mints().await;
     let (code, stdout, stderr) = keyward_run(&server, &sim, &token, &script);
     assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        mints().await - before,
+        3,
+        "one token per identity serves both the secrets and the token files"
+    );
     let seen = printed(&stdout);
     let gcp = &sim.endpoints.gcp.as_ref().unwrap().secrets;
     let azure = &sim.endpoints.azure.as_ref().unwrap().secrets;

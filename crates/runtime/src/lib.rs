@@ -265,7 +265,7 @@ async fn mint_all(
         let platform = platform.clone();
         let kickoff = plan.kickoff_id.clone();
         minting.spawn(async move {
-            let minted = platform.mint(identity.config_id, &kickoff).await;
+            let minted = platform.mint_once(identity.config_id, &kickoff).await;
             (identity, minted)
         });
     }

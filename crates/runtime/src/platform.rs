@@ -14,6 +14,13 @@ pub struct Platform {
     http: reqwest::Client,
     url: String,
     token: String,
+    /// Tokens minted for this kickoff, by config: secret resolution and the token files share
+    /// one mint per identity.
+    minted: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<(WorkloadIdentityConfigId, String), MintResponse>,
+        >,
+    >,
 }
 
 impl Platform {
@@ -56,6 +63,7 @@ impl Platform {
             http,
             url: parsed.as_str().trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
+            minted: Default::default(),
         })
     }
 
@@ -64,7 +72,33 @@ impl Platform {
         self.post("/api/v1/runtime/kickoff", None::<&()>).await
     }
 
-    /// A token for one identity of the plan.
+    /// A token for one identity of the kickoff, minted once and then reused (a fresh one lives
+    /// the whole TTL; refresh calls [`Platform::mint`]).
+    pub async fn mint_once(
+        &self,
+        config: WorkloadIdentityConfigId,
+        kickoff_id: &str,
+    ) -> Result<MintResponse, RuntimeError> {
+        let key = (config, kickoff_id.to_owned());
+        if let Some(hit) = self.cache().get(&key) {
+            return Ok(hit.clone());
+        }
+        let minted = self.mint(config, kickoff_id).await?;
+        self.cache().insert(key, minted.clone());
+        Ok(minted)
+    }
+
+    fn cache(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<(WorkloadIdentityConfigId, String), MintResponse>,
+    > {
+        // A panic while holding it leaves a plain map behind; keep using it.
+        self.minted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh token for one identity of the plan.
     pub async fn mint(
         &self,
         config: WorkloadIdentityConfigId,

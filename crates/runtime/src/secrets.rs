@@ -127,7 +127,7 @@ async fn resolve_group(
     };
     let deadline = Deadline::after(DEADLINE);
     let token = platform
-        .mint(identity.config_id, kickoff)
+        .mint_once(identity.config_id, kickoff)
         .await
         .map_err(|e| {
             vec![format!(
