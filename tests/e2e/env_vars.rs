@@ -157,8 +157,8 @@ async fn variables_are_validated_masked_kept_and_assigned_explicitly() {
                 Some(json!({"environment_variables": list})),
             )
         };
-        let (status, assigned) =
-            assign(json!(["DB_PASSWORD", secret["id"], "OPENAI_API_KEY"])).await;
+        // (DB_PASSWORD's static credential would resolve at assignment: tests/e2e/static_values.rs.)
+        let (status, assigned) = assign(json!([secret["id"], "OPENAI_API_KEY", "LOG_LEVEL"])).await;
         assert_eq!(status, 200, "{assigned}");
         let keys: Vec<&str> = assigned
             .as_array()
@@ -166,7 +166,7 @@ async fn variables_are_validated_masked_kept_and_assigned_explicitly() {
             .iter()
             .map(|v| v["key"].as_str().unwrap())
             .collect();
-        assert_eq!(keys, ["API_TOKEN", "DB_PASSWORD", "OPENAI_API_KEY"]);
+        assert_eq!(keys, ["API_TOKEN", "LOG_LEVEL", "OPENAI_API_KEY"]);
         refused(
             assign(json!(["LOG_LEVEL", "MISSING"])).await,
             "environment_variables",
@@ -300,15 +300,10 @@ async fn the_secret_provider_and_env_commands_manage_credentials_variables_and_a
     assert!(ok, "{err}");
     let (ok, _, err) = common::admin_cli(&server, &["env", "create", "1BAD", "--value", "x"]);
     assert!(!ok && err.contains("field key"), "{err}");
-    let (ok, out, err) = common::admin_cli(
-        &server,
-        &["env", "assign", "crew", "API_TOKEN", "DB_PASSWORD"],
-    );
+    let (ok, out, err) = common::admin_cli(&server, &["env", "assign", "crew", "API_TOKEN"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("key=API_TOKEN")
-            && out.contains("key=DB_PASSWORD")
-            && out.contains("value=********"),
+        out.contains("key=API_TOKEN") && out.contains("value=********"),
         "{out}"
     );
     let (ok, out, _) = common::admin_cli(&server, &["env", "list"]);

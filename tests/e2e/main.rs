@@ -19,4 +19,5 @@ mod rotation;
 mod run;
 mod secret_providers;
 mod secrets_resolution;
+mod static_values;
 mod workload_configs;

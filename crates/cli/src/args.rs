@@ -42,6 +42,22 @@ pub enum Command {
     SecretProvider(SecretProviderArgs),
     /// Environment variables and their assignment to automations.
     Env(EnvArgs),
+    /// Automations: redeploy resolves static-backed values anew.
+    Automation(AutomationArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AutomationArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: AutomationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutomationCommand {
+    /// Resolve the automation's static-backed values again (they are kept until the next redeploy).
+    Redeploy { automation: String },
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::Llm(args) => commands::llm::run(args).await,
             Command::SecretProvider(args) => commands::secrets::provider(args).await,
             Command::Env(args) => commands::secrets::env(args).await,
+            Command::Automation(args) => commands::secrets::automation(args).await,
         }
     });
     match result {

@@ -24,11 +24,25 @@ const JSON_1_1: &str = "application/x-amz-json-1.1";
 pub struct SessionCredentials {
     pub access_key_id: String,
     pub secret_access_key: Secret,
-    pub session_token: Secret,
+    /// Absent for an IAM user's long-lived access key.
+    pub session_token: Option<Secret>,
     /// RFC 3339, as STS printed it.
     pub expiration: String,
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`
     pub assumed_role_arn: String,
+}
+
+impl SessionCredentials {
+    /// An IAM user's long-lived access key (the static-credentials path): no session token.
+    pub fn static_keys(access_key_id: &str, secret_access_key: Secret) -> SessionCredentials {
+        SessionCredentials {
+            access_key_id: access_key_id.to_owned(),
+            secret_access_key,
+            session_token: None,
+            expiration: String::new(),
+            assumed_role_arn: String::new(),
+        }
+    }
 }
 
 /// Who the credentials belong to.
@@ -127,7 +141,7 @@ impl AwsClient {
         Ok(SessionCredentials {
             access_key_id: field("AccessKeyId")?,
             secret_access_key: Secret::new(field("SecretAccessKey")?),
-            session_token: Secret::new(field("SessionToken")?),
+            session_token: Some(Secret::new(field("SessionToken")?)),
             expiration: field("Expiration")?,
             assumed_role_arn: doc
                 .descendants()
@@ -318,7 +332,10 @@ impl AwsClient {
         let identity = aws_credential_types::Credentials::new(
             credentials.access_key_id.clone(),
             credentials.secret_access_key.expose().to_owned(),
-            Some(credentials.session_token.expose().to_owned()),
+            credentials
+                .session_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
             None,
             "keyward",
         )

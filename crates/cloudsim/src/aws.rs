@@ -14,7 +14,7 @@ use crate::sim::{
     AwsSession, Req, Sim, Version, form_get, json_response, random_string, random_upper,
     xml_response,
 };
-use crate::state::{AwsRole, AwsState, provider_host};
+use crate::state::{AwsPolicyStatement, AwsRole, AwsState, provider_host};
 
 const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const ALGS: &[Algorithm] = &[
@@ -232,6 +232,7 @@ async fn assume_role_with_web_identity(sim: &Sim, form: &[(String, String)]) -> 
             role: role_name.clone(),
             session_name: session.to_owned(),
             exp,
+            user: false,
         },
     );
     let acct = aws.account_id.get_ref();
@@ -335,8 +336,20 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-fn allowed(role: &AwsRole, action: &str, resource: &str) -> bool {
-    role.policies.iter().any(|st| {
+/// The caller's ARN as AWS prints it in errors and GetCallerIdentity.
+fn caller_arn(account: &str, session: &AwsSession) -> String {
+    if session.user {
+        format!("arn:aws:iam::{account}:user/{}", session.role)
+    } else {
+        format!(
+            "arn:aws:sts::{account}:assumed-role/{}/{}",
+            session.role, session.session_name
+        )
+    }
+}
+
+fn allowed(policies: &[AwsPolicyStatement], action: &str, resource: &str) -> bool {
+    policies.iter().any(|st| {
         st.actions.iter().any(|a| {
             glob(
                 &a.get_ref().to_ascii_lowercase(),
@@ -372,11 +385,28 @@ fn signed_session(
         ));
     }
     let now = sim.now();
+    // An assumed role's session, else an IAM user's long-lived key (never expires, no token).
+    let user = || {
+        sim.state.file.aws.as_ref().and_then(|a| {
+            a.users
+                .iter()
+                .find(|u| u.access_key_id.get_ref() == &parsed.access_key_id)
+                .map(|u| AwsSession {
+                    secret_access_key: u.secret_access_key.get_ref().clone(),
+                    session_token: String::new(),
+                    role: u.name.get_ref().clone(),
+                    session_name: String::new(),
+                    exp: i64::MAX,
+                    user: true,
+                })
+        })
+    };
     let session = sim
         .lock()
         .aws_sessions
         .get(&parsed.access_key_id)
         .cloned()
+        .or_else(user)
         .ok_or_else(|| sig_error(SigError::UnknownKey, service))?;
     let presented = req.header("x-amz-security-token").unwrap_or_default();
     if !constant_eq(presented, &session.session_token) {
@@ -430,11 +460,20 @@ fn get_caller_identity(sim: &Sim, req: &Req) -> Response {
     xml_response(
         StatusCode::OK,
         format!(
-            "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>arn:aws:sts::{acct}:assumed-role/{}/{}</Arn>\n    <UserId>{}:{}</UserId>\n    <Account>{acct}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
-            esc(&session.role),
-            esc(&session.session_name),
-            role_id(&acct, &session.role),
-            esc(&session.session_name),
+            "<GetCallerIdentityResponse xmlns=\"{STS_NS}\">\n  <GetCallerIdentityResult>\n    <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{acct}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
+            esc(&caller_arn(&acct, &session)),
+            if session.user {
+                format!(
+                    "AIDA{}",
+                    role_id(&acct, &session.role).trim_start_matches("AROA")
+                )
+            } else {
+                format!(
+                    "{}:{}",
+                    role_id(&acct, &session.role),
+                    esc(&session.session_name)
+                )
+            },
             uuid::Uuid::new_v4()
         ),
     )
@@ -473,18 +512,28 @@ pub async fn secrets_manager(sim: &Sim, req: &Req) -> Response {
             );
         }
     };
-    let Some(role) = aws.roles.iter().find(|r| r.name.get_ref() == &session.role) else {
-        return sm_error(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        );
+    let policies: &[AwsPolicyStatement] = if session.user {
+        match aws.users.iter().find(|u| u.name.get_ref() == &session.role) {
+            Some(user) => &user.policies,
+            None => {
+                return sm_error(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                );
+            }
+        }
+    } else {
+        match aws.roles.iter().find(|r| r.name.get_ref() == &session.role) {
+            Some(role) => &role.policies,
+            None => {
+                return sm_error(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                );
+            }
+        }
     };
-    let caller = format!(
-        "arn:aws:sts::{}:assumed-role/{}/{}",
-        aws.account_id.get_ref(),
-        session.role,
-        session.session_name
-    );
+    let caller = caller_arn(aws.account_id.get_ref(), &session);
     let deny = |action: &str, resource: &str| {
         sm_error(
             "AccessDeniedException",
@@ -511,7 +560,7 @@ pub async fn secrets_manager(sim: &Sim, req: &Req) -> Response {
                     aws.account_id.get_ref()
                 ),
             };
-            if !allowed(role, "secretsmanager:GetSecretValue", &resource) {
+            if !allowed(policies, "secretsmanager:GetSecretValue", &resource) {
                 return deny("GetSecretValue", &resource);
             }
             let Some((name, secret)) = found else {
@@ -538,7 +587,7 @@ pub async fn secrets_manager(sim: &Sim, req: &Req) -> Response {
             )
         }
         "ListSecrets" => {
-            if !allowed(role, "secretsmanager:ListSecrets", "*") {
+            if !allowed(policies, "secretsmanager:ListSecrets", "*") {
                 return deny("ListSecrets", "*");
             }
             let prefix = body
@@ -592,7 +641,7 @@ pub async fn secrets_manager(sim: &Sim, req: &Req) -> Response {
             let resource = find_secret(&sim.lock().aws_secrets, id)
                 .map(|(_, s)| s.arn.clone())
                 .unwrap_or_else(|| id.to_owned());
-            if !allowed(role, "secretsmanager:PutSecretValue", &resource) {
+            if !allowed(policies, "secretsmanager:PutSecretValue", &resource) {
                 return deny("PutSecretValue", &resource);
             }
             match put_value(sim, id, value.to_owned(), false) {

@@ -102,10 +102,14 @@ impl Grant {
 #[derive(Clone, Debug)]
 pub struct AwsSession {
     pub secret_access_key: String,
+    /// Empty for an IAM user's long-lived key.
     pub session_token: String,
+    /// The role assumed, or the IAM user's name.
     pub role: String,
     pub session_name: String,
     pub exp: i64,
+    /// An IAM user's access key rather than an assumed role's session.
+    pub user: bool,
 }
 
 /// A fault knob. `endpoint` is one of [`ENDPOINTS`] or absent for every endpoint.

@@ -185,8 +185,21 @@ pub struct AwsState {
     pub oidc_providers: Vec<AwsOidcProvider>,
     #[serde(default)]
     pub roles: Vec<AwsRole>,
+    /// IAM users with long-lived access keys (the static-credentials path).
+    #[serde(default)]
+    pub users: Vec<AwsUser>,
     #[serde(default)]
     pub secrets: Vec<SecretDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsUser {
+    pub name: S<String>,
+    pub access_key_id: S<String>,
+    pub secret_access_key: S<String>,
+    #[serde(default)]
+    pub policies: Vec<AwsPolicyStatement>,
 }
 
 #[derive(Debug, Deserialize)]

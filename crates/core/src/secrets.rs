@@ -134,6 +134,16 @@ impl SecretRef {
     }
 }
 
+/// One field of a JSON-object secret (`name#json_key`): strings as they are, other values as
+/// JSON text. `None` when the secret is not a JSON object or lacks the key.
+pub fn json_field(secret: &str, key: &str) -> Option<String> {
+    let parsed: serde_json::Value = serde_json::from_str(secret).ok()?;
+    match parsed.as_object()?.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// A GCP project id (`my-project`) or number (`123456789012`).
 pub fn validate_gcp_project(project: &str) -> Result<(), SecretsError> {
     let number = !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit());

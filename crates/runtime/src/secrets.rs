@@ -281,17 +281,20 @@ fn extract(want: &Wanted, value: Secret) -> Result<Secret, String> {
             want.key, want.provider, want.secret_name
         )
     };
-    let parsed: serde_json::Value = serde_json::from_str(value.expose()).map_err(|_| {
-        format!(
-            "JSON key not found: {} ({} secret '{}' is not a JSON object)",
-            want.key, want.provider, want.secret_name
-        )
-    })?;
-    match parsed.get(key) {
-        Some(serde_json::Value::String(s)) => Ok(Secret::new(s.clone())),
-        Some(other) => Ok(Secret::new(other.to_string())),
-        None => Err(not_found()),
-    }
+    keyward_core::secrets::json_field(value.expose(), key)
+        .map(Secret::new)
+        .ok_or_else(|| {
+            if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value.expose())
+                .is_err()
+            {
+                format!(
+                    "JSON key not found: {} ({} secret '{}' is not a JSON object)",
+                    want.key, want.provider, want.secret_name
+                )
+            } else {
+                not_found()
+            }
+        })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod kind {
     pub const AUTOMATION_CREATED: &str = "automation.created";
     pub const AUTOMATION_UPDATED: &str = "automation.updated";
     pub const AUTOMATION_DELETED: &str = "automation.deleted";
+    pub const AUTOMATION_REDEPLOYED: &str = "automation.redeployed";
     pub const AUTOMATION_TOKEN_CREATED: &str = "automation_token.created";
     pub const AUTOMATION_TOKEN_REVOKED: &str = "automation_token.revoked";
     pub const PERSONAL_TOKEN_CREATED: &str = "personal_token.created";

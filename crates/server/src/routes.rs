@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{
     audit, automations, env_vars, llm_connections, orgs, provider_checks, runtime,
-    secret_providers, setup, tokens, wi_configs, workload_identity,
+    secret_providers, setup, static_values, tokens, wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -83,6 +83,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/automations/{id}/tokens" => AUTOMATIONS_READ, automations::list_tokens;
         POST "/api/v1/automations/{id}/tokens" => AUTOMATIONS_MANAGE, automations::create_token;
         DELETE "/api/v1/automations/{id}/tokens/{token_id}" => AUTOMATIONS_MANAGE, automations::revoke_token;
+        POST "/api/v1/automations/{id}/redeploy" => AUTOMATIONS_MANAGE, static_values::redeploy;
 
         GET "/api/v1/workload-identity-configs" => WI_READ, wi_configs::list;
         POST "/api/v1/workload-identity-configs" => WI_WRITE, wi_configs::create;

@@ -9,7 +9,10 @@ use keyward_core::api::v1::{
 use reqwest::Method;
 
 use super::admin::{Api, print, print_list, segment};
-use crate::args::{EnvArgs, EnvCommand, SecretProviderArgs, SecretProviderCommand};
+use crate::args::{
+    AutomationArgs, AutomationCommand, EnvArgs, EnvCommand, SecretProviderArgs,
+    SecretProviderCommand,
+};
 
 pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args.api)?;
@@ -172,6 +175,17 @@ pub async fn env(args: EnvArgs) -> anyhow::Result<ExitCode> {
                 .call(Method::PUT, &path, Some(&serde_json::to_value(body)?))
                 .await?;
             print_list(&list, &["key", "source", "value"]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn automation(args: AutomationArgs) -> anyhow::Result<ExitCode> {
+    let api = Api::new(&args.api)?;
+    match args.command {
+        AutomationCommand::Redeploy { automation } => {
+            let path = format!("/automations/{}/redeploy", segment(&automation));
+            print(&api.call(Method::POST, &path, None).await?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -410,7 +410,7 @@ pub async fn assign(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     let automation = automations::find(&app, org, &id).await?;
-    let mut ids = Vec::with_capacity(body.environment_variables.len());
+    let mut chosen = Vec::with_capacity(body.environment_variables.len());
     for item in &body.environment_variables {
         let row = find(&app, org, item).await.map_err(|e| match e {
             ApiError::NotFound { .. } => ApiError::invalid(
@@ -419,11 +419,18 @@ pub async fn assign(
             ),
             other => other,
         })?;
-        ids.push(row.id);
+        chosen.push(row);
     }
+    // Assigning registers the variables: static-backed values resolve now (nothing is assigned
+    // if one fails), workload-identity-backed ones at each kickoff.
+    let resolved = super::static_values::resolve(&app, org, automation.id, &chosen).await?;
+    let mut ids: Vec<EnvVarId> = chosen.iter().map(|r| r.id).collect();
     ids.sort();
     ids.dedup();
     app.store.assign_env_vars(org, automation.id, &ids).await?;
+    app.store
+        .replace_resolved_values(automation.id, &resolved)
+        .await?;
     let rows = app.store.automation_env_vars(org, automation.id).await?;
     app.audit
         .record(

@@ -10,6 +10,7 @@ pub mod provider_checks;
 pub mod runtime;
 pub mod secret_providers;
 pub mod setup;
+pub mod static_values;
 pub mod tokens;
 pub mod wi_configs;
 pub mod workload_identity;
