@@ -110,7 +110,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/secret-providers/{id}" => SECRETS_READ, secret_providers::get;
         PATCH "/api/v1/secret-providers/{id}" => SECRETS_WRITE, secret_providers::update;
         DELETE "/api/v1/secret-providers/{id}" => SECRETS_MANAGE, secret_providers::delete;
-        POST "/api/v1/secret-providers/{id}/test" => SECRETS_READ, provider_checks::test;
+        POST "/api/v1/secret-providers/{id}/test" => SECRETS_WRITE, provider_checks::test;
         GET "/api/v1/secret-providers/{id}/secrets" => SECRETS_READ, provider_checks::secrets;
 
         POST "/api/v1/workload-identity/token" => Need::Automation, workload_identity::mint;
