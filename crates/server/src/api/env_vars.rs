@@ -171,13 +171,11 @@ async fn credential_id(
         Some(c) => secret_providers::find(app, org, c)
             .await
             .map(|row| Some(row.id))
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => ApiError::invalid(
-                    "credential",
-                    format!("no secret provider credential '{c}' in this organization"),
-                ),
-                other => other,
-            }),
+            .map_err(super::unknown_reference(
+                "credential",
+                "secret provider credential",
+                c,
+            )),
     }
 }
 
@@ -412,13 +410,13 @@ pub async fn assign(
     let automation = automations::find(&app, org, &id).await?;
     let mut chosen = Vec::with_capacity(body.environment_variables.len());
     for item in &body.environment_variables {
-        let row = find(&app, org, item).await.map_err(|e| match e {
-            ApiError::NotFound { .. } => ApiError::invalid(
+        let row = find(&app, org, item)
+            .await
+            .map_err(super::unknown_reference(
                 "environment_variables",
-                format!("no environment variable '{item}' in this organization"),
-            ),
-            other => other,
-        })?;
+                "environment variable",
+                item,
+            ))?;
         chosen.push(row);
     }
     // Assigning registers the variables: static-backed values resolve now (nothing is assigned

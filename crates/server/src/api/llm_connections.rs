@@ -33,7 +33,7 @@ fn env_of(row: &LlmConnectionRow) -> Result<BTreeMap<String, String>, ApiError> 
 
 fn wire(
     row: &LlmConnectionRow,
-    configs: &HashMap<WorkloadIdentityConfigId, String>,
+    configs: &BTreeMap<WorkloadIdentityConfigId, String>,
     names: &HashMap<AutomationId, String>,
 ) -> Result<LlmConnection, ApiError> {
     Ok(LlmConnection {
@@ -52,19 +52,6 @@ fn wire(
         created_at: to_datetime(row.created_at),
         updated_at: to_datetime(row.updated_at),
     })
-}
-
-async fn config_names(
-    app: &AppState,
-    org: OrgId,
-) -> Result<HashMap<WorkloadIdentityConfigId, String>, ApiError> {
-    Ok(app
-        .store
-        .list_wi_configs(org)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect())
 }
 
 /// `{id}` is the connection's UUID or its name.
@@ -129,26 +116,6 @@ fn name_taken(e: StoreError, name: &str) -> ApiError {
     }
 }
 
-async fn config_for(
-    app: &AppState,
-    org: OrgId,
-    given: Option<&str>,
-) -> Result<Option<WiConfigRow>, ApiError> {
-    match given {
-        None => Ok(None),
-        Some(id) => wi_configs::find(app, org, id)
-            .await
-            .map(Some)
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => ApiError::invalid(
-                    "workload_identity_config",
-                    format!("no workload identity config '{id}' in this organization"),
-                ),
-                other => other,
-            }),
-    }
-}
-
 fn check_name(name: &str) -> Result<(), ApiError> {
     names::validate_slug("name", name).map_err(|e| ApiError::invalid(e.field(), e.to_string()))
 }
@@ -159,7 +126,7 @@ pub async fn list(
 ) -> Result<Json<Vec<LlmConnection>>, ApiError> {
     let org = caller.org()?.id;
     let (configs, names) = (
-        config_names(&app, org).await?,
+        wi_configs::config_names(&app, org).await?,
         automation_names(&app, org).await?,
     );
     let rows = app.store.list_llm_connections(org).await?;
@@ -178,7 +145,7 @@ pub async fn get(
     let org = caller.org()?.id;
     let row = find(&app, org, &id).await?;
     let (configs, names) = (
-        config_names(&app, org).await?,
+        wi_configs::config_names(&app, org).await?,
         automation_names(&app, org).await?,
     );
     Ok(Json(wire(&row, &configs, &names)?))
@@ -191,7 +158,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<LlmConnection>), ApiError> {
     let org = caller.org()?.id;
     check_name(&body.name)?;
-    let config = config_for(
+    let config = wi_configs::referenced(
         &app,
         org,
         optional(body.workload_identity_config).as_deref(),
@@ -218,7 +185,7 @@ pub async fn create(
         .map_err(|e| name_taken(e, &row.name))?;
     record(&app, &caller, kind::LLM_CONNECTION_CREATED, &row).await?;
     let (configs, names) = (
-        config_names(&app, org).await?,
+        wi_configs::config_names(&app, org).await?,
         automation_names(&app, org).await?,
     );
     Ok((StatusCode::CREATED, Json(wire(&row, &configs, &names)?)))
@@ -240,7 +207,7 @@ pub async fn update(
         row.provider = provider;
     }
     let config = match body.workload_identity_config {
-        Some(given) => config_for(&app, org, optional(Some(given)).as_deref()).await?,
+        Some(given) => wi_configs::referenced(&app, org, optional(Some(given)).as_deref()).await?,
         None => match row.wi_config_id {
             Some(c) => Some(app.store.get_wi_config(org, c).await?),
             None => None,
@@ -267,7 +234,7 @@ pub async fn update(
         .map_err(|e| name_taken(e, &row.name))?;
     record(&app, &caller, kind::LLM_CONNECTION_UPDATED, &row).await?;
     let (configs, names) = (
-        config_names(&app, org).await?,
+        wi_configs::config_names(&app, org).await?,
         automation_names(&app, org).await?,
     );
     Ok(Json(wire(&row, &configs, &names)?))

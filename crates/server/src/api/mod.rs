@@ -24,6 +24,22 @@ use keyward_store::{StoreError, TokenRow};
 use crate::clock::to_datetime;
 use crate::error::{ApiError, or_not_found};
 
+/// A request body naming something the organization does not have: a 400 on that field (a 404
+/// would read as if the route itself were missing).
+pub(crate) fn unknown_reference(
+    field: &'static str,
+    what: &'static str,
+    value: &str,
+) -> impl FnOnce(ApiError) -> ApiError {
+    let value = value.to_owned();
+    move |e| match e {
+        ApiError::NotFound { .. } => {
+            ApiError::invalid(field, format!("no {what} '{value}' in this organization"))
+        }
+        other => other,
+    }
+}
+
 /// A path's `{id}`: the resource's UUID, else its name. Either way another organization's is 404.
 pub(crate) async fn by_id_or_name<Id, T, ById, ByName>(
     id_or_name: &str,

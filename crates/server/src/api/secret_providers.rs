@@ -91,19 +91,6 @@ fn wire(
     }
 }
 
-async fn config_names(
-    app: &AppState,
-    org: OrgId,
-) -> Result<BTreeMap<WorkloadIdentityConfigId, String>, ApiError> {
-    Ok(app
-        .store
-        .list_wi_configs(org)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect())
-}
-
 /// `{id}` is the credential's UUID or its name.
 pub(crate) async fn find(
     app: &AppState,
@@ -284,26 +271,6 @@ fn check_static(provider: ProviderKind, fields: &BTreeMap<String, String>) -> Re
     Ok(())
 }
 
-async fn config_for(
-    app: &AppState,
-    org: OrgId,
-    given: Option<&str>,
-) -> Result<Option<WiConfigRow>, ApiError> {
-    match given.filter(|g| !g.is_empty()) {
-        None => Ok(None),
-        Some(id) => wi_configs::find(app, org, id)
-            .await
-            .map(Some)
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => ApiError::invalid(
-                    "workload_identity_config",
-                    format!("no workload identity config '{id}' in this organization"),
-                ),
-                other => other,
-            }),
-    }
-}
-
 fn seal(
     app: &AppState,
     id: SecretProviderId,
@@ -342,7 +309,7 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<SecretProvider>>, ApiError> {
     let org = caller.org()?.id;
-    let configs = config_names(&app, org).await?;
+    let configs = wi_configs::config_names(&app, org).await?;
     let rows = app.store.list_secret_providers(org).await?;
     Ok(Json(rows.iter().map(|r| wire(r, &configs)).collect()))
 }
@@ -354,7 +321,10 @@ pub async fn get(
 ) -> Result<Json<SecretProvider>, ApiError> {
     let org = caller.org()?.id;
     let row = find(&app, org, &id).await?;
-    Ok(Json(wire(&row, &config_names(&app, org).await?)))
+    Ok(Json(wire(
+        &row,
+        &wi_configs::config_names(&app, org).await?,
+    )))
 }
 
 pub async fn create(
@@ -368,7 +338,7 @@ pub async fn create(
     let draft = Draft {
         provider: ProviderKind::parse(&body.provider).map_err(invalid)?,
         auth: AuthKind::parse(&body.auth).map_err(invalid)?,
-        config: config_for(&app, org, body.workload_identity_config.as_deref()).await?,
+        config: wi_configs::referenced(&app, org, body.workload_identity_config.as_deref()).await?,
         region: body.region,
         project: body.project,
         vault_url: body.vault_url,
@@ -401,7 +371,7 @@ pub async fn create(
     record(&app, &caller, kind::SECRET_PROVIDER_CREATED, &row).await?;
     Ok((
         StatusCode::CREATED,
-        Json(wire(&row, &config_names(&app, org).await?)),
+        Json(wire(&row, &wi_configs::config_names(&app, org).await?)),
     ))
 }
 
@@ -437,7 +407,7 @@ pub async fn update(
     };
     let config = match (&body.workload_identity_config, auth) {
         (_, AuthKind::Static) => None,
-        (Some(given), _) => config_for(&app, org, Some(given)).await?,
+        (Some(given), _) => wi_configs::referenced(&app, org, Some(given)).await?,
         (None, _) => match row.wi_config_id {
             Some(c) => Some(app.store.get_wi_config(org, c).await?),
             None => None,
@@ -489,7 +459,10 @@ pub async fn update(
         .await
         .map_err(|e| conflict(e, &row))?;
     record(&app, &caller, kind::SECRET_PROVIDER_UPDATED, &row).await?;
-    Ok(Json(wire(&row, &config_names(&app, org).await?)))
+    Ok(Json(wire(
+        &row,
+        &wi_configs::config_names(&app, org).await?,
+    )))
 }
 
 pub async fn delete(

@@ -179,6 +179,39 @@ fn wire(
     })
 }
 
+/// The config a request body names in `workload_identity_config` (blank or absent: none).
+pub(crate) async fn referenced(
+    app: &AppState,
+    org: OrgId,
+    given: Option<&str>,
+) -> Result<Option<WiConfigRow>, ApiError> {
+    match given.filter(|g| !g.is_empty()) {
+        None => Ok(None),
+        Some(id) => find(app, org, id)
+            .await
+            .map(Some)
+            .map_err(super::unknown_reference(
+                "workload_identity_config",
+                "workload identity config",
+                id,
+            )),
+    }
+}
+
+/// Config names by id, for showing references by name.
+pub(crate) async fn config_names(
+    app: &AppState,
+    org: OrgId,
+) -> Result<std::collections::BTreeMap<WorkloadIdentityConfigId, String>, ApiError> {
+    Ok(app
+        .store
+        .list_wi_configs(org)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect())
+}
+
 /// Automation names by id, for showing restrictions by name.
 pub(crate) async fn automation_names(
     app: &AppState,
@@ -203,13 +236,7 @@ pub(crate) async fn automation_ids(
     for item in given {
         let found = automations::find(app, org, item)
             .await
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => ApiError::invalid(
-                    "automations",
-                    format!("no automation '{item}' in this organization"),
-                ),
-                other => other,
-            })?;
+            .map_err(super::unknown_reference("automations", "automation", item))?;
         ids.push(found.id);
     }
     ids.sort();
