@@ -19,10 +19,11 @@ import google.auth.transport.requests
 import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.identity import WorkloadIdentityCredential
+from azure.identity import ClientSecretCredential, WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from google.auth import identity_pool
 from google.auth.transport.requests import AuthorizedSession
+from google.oauth2 import service_account
 
 from cloudsim_world import (
     APP,
@@ -286,6 +287,70 @@ def test_broken_world_aws_good_role_reads_the_secret(broken, mint, trust, tmp_pa
     )
     secret = session.client("secretsmanager").get_secret_value(SecretId="openai-api-key")
     assert secret["SecretString"] == "aws-value-1"
+
+
+# --- the static-credentials path: the SDKs' own static credential types against the simulator ----
+
+
+def test_google_auth_service_account_key_reads_secret_manager(broken, trust):
+    """A key file from the simulator's key endpoint works unmodified with google-auth's
+    service_account.Credentials (JWT bearer grant at the key's token_uri), and stops working
+    when the key is deleted."""
+    trust(broken)
+    key = broken.admin("POST", "gcp/service-account-keys", {"email": sa("static-reader")})
+    credentials = service_account.Credentials.from_service_account_info(key, scopes=[CLOUD_PLATFORM])
+    url = f"{broken.gcp['secret_manager_url']}/v1/projects/keyward-demo/secrets/openai-api-key/versions/latest:access"
+    res = AuthorizedSession(credentials).get(url, timeout=30)
+    assert res.status_code == 200, res.text
+    assert base64.b64decode(res.json()["payload"]["data"]).decode() == "gcp-value-1"
+
+    broken.admin("DELETE", f"gcp/service-account-keys/{key['private_key_id']}")
+    again = service_account.Credentials.from_service_account_info(key, scopes=[CLOUD_PLATFORM])
+    with pytest.raises(google.auth.exceptions.RefreshError) as refused:
+        again.refresh(google.auth.transport.requests.Request())
+    assert "invalid_grant" in str(refused.value) and "Invalid JWT Signature" in str(refused.value)
+
+
+def test_azure_client_secret_credential_reads_key_vault(broken, trust):
+    trust(broken)
+    static_app, secret = "2e8f1a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b", "static-app-client-secret-value-0123"
+    # MSAL (behind ClientSecretCredential) asks login.microsoftonline.com to vouch for any other
+    # authority host; a private authority is configured with instance discovery off, as here.
+    local = {"authority": broken.azure["authority_host"], "disable_instance_discovery": True}
+    credential = ClientSecretCredential(TENANT, static_app, secret, **local)
+    client = SecretClient(vault_url=vault_url(broken, "keyward-demo-vault"), credential=credential)
+    assert client.get_secret("openai-api-key").value == "azure-value-1"
+
+    wrong = ClientSecretCredential(TENANT, static_app, "a-secret-id", **local)
+    with pytest.raises(ClientAuthenticationError) as refused:
+        wrong.get_token(VAULT_SCOPE)
+    assert "AADSTS7000215" in str(refused.value)
+
+
+def test_boto3_access_keys_assume_a_role_with_external_id(broken, trust, monkeypatch):
+    trust(broken)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", broken.aws["sts_url"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", broken.aws["secrets_manager_url"])
+    user = boto3.session.Session(
+        aws_access_key_id="AKIAKEYWARDSTATIC001",
+        aws_secret_access_key="static-reader-secret-access-key-0123456789",
+        region_name=broken.aws["region"],
+    )
+    sts = user.client("sts")
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:iam::123456789012:user/static-reader"
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sts.assume_role(RoleArn=role_arn("static-assumed"), RoleSessionName=SESSION_NAME, ExternalId="wrong")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    creds = sts.assume_role(
+        RoleArn=role_arn("static-assumed"), RoleSessionName=SESSION_NAME, ExternalId="keyward-external-id-1"
+    )["Credentials"]
+    role = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=broken.aws["region"],
+    )
+    assert role.client("secretsmanager").get_secret_value(SecretId="openai-api-key")["SecretString"] == "aws-value-1"
 
 
 def gcp_sts_refusal(broken, tmp_path, presented_to: str, jwt: str) -> dict:

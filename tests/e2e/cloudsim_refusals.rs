@@ -382,3 +382,210 @@ async fn every_broken_setup_is_refused_with_the_clouds_error_shape() {
     );
     drop(server);
 }
+
+/// The static-credential endpoints check what the real ones check: Google's JWT bearer grant
+/// (key, account, audience, lifetime, scope), Entra's client secret, STS AssumeRole's trust,
+/// the caller's own permission and the external id.
+#[tokio::test]
+#[allow(clippy::disallowed_methods)] // the assertions carry real times, as a client would sign them
+async fn static_credential_sign_ins_are_checked_like_the_clouds_check_them() {
+    let (_server, _token, sim, _dir) = server_and_sim(|issuer, org| Some(world(issuer, org))).await;
+    let raw = Raw::new(&sim);
+    let key = sim
+        .admin(
+            reqwest::Method::POST,
+            "gcp/service-account-keys",
+            Some(json!({"email": sa("static-reader")})),
+        )
+        .await;
+    let pem = key["private_key"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let sign = |kid: &str, claims: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let kid = key["private_key_id"].as_str().unwrap();
+    let good = json!({"iss": sa("static-reader"), "scope": "https://www.googleapis.com/auth/cloud-platform",
+                      "aud": "https://oauth2.googleapis.com/token", "iat": now, "exp": now + 3600});
+    let bearer = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    let (status, body) = raw
+        .form(
+            "/token",
+            &[
+                ("grant_type", bearer),
+                ("assertion", &sign(kid, good.clone())),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let with = |field: &str, value: Value| {
+        let mut claims = good.clone();
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(field);
+        } else {
+            claims[field] = value;
+        }
+        claims
+    };
+    for (claims, kid, error, text) in [
+        (
+            good.clone(),
+            "unknown-key-id",
+            "invalid_grant",
+            "Invalid JWT Signature.",
+        ),
+        (
+            with("iss", json!(sa("keyward-vertex"))),
+            kid,
+            "invalid_grant",
+            "Invalid JWT Signature.",
+        ),
+        (
+            with("iss", json!(sa("nobody"))),
+            kid,
+            "invalid_grant",
+            "account not found",
+        ),
+        (
+            with("aud", json!("https://example.com/token")),
+            kid,
+            "invalid_grant",
+            "Failed audience check",
+        ),
+        (
+            with("exp", json!(now + 7200)),
+            kid,
+            "invalid_grant",
+            "short-lived token",
+        ),
+        (
+            with("exp", json!(now - 600)),
+            kid,
+            "invalid_grant",
+            "short-lived token",
+        ),
+        (
+            with("scope", Value::Null),
+            kid,
+            "invalid_scope",
+            "Invalid OAuth scope",
+        ),
+    ] {
+        let (status, body) = raw
+            .form(
+                "/token",
+                &[
+                    ("grant_type", bearer),
+                    ("assertion", &sign(kid, claims.clone())),
+                ],
+            )
+            .await;
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{claims}: {body}"
+        );
+        assert!(
+            body["error_description"].as_str().unwrap().contains(text),
+            "{body}"
+        );
+    }
+
+    let secret_form = |secret: &'static str| {
+        vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", "2e8f1a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"),
+            ("client_secret", secret),
+            ("scope", "https://vault.azure.net/.default"),
+        ]
+    };
+    let path = format!("/{TENANT}/oauth2/v2.0/token");
+    let (status, body) = raw
+        .form(&path, &secret_form("static-app-client-secret-value-0123"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw
+        .form(&path, &secret_form("static-app-client-secret-value-012"))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("AADSTS7000215"), "{body}");
+
+    // AssumeRole, SigV4-signed with the IAM user's key (by Keyward's client: the simulator's
+    // answers are what is under test here).
+    let aws = keyward_cloud::Clouds::from_file(&sim.endpoints_path)
+        .unwrap()
+        .aws("us-east-1");
+    let deadline = keyward_cloud::Deadline::after(std::time::Duration::from_secs(10));
+    let user = |secret: &str| {
+        keyward_cloud::aws::SessionCredentials::static_keys(
+            "AKIAKEYWARDSTATIC001",
+            keyward_cloud::Secret::new(secret),
+        )
+    };
+    let right = "static-reader-secret-access-key-0123456789";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/static-assumed";
+    let creds = aws
+        .assume_role(
+            &user(right),
+            ROLE,
+            "keyward-test",
+            Some("keyward-external-id-1"),
+            &deadline,
+        )
+        .await
+        .unwrap();
+    assert!(
+        creds
+            .assumed_role_arn
+            .ends_with("assumed-role/static-assumed/keyward-test"),
+        "{}",
+        creds.assumed_role_arn
+    );
+    for (role, external) in [
+        (ROLE, Some("another-id")),
+        (ROLE, None),
+        // Not in this role's trust, nor in the user's own policy.
+        (
+            "arn:aws:iam::123456789012:role/keyward-secrets-reader",
+            Some("keyward-external-id-1"),
+        ),
+    ] {
+        let err = aws
+            .assume_role(&user(right), role, "keyward-test", external, &deadline)
+            .await
+            .unwrap_err();
+        let refusal = err.refusal().unwrap();
+        assert_eq!(
+            (refusal.status, refusal.code.as_str()),
+            (403, "AccessDenied"),
+            "{err}"
+        );
+        assert!(
+            refusal
+                .message
+                .contains("user/static-reader is not authorized to perform: sts:AssumeRole"),
+            "{err}"
+        );
+    }
+    let err = aws
+        .assume_role(
+            &user("wrong-secret"),
+            ROLE,
+            "keyward-test",
+            Some("keyward-external-id-1"),
+            &deadline,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"), "{err}");
+}

@@ -647,6 +647,18 @@ pub enum CloudsimCommand {
         #[command(subcommand)]
         command: CloudsimSecretCommand,
     },
+    /// Create a key for a declared GCP service account (the static-credentials path), like
+    /// `gcloud iam service-accounts keys create`: writes the key file (0600).
+    GcpKey {
+        /// The endpoints file the simulator printed (KEYWARD_CLOUD_ENDPOINTS).
+        #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+        endpoints: PathBuf,
+        /// The service account, as declared in the state file.
+        email: String,
+        /// Where to write the key file (JSON, created 0600).
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

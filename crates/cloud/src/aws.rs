@@ -64,7 +64,7 @@ pub struct AwsClient {
 
 /// The signing time. SigV4 signatures carry the real time, so this reads the clock.
 #[allow(clippy::disallowed_methods)] // the single place this crate reads the wall clock
-fn wall_clock() -> SystemTime {
+pub(crate) fn wall_clock() -> SystemTime {
     SystemTime::now()
 }
 
@@ -128,29 +128,64 @@ impl AwsClient {
                 |a| sts_refusal(step, a, presented.clone()),
             )
             .await?;
-        let text = answer.text();
-        let doc = roxmltree::Document::parse(&text)
-            .map_err(|e| answer.unexpected(step, format!("not XML: {e}")))?;
-        let field = |name: &str| {
-            doc.descendants()
-                .find(|n| n.tag_name().name() == name)
-                .and_then(|n| n.text())
-                .map(|t| t.trim().to_owned())
-                .ok_or_else(|| answer.unexpected(step, format!("no <{name}> in the answer")))
+        session_credentials(step, &answer)
+    }
+
+    /// Assumes `role_arn` with long-lived keys (the static path's optional role): STS
+    /// `AssumeRole`, SigV4-signed, with the external id when the role's trust requires one.
+    pub async fn assume_role(
+        &self,
+        credentials: &SessionCredentials,
+        role_arn: &str,
+        session_name: &str,
+        external_id: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<SessionCredentials, CloudError> {
+        let step = Step::AwsAssumeRoleStatic;
+        if !role_arn.starts_with("arn:aws") || !role_arn.contains(":role/") {
+            return Err(CloudError::InvalidArgument {
+                step,
+                detail: format!(
+                    "'{role_arn}' is not a role ARN (arn:aws:iam::<account>:role/<name>)"
+                ),
+            });
+        }
+        let url = format!("{}/", self.sts);
+        // The serializer is not Send; finish it before any await.
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", "AssumeRole")
+                .append_pair("Version", STS_VERSION)
+                .append_pair("RoleArn", role_arn)
+                .append_pair("RoleSessionName", session_name);
+            if let Some(id) = external_id {
+                form.append_pair("ExternalId", id);
+            }
+            form.finish()
         };
-        Ok(SessionCredentials {
-            access_key_id: field("AccessKeyId")?,
-            secret_access_key: Secret::new(field("SecretAccessKey")?),
-            session_token: Some(Secret::new(field("SessionToken")?)),
-            expiration: field("Expiration")?,
-            assumed_role_arn: doc
-                .descendants()
-                .find(|n| n.tag_name().name() == "AssumedRoleUser")
-                .and_then(|n| n.children().find(|c| c.tag_name().name() == "Arn"))
-                .and_then(|n| n.text())
-                .unwrap_or_default()
-                .to_owned(),
-        })
+        let answer = self
+            .transport
+            .call(
+                step,
+                deadline,
+                || {
+                    self.signed(
+                        step,
+                        credentials,
+                        "sts",
+                        &self.sts_region,
+                        &url,
+                        &[(
+                            "content-type",
+                            "application/x-www-form-urlencoded; charset=utf-8",
+                        )],
+                        body.as_bytes(),
+                    )
+                },
+                |a| long_lived(credentials, sts_refusal(step, a, None)),
+            )
+            .await?;
+        session_credentials(step, &answer)
     }
 
     /// Proves the credentials work: STS `GetCallerIdentity`, SigV4-signed.
@@ -181,7 +216,7 @@ impl AwsClient {
                         body.as_bytes(),
                     )
                 },
-                |a| sts_refusal(step, a, None),
+                |a| long_lived(credentials, sts_refusal(step, a, None)),
             )
             .await?;
         let text = answer.text();
@@ -304,7 +339,7 @@ impl AwsClient {
                         body.as_bytes(),
                     )
                 },
-                |a| json_refusal(step, a),
+                |a| long_lived(credentials, json_refusal(step, a)),
             )
             .await
     }
@@ -370,6 +405,41 @@ impl AwsClient {
     }
 }
 
+/// An IAM user's own key refused is a wrong or deactivated access key, not a stale session.
+fn long_lived(credentials: &SessionCredentials, mut refusal: Refusal) -> Refusal {
+    if credentials.session_token.is_none() && refusal.cause == Cause::SessionCredentialsRejected {
+        refusal.cause = Cause::AccessKeyRejected;
+    }
+    refusal
+}
+
+/// The `<Credentials>` and `<AssumedRoleUser>` of an AssumeRole-family answer.
+fn session_credentials(step: Step, answer: &Answer) -> Result<SessionCredentials, CloudError> {
+    let text = answer.text();
+    let doc = roxmltree::Document::parse(&text)
+        .map_err(|e| answer.unexpected(step, format!("not XML: {e}")))?;
+    let field = |name: &str| {
+        doc.descendants()
+            .find(|n| n.tag_name().name() == name)
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+            .ok_or_else(|| answer.unexpected(step, format!("no <{name}> in the answer")))
+    };
+    Ok(SessionCredentials {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: Secret::new(field("SecretAccessKey")?),
+        session_token: Some(Secret::new(field("SessionToken")?)),
+        expiration: field("Expiration")?,
+        assumed_role_arn: doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "AssumedRoleUser")
+            .and_then(|n| n.children().find(|c| c.tag_name().name() == "Arn"))
+            .and_then(|n| n.text())
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
 /// STS's XML error: `<ErrorResponse><Error><Code>…</Code><Message>…</Message></Error>…`.
 fn sts_refusal(step: Step, answer: &Answer, presented: Option<Presented>) -> Refusal {
     let text = answer.text();
@@ -391,7 +461,11 @@ fn sts_refusal(step: Step, answer: &Answer, presented: Option<Presented>) -> Ref
     let cause = match code.as_str() {
         "IDPCommunicationError" => Cause::IssuerUnreachable,
         "Throttling" | "ThrottlingException" => Cause::Unavailable,
+        "AccessDenied" if step == Step::AwsAssumeRoleStatic => Cause::AssumeRoleDenied,
         "AccessDenied" => Cause::TrustPolicyMismatch,
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" if step == Step::AwsAssumeRoleStatic => {
+            Cause::AccessKeyRejected
+        }
         "ExpiredTokenException" => Cause::TokenExpired,
         "InvalidIdentityToken" if m.contains("no openidconnect provider") => {
             Cause::OidcProviderNotRegistered

@@ -87,6 +87,57 @@ impl AzureClient {
         })
     }
 
+    /// The static path: the App Registration's own client secret instead of an assertion.
+    pub async fn client_secret_token(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        client_secret: &Secret,
+        scope: &str,
+        deadline: &Deadline,
+    ) -> Result<AccessToken, CloudError> {
+        let step = Step::EntraClientSecret;
+        for (what, value) in [("tenant id", tenant_id), ("client id", client_id)] {
+            if value.is_empty() || value.contains(['/', '?', '#']) {
+                return Err(CloudError::InvalidArgument {
+                    step,
+                    detail: format!("the {what} '{value}' is empty or contains '/', '?' or '#'"),
+                });
+            }
+        }
+        let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority);
+        let answer = self
+            .transport
+            .call(
+                step,
+                deadline,
+                || {
+                    Ok(self.transport.http().post(&url).form(&[
+                        ("client_id", client_id),
+                        ("client_secret", client_secret.expose()),
+                        ("grant_type", "client_credentials"),
+                        ("scope", scope),
+                    ]))
+                },
+                |a| {
+                    let mut r = entra_refusal(a, None);
+                    r.step = step;
+                    r
+                },
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let body: Token = answer.json(step)?;
+        Ok(AccessToken {
+            token: Secret::new(body.access_token),
+            expires_in: body.expires_in,
+        })
+    }
+
     /// Reads a secret's current (or a given) version from the vault at `vault_url`.
     pub async fn get_secret(
         &self,
@@ -220,6 +271,8 @@ fn entra_refusal(answer: &Answer, presented: Option<Presented>) -> Refusal {
         Some(50013) => Cause::UnknownSigningKey,
         Some(5002738) => Cause::UnsupportedAlgorithm,
         Some(700016) => Cause::ApplicationNotFound,
+        Some(7000215) => Cause::ClientSecretInvalid,
+        Some(7000222) => Cause::ClientSecretExpired,
         Some(90002) => Cause::TenantNotFound,
         Some(50027) => Cause::MalformedToken,
         Some(700211) => Cause::IssuerMismatch,

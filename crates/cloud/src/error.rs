@@ -31,14 +31,17 @@ impl fmt::Display for Cloud {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     GcpStsExchange,
+    GcpServiceAccountKey,
     GcpImpersonation,
     GcpSecretAccess,
     GcpSecretList,
     GcpVertex,
     EntraToken,
+    EntraClientSecret,
     KeyVaultGet,
     KeyVaultList,
     AwsAssumeRole,
+    AwsAssumeRoleStatic,
     AwsCallerIdentity,
     AwsSecretGet,
     AwsSecretList,
@@ -48,12 +51,16 @@ impl Step {
     pub fn cloud(self) -> Cloud {
         match self {
             Step::GcpStsExchange
+            | Step::GcpServiceAccountKey
             | Step::GcpImpersonation
             | Step::GcpSecretAccess
             | Step::GcpSecretList
             | Step::GcpVertex => Cloud::Gcp,
-            Step::EntraToken | Step::KeyVaultGet | Step::KeyVaultList => Cloud::Azure,
+            Step::EntraToken | Step::EntraClientSecret | Step::KeyVaultGet | Step::KeyVaultList => {
+                Cloud::Azure
+            }
             Step::AwsAssumeRole
+            | Step::AwsAssumeRoleStatic
             | Step::AwsCallerIdentity
             | Step::AwsSecretGet
             | Step::AwsSecretList => Cloud::Aws,
@@ -65,14 +72,17 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Step::GcpStsExchange => "GCP STS token exchange",
+            Step::GcpServiceAccountKey => "GCP OAuth token with a service account key (JWT bearer)",
             Step::GcpImpersonation => "GCP service account impersonation (generateAccessToken)",
             Step::GcpSecretAccess => "GCP Secret Manager access",
             Step::GcpSecretList => "GCP Secret Manager list",
             Step::GcpVertex => "Vertex AI generateContent",
             Step::EntraToken => "Microsoft Entra client-assertion token",
+            Step::EntraClientSecret => "Microsoft Entra client-secret token",
             Step::KeyVaultGet => "Azure Key Vault get secret",
             Step::KeyVaultList => "Azure Key Vault list secrets",
             Step::AwsAssumeRole => "AWS STS AssumeRoleWithWebIdentity",
+            Step::AwsAssumeRoleStatic => "AWS STS AssumeRole",
             Step::AwsCallerIdentity => "AWS STS GetCallerIdentity",
             Step::AwsSecretGet => "AWS Secrets Manager GetSecretValue",
             Step::AwsSecretList => "AWS Secrets Manager ListSecrets",
@@ -136,6 +146,19 @@ pub enum Cause {
     SecretNotFound,
     /// The temporary credentials from the exchange were refused (expired or invalid session).
     SessionCredentialsRejected,
+    /// GCP: the service account key is deleted, disabled or not this account's (`invalid_grant`).
+    ServiceAccountKeyRejected,
+    /// GCP: the key's service account does not exist.
+    ServiceAccountNotFound,
+    /// Entra: the client secret is wrong, or its ID was sent instead of its value.
+    ClientSecretInvalid,
+    /// Entra: the client secret has expired.
+    ClientSecretExpired,
+    /// AWS: the access key id or secret access key is wrong, or the key is deactivated.
+    AccessKeyRejected,
+    /// AWS: the role's trust policy, its `sts:ExternalId` condition or the user's own
+    /// `sts:AssumeRole` permission does not admit this caller.
+    AssumeRoleDenied,
     /// The request was malformed; a bug in the caller or an unexpected cloud version.
     BadRequest,
     /// The cloud was throttling or failing; retried until the deadline.
@@ -222,6 +245,22 @@ impl Cause {
             Cause::SessionCredentialsRejected => {
                 "the temporary credentials from the exchange were refused (expired or invalid session)"
             }
+            Cause::ServiceAccountKeyRejected => {
+                "Google refused the service account key's signature: the key was deleted or disabled, or the JSON is not this service account's current key"
+            }
+            Cause::ServiceAccountNotFound => {
+                "the service account named in the key file (client_email) does not exist"
+            }
+            Cause::ClientSecretInvalid => {
+                "Entra refused the client secret: it is wrong, or the secret's ID was pasted instead of its value"
+            }
+            Cause::ClientSecretExpired => "the App Registration's client secret has expired",
+            Cause::AccessKeyRejected => {
+                "AWS refused the access key: the access key id or secret access key is wrong, or the key is deactivated or deleted"
+            }
+            Cause::AssumeRoleDenied => {
+                "the role refused AssumeRole: its trust policy does not name this IAM user (or the account root), the sts:ExternalId condition does not match, or the user lacks sts:AssumeRole on the role"
+            }
             Cause::BadRequest => "the cloud rejected the request as malformed",
             Cause::Unavailable => "the cloud kept throttling or failing",
             Cause::Other => "the cloud refused the request",
@@ -304,6 +343,24 @@ impl Cause {
             }
             Cause::SessionCredentialsRejected => {
                 "exchange the token again for fresh credentials; if it persists, check the region and endpoint"
+            }
+            Cause::ServiceAccountKeyRejected => {
+                "create a new key for the service account (IAM → Service accounts → Keys → Add key → JSON) and paste the whole JSON file into the credential"
+            }
+            Cause::ServiceAccountNotFound => {
+                "check that the service account in client_email exists in the project, or create a key for an existing one"
+            }
+            Cause::ClientSecretInvalid => {
+                "paste the client secret's Value (shown once when it is created under Certificates & secrets), not its Secret ID"
+            }
+            Cause::ClientSecretExpired => {
+                "create a new client secret under the App Registration's Certificates & secrets and update the credential"
+            }
+            Cause::AccessKeyRejected => {
+                "check the access key id and secret access key of the IAM user, and that the key is Active (IAM → Users → Security credentials)"
+            }
+            Cause::AssumeRoleDenied => {
+                "add the IAM user's ARN to the role's trust policy as an AWS principal with sts:AssumeRole, set the sts:ExternalId condition to the credential's external id, and allow sts:AssumeRole on the role in the user's policy"
             }
             Cause::BadRequest => "check the request parameters named in the cloud's message",
             Cause::Unavailable => {

@@ -26,6 +26,115 @@ pub fn audience_for(provider: &str) -> String {
     )
 }
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The fields of a service account key file (`gcloud iam service-accounts keys create`) that
+/// the JWT bearer grant uses. Read from a [`Secret`]; the private key never leaves this module.
+#[derive(Deserialize)]
+struct ServiceAccountKeyFile {
+    #[serde(rename = "type")]
+    kind: String,
+    client_email: String,
+    private_key_id: String,
+    private_key: String,
+    token_uri: String,
+}
+
+impl Drop for ServiceAccountKeyFile {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.private_key);
+    }
+}
+
+/// The service account and project a key file names (nothing secret), for messages and for
+/// the project a credential defaults to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFileInfo {
+    pub client_email: String,
+    pub project_id: Option<String>,
+}
+
+/// Reads the public facts of a service account key file, or says what is wrong with it.
+pub fn key_file_info(json: &str) -> Result<KeyFileInfo, String> {
+    let parsed = parse_key_file(json)?;
+    let project_id = serde_json::from_str::<Value>(json)
+        .ok()
+        .and_then(|v| v["project_id"].as_str().map(str::to_owned));
+    Ok(KeyFileInfo {
+        client_email: parsed.client_email.clone(),
+        project_id,
+    })
+}
+
+fn parse_key_file(json: &str) -> Result<ServiceAccountKeyFile, String> {
+    // serde's message could quote the private key; name only the problem.
+    let file: ServiceAccountKeyFile = serde_json::from_str(json).map_err(|e| {
+        format!(
+            "not a service account key file (JSON with type, client_email, private_key_id, private_key, token_uri): error at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if file.kind != "service_account" {
+        return Err(format!(
+            "the key file's type is '{}', not 'service_account'",
+            file.kind
+        ));
+    }
+    if !file.token_uri.starts_with("https://") {
+        return Err(format!(
+            "the key file's token_uri '{}' is not an https URL",
+            file.token_uri
+        ));
+    }
+    Ok(file)
+}
+
+/// The RS256 JWT a service account key signs for the JWT bearer grant (RFC 7523), valid an hour.
+fn sign_assertion(file: &ServiceAccountKeyFile) -> Result<zeroize::Zeroizing<String>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(file.private_key.as_bytes())
+        .map_err(|_| "the key file's private_key is not a PEM private key".to_owned())?;
+    let pair = match &der {
+        rustls_pki_types::PrivateKeyDer::Pkcs8(k) => {
+            aws_lc_rs::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
+        }
+        rustls_pki_types::PrivateKeyDer::Pkcs1(k) => {
+            aws_lc_rs::signature::RsaKeyPair::from_der(k.secret_pkcs1_der())
+        }
+        _ => return Err("the key file's private_key is not an RSA key".into()),
+    }
+    .map_err(|_| "the key file's private_key is not a usable RSA key".to_owned())?;
+    let iat = crate::aws::wall_clock()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": file.private_key_id});
+    let claims = json!({
+        "iss": file.client_email,
+        "scope": CLOUD_PLATFORM_SCOPE,
+        "aud": file.token_uri,
+        "iat": iat,
+        "exp": iat + 3600,
+    });
+    let signing_input = format!("{}.{}", b64(&header), b64(&claims));
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| "signing the assertion with the key file's private_key failed".to_owned())?;
+    Ok(zeroize::Zeroizing::new(format!(
+        "{signing_input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&signature)
+    )))
+}
+
 /// A Google OAuth access token (federated or a service account's).
 #[derive(Clone, Debug)]
 pub struct AccessToken {
@@ -43,6 +152,8 @@ pub struct GcpClient {
     iam: String,
     secret_manager: String,
     vertex: String,
+    /// Set when the endpoints file redirects Google's token endpoint; else the key's token_uri.
+    oauth2: Option<String>,
 }
 
 impl GcpClient {
@@ -53,6 +164,7 @@ impl GcpClient {
             iam: endpoints.gcp_iam_credentials(),
             secret_manager: endpoints.gcp_secret_manager(),
             vertex: endpoints.gcp_vertex(),
+            oauth2: endpoints.gcp_oauth2(),
         }
     }
 
@@ -90,6 +202,49 @@ impl GcpClient {
             expires_in: Option<u64>,
         }
         let body: Exchanged = answer.json(step)?;
+        Ok(AccessToken {
+            token: Secret::new(body.access_token),
+            expires_in: body.expires_in,
+            expire_time: None,
+        })
+    }
+
+    /// The static path: signs a JWT with the service account key and trades it at Google's
+    /// token endpoint (RFC 7523 JWT bearer grant) for a cloud-platform access token.
+    pub async fn service_account_token(
+        &self,
+        key_file: &Secret,
+        deadline: &Deadline,
+    ) -> Result<AccessToken, CloudError> {
+        let step = Step::GcpServiceAccountKey;
+        let file = parse_key_file(key_file.expose())
+            .map_err(|detail| CloudError::InvalidArgument { step, detail })?;
+        let assertion =
+            sign_assertion(&file).map_err(|detail| CloudError::InvalidArgument { step, detail })?;
+        let url = match &self.oauth2 {
+            Some(base) => format!("{base}/token"),
+            None => file.token_uri.clone(),
+        };
+        let answer = self
+            .transport
+            .call(
+                step,
+                deadline,
+                || {
+                    Ok(self.transport.http().post(&url).form(&[
+                        ("grant_type", JWT_BEARER),
+                        ("assertion", assertion.as_str()),
+                    ]))
+                },
+                |a| refusal(step, a, None),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Granted {
+            access_token: String,
+            expires_in: Option<u64>,
+        }
+        let body: Granted = answer.json(step)?;
         Ok(AccessToken {
             token: Secret::new(body.access_token),
             expires_in: body.expires_in,
@@ -357,6 +512,14 @@ fn cause(step: Step, code: &str, message: &str) -> Cause {
         (Step::GcpStsExchange, "invalid_target") => Cause::ProviderNotFound,
         (Step::GcpStsExchange, "invalid_grant") => sts_invalid_grant(message),
         (Step::GcpStsExchange, "invalid_request" | "unsupported_grant_type") => Cause::BadRequest,
+        (Step::GcpServiceAccountKey, "invalid_grant") if message.contains("account not found") => {
+            Cause::ServiceAccountNotFound
+        }
+        (Step::GcpServiceAccountKey, "invalid_grant") if message.contains("timeframe") => {
+            Cause::TokenExpired
+        }
+        (Step::GcpServiceAccountKey, "invalid_grant") => Cause::ServiceAccountKeyRejected,
+        (Step::GcpServiceAccountKey, _) => Cause::BadRequest,
         (_, "UNAUTHENTICATED") => Cause::SessionCredentialsRejected,
         (Step::GcpImpersonation, "PERMISSION_DENIED" | "NOT_FOUND") => {
             Cause::MissingWorkloadIdentityUser

@@ -28,6 +28,12 @@ struct SetSecret {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NewKey {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Clock {
     offset_secs: i64,
 }
@@ -67,6 +73,13 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
             sim.lock().faults.clear();
             json_response(StatusCode::OK, json!({"faults": []}))
         }
+        ("POST", "gcp/service-account-keys") => match parse::<NewKey>(req) {
+            Ok(body) => crate::gcp::create_key(sim, &body.email),
+            Err(r) => r,
+        },
+        ("DELETE", r) if r.starts_with("gcp/service-account-keys/") => {
+            crate::gcp::delete_key(sim, r.trim_start_matches("gcp/service-account-keys/"))
+        }
         ("POST", "clock") => match parse::<Clock>(req) {
             Ok(c) => {
                 sim.lock().clock_offset = c.offset_secs;
@@ -79,7 +92,7 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
         },
         _ => json_response(
             StatusCode::NOT_FOUND,
-            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock, GET requests|faults|vaults, DELETE requests|faults", req.method)}),
+            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock|gcp/service-account-keys, DELETE gcp/service-account-keys/<id>, GET requests|faults|vaults, DELETE requests|faults", req.method)}),
         ),
     }
 }

@@ -75,6 +75,7 @@ pub async fn sts(sim: &Sim, req: &Req) -> Response {
     match form_get(&form, "Action") {
         Some("AssumeRoleWithWebIdentity") => assume_role_with_web_identity(sim, &form).await,
         Some("GetCallerIdentity") => get_caller_identity(sim, req),
+        Some("AssumeRole") => assume_role(sim, req, &form),
         Some(other) => sts_error(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -252,6 +253,136 @@ async fn assume_role_with_web_identity(sim: &Sim, form: &[(String, String)]) -> 
     xml_response(StatusCode::OK, body)
 }
 
+/// `AssumeRole`, signed with an IAM user's key (or a session's): the role's trust policy must
+/// name the caller (or the account root), the `sts:ExternalId` condition must hold, and the
+/// caller's own policies must allow `sts:AssumeRole` on the role.
+fn assume_role(sim: &Sim, req: &Req, form: &[(String, String)]) -> Response {
+    let session = match signed_session(sim, req, "sts", None) {
+        Ok(s) => s,
+        Err((code, message)) => return sts_error(StatusCode::FORBIDDEN, code, message),
+    };
+    let Some(aws) = &sim.state.file.aws else {
+        return sts_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRole",
+        );
+    };
+    let (Some(role_arn), Some(session_name)) =
+        (form_get(form, "RoleArn"), form_get(form, "RoleSessionName"))
+    else {
+        let missing = if form_get(form, "RoleArn").is_none() {
+            "roleArn"
+        } else {
+            "roleSessionName"
+        };
+        return sts_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value null at '{missing}' failed to satisfy constraint: Member must not be null"
+            ),
+        );
+    };
+    let session_ok = (2..=64).contains(&session_name.len())
+        && session_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+    if !session_ok {
+        return sts_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+            ),
+        );
+    }
+    let acct = aws.account_id.get_ref();
+    let caller = caller_arn(acct, &session);
+    let denied = || {
+        sts_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            format!(
+                "User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
+        )
+    };
+    let Some(role) = find_role(aws, role_arn) else {
+        return denied();
+    };
+    let own_policies = if session.user {
+        aws.users
+            .iter()
+            .find(|u| u.name.get_ref() == &session.role)
+            .map(|u| &u.policies)
+    } else {
+        aws.roles
+            .iter()
+            .find(|r| r.name.get_ref() == &session.role)
+            .map(|r| &r.policies)
+    };
+    if !own_policies.is_some_and(|p| allowed(p, "sts:AssumeRole", role_arn)) {
+        return denied();
+    }
+    let root = format!("arn:aws:iam::{acct}:root");
+    let principal_ok = role
+        .trust
+        .aws
+        .iter()
+        .any(|p| p.get_ref() == &caller || p.get_ref() == &root);
+    let external_id = form_get(form, "ExternalId");
+    let condition_ok = role
+        .trust
+        .string_equals
+        .iter()
+        .all(|(k, v)| k == "sts:ExternalId" && external_id.is_some_and(|x| x == v.get_ref()))
+        && role.trust.string_like.iter().all(|(k, v)| {
+            k == "sts:ExternalId" && external_id.is_some_and(|x| glob(v.get_ref(), x))
+        });
+    if !(principal_ok && condition_ok) {
+        return denied();
+    }
+    let duration: i64 = match form_get(form, "DurationSeconds").map(str::parse) {
+        None => 3600,
+        Some(Ok(d)) if (900..=43200).contains(&d) => d,
+        Some(_) => {
+            return sts_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200",
+            );
+        }
+    };
+    let now = sim.now();
+    let akid = format!("ASIA{}", random_upper(16));
+    let secret = random_string(40);
+    let session_token = format!("IQoJb3JpZ2luX2VjE{}", random_string(120));
+    let exp = now + duration;
+    let role_name = role.name.get_ref().clone();
+    sim.lock().aws_sessions.insert(
+        akid.clone(),
+        AwsSession {
+            secret_access_key: secret.clone(),
+            session_token: session_token.clone(),
+            role: role_name.clone(),
+            session_name: session_name.to_owned(),
+            exp,
+            user: false,
+        },
+    );
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"{STS_NS}\">\n  <AssumeRoleResult>\n    <AssumedRoleUser>\n      <Arn>arn:aws:sts::{acct}:assumed-role/{}/{}</Arn>\n      <AssumedRoleId>{}:{}</AssumedRoleId>\n    </AssumedRoleUser>\n    <Credentials>\n      <AccessKeyId>{akid}</AccessKeyId>\n      <SecretAccessKey>{secret}</SecretAccessKey>\n      <SessionToken>{session_token}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n  </AssumeRoleResult>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleResponse>\n",
+        esc(&role_name),
+        esc(session_name),
+        role_id(acct, &role_name),
+        esc(session_name),
+        rfc3339(exp),
+        uuid::Uuid::new_v4()
+    );
+    xml_response(StatusCode::OK, body)
+}
+
 fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     c.next()
@@ -286,7 +417,7 @@ fn trusts(aws: &AwsState, role: &AwsRole, host: &str, token: &Unverified) -> boo
         "arn:aws:iam::{}:oidc-provider/{host}",
         aws.account_id.get_ref()
     );
-    if role.trust.federated.get_ref() != &principal {
+    if role.trust.federated.as_ref().map(|f| f.get_ref()) != Some(&principal) {
         return false;
     }
     let claim = |key: &str| -> Option<Vec<String>> {

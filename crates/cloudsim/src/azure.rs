@@ -174,6 +174,9 @@ pub async fn token(sim: &Sim, req: &Req, tenant: &str) -> Response {
             ),
         );
     };
+    if let Some(presented) = field("client_secret") {
+        return client_secret_token(sim, req, tenant, client_id, app, presented);
+    }
     let (Some(assertion), Some(assertion_type)) =
         (field("client_assertion"), field("client_assertion_type"))
     else {
@@ -296,6 +299,73 @@ pub async fn token(sim: &Sim, req: &Req, tenant: &str) -> Response {
             client_id: client_id.to_owned(),
             resource,
             exp: now + ACCESS_TOKEN_SECS,
+        },
+        "eyJ0eXAiOiJKV1Qi.sim-",
+    );
+    json_response(
+        StatusCode::OK,
+        json!({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECS, "ext_expires_in": ACCESS_TOKEN_SECS, "access_token": access}),
+    )
+}
+
+/// The client-secret half of the token endpoint: the app's own secret instead of an assertion.
+fn client_secret_token(
+    sim: &Sim,
+    req: &Req,
+    tenant: &str,
+    client_id: &str,
+    app: &AzureApp,
+    presented: &str,
+) -> Response {
+    let matches = app.client_secrets.iter().any(|s| {
+        let s = s.get_ref();
+        s.len() == presented.len()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(s.as_bytes(), presented.as_bytes())
+                .is_ok()
+    });
+    if !matches {
+        return aad_error(
+            sim,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        );
+    }
+    let form = req.form();
+    let resource = match vault_resource_of_scope(form_get(&form, "scope").unwrap_or_default()) {
+        Ok(r) => r,
+        Err(scope) => {
+            return aad_error(
+                sim,
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            );
+        }
+    };
+    if !resource_known(sim, &resource) {
+        return aad_error(
+            sim,
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {resource} was not found in the tenant named {tenant}."
+            ),
+        );
+    }
+    let access = sim.issue(
+        Grant::Entra {
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            resource,
+            exp: sim.now() + ACCESS_TOKEN_SECS,
         },
         "eyJ0eXAiOiJKV1Qi.sim-",
     );

@@ -33,6 +33,22 @@ const TIME: TimeRules = TimeRules {
     max_lifetime: Some(3600),
 };
 const ACCESS_TOKEN_SECS: i64 = 3600;
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The `aud` Google's token endpoint accepts in a service account's assertion.
+pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+const SA_TIME: TimeRules = TimeRules {
+    skew: 300,
+    require_iat: true,
+    max_lifetime: Some(3600),
+};
+
+/// The public half of a service account key, as IAM keeps it.
+#[derive(Clone, Debug)]
+pub struct ServiceAccountKey {
+    pub email: String,
+    pub modulus: Vec<u8>,
+    pub exponent: Vec<u8>,
+}
 
 fn oauth_error(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     json_response(
@@ -629,5 +645,182 @@ pub async fn generate_content(
             "candidates": [{"content": {"role": "model", "parts": [{"text": format!("cloudsim {model} in {location} answered {who}")}]}, "finishReason": "STOP"}],
             "modelVersion": model
         }),
+    )
+}
+
+/// Creates a key for a declared service account, as `gcloud iam service-accounts keys create`
+/// does: the answer is the key file (JSON with the PKCS#8 private key); only the public half
+/// stays here. Its `token_uri` is this simulator's token endpoint.
+pub fn create_key(sim: &Sim, email: &str) -> Response {
+    let Some(gcp) = &sim.state.file.gcp else {
+        return api_error(StatusCode::NOT_FOUND, "this world declares no [gcp]", None);
+    };
+    if !gcp
+        .service_accounts
+        .iter()
+        .any(|sa| sa.email.get_ref() == email)
+    {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Service account projects/{}/serviceAccounts/{email} does not exist.",
+                gcp.project_id.get_ref()
+            ),
+            None,
+        );
+    }
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair;
+    let pair = match aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048) {
+        Ok(p) => p,
+        Err(_) => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "RSA key generation failed",
+                None,
+            );
+        }
+    };
+    let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = match pair.as_der() {
+        Ok(d) => d,
+        Err(_) => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PKCS#8 encoding failed",
+                None,
+            );
+        }
+    };
+    let public = pair.public_key();
+    let key_id = hex::encode(rand::random::<[u8; 20]>());
+    sim.lock().gcp_keys.insert(
+        key_id.clone(),
+        ServiceAccountKey {
+            email: email.to_owned(),
+            modulus: public.modulus().big_endian_without_leading_zero().to_vec(),
+            exponent: public.exponent().big_endian_without_leading_zero().to_vec(),
+        },
+    );
+    let body = STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let client_id: String = (0..21)
+        .map(|_| char::from(b'0' + rand::random_range(0..10u8)))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "type": "service_account",
+            "project_id": gcp.project_id.get_ref(),
+            "private_key_id": key_id,
+            "private_key": pem,
+            "client_email": email,
+            "client_id": client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}/token", sim.base),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{}", email.replace('@', "%40")),
+            "universe_domain": "googleapis.com",
+        }),
+    )
+}
+
+/// Deletes a key: assertions signed with it stop working at once, as in IAM.
+pub fn delete_key(sim: &Sim, key_id: &str) -> Response {
+    match sim.lock().gcp_keys.remove(key_id) {
+        Some(_) => json_response(StatusCode::OK, json!({})),
+        None => api_error(
+            StatusCode::NOT_FOUND,
+            format!("Service account key {key_id} does not exist."),
+            None,
+        ),
+    }
+}
+
+/// `POST /token` (oauth2.googleapis.com): the JWT bearer grant a service account key signs.
+pub async fn oauth2_token(sim: &Sim, req: &Req) -> Response {
+    let form = req.form();
+    let field = |k: &str| form_get(&form, k);
+    match field("grant_type") {
+        Some(JWT_BEARER) => {}
+        Some(other) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("Invalid grant_type: {other}"),
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Invalid grant_type: ",
+            );
+        }
+    }
+    let Some(assertion) = field("assertion") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
+    };
+    let invalid_grant =
+        |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d.to_owned());
+    let token = match Unverified::parse(assertion) {
+        Ok(t) => t,
+        Err(_) => {
+            return invalid_grant(
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+            );
+        }
+    };
+    let email = token.str_claim("iss").unwrap_or_default().to_owned();
+    let known = sim.state.file.gcp.as_ref().is_some_and(|g| {
+        g.service_accounts
+            .iter()
+            .any(|sa| sa.email.get_ref() == &email)
+    });
+    if !known {
+        return invalid_grant("Invalid grant: account not found");
+    }
+    let key = token
+        .kid
+        .as_deref()
+        .and_then(|kid| sim.lock().gcp_keys.get(kid).cloned())
+        .filter(|k| k.email == email);
+    match key {
+        Some(k) if token.verify_rs256(&k.modulus, &k.exponent) => {}
+        _ => return invalid_grant("Invalid JWT Signature."),
+    }
+    let own = format!("{}/token", sim.base);
+    let auds = token.audiences();
+    if !auds.iter().any(|a| a == GOOGLE_TOKEN_URI || a == &own) {
+        return invalid_grant(&format!(
+            "Invalid JWT: Failed audience check. The expected value was {GOOGLE_TOKEN_URI} but the actual value was {}",
+            auds.join(",")
+        ));
+    }
+    if check_times(&token, sim.now(), &SA_TIME).is_err() {
+        return invalid_grant(
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+        );
+    }
+    if token.str_claim("scope").is_none_or(str::is_empty) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Invalid OAuth scope or ID token audience provided.",
+        );
+    }
+    let exp = sim.now() + ACCESS_TOKEN_SECS;
+    let access = sim.issue(Grant::GcpServiceAccount { email, exp }, "ya29.c.sim-");
+    json_response(
+        StatusCode::OK,
+        json!({"access_token": access, "expires_in": ACCESS_TOKEN_SECS - 1, "token_type": "Bearer"}),
     )
 }

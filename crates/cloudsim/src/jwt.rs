@@ -100,6 +100,22 @@ impl Unverified {
             .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
     }
 
+    /// Checks an RS256 signature against a known public key (modulus and exponent, big-endian):
+    /// service account keys are looked up by `kid`, not fetched from an issuer.
+    pub fn verify_rs256(&self, modulus: &[u8], exponent: &[u8]) -> bool {
+        let key = DecodingKey::from_rsa_raw_components(modulus, exponent);
+        self.alg == "RS256"
+            && matches!(
+                jsonwebtoken::crypto::verify(
+                    &self.signature,
+                    self.signing_input.as_bytes(),
+                    &key,
+                    Algorithm::RS256,
+                ),
+                Ok(true)
+            )
+    }
+
     /// `aud` as a list, whether the token carries a string or an array.
     pub fn audiences(&self) -> Vec<String> {
         match self.claims.get("aud") {

@@ -249,6 +249,7 @@ pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
         iam_credentials_url: Some(base.clone()),
         secret_manager_url: Some(base.clone()),
         vertex_url: Some(base.clone()),
+        oauth2_url: Some(base.clone()),
         provider: g.providers.first().map(|p| {
             format!(
                 "projects/{}/locations/global/workloadIdentityPools/{}/providers/{}",
@@ -329,6 +330,9 @@ fn route(req: &Req) -> Option<&'static str> {
     }
     if p == "/v1/token" {
         return Some("gcp.sts");
+    }
+    if p == "/token" {
+        return Some("gcp.oauth2");
     }
     if p.starts_with("/v1/projects/-/serviceAccounts/") {
         return Some("gcp.iam");
@@ -423,6 +427,7 @@ async fn serve_request(sim: Arc<Sim>, vault: Option<&str>, request: Request<Body
     let path = req.path.clone();
     match endpoint {
         "gcp.sts" => gcp::sts_token(&sim, &req).await,
+        "gcp.oauth2" => gcp::oauth2_token(&sim, &req).await,
         "gcp.iam" => {
             let rest = path.trim_start_matches("/v1/projects/-/serviceAccounts/");
             match rest.strip_suffix(":generateAccessToken") {

@@ -140,6 +140,7 @@ pub struct Fault {
 
 pub const ENDPOINTS: &[&str] = &[
     "gcp.sts",
+    "gcp.oauth2",
     "gcp.iam",
     "gcp.secretmanager",
     "gcp.vertex",
@@ -167,6 +168,8 @@ pub struct Mutable {
     pub aws_secrets: BTreeMap<String, AwsSecret>,
     pub tokens: HashMap<String, Grant>,
     pub aws_sessions: HashMap<String, AwsSession>,
+    /// Service account keys created through the admin endpoint, by key id.
+    pub gcp_keys: HashMap<String, crate::gcp::ServiceAccountKey>,
     pub faults: Vec<Fault>,
     pub counts: BTreeMap<String, u64>,
     pub clock_offset: i64,

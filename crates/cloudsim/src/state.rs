@@ -137,6 +137,9 @@ pub struct AzureApp {
     pub name: Option<String>,
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// Client secrets (the static-credentials path: `client_secret` in the token request).
+    #[serde(default)]
+    pub client_secrets: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,8 +225,13 @@ pub struct AwsRole {
 #[serde(deny_unknown_fields)]
 pub struct AwsTrust {
     /// `arn:aws:iam::<account>:oidc-provider/<issuer host and path>`
-    pub federated: S<String>,
-    /// `StringEquals` conditions, keyed `<issuer host>:sub` / `<issuer host>:aud`.
+    #[serde(default)]
+    pub federated: Option<S<String>>,
+    /// IAM principals allowed to call `sts:AssumeRole` (user ARNs or the account root).
+    #[serde(default)]
+    pub aws: Vec<S<String>>,
+    /// `StringEquals` conditions, keyed `<issuer host>:sub` / `<issuer host>:aud`, or
+    /// `sts:ExternalId` for AWS principals.
     #[serde(default)]
     pub string_equals: BTreeMap<String, S<String>>,
     /// `StringLike` conditions (`*` and `?` wildcards).
@@ -594,30 +602,50 @@ impl Checker<'_> {
         }
         for (i, role) in aws.roles.iter().enumerate() {
             let at = format!("aws.roles[{i}]");
-            let fed = role.trust.federated.get_ref();
-            let prefix = format!("arn:aws:iam::{acct}:oidc-provider/");
-            match fed.strip_prefix(&prefix) {
-                Some(host) if !host.starts_with("http") && !host.ends_with('/') && !host.is_empty() => {
-                    if !aws.oidc_providers.iter().any(|p| provider_host(p.url.get_ref()) == host) {
-                        self.fail(role.trust.federated.span(), format!("{at}.trust.federated"), format!("no [[aws.oidc_providers]] entry has the host '{host}'"));
+            let trust = &role.trust;
+            match (&trust.federated, trust.aws.is_empty()) {
+                (Some(federated), true) => {
+                    let fed = federated.get_ref();
+                    let prefix = format!("arn:aws:iam::{acct}:oidc-provider/");
+                    match fed.strip_prefix(&prefix) {
+                        Some(host) if !host.starts_with("http") && !host.ends_with('/') && !host.is_empty() => {
+                            if !aws.oidc_providers.iter().any(|p| provider_host(p.url.get_ref()) == host) {
+                                self.fail(federated.span(), format!("{at}.trust.federated"), format!("no [[aws.oidc_providers]] entry has the host '{host}'"));
+                            }
+                        }
+                        _ => self.fail(
+                            federated.span(),
+                            format!("{at}.trust.federated"),
+                            format!("must be {prefix}<issuer host> — the host without https:// and without a trailing slash"),
+                        ),
+                    }
+                    for key in trust.string_equals.keys().chain(trust.string_like.keys()) {
+                        if !(key.ends_with(":sub") || key.ends_with(":aud")) {
+                            self.fail(federated.span(), format!("{at}.trust"), format!("condition key '{key}' is not supported: AWS only evaluates <host>:sub and <host>:aud for OIDC providers"));
+                        }
+                    }
+                }
+                (None, false) => {
+                    for principal in &trust.aws {
+                        let p = principal.get_ref();
+                        let user = p
+                            .strip_prefix(&format!("arn:aws:iam::{acct}:user/"))
+                            .is_some_and(|u| aws.users.iter().any(|x| x.name.get_ref() == u));
+                        if !(user || p == &format!("arn:aws:iam::{acct}:root")) {
+                            self.fail(principal.span(), format!("{at}.trust.aws"), format!("'{p}' is not arn:aws:iam::{acct}:root or the ARN of a declared [[aws.users]] entry"));
+                        }
+                    }
+                    for key in trust.string_equals.keys().chain(trust.string_like.keys()) {
+                        if key != "sts:ExternalId" {
+                            self.fail(role.name.span(), format!("{at}.trust"), format!("condition key '{key}' is not supported for AWS principals: use sts:ExternalId"));
+                        }
                     }
                 }
                 _ => self.fail(
-                    role.trust.federated.span(),
-                    format!("{at}.trust.federated"),
-                    format!("must be {prefix}<issuer host> — the host without https:// and without a trailing slash"),
+                    role.name.span(),
+                    format!("{at}.trust"),
+                    "set exactly one of federated (an OIDC provider, for workload identity) or aws (IAM principals, for AssumeRole with access keys)",
                 ),
-            }
-            for key in role
-                .trust
-                .string_equals
-                .keys()
-                .chain(role.trust.string_like.keys())
-            {
-                if !(key.ends_with(":sub") || key.ends_with(":aud")) {
-                    let span = role.trust.federated.span();
-                    self.fail(span, format!("{at}.trust"), format!("condition key '{key}' is not supported: AWS only evaluates <host>:sub and <host>:aud for OIDC providers"));
-                }
             }
             for (j, st) in role.policies.iter().enumerate() {
                 for a in &st.actions {

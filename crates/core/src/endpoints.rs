@@ -13,6 +13,8 @@ pub mod real {
     pub const GCP_IAM_CREDENTIALS: &str = "https://iamcredentials.googleapis.com";
     pub const GCP_SECRET_MANAGER: &str = "https://secretmanager.googleapis.com";
     pub const GCP_VERTEX: &str = "https://aiplatform.googleapis.com";
+    /// Google's OAuth 2.0 token endpoint host (service account keys, JWT bearer grant).
+    pub const GCP_OAUTH2: &str = "https://oauth2.googleapis.com";
     pub const AZURE_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
     pub const AWS_STS: &str = "https://sts.amazonaws.com";
 
@@ -47,6 +49,9 @@ pub struct GcpEndpoints {
     pub secret_manager_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertex_url: Option<String>,
+    /// Google's OAuth 2.0 token endpoint (`<oauth2_url>/token`), for service account keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2_url: Option<String>,
     /// `projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<id>`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
@@ -127,6 +132,15 @@ impl EndpointsFile {
             self.gcp.as_ref().and_then(|g| g.vertex_url.as_deref()),
             real::GCP_VERTEX,
         )
+    }
+
+    /// Where a service account key's JWT bearer grant goes, or `None` to use the key's own
+    /// `token_uri`.
+    pub fn gcp_oauth2(&self) -> Option<String> {
+        self.gcp
+            .as_ref()
+            .and_then(|g| g.oauth2_url.as_deref())
+            .map(|u| u.trim_end_matches('/').to_owned())
     }
 
     pub fn azure_authority_host(&self) -> String {

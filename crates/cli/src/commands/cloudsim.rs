@@ -22,6 +22,14 @@ pub async fn run(args: CloudsimArgs) -> anyhow::Result<ExitCode> {
     {
         return set_secret(&endpoints, &cloud, &name, &value).await;
     }
+    if let Some(CloudsimCommand::GcpKey {
+        endpoints,
+        email,
+        output,
+    }) = args.command
+    {
+        return gcp_key(&endpoints, &email, &output).await;
+    }
     if args.print_ca {
         let ca = keyward_cloudsim::tls::ensure_ca(&args.data_dir, keyward_cloudsim::clock::wall())?;
         print!("{}", ca.pem);
@@ -101,12 +109,13 @@ async fn shutdown_signal() {
     }
 }
 
-async fn set_secret(
+/// POSTs to a running simulator's admin endpoint `/_cloudsim/<path>`; the answer's JSON.
+async fn admin_post(
     endpoints: &Path,
     cloud: &str,
-    name: &str,
-    value: &str,
-) -> anyhow::Result<ExitCode> {
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(endpoints)
         .with_context(|| format!("cannot read the endpoints file {}", endpoints.display()))?;
     let file = EndpointsFile::from_json(&text)
@@ -134,8 +143,8 @@ async fn set_secret(
     }
     let resp = client
         .build()?
-        .post(format!("{}/_cloudsim/secrets", base.trim_end_matches('/')))
-        .json(&serde_json::json!({"cloud": cloud, "name": name, "value": value}))
+        .post(format!("{}/_cloudsim/{path}", base.trim_end_matches('/')))
+        .json(&body)
         .send()
         .await
         .with_context(|| {
@@ -144,16 +153,53 @@ async fn set_secret(
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
-        bail!(
-            "the simulator refused: {}",
-            body.get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("unknown error")
-        );
+        let message = body
+            .get("message")
+            .or_else(|| body.get("error").and_then(|e| e.get("message")))
+            .and_then(|m| m.as_str())
+            .unwrap_or("unknown error");
+        bail!("the simulator refused: {message}");
     }
+    Ok(body)
+}
+
+async fn set_secret(
+    endpoints: &Path,
+    cloud: &str,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<ExitCode> {
+    let body = admin_post(
+        endpoints,
+        cloud,
+        "secrets",
+        serde_json::json!({"cloud": cloud, "name": name, "value": value}),
+    )
+    .await?;
     println!(
         "{cloud} secret {name}: new version {}",
         body.get("version").and_then(|v| v.as_str()).unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn gcp_key(endpoints: &Path, email: &str, output: &Path) -> anyhow::Result<ExitCode> {
+    let key = admin_post(
+        endpoints,
+        "gcp",
+        "gcp/service-account-keys",
+        serde_json::json!({"email": email}),
+    )
+    .await?;
+    let text = serde_json::to_string_pretty(&key)?;
+    write_atomically(output, &text)
+        .with_context(|| format!("cannot write the key file {}", output.display()))?;
+    println!(
+        "created key {} for {email} in {}",
+        key.get("private_key_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?"),
+        output.display()
     );
     Ok(ExitCode::SUCCESS)
 }

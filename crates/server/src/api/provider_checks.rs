@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use keyward_cloud::{CloudError, Deadline, Presented, azure};
+use keyward_cloud::aws::SessionCredentials;
+use keyward_cloud::{CloudError, Deadline, Presented, Secret, Step, azure, gcp};
 use keyward_core::Audience;
-use keyward_core::secrets::AuthKind;
+use keyward_core::secrets::{AuthKind, ProviderKind};
 use keyward_store::{SecretProviderRow, WiConfigRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::secret_providers::{find, setting};
+use super::secret_providers::{StaticFields, find, open_static, setting};
 use super::wi_configs::identity_of;
 use super::workload_identity::{Subject, issue};
 use crate::auth::Caller;
@@ -23,16 +24,19 @@ use crate::state::AppState;
 const DEADLINE: Duration = Duration::from_secs(10);
 const HANDSHAKE_ONLY: &str = "A passing test proves the federation handshake (issuer, subject and audience accepted, the identity reachable); it does not prove per-secret permissions, which are exercised when a variable resolves at kickoff.";
 
-/// A federated session with the provider's cloud, as Test Connection and autocomplete need it.
-enum Session {
+const STATIC_ONLY: &str = "A passing test proves the static credentials authenticate (one authenticated call); it does not prove per-secret permissions, which are exercised when the automation is registered or redeployed.";
+
+/// A session with the provider's cloud, federated or static, as Test Connection, autocomplete
+/// and static resolution need it.
+pub(crate) enum Session {
     Gcp(keyward_cloud::gcp::AccessToken),
     Azure(keyward_cloud::azure::AccessToken),
     Aws(keyward_cloud::aws::SessionCredentials),
 }
 
-struct Handshake {
-    steps: Vec<Value>,
-    session: Option<Session>,
+pub(crate) struct Handshake {
+    pub(crate) steps: Vec<Value>,
+    pub(crate) session: Option<Session>,
     presented: Option<Presented>,
 }
 
@@ -65,14 +69,10 @@ async fn handshake(
     caller: &Caller,
     row: &SecretProviderRow,
 ) -> Result<Handshake, ApiError> {
-    if AuthKind::parse(&row.auth) != Ok(AuthKind::WorkloadIdentity) {
-        return Err(ApiError::Invalid {
-            code: "not_supported",
-            message: "this Keyward tests workload identity credentials; static credentials are exercised when the automation is redeployed".into(),
-            field: Some("auth"),
-        });
-    }
     let clouds = app.clouds()?;
+    if AuthKind::parse(&row.auth) == Ok(AuthKind::Static) {
+        return static_handshake(app, &clouds, row, &Deadline::after(DEADLINE)).await;
+    }
     let config = wi_config(app, row).await?;
     let identity = identity_of(&config)?;
     let audience: Audience = identity.audience();
@@ -180,6 +180,125 @@ async fn handshake(
     })
 }
 
+fn field<'a>(fields: &'a StaticFields, name: &str) -> &'a str {
+    fields.0.get(name).map(String::as_str).unwrap_or_default()
+}
+
+/// Signs in with the credential's static fields: one authenticated call per provider (two for
+/// AWS with a role: AssumeRole, then GetCallerIdentity as the role).
+pub(crate) async fn static_handshake(
+    app: &AppState,
+    clouds: &keyward_cloud::Clouds,
+    row: &SecretProviderRow,
+    deadline: &Deadline,
+) -> Result<Handshake, ApiError> {
+    let fields = open_static(app, row)?.ok_or_else(|| {
+        ApiError::invalid(
+            "static",
+            format!(
+                "no credential found: '{}' has no static credentials; set them with PATCH",
+                row.name
+            ),
+        )
+    })?;
+    let provider = ProviderKind::parse(&row.provider)
+        .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
+    let mut steps = Vec::new();
+    let session = match provider {
+        ProviderKind::GcpSecretManager => {
+            let key = Secret::new(field(&fields, "service_account_json"));
+            let step = Step::GcpServiceAccountKey.to_string();
+            match clouds.gcp().service_account_token(&key, deadline).await {
+                Ok(t) => {
+                    let who = gcp::key_file_info(key.expose())
+                        .map(|i| i.client_email)
+                        .unwrap_or_default();
+                    steps.push(step_ok(&step, format!("access token issued for {who}")));
+                    Some(Session::Gcp(t))
+                }
+                Err(e) => {
+                    steps.push(step_failed(&step, &e));
+                    None
+                }
+            }
+        }
+        ProviderKind::AzureKeyVault => {
+            let step = Step::EntraClientSecret.to_string();
+            let secret = Secret::new(field(&fields, "client_secret"));
+            match clouds
+                .azure()
+                .client_secret_token(
+                    field(&fields, "tenant_id"),
+                    field(&fields, "client_id"),
+                    &secret,
+                    azure::VAULT_SCOPE,
+                    deadline,
+                )
+                .await
+            {
+                Ok(t) => {
+                    steps.push(step_ok(&step, "vault-scoped access token issued".into()));
+                    Some(Session::Azure(t))
+                }
+                Err(e) => {
+                    steps.push(step_failed(&step, &e));
+                    None
+                }
+            }
+        }
+        ProviderKind::AwsSecretsManager => {
+            let region = setting(row, "region").unwrap_or_else(|| "us-east-1".into());
+            let aws = clouds.aws(&region);
+            let keys = SessionCredentials::static_keys(
+                field(&fields, "access_key_id"),
+                Secret::new(field(&fields, "secret_access_key")),
+            );
+            let role_arn = field(&fields, "role_arn");
+            let creds = if role_arn.is_empty() {
+                Some(keys)
+            } else {
+                let step = Step::AwsAssumeRoleStatic.to_string();
+                let external_id = Some(field(&fields, "external_id")).filter(|x| !x.is_empty());
+                let session = format!("keyward-{}", &row.id.to_string()[..8]);
+                match aws
+                    .assume_role(&keys, role_arn, &session, external_id, deadline)
+                    .await
+                {
+                    Ok(c) => {
+                        steps.push(step_ok(&step, format!("assumed {}", c.assumed_role_arn)));
+                        Some(c)
+                    }
+                    Err(e) => {
+                        steps.push(step_failed(&step, &e));
+                        None
+                    }
+                }
+            };
+            match creds {
+                None => None,
+                Some(creds) => match aws.get_caller_identity(&creds, deadline).await {
+                    Ok(me) => {
+                        steps.push(step_ok(
+                            &Step::AwsCallerIdentity.to_string(),
+                            format!("signed in as {}", me.arn),
+                        ));
+                        Some(Session::Aws(creds))
+                    }
+                    Err(e) => {
+                        steps.push(step_failed(&Step::AwsCallerIdentity.to_string(), &e));
+                        None
+                    }
+                },
+            }
+        }
+    };
+    Ok(Handshake {
+        steps,
+        session,
+        presented: None,
+    })
+}
+
 /// `POST /secret-providers/{id}/test`.
 pub async fn test(
     State(app): State<AppState>,
@@ -197,7 +316,7 @@ pub async fn test(
         "auth": row.auth,
         "steps": done.steps,
         "presented": done.presented.map(|p| json!({"iss": p.iss, "sub": p.sub, "aud": p.aud})),
-        "note": HANDSHAKE_ONLY,
+        "note": if AuthKind::parse(&row.auth) == Ok(AuthKind::Static) { STATIC_ONLY } else { HANDSHAKE_ONLY },
     })))
 }
 

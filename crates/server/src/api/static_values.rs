@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use keyward_cloud::aws::SessionCredentials;
 use keyward_cloud::{Cause, Deadline, Secret};
 use keyward_core::secrets::{AuthKind, ProviderKind, SecretRef, json_field};
 use keyward_core::{AutomationId, OrgId};
@@ -14,7 +13,8 @@ use keyward_store::{EnvVarRow, ResolvedValue, SecretProviderRow};
 use serde_json::{Value, json};
 
 use super::automations::{self, resolved_aad};
-use super::secret_providers::{open_static, setting};
+use super::provider_checks::{Handshake, Session, static_handshake};
+use super::secret_providers::setting;
 use crate::audit::kind;
 use crate::auth::Caller;
 use crate::clock;
@@ -38,8 +38,9 @@ fn static_credential<'a>(
     (AuthKind::parse(&credential.auth) == Ok(AuthKind::Static)).then_some(credential)
 }
 
-/// Fetches and seals every static-backed value of `vars` for `automation`. Any failure is a 400
-/// naming each variable; nothing is stored then.
+/// Fetches and seals every static-backed value of `vars` for `automation`: one sign-in per
+/// credential, then one read per variable. Any failure is a 400 naming each variable; nothing is
+/// stored then.
 pub(crate) async fn resolve(
     app: &AppState,
     org: OrgId,
@@ -47,11 +48,20 @@ pub(crate) async fn resolve(
     vars: &[EnvVarRow],
 ) -> Result<Vec<ResolvedValue>, ApiError> {
     let credentials = app.store.list_secret_providers(org).await?;
-    let wanted: Vec<(&EnvVarRow, &SecretProviderRow)> = vars
-        .iter()
-        .filter_map(|v| static_credential(v, &credentials).map(|c| (v, c)))
-        .collect();
-    if wanted.is_empty() {
+    let mut by_credential: Vec<(&SecretProviderRow, Vec<&EnvVarRow>)> = Vec::new();
+    for var in vars {
+        let Some(credential) = static_credential(var, &credentials) else {
+            continue;
+        };
+        match by_credential
+            .iter_mut()
+            .find(|(c, _)| c.id == credential.id)
+        {
+            Some((_, list)) => list.push(var),
+            None => by_credential.push((credential, vec![var])),
+        }
+    }
+    if by_credential.is_empty() {
         return Ok(Vec::new());
     }
     let clouds = app.clouds()?;
@@ -59,17 +69,54 @@ pub(crate) async fn resolve(
     let now = clock::now();
     let mut values = Vec::new();
     let mut problems = Vec::new();
-    for (var, credential) in wanted {
-        match fetch(app, &clouds, var, credential, &deadline).await {
-            Ok(value) => values.push(ResolvedValue {
-                env_var_id: var.id,
-                sealed_value: app
-                    .master
-                    .seal(&resolved_aad(automation, var.id), value.expose().as_bytes())
-                    .map_err(|e| ApiError::internal(format!("sealing a resolved value: {e}")))?,
-                resolved_at: now,
-            }),
-            Err(problem) => problems.push(problem),
+    for (credential, vars) in by_credential {
+        let session = match static_handshake(app, &clouds, credential, &deadline).await {
+            Ok(Handshake {
+                session: Some(session),
+                ..
+            }) => session,
+            Ok(Handshake { steps, .. }) => {
+                let why = steps
+                    .last()
+                    .map(|s| {
+                        format!(
+                            "{} failed: {} {}",
+                            s["step"].as_str().unwrap_or_default(),
+                            s["code"].as_str().unwrap_or_default(),
+                            s["cause"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                for var in vars {
+                    problems.push(format!(
+                        "{}: the static credentials of '{}' did not sign in ({why})",
+                        var.key, credential.name
+                    ));
+                }
+                continue;
+            }
+            Err(ApiError::Invalid { message, .. }) => {
+                for var in vars {
+                    problems.push(format!("{}: {message}", var.key));
+                }
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        for var in vars {
+            match fetch(&clouds, var, credential, &session, &deadline).await {
+                Ok(value) => values.push(ResolvedValue {
+                    env_var_id: var.id,
+                    sealed_value: app
+                        .master
+                        .seal(&resolved_aad(automation, var.id), value.expose().as_bytes())
+                        .map_err(|e| {
+                            ApiError::internal(format!("sealing a resolved value: {e}"))
+                        })?,
+                    resolved_at: now,
+                }),
+                Err(problem) => problems.push(problem),
+            }
         }
     }
     if problems.is_empty() {
@@ -87,74 +134,56 @@ pub(crate) async fn resolve(
     }
 }
 
+/// Reads one variable's secret with a signed-in session, and its `#json_key` field if named.
 async fn fetch(
-    app: &AppState,
     clouds: &keyward_cloud::Clouds,
     var: &EnvVarRow,
     credential: &SecretProviderRow,
+    session: &Session,
     deadline: &Deadline,
 ) -> Result<Secret, String> {
     let reference = SecretRef::parse(var.secret_name.as_deref().unwrap_or_default())
         .map_err(|e| format!("{}: {e}", var.key))?;
     let provider =
         ProviderKind::parse(&credential.provider).map_err(|e| format!("{}: {e}", var.key))?;
-    let fields = open_static(app, credential)
-        .map_err(|_| {
-            format!(
-                "{}: the static credentials of '{}' cannot be opened",
-                var.key, credential.name
-            )
-        })?
-        .ok_or_else(|| {
-            format!(
-                "no credential found for {}: '{}' has no static credentials",
-                var.key, credential.name
-            )
-        })?;
-    let value = match provider {
-        ProviderKind::AwsSecretsManager => {
-            if fields.0.contains_key("role_arn") {
+    let name = reference.provider_name(provider);
+    let read = match session {
+        Session::Gcp(token) => {
+            let project = setting(credential, "project").unwrap_or_default();
+            clouds
+                .gcp()
+                .access_secret(token, &project, &name, "latest", deadline)
+                .await
+        }
+        Session::Azure(token) => {
+            let Some(vault) = setting(credential, "vault_url") else {
                 return Err(format!(
-                    "{}: static AWS credentials with role_arn (AssumeRole) are not supported yet; use the access key's own permissions",
-                    var.key
+                    "azure_vault_url is required for Azure secret resolution: {} (set vault_url on credential '{}')",
+                    var.key, credential.name
                 ));
-            }
-            let keys = SessionCredentials::static_keys(
-                fields
-                    .0
-                    .get("access_key_id")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-                Secret::new(
-                    fields
-                        .0
-                        .get("secret_access_key")
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-            );
+            };
+            clouds
+                .azure()
+                .get_secret(token, &vault, &name, None, deadline)
+                .await
+        }
+        Session::Aws(creds) => {
             let region = setting(credential, "region").unwrap_or_else(|| "us-east-1".into());
-            let name = reference.provider_name(provider);
             clouds
                 .aws(&region)
-                .get_secret_value(&keys, &name, deadline)
+                .get_secret_value(creds, &name, deadline)
                 .await
-                .map_err(|e| match e.cause() {
-                    Some(Cause::SecretNotFound) => format!(
-                        "secret not found: {} (aws_secrets_manager secret '{name}' through credential '{}')",
-                        var.key, credential.name
-                    ),
-                    _ => format!("{}: {e}", var.key),
-                })?
-        }
-        other => {
-            return Err(format!(
-                "{}: static credentials for {} are not supported yet; use workload identity for it",
-                var.key,
-                other.as_str()
-            ));
         }
     };
+    let value = read.map_err(|e| match e.cause() {
+        Some(Cause::SecretNotFound) => format!(
+            "secret not found: {} ({} secret '{name}' through credential '{}')",
+            var.key,
+            provider.as_str(),
+            credential.name
+        ),
+        _ => format!("{}: {e}", var.key),
+    })?;
     match &reference.json_key {
         None => Ok(value),
         Some(key) => json_field(value.expose(), key)
