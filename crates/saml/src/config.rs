@@ -204,3 +204,72 @@ fn check_url(what: &str, value: &str) -> Result<(), SamlError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A public test certificate (self-signed, CN=idp; its key was thrown away).
+    pub(crate) const CERT_B64: &str = "MIIC/TCCAeWgAwIBAgIUUovgcaPTg/PgTFYDZnbS1HXiJ9UwDQYJKoZIhvcNAQELBQAwDjEMMAoGA1UEAwwDaWRwMB4XDTI2MTEyMjIzNDk1OVoXDTI2MTEyNDIzNDk1OVowDjEMMAoGA1UEAwwDaWRwMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwt8IOgwNOVO90Sla/aUW2RIrJpALDDwSHvrmBT8zdsjOZkY4La/dTaRF6lRC3BbgXttX63MyaHiBo6BC8V8jrBoGeKDGioLZtl2dlw69aQY67Q2mGr4mIFuhqkHsoY9I883WnBlkK/i7ZWnpSnw9EK4rDhRhDX9AIORK1szLeFUMOtX0ThcyruUl4+N+u4njDuOAQxXZ3duaDj9upFZ1gmm0Uax78wOCtKOHjOLjLK3HbZQwHfcE0Mp4HN06loiSDfV1O1JDErCjbkA4ydvo16W87ba4jtpV3Nf9pljbhgkEydaRuXOerFfJdb0YVEHjFAAPn9Om0bX1hQohU4TVMwIDAQABo1MwUTAdBgNVHQ4EFgQURPieO8shNfOBSoYcnfOOQFCbd6IwHwYDVR0jBBgwFoAURPieO8shNfOBSoYcnfOOQFCbd6IwDwYDVR0TAQH/BAUwAwEB/zANBgkqhkiG9w0BAQsFAAOCAQEAiWuujb8Z99dhf9XGmGHqu2j6t0ThnHh25Tx06yvEl5kO7STPvkp2EaFuJMlekaOW4154L7hnAxQMQo18/it4scS0gKdvNqYrDxWk85FJFyf7Jz/kniXiz1hYdlO4mNP+cdYsFWtASq/8TVeeEzfpWNmjVNL+tP5Dcb7TvMI3R3Rl8KpHmVQBx35HcvpITl2RBWITb8mg7bFYn9tiqklhn9m3whViFmM1wWclDKv0LxVOKWH0uV47oa69uSqoSFy0baa26pzWWNE7H7igrQzE5ZTMfqRd6U2PGBbbkZf0JVeb1IFMGYo1stzyP7isUg4Krfny6EFPzxSkA6DZOhsD1A==";
+
+    /// Shaped like Entra ID's federation metadata: a signed EntityDescriptor, WS-Fed
+    /// RoleDescriptors with their own certificates, and the SAML IDPSSODescriptor.
+    fn entra_like_metadata() -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<EntityDescriptor ID="_m1" entityID="https://sts.windows.net/t-1/" xmlns="urn:oasis:names:tc:SAML:2.0:metadata">
+  <Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/></Signature>
+  <RoleDescriptor xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="fed:SecurityTokenServiceType" xmlns:fed="http://docs.oasis-open.org/wsfed/federation/200706">
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>not-read</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+  </RoleDescriptor>
+  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>
+      {CERT_B64}
+    </X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <KeyDescriptor use="encryption"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>not-read</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://login.microsoftonline.com/t-1/saml2"/>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://login.microsoftonline.com/t-1/saml2/post"/>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://login.microsoftonline.com/t-1/saml2"/>
+  </IDPSSODescriptor>
+</EntityDescriptor>"#
+        )
+    }
+
+    #[test]
+    fn entra_metadata_yields_issuer_redirect_sso_and_only_the_saml_signing_cert() {
+        let idp = IdpConfig::from_metadata(&entra_like_metadata()).unwrap();
+        assert_eq!(idp.entity_id, "https://sts.windows.net/t-1/");
+        assert_eq!(idp.sso_url, "https://login.microsoftonline.com/t-1/saml2");
+        assert_eq!(idp.signing_certs.len(), 1);
+    }
+
+    #[test]
+    fn entra_id_helper_uses_the_tenant_endpoints() {
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{CERT_B64}\n-----END CERTIFICATE-----\n");
+        let idp = IdpConfig::entra_id("t-1", &pem).unwrap();
+        assert_eq!(
+            idp,
+            IdpConfig::from_metadata(&entra_like_metadata()).unwrap()
+        );
+        assert!(IdpConfig::entra_id("../evil", &pem).is_err());
+    }
+
+    #[test]
+    fn metadata_without_an_idp_or_a_cert_is_refused_with_a_reason() {
+        let err = IdpConfig::from_metadata(
+            r#"<EntityDescriptor entityID="x" xmlns="urn:oasis:names:tc:SAML:2.0:metadata"/>"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no IdP"), "{err}");
+        let err = IdpConfig::new("https://idp", "https://idp/sso", "").unwrap_err();
+        assert!(matches!(err, SamlError::Certificate(_)), "{err}");
+    }
+
+    #[test]
+    fn sp_settings_are_validated() {
+        let idp = IdpConfig::new("https://idp", "https://idp/sso", CERT_B64).unwrap();
+        assert!(SpConfig::new("", "https://sp/acs", idp.clone()).is_err());
+        assert!(SpConfig::new("https://sp", "not a url", idp.clone()).is_err());
+        assert!(SpConfig::new("https://sp", "https://sp/acs", idp).is_ok());
+    }
+}

@@ -35,6 +35,37 @@ pub struct PostForm {
     pub relay_state: String,
 }
 
+impl PostForm {
+    /// A minimal page that posts the form at once. `script_nonce` is the CSP nonce of the page,
+    /// if the server sends a `script-src 'nonce-…'` policy; without script the button remains.
+    pub fn html(&self, script_nonce: Option<&str>) -> String {
+        let nonce = script_nonce
+            .map(|n| format!(" nonce=\"{}\"", escape(n)))
+            .unwrap_or_default();
+        let relay = if self.relay_state.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r#"<input type="hidden" name="RelayState" value="{}">"#,
+                escape(&self.relay_state)
+            )
+        };
+        format!(
+            concat!(
+                r#"<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signing in…</title></head><body>"#,
+                r#"<form method="post" action="{action}">"#,
+                r#"<input type="hidden" name="SAMLRequest" value="{req}">{relay}"#,
+                r#"<noscript><button type="submit">Continue to sign in</button></noscript></form>"#,
+                r#"<script{nonce}>document.forms[0].submit();</script></body></html>"#
+            ),
+            action = escape(&self.action),
+            req = escape(&self.saml_request),
+            relay = relay,
+            nonce = nonce,
+        )
+    }
+}
+
 /// A new AuthnRequest in both bindings; send the browser to one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthnRequest {
@@ -120,4 +151,70 @@ pub(crate) fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::config::IdpConfig;
+    use crate::config::tests::CERT_B64;
+
+    fn cfg() -> SpConfig {
+        let idp = IdpConfig::new(
+            "https://idp.test",
+            "https://idp.test/sso?tenant=a",
+            CERT_B64,
+        )
+        .unwrap();
+        SpConfig::new("https://sp.test/saml", "https://sp.test/acs?x=1&y=2", idp).unwrap()
+    }
+
+    #[test]
+    fn redirect_url_carries_the_deflated_request_and_relay_state() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let req = build(&cfg(), "back=/c", now).unwrap();
+        assert!(req.pending.id.starts_with('_'));
+        assert_eq!(req.pending.issued_at, 1_800_000_000);
+        let url = url::Url::parse(&req.redirect_url).unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "a");
+        assert_eq!(q["RelayState"], "back=/c");
+        let deflated = STANDARD.decode(&q["SAMLRequest"]).unwrap();
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(deflated.as_slice())
+            .read_to_string(&mut xml)
+            .unwrap();
+        assert_eq!(xml, req.xml);
+        assert!(xml.contains(&format!(r#"ID="{}""#, req.pending.id)));
+        assert!(xml.contains(r#"IssueInstant="2027-01-15T08:00:00Z""#));
+        assert!(xml.contains(r#"AssertionConsumerServiceURL="https://sp.test/acs?x=1&amp;y=2""#));
+        assert!(roxmltree::Document::parse(&xml).is_ok());
+        assert_eq!(
+            STANDARD.decode(&req.post_form.saml_request).unwrap(),
+            xml.as_bytes()
+        );
+    }
+
+    #[test]
+    fn post_form_page_escapes_its_values() {
+        let form = PostForm {
+            action: "https://idp.test/sso?a=1&b=\"2\"".into(),
+            saml_request: "PHg+".into(),
+            relay_state: "<script>".into(),
+        };
+        let html = form.html(Some("n0"));
+        assert!(html.contains(r#"action="https://idp.test/sso?a=1&amp;b=&quot;2&quot;""#));
+        assert!(html.contains(r#"value="&lt;script&gt;""#));
+        assert!(html.contains(r#"<script nonce="n0">"#));
+    }
+
+    #[test]
+    fn long_relay_state_is_refused() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let err = build(&cfg(), &"x".repeat(81), now).unwrap_err();
+        assert!(err.to_string().contains("at most 80"), "{err}");
+    }
 }

@@ -20,7 +20,32 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, SamlError> {
         allow_dtd: false,
         nodes_limit: NODES_LIMIT,
     };
-    Document::parse_with_options(text, opts).map_err(|e| SamlError::Xml(e.to_string()))
+    let doc =
+        Document::parse_with_options(text, opts).map_err(|e| SamlError::Xml(e.to_string()))?;
+    check_depth(&doc)?;
+    Ok(doc)
+}
+
+/// Real SAML nests about 8 deep. Canonicalization recurses per level, so an unauthenticated
+/// document nested thousands deep (behind a replayed, valid SignedInfo) must stop here rather
+/// than overflow the stack.
+const MAX_DEPTH: usize = 64;
+
+fn check_depth(doc: &Document<'_>) -> Result<(), SamlError> {
+    let mut stack = vec![(doc.root(), 0usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(SamlError::Xml(format!(
+                "elements are nested more than {MAX_DEPTH} deep"
+            )));
+        }
+        stack.extend(
+            node.children()
+                .filter(|c| c.is_element())
+                .map(|c| (c, depth + 1)),
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn is(node: Node<'_, '_>, ns: &str, local: &str) -> bool {
@@ -86,4 +111,25 @@ pub(crate) fn simple_text(node: Node<'_, '_>) -> Option<String> {
 
 pub(crate) fn trimmed_text(node: Node<'_, '_>) -> String {
     text(node).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_and_dtds_are_refused() {
+        let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
+        assert!(matches!(parse(&deep), Err(SamlError::Xml(_))));
+        let shallow = format!("{}{}", "<a>".repeat(10), "</a>".repeat(10));
+        assert!(parse(&shallow).is_ok());
+        let dtd = r#"<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>"#;
+        assert!(matches!(parse(dtd), Err(SamlError::Xml(_))));
+    }
+
+    #[test]
+    fn text_joins_around_comments() {
+        let doc = parse("<a>admin@x.test<!---->.evil.test</a>").unwrap();
+        assert_eq!(text(doc.root_element()), "admin@x.test.evil.test");
+    }
 }
