@@ -14,6 +14,7 @@ mod doctor;
 mod env_vars;
 mod issuer;
 mod moto;
+mod people;
 mod provider_checks;
 mod rotation;
 mod run;

@@ -513,6 +513,12 @@ pub struct ServeArgs {
     /// An endpoints file (`keyward cloudsim --print-json`): the server's cloud calls go there.
     #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
     pub cloud_endpoints: Option<PathBuf>,
+    /// How long a CLI device login waits for approval (default 10m; AUTH_PROVIDER=local).
+    #[arg(long, env = "KEYWARD_DEVICE_CODE_TTL", value_parser = parse_duration)]
+    pub device_code_ttl: Option<i64>,
+    /// The polling interval the device flow asks CLIs for (default 5s).
+    #[arg(long, env = "KEYWARD_DEVICE_INTERVAL", value_parser = parse_duration)]
+    pub device_interval: Option<i64>,
 }
 
 #[derive(Debug, Args)]
