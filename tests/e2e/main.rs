@@ -15,6 +15,7 @@ mod env_vars;
 mod issuer;
 mod moto;
 mod people;
+mod people_cli;
 mod provider_checks;
 mod rotation;
 mod run;
