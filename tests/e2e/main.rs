@@ -16,6 +16,7 @@ mod issuer;
 mod moto;
 mod people;
 mod people_cli;
+mod people_local;
 mod provider_checks;
 mod rotation;
 mod run;

@@ -19,7 +19,7 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
-use crate::people::{api as people_api, device, pages};
+use crate::people::{api as people_api, device, invitations, pages};
 use crate::state::AppState;
 use crate::{issuer, ops};
 
@@ -55,6 +55,7 @@ const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Man
 const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
 const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
 const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
+const INVITATIONS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
 const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
 
 /// The whole API surface.
@@ -82,6 +83,9 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/api/v1/me/totp" => Need::Person, people_api::enable_totp;
         DELETE "/api/v1/me/totp" => Need::Person, people_api::disable_totp;
         GET "/crewai_plus/api/v1/me/organizations" => Need::Person, people_api::organizations;
+        POST "/api/v1/invitations" => INVITATIONS_MANAGE, invitations::create;
+        GET "/invite" => Need::Public, invitations::page_get;
+        POST "/invite" => Need::Public, invitations::accept;
 
         GET "/api/v1/orgs" => Need::Person, orgs::list;
         POST "/api/v1/orgs" => Need::Person, orgs::create;

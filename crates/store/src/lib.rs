@@ -169,6 +169,12 @@ pub trait PeopleStore: Send + Sync {
 
     /// Adds `user` to `org` with `role`; `Conflict { field: "member" }` if already a member.
     async fn add_membership(&self, org: OrgId, user: UserId, role: &str, now: i64) -> Result<()>;
+
+    async fn create_invitation(&self, row: &InvitationRow) -> Result<()>;
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<InvitationRow>>;
+    /// Marks an unexpired, unaccepted invitation accepted and returns it; `None` otherwise.
+    /// Atomic: an invitation is accepted once.
+    async fn accept_invitation(&self, hash: &str, now: i64) -> Result<Option<InvitationRow>>;
 }
 
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].

@@ -322,3 +322,16 @@ pub struct WebSessionRow {
     pub created_at: i64,
     pub expires_at: i64,
 }
+
+/// An invitation to an organization (local provider), by the SHA-256 of its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub hash: String,
+    pub org_id: OrgId,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<UserId>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
+}

@@ -36,6 +36,22 @@ macro_rules! impl_people_store {
                 })
             }
 
+            const INVITATION_COLUMNS: &str =
+                "hash, org_id, email, role, invited_by, created_at, expires_at, accepted_at";
+
+            fn invitation_row(r: &DbRow) -> Result<InvitationRow> {
+                Ok(InvitationRow {
+                    hash: r.try_get("hash")?,
+                    org_id: parse_id("invitations.org_id", &r.try_get::<String, _>("org_id")?)?,
+                    email: r.try_get("email")?,
+                    role: r.try_get("role")?,
+                    invited_by: parse_opt_id("invitations.invited_by", r.try_get("invited_by")?)?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    accepted_at: r.try_get("accepted_at")?,
+                })
+            }
+
             fn window_start(now: i64, window: i64) -> i64 {
                 let window = window.max(1);
                 now - now.rem_euclid(window)
@@ -280,6 +296,51 @@ macro_rules! impl_people_store {
                         Some(r) => Ok(r.try_get("count")?),
                         None => Ok(0),
                     }
+                }
+
+                async fn create_invitation(&self, i: &InvitationRow) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO invitations (hash, org_id, email, role, invited_by, created_at, expires_at, \
+                         accepted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&i.hash)
+                    .bind(i.org_id.to_string())
+                    .bind(&i.email)
+                    .bind(&i.role)
+                    .bind(i.invited_by.map(|u| u.to_string()))
+                    .bind(i.created_at)
+                    .bind(i.expires_at)
+                    .bind(i.accepted_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict("invitation"))?;
+                    Ok(())
+                }
+
+                async fn invitation_by_hash(&self, hash: &str) -> Result<Option<InvitationRow>> {
+                    let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE hash = $1");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(hash)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(invitation_row)
+                        .transpose()
+                }
+
+                async fn accept_invitation(&self, hash: &str, now: i64) -> Result<Option<InvitationRow>> {
+                    let sql = format!(
+                        "UPDATE invitations SET accepted_at = $2 WHERE hash = $1 AND accepted_at IS NULL \
+                         AND expires_at > $2 RETURNING {INVITATION_COLUMNS}"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(hash)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(invitation_row)
+                        .transpose()
                 }
 
                 async fn add_membership(

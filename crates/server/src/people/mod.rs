@@ -5,6 +5,7 @@
 pub mod access;
 pub mod api;
 pub mod device;
+pub mod invitations;
 pub mod local;
 pub mod pages;
 pub mod provider;

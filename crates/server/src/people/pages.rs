@@ -19,7 +19,7 @@ use crate::clock;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -34,7 +34,21 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with_csp(
+        status,
+        title,
+        body,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    )
+}
+
+pub(crate) fn page_with_csp(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    csp: &'static str,
+) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Keyward</title>\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -49,15 +63,13 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
 
-fn error_page(e: ApiError) -> Response {
+pub(crate) fn error_page(e: ApiError) -> Response {
     let response = e.into_response();
     let status = response.status();
     let message = match status {
@@ -76,7 +88,7 @@ fn error_page(e: ApiError) -> Response {
     )
 }
 
-fn redirect(location: &str) -> Response {
+pub(crate) fn redirect(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -164,24 +176,7 @@ pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
             {
                 return error_page(e.into());
             }
-            let secure = if app
-                .config
-                .public_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("https://"))
-            {
-                "; Secure"
-            } else {
-                ""
-            };
-            let cookie = format!(
-                "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL}{secure}"
-            );
-            let mut response = redirect(&next);
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            response
+            signed_in(&app, &session, &next)
         }
         Err(SignInError::Other(e)) => error_page(e),
         Err(refusal) => {
@@ -210,6 +205,28 @@ pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
             )
         }
     }
+}
+
+/// A redirect to `next` that sets the session cookie.
+pub(crate) fn signed_in(app: &AppState, session: &str, next: &str) -> Response {
+    let secure = if app
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+    {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL}{secure}"
+    );
+    let mut response = redirect(next);
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// `POST /logout`: ends the console session.

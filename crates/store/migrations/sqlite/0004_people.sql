@@ -41,3 +41,15 @@ CREATE TABLE rate_counters (
     window_start INTEGER NOT NULL,
     count INTEGER NOT NULL
 );
+
+-- Invitations of the local provider, by SHA-256 of the secret in the invitation link.
+CREATE TABLE invitations (
+    hash TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT REFERENCES users(id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    accepted_at INTEGER
+);
