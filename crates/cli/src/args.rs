@@ -44,6 +44,64 @@ pub enum Command {
     Env(EnvArgs),
     /// Automations: redeploy resolves static-backed values anew.
     Automation(AutomationArgs),
+    /// Sign in through the device flow of the configured identity provider (`keyward configure` first).
+    Login(PeopleArgs),
+    /// Forget the stored access token.
+    Logout(PeopleArgs),
+    /// Set the CLI up from a Keyward server's /auth/parameters.
+    Configure(ConfigureArgs),
+    /// Show, change or reset the CLI settings (the CrewAI CLI's keys).
+    Config(ConfigArgs),
+    /// Your organizations: list them, or choose the one commands act in.
+    Org(OrgArgs),
+}
+
+/// How the people's CLI reaches Keyward and the identity provider.
+#[derive(Debug, Clone, Args)]
+pub struct PeopleArgs {
+    /// A CA certificate to trust besides the system's (Keyward's generated keyward-data/tls/ca.pem).
+    #[arg(long, env = "KEYWARD_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// The Keyward server, e.g. https://keyward.example.com
+    pub url: String,
+    #[command(flatten)]
+    pub people: PeopleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting.
+    List,
+    /// Validate and set one setting.
+    Set { key: String, value: String },
+    /// Forget every setting.
+    Reset,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgArgs {
+    #[command(flatten)]
+    pub people: PeopleArgs,
+    #[command(subcommand)]
+    pub command: OrgCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// List your organizations (the current one is marked).
+    List,
+    /// Act in this organization from now on.
+    Switch { org_uuid: String },
 }
 
 #[derive(Debug, Args)]
@@ -513,6 +571,12 @@ pub struct ServeArgs {
     /// An endpoints file (`keyward cloudsim --print-json`): the server's cloud calls go there.
     #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
     pub cloud_endpoints: Option<PathBuf>,
+    /// How long a CLI device login waits for approval (default 10m; AUTH_PROVIDER=local).
+    #[arg(long, env = "KEYWARD_DEVICE_CODE_TTL", value_parser = parse_duration)]
+    pub device_code_ttl: Option<i64>,
+    /// The polling interval the device flow asks CLIs for (default 5s).
+    #[arg(long, env = "KEYWARD_DEVICE_INTERVAL", value_parser = parse_duration)]
+    pub device_interval: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,11 @@ fn main() -> ExitCode {
             Command::SecretProvider(args) => commands::secrets::provider(args).await,
             Command::Env(args) => commands::secrets::env(args).await,
             Command::Automation(args) => commands::secrets::automation(args).await,
+            Command::Login(args) => commands::people::login(args).await,
+            Command::Logout(_) => commands::people::logout(),
+            Command::Configure(args) => commands::people::configure(args).await,
+            Command::Config(args) => commands::people::config(args),
+            Command::Org(args) => commands::people::org(args).await,
         }
     });
     match result {

@@ -16,6 +16,16 @@ pub mod kind {
     pub const BOOTSTRAP_COMPLETED: &str = "bootstrap.completed";
     pub const SETUP_LINK_ISSUED: &str = "setup.link_issued";
     pub const LOGIN: &str = "auth.login";
+    pub const LOGIN_FAILED: &str = "auth.login_failed";
+    pub const LOGOUT: &str = "auth.logout";
+    pub const PASSWORD_SET: &str = "auth.password_set";
+    pub const TOTP_ENABLED: &str = "auth.totp_enabled";
+    pub const TOTP_DISABLED: &str = "auth.totp_disabled";
+    pub const DEVICE_APPROVED: &str = "device.approved";
+    pub const DEVICE_DENIED: &str = "device.denied";
+    pub const DEVICE_TOKEN_ISSUED: &str = "device.token_issued";
+    pub const INVITATION_CREATED: &str = "invitation.created";
+    pub const INVITATION_ACCEPTED: &str = "invitation.accepted";
     pub const ORG_CREATED: &str = "org.created";
     pub const AUTOMATION_CREATED: &str = "automation.created";
     pub const AUTOMATION_UPDATED: &str = "automation.updated";

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyward_core::permission::RoleGrants;
 use keyward_core::{AutomationId, Need, OrgId, UserId};
-use keyward_store::{ResolvedToken, TokenKind, secret};
+use keyward_store::{ResolvedToken, TokenKind, UserRow, secret};
 
 use crate::clock;
 use crate::error::ApiError;
@@ -118,6 +118,14 @@ pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next)
     }
 }
 
+/// What a bearer token turned out to be.
+enum Bearer {
+    /// A personal access token or an automation token, from the store.
+    Stored(Box<ResolvedToken>),
+    /// An access token of Keyward's own identity provider (`local`), for this person.
+    Access(UserRow),
+}
+
 #[tracing::instrument(skip_all)]
 async fn resolve(
     app: &AppState,
@@ -126,22 +134,32 @@ async fn resolve(
     ip: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    let resolved = lookup(app, token).await?;
-    match (need, resolved.token.kind) {
-        (Need::Public, _) => Err(ApiError::internal("public routes are not authorized")),
-        (Need::Automation, TokenKind::Automation) => automation_caller(&resolved, ip),
-        (Need::Automation, TokenKind::Personal) => Err(ApiError::Forbidden {
+    let found = if crate::people::access::looks_like_jwt(token) {
+        Bearer::Access(crate::people::access::person(app, token).await?)
+    } else {
+        Bearer::Stored(Box::new(lookup(app, token).await?))
+    };
+    let kind = match &found {
+        Bearer::Stored(resolved) => resolved.token.kind,
+        Bearer::Access(_) => TokenKind::Personal,
+    };
+    match (need, kind, &found) {
+        (Need::Public, _, _) => Err(ApiError::internal("public routes are not authorized")),
+        (Need::Automation, TokenKind::Automation, Bearer::Stored(resolved)) => {
+            automation_caller(resolved, ip)
+        }
+        (Need::Automation, _, _) => Err(ApiError::Forbidden {
             code: "wrong_token_kind",
-            message: "this runtime endpoint takes an automation token (create one with POST /api/v1/automations/{id}/tokens), not a personal access token".into(),
+            message: "this runtime endpoint takes an automation token (create one with POST /api/v1/automations/{id}/tokens), not a person's token".into(),
         }),
-        (_, TokenKind::Automation) => Err(wrong_kind()),
-        (Need::Person, TokenKind::Personal) => {
-            let principal = person(&resolved)?;
+        (_, TokenKind::Automation, _) => Err(wrong_kind()),
+        (Need::Person, TokenKind::Personal, _) => {
+            let principal = person(&found)?;
             let org = select_org(app, &principal, headers, false).await?;
             Ok(Caller { principal, org, ip })
         }
-        (Need::Feature(feature, level), TokenKind::Personal) => {
-            let principal = person(&resolved)?;
+        (Need::Feature(feature, level), TokenKind::Personal, _) => {
+            let principal = person(&found)?;
             let org = select_org(app, &principal, headers, true).await?;
             let ctx = org.as_ref().ok_or_else(|| ApiError::internal("organization required"))?;
             if !ctx.role.allows(feature, level) {
@@ -161,7 +179,7 @@ async fn resolve(
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| ApiError::Unauthenticated {
         code: "missing_token",
-        message: "send 'Authorization: Bearer <token>' (a personal access token, or an automation token for runtime endpoints)".into(),
+        message: "send 'Authorization: Bearer <token>' (a personal access token or a `keyward login` access token, or an automation token for runtime endpoints)".into(),
     })?;
     let text = value.to_str().unwrap_or("");
     let token = text
@@ -237,11 +255,14 @@ fn automation_caller(resolved: &ResolvedToken, ip: Option<IpAddr>) -> Result<Cal
     })
 }
 
-fn person(resolved: &ResolvedToken) -> Result<Principal, ApiError> {
-    let user = resolved
-        .user
-        .clone()
-        .ok_or_else(|| ApiError::internal("personal token without a user"))?;
+fn person(found: &Bearer) -> Result<Principal, ApiError> {
+    let user = match found {
+        Bearer::Stored(resolved) => resolved
+            .user
+            .clone()
+            .ok_or_else(|| ApiError::internal("personal token without a user"))?,
+        Bearer::Access(user) => user.clone(),
+    };
     Ok(Principal::Person {
         user: user.id,
         email: user.email,

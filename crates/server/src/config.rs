@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use keyward_jose::RotationPolicy;
 use thiserror::Error;
 
+use crate::people::provider::{AuthProvider, ProviderError};
+
 /// Shortest and longest workload token lifetimes (SPEC §3).
 pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<i64> = 300..=3600;
 
@@ -51,6 +53,20 @@ pub struct RawServerConfig {
     pub bootstrap_token: Option<String>,
     /// `KEYWARD_CLOUD_ENDPOINTS`: where the server's own cloud calls go (Test Connection, redeploy).
     pub cloud_endpoints: Option<PathBuf>,
+    /// `AUTH_PROVIDER` and the provider variables (names in
+    /// [`crate::people::provider::ENV_VARS`]) as found in the environment.
+    pub auth_env: std::collections::BTreeMap<String, String>,
+    /// `KEYWARD_DEVICE_CODE_TTL`: how long a device authorization waits for approval (seconds).
+    pub device_code_ttl: Option<i64>,
+    /// `KEYWARD_DEVICE_INTERVAL`: the polling interval the device flow asks for (seconds).
+    pub device_interval: Option<i64>,
+}
+
+/// The CLI device flow of the `local` provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSettings {
+    pub code_ttl: i64,
+    pub interval: i64,
 }
 
 #[derive(Clone)]
@@ -71,6 +87,9 @@ pub struct ServerConfig {
     pub bootstrap: Option<Bootstrap>,
     pub max_body_bytes: usize,
     pub cloud_endpoints: Option<PathBuf>,
+    /// Who signs people in (`AUTH_PROVIDER`).
+    pub auth: AuthProvider,
+    pub device: DeviceSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -84,6 +103,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("issuer", &self.issuer)
             .field("token_ttl", &self.token_ttl)
             .field("rotation", &self.rotation)
+            .field("auth", &self.auth.name())
+            .field("device", &self.device)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +141,8 @@ pub enum ConfigError {
     BootstrapEmail { value: String },
     #[error("KEYWARD_BOOTSTRAP_ORG: {0}")]
     BootstrapOrg(String),
+    #[error(transparent)]
+    Auth(#[from] ProviderError),
 }
 
 const DAY: i64 = 24 * 3600;
@@ -222,6 +245,20 @@ impl RawServerConfig {
             }
         };
 
+        let auth = AuthProvider::from_env(&self.auth_env)?;
+        let device = DeviceSettings {
+            code_ttl: check_range(
+                "KEYWARD_DEVICE_CODE_TTL",
+                self.device_code_ttl.unwrap_or(600),
+                if short { 1..=3600 } else { 60..=3600 },
+            )?,
+            interval: check_range(
+                "KEYWARD_DEVICE_INTERVAL",
+                self.device_interval.unwrap_or(5),
+                if short { 1..=60 } else { 5..=60 },
+            )?,
+        };
+
         Ok(ServerConfig {
             listen,
             data_dir: self
@@ -238,6 +275,8 @@ impl RawServerConfig {
             bootstrap,
             max_body_bytes: 64 * 1024,
             cloud_endpoints: self.cloud_endpoints,
+            auth,
+            device,
         })
     }
 }

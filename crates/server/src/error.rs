@@ -32,6 +32,8 @@ pub enum ApiError {
     TooLarge { message: String },
     /// 415
     UnsupportedMediaType { message: String },
+    /// 429: too many attempts in the current window; the message says when to retry.
+    TooManyRequests { message: String },
     /// 503: a setting or dependency is missing; the message says which.
     Unavailable { code: &'static str, message: String },
     /// 500: the detail is logged, the caller gets a generic message.
@@ -87,6 +89,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType { message } => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 body("unsupported_media_type", message, None),
+            ),
+            ApiError::TooManyRequests { message } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body("too_many_attempts", message, None),
             ),
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, body(code, message, None))

@@ -20,7 +20,7 @@ pub(crate) fn issuer_or_503(app: &AppState) -> Result<&str, ApiError> {
 
 pub async fn discovery(State(app): State<AppState>) -> Result<Response, ApiError> {
     let issuer = issuer_or_503(&app)?;
-    let doc = json!({
+    let mut doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "response_types_supported": ["id_token"],
@@ -31,6 +31,25 @@ pub async fn discovery(State(app): State<AppState>) -> Result<Response, ApiError
             "organization_id", "automation_id", "automation_name", "kickoff_id"
         ],
     });
+    // As the people's IdP (`local`), the same document names the device flow's endpoints.
+    if matches!(
+        app.config.auth,
+        crate::people::provider::AuthProvider::Local
+    ) && let (Some(public), Some(map)) = (app.config.public_url.as_deref(), doc.as_object_mut())
+    {
+        map.insert(
+            "device_authorization_endpoint".into(),
+            json!(format!("{public}/oauth2/device_authorization")),
+        );
+        map.insert(
+            "token_endpoint".into(),
+            json!(format!("{public}/oauth2/token")),
+        );
+        map.insert(
+            "grant_types_supported".into(),
+            json!([crate::people::device::DEVICE_GRANT]),
+        );
+    }
     Ok(([(header::CACHE_CONTROL, "public, max-age=3600")], Json(doc)).into_response())
 }
 

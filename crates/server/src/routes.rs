@@ -19,6 +19,7 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
+use crate::people::{api as people_api, device, invitations, pages};
 use crate::state::AppState;
 use crate::{issuer, ops};
 
@@ -54,6 +55,7 @@ const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Man
 const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
 const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
 const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
+const INVITATIONS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
 const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
 
 /// The whole API surface.
@@ -66,6 +68,24 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/metrics" => Need::Public, ops::metrics;
         GET "/setup" => Need::Public, setup::page;
         POST "/api/v1/setup" => Need::Public, setup::complete;
+
+        GET "/auth/parameters" => Need::Public, people_api::parameters;
+        POST "/oauth2/device_authorization" => Need::Public, device::authorize;
+        POST "/oauth2/token" => Need::Public, device::token;
+        GET "/login" => Need::Public, pages::login_page;
+        POST "/login" => Need::Public, pages::login;
+        POST "/logout" => Need::Public, pages::logout;
+        GET "/device" => Need::Public, pages::device_page;
+        POST "/device" => Need::Public, pages::device_decide;
+        POST "/api/v1/device/approve" => Need::Person, device::approve;
+        POST "/api/v1/device/deny" => Need::Person, device::deny;
+        PUT "/api/v1/me/password" => Need::Person, people_api::set_password;
+        POST "/api/v1/me/totp" => Need::Person, people_api::enable_totp;
+        DELETE "/api/v1/me/totp" => Need::Person, people_api::disable_totp;
+        GET "/crewai_plus/api/v1/me/organizations" => Need::Person, people_api::organizations;
+        POST "/api/v1/invitations" => INVITATIONS_MANAGE, invitations::create;
+        GET "/invite" => Need::Public, invitations::page_get;
+        POST "/invite" => Need::Public, invitations::accept;
 
         GET "/api/v1/orgs" => Need::Person, orgs::list;
         POST "/api/v1/orgs" => Need::Person, orgs::create;

@@ -10,6 +10,7 @@ pub mod model;
 mod postgres;
 pub mod secret;
 mod sql;
+mod sql_people;
 mod sql_secrets;
 mod sql_workload;
 mod sqlite;
@@ -127,9 +128,58 @@ pub trait SecretStore: Send + Sync {
     async fn resolved_values(&self, automation: AutomationId) -> Result<Vec<ResolvedValue>>;
 }
 
+/// People signing in to Keyward itself, and the CLI device flow (SPEC §7).
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    /// Sets (or replaces) the person's password hash, keeping any TOTP secret.
+    async fn set_local_password(&self, user: UserId, password_hash: &str, now: i64) -> Result<()>;
+    /// Turns TOTP on (`Some`) or off; `NotFound` when the person has no password yet.
+    async fn set_local_totp(&self, user: UserId, sealed: Option<&[u8]>, now: i64) -> Result<()>;
+    async fn local_credential(&self, user: UserId) -> Result<Option<LocalCredentialRow>>;
+
+    /// `Conflict { field: "user_code" }` when the user code is taken (the caller draws again).
+    async fn create_device_code(&self, row: &DeviceCodeRow) -> Result<()>;
+    async fn device_by_hash(&self, device_hash: &str) -> Result<Option<DeviceCodeRow>>;
+    async fn device_by_user_code(&self, user_code_hash: &str) -> Result<Option<DeviceCodeRow>>;
+    /// Approves or denies a pending, unexpired authorization for `user`; `NotFound` otherwise.
+    async fn decide_device(
+        &self,
+        user_code_hash: &str,
+        user: UserId,
+        approve: bool,
+        now: i64,
+    ) -> Result<DeviceCodeRow>;
+    async fn record_device_poll(&self, device_hash: &str, now_ms: i64) -> Result<()>;
+    /// Spends an approved, unexpired authorization and returns whom it was approved for; `None`
+    /// when it is not (or no longer) approved. Atomic: of two concurrent polls one wins.
+    async fn consume_device(&self, device_hash: &str, now: i64) -> Result<Option<UserId>>;
+    /// Deletes authorizations that expired before `before`.
+    async fn purge_device_codes(&self, before: i64) -> Result<u64>;
+
+    async fn create_web_session(&self, row: &WebSessionRow) -> Result<()>;
+    /// The person of a live session.
+    async fn web_session_user(&self, hash: &str, now: i64) -> Result<Option<UserRow>>;
+    async fn delete_web_session(&self, hash: &str) -> Result<()>;
+
+    /// Counts one event under `key` in the fixed window of `window` seconds holding `now`, and
+    /// returns the count so far in that window. Shared by every replica.
+    async fn bump_rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;
+    /// The count in the current window, without counting.
+    async fn rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;
+
+    /// Adds `user` to `org` with `role`; `Conflict { field: "member" }` if already a member.
+    async fn add_membership(&self, org: OrgId, user: UserId, role: &str, now: i64) -> Result<()>;
+
+    async fn create_invitation(&self, row: &InvitationRow) -> Result<()>;
+    async fn invitation_by_hash(&self, hash: &str) -> Result<Option<InvitationRow>>;
+    /// Marks an unexpired, unaccepted invitation accepted and returns it; `None` otherwise.
+    /// Atomic: an invitation is accepted once.
+    async fn accept_invitation(&self, hash: &str, now: i64) -> Result<Option<InvitationRow>>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
-pub trait Store: WorkloadStore + SecretStore + Send + Sync + 'static {
+pub trait Store: WorkloadStore + SecretStore + PeopleStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.

@@ -246,3 +246,92 @@ pub struct ResolvedValue {
     pub sealed_value: Vec<u8>,
     pub resolved_at: i64,
 }
+
+/// A person's local sign-in credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalCredentialRow {
+    pub user_id: UserId,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+    /// The TOTP secret, sealed with the master key; `None` when TOTP is off.
+    pub sealed_totp: Option<Vec<u8>>,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for LocalCredentialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Even a hash stays out of logs.
+        f.debug_struct("LocalCredentialRow")
+            .field("user_id", &self.user_id)
+            .field("totp", &self.sealed_totp.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved and its token handed out: the code is spent.
+    Consumed,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Consumed => "consumed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeviceStatus::Pending),
+            "approved" => Some(DeviceStatus::Approved),
+            "denied" => Some(DeviceStatus::Denied),
+            "consumed" => Some(DeviceStatus::Consumed),
+            _ => None,
+        }
+    }
+}
+
+/// An RFC 8628 device authorization. Both codes are kept as SHA-256 only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceCodeRow {
+    pub device_hash: String,
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scope: String,
+    pub status: DeviceStatus,
+    pub user_id: Option<UserId>,
+    pub interval_secs: i64,
+    pub last_polled_ms: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+/// A web console session, by the SHA-256 of its cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSessionRow {
+    pub hash: String,
+    pub user_id: UserId,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An invitation to an organization (local provider), by the SHA-256 of its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub hash: String,
+    pub org_id: OrgId,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<UserId>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub accepted_at: Option<i64>,
+}

@@ -35,6 +35,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0003_secrets.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("people"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0004_people.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -69,3 +76,4 @@ crate::sql::impl_store!(
 
 crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -42,6 +42,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0003_secrets.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("people"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0004_people.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -89,3 +96,4 @@ crate::sql::impl_store!(
 
 crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_people::impl_people_store!(store = SqliteStore, db = sqlx::Sqlite);

@@ -1,0 +1,157 @@
+//! People's JSON endpoints: CLI auto-configuration, the CrewAI-compatible organization list, and
+//! a person's own local credentials.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::local;
+use crate::audit::kind;
+use crate::auth::Caller;
+use crate::clock;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+/// `GET /auth/parameters`: what `crewai enterprise configure <url>` (and `keyward configure`)
+/// need to log in through this server's identity provider.
+pub async fn parameters(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let body = app
+        .config
+        .auth
+        .cli_parameters(super::local_domain(&app))
+        .map_err(|missing| ApiError::Unavailable {
+            code: "cli_login_not_configured",
+            message: format!(
+                "CLI login through AUTH_PROVIDER={} is not configured: set {missing}",
+                app.config.auth.name()
+            ),
+        })?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// `GET /crewai_plus/api/v1/me/organizations`: `[{"name", "uuid"}]`, as the CrewAI CLI reads it.
+pub async fn organizations(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let memberships = app.store.memberships(caller.user()?).await?;
+    Ok(Json(
+        memberships
+            .iter()
+            .map(|m| json!({"name": m.org.name, "uuid": m.org.id}))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    password: String,
+    #[serde(default)]
+    current_password: Option<String>,
+}
+
+/// `PUT /api/v1/me/password`: sets the caller's password for the console sign-in. Changing an
+/// existing one needs the current one too.
+pub async fn set_password(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    super::require_local(&app)?;
+    let user = caller.user()?;
+    local::check_password_policy(&body.password)?;
+    if let Some(existing) = app.store.local_credential(user).await? {
+        let current = body.current_password.unwrap_or_default();
+        if !local::verify_password(current, existing.password_hash).await? {
+            return Err(ApiError::Forbidden {
+                code: "current_password_required",
+                message: "to change your password, send your current one as current_password"
+                    .into(),
+            });
+        }
+    }
+    let hash = local::hash_password(body.password).await?;
+    app.store
+        .set_local_password(user, &hash, clock::now())
+        .await?;
+    app.audit
+        .record(kind::PASSWORD_SET, None, &caller.actor(), json!({}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnableTotp {
+    password: String,
+}
+
+/// `POST /api/v1/me/totp`: turns on TOTP for the console sign-in and returns the secret, once.
+pub async fn enable_totp(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EnableTotp>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::require_local(&app)?;
+    let user = caller.user()?;
+    let credential = app
+        .store
+        .local_credential(user)
+        .await?
+        .ok_or_else(|| ApiError::Invalid {
+            code: "password_required",
+            message: "set a password first (PUT /api/v1/me/password)".into(),
+            field: Some("password"),
+        })?;
+    if !local::verify_password(body.password, credential.password_hash).await? {
+        return Err(ApiError::Forbidden {
+            code: "wrong_password",
+            message: "the password is not right".into(),
+        });
+    }
+    let secret = local::new_totp_secret()?;
+    let sealed = app
+        .master
+        .seal(&local::totp_aad(user), &secret)
+        .map_err(ApiError::internal)?;
+    app.store
+        .set_local_totp(user, Some(&sealed), clock::now())
+        .await?;
+    app.audit
+        .record(kind::TOTP_ENABLED, None, &caller.actor(), json!({}))
+        .await?;
+    let encoded = local::base32(&secret);
+    let email = match &caller.principal {
+        crate::auth::Principal::Person { email, .. } => email.clone(),
+        crate::auth::Principal::Automation { .. } => String::new(),
+    };
+    let label: String =
+        form_urlencoded::byte_serialize(format!("Keyward:{email}").as_bytes()).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "secret": encoded,
+            "otpauth_uri": format!("otpauth://totp/{label}?secret={encoded}&issuer=Keyward&algorithm=SHA1&digits=6&period=30"),
+        })),
+    ))
+}
+
+/// `DELETE /api/v1/me/totp`
+pub async fn disable_totp(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    super::require_local(&app)?;
+    app.store
+        .set_local_totp(caller.user()?, None, clock::now())
+        .await
+        .map_err(crate::error::or_not_found("local credential"))?;
+    app.audit
+        .record(kind::TOTP_DISABLED, None, &caller.actor(), json!({}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,389 @@
+//! The OAuth 2.0 device authorization grant (RFC 8628) with Keyward as the authorization server,
+//! in the layout the CrewAI CLI expects of a WorkOS provider: `POST /oauth2/device_authorization`,
+//! `POST /oauth2/token`, tokens verifiable with `/oauth2/jwks`.
+//!
+//! Every state lives in the database, so any replica can be polled or approve. Codes are kept as
+//! SHA-256 only; the user code, which a person types, is short, so its entry is rate-limited.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::UserId;
+use keyward_store::{DeviceCodeRow, DeviceStatus, StoreError, secret};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::provider::LOCAL_CLIENT_ID;
+use crate::audit::kind;
+use crate::auth::Caller;
+use crate::clock;
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// RFC 8628 §6.1: no vowels (no words), no look-alikes; 20^8 ≈ 2^34 codes.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+/// Wrong user codes a person may enter per window before entry is refused.
+pub const USER_CODE_FAILURES: i64 = 5;
+pub const USER_CODE_WINDOW: i64 = 10 * 60;
+/// A poll counts as too fast below this share of the interval (clients' timers are not exact).
+const POLL_TOLERANCE_PERCENT: i64 = 80;
+
+/// An OAuth error body: `{"error", "error_description"}` (RFC 6749 §5.2, RFC 8628 §3.5).
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        // invalid_client is 400, not 401: public clients send no Authorization header (RFC 6749
+        // §5.2 requires 401 only then), and public routes never answer 401.
+        let status = match error {
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+}
+
+impl From<ApiError> for OAuthError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Unavailable { message, .. } => {
+                OAuthError::new("temporarily_unavailable", message)
+            }
+            ApiError::Forbidden { message, .. } => OAuthError::new("unauthorized_client", message),
+            other => {
+                tracing::error!(error = ?other, "device flow failed");
+                OAuthError::new(
+                    "server_error",
+                    "an internal error occurred; the server log has the details",
+                )
+            }
+        }
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response()
+    }
+}
+
+fn form(body: &Bytes) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn check_client(fields: &HashMap<String, String>) -> Result<String, OAuthError> {
+    let client = fields.get("client_id").map(String::as_str).unwrap_or("");
+    if client != LOCAL_CLIENT_ID {
+        return Err(OAuthError::new(
+            "invalid_client",
+            format!(
+                "unknown client_id {client:?}: this server's CLI client is {LOCAL_CLIENT_ID:?} (run `crewai enterprise configure <url>` again)"
+            ),
+        ));
+    }
+    Ok(client.to_owned())
+}
+
+fn random_user_code() -> Option<String> {
+    let rng = SystemRandom::new();
+    let mut code = String::with_capacity(USER_CODE_LEN);
+    while code.len() < USER_CODE_LEN {
+        let mut byte = [0u8; 1];
+        rng.fill(&mut byte).ok()?;
+        // 240 is the largest multiple of 20 below 256: no letter is likelier than another.
+        if byte[0] < 240 {
+            code.push(USER_CODE_ALPHABET[(byte[0] % 20) as usize] as char);
+        }
+    }
+    Some(code)
+}
+
+/// `BCDF-GHJK` as people read it.
+fn display_user_code(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
+/// The canonical form of a typed user code, or `None` when it cannot be one.
+pub fn normalize_user_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == USER_CODE_LEN && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)))
+        .then_some(code)
+}
+
+/// `POST /oauth2/device_authorization`.
+pub async fn authorize(State(app): State<AppState>, body: Bytes) -> Result<Response, OAuthError> {
+    super::require_local(&app)?;
+    let fields = form(&body);
+    let client_id = check_client(&fields)?;
+    let scope = fields.get("scope").cloned().unwrap_or_default();
+    // Fails with the setting to fix when the public URL is unknown.
+    super::local_issuer(&app)?;
+    let public = app.config.public_url.clone().unwrap_or_default();
+    let now = clock::now();
+    // Expired authorizations are kept a day so a late poll still hears `expired_token`.
+    app.store.purge_device_codes(now - 24 * 3600).await?;
+    let device_code =
+        secret::generate_token("kwdc_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
+    let settings = app.config.device;
+    for _ in 0..5 {
+        let user_code =
+            random_user_code().ok_or_else(|| ApiError::internal("system RNG failed"))?;
+        let row = DeviceCodeRow {
+            device_hash: secret::hash_token(&device_code),
+            user_code_hash: secret::hash_token(&user_code),
+            client_id: client_id.clone(),
+            scope: scope.clone(),
+            status: DeviceStatus::Pending,
+            user_id: None,
+            interval_secs: settings.interval,
+            last_polled_ms: None,
+            created_at: now,
+            expires_at: now + settings.code_ttl,
+            decided_at: None,
+        };
+        match app.store.create_device_code(&row).await {
+            Ok(()) => {
+                let shown = display_user_code(&user_code);
+                let body = json!({
+                    "device_code": device_code,
+                    "user_code": shown,
+                    "verification_uri": format!("{public}/device"),
+                    "verification_uri_complete": format!("{public}/device?user_code={shown}"),
+                    "expires_in": settings.code_ttl,
+                    "interval": settings.interval,
+                });
+                return Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response());
+            }
+            // A live code already has these letters: draw again.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal("could not draw a free user code in five tries").into())
+}
+
+/// `POST /oauth2/token` with the device grant.
+pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Response, OAuthError> {
+    super::require_local(&app)?;
+    let fields = form(&body);
+    let grant = fields.get("grant_type").map(String::as_str).unwrap_or("");
+    if grant != DEVICE_GRANT {
+        return Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("grant_type must be {DEVICE_GRANT}"),
+        ));
+    }
+    let client_id = check_client(&fields)?;
+    let device_code = fields.get("device_code").map(String::as_str).unwrap_or("");
+    let hash = secret::hash_token(device_code);
+    let Some(row) = app.store.device_by_hash(&hash).await? else {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "unknown device_code: start again with `crewai login`",
+        ));
+    };
+    if row.client_id != client_id {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "this device_code was issued to another client",
+        ));
+    }
+    let now_ms = clock::now_ms();
+    let now = now_ms / 1000;
+    if row.status == DeviceStatus::Consumed {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "this device_code was already exchanged for a token; codes are single-use",
+        ));
+    }
+    if now >= row.expires_at {
+        return Err(OAuthError::new(
+            "expired_token",
+            "the device code expired before it was approved: start again with `crewai login`",
+        ));
+    }
+    match row.status {
+        DeviceStatus::Denied => Err(OAuthError::new(
+            "access_denied",
+            "the sign-in request was denied on the verification page",
+        )),
+        DeviceStatus::Pending => {
+            let too_fast = row.last_polled_ms.is_some_and(|last| {
+                now_ms - last < row.interval_secs * 1000 * POLL_TOLERANCE_PERCENT / 100
+            });
+            app.store.record_device_poll(&hash, now_ms).await?;
+            if too_fast {
+                Err(OAuthError::new(
+                    "slow_down",
+                    format!(
+                        "polling faster than every {} seconds; wait 5 seconds longer between requests",
+                        row.interval_secs
+                    ),
+                ))
+            } else {
+                Err(OAuthError::new(
+                    "authorization_pending",
+                    "waiting for the code to be approved on the verification page",
+                ))
+            }
+        }
+        DeviceStatus::Approved => {
+            let Some(user_id) = app.store.consume_device(&hash, now).await? else {
+                return Err(OAuthError::new(
+                    "invalid_grant",
+                    "this device_code was already exchanged for a token; codes are single-use",
+                ));
+            };
+            let user = app.store.get_user(user_id).await?;
+            let (access_token, expires_in) =
+                super::access::mint(&app, &user, &row.client_id, &row.scope, now)?;
+            app.audit
+                .record(
+                    kind::DEVICE_TOKEN_ISSUED,
+                    None,
+                    &format!("user:{}", user.id),
+                    json!({"client_id": row.client_id, "expires_in": expires_in}),
+                )
+                .await?;
+            let body = json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+                "scope": row.scope,
+            });
+            Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+        }
+        DeviceStatus::Consumed => Err(OAuthError::new("invalid_grant", "already used")),
+    }
+}
+
+/// Approves or denies the authorization with `typed` user code for `user`. Wrong codes count
+/// against the person in every replica; past the limit entry is refused for the window.
+pub async fn decide(
+    app: &AppState,
+    user: UserId,
+    typed: &str,
+    approve: bool,
+) -> Result<DeviceCodeRow, ApiError> {
+    super::require_local(app)?;
+    let now = clock::now();
+    let key = format!("user_code:{user}");
+    if app.store.rate_counter(&key, now, USER_CODE_WINDOW).await? >= USER_CODE_FAILURES {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "too many wrong codes: code entry is blocked for up to {} minutes",
+                USER_CODE_WINDOW / 60
+            ),
+        });
+    }
+    let wrong = || {
+        ApiError::Invalid {
+        code: "invalid_user_code",
+        message: "no pending sign-in has this code: check the code your terminal shows (it expires after a few minutes)".into(),
+        field: Some("user_code"),
+    }
+    };
+    let decided = match normalize_user_code(typed) {
+        Some(code) => {
+            app.store
+                .decide_device(&secret::hash_token(&code), user, approve, now)
+                .await
+        }
+        None => Err(StoreError::NotFound),
+    };
+    let row = match decided {
+        Ok(row) => row,
+        Err(StoreError::NotFound) => {
+            app.store
+                .bump_rate_counter(&key, now, USER_CODE_WINDOW)
+                .await?;
+            return Err(wrong());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    app.audit
+        .record(
+            if approve {
+                kind::DEVICE_APPROVED
+            } else {
+                kind::DEVICE_DENIED
+            },
+            None,
+            &format!("user:{user}"),
+            json!({"client_id": row.client_id, "scope": row.scope}),
+        )
+        .await?;
+    Ok(row)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserCodeBody {
+    pub user_code: String,
+}
+
+/// `POST /api/v1/device/approve`: a person approves a device login with a bearer token.
+pub async fn approve(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UserCodeBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    decide(&app, caller.user()?, &body.user_code, true).await?;
+    Ok(Json(json!({"status": "approved"})))
+}
+
+/// `POST /api/v1/device/deny`.
+pub async fn deny(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UserCodeBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    decide(&app, caller.user()?, &body.user_code, false).await?;
+    Ok(Json(json!({"status": "denied"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_drawn_from_the_safe_alphabet_and_read_back() {
+        let code = random_user_code().unwrap();
+        assert_eq!(code.len(), 8);
+        let shown = display_user_code(&code);
+        assert_eq!(normalize_user_code(&shown.to_lowercase()), Some(code));
+        assert_eq!(normalize_user_code("AEIO-UBCD"), None);
+        assert_eq!(normalize_user_code("BCDF"), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! People (SPEC §7): the identity provider settings, Keyward's own `local` provider (passwords,
+//! TOTP, console sessions), the RFC 8628 device flow in the WorkOS layout the CrewAI CLI
+//! speaks, people's access tokens, and the CrewAI-compatible endpoints around them.
+
+pub mod access;
+pub mod api;
+pub mod device;
+pub mod invitations;
+pub mod local;
+pub mod pages;
+pub mod provider;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// This server's host (and port, and path) as the CrewAI CLI's `oauth2_domain`: the public URL
+/// without its scheme.
+pub fn local_domain(app: &AppState) -> Option<&str> {
+    let url = app.config.public_url.as_deref()?;
+    Some(
+        url.strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url),
+    )
+}
+
+/// The issuer of people's access tokens: `https://<domain>`, which is what the CLI expects
+/// from a WorkOS-layout provider.
+pub fn local_issuer(app: &AppState) -> Result<String, ApiError> {
+    local_domain(app)
+        .map(|d| format!("https://{d}"))
+        .ok_or_else(|| ApiError::Unavailable {
+            code: "public_url_not_configured",
+            message: "this server does not know its public URL: set KEYWARD_PUBLIC_URL to the https:// address people reach it at".into(),
+        })
+}
+
+/// The device flow and password sign-in exist only when Keyward is the identity provider.
+pub fn require_local(app: &AppState) -> Result<(), ApiError> {
+    match &app.config.auth {
+        provider::AuthProvider::Local => Ok(()),
+        other => Err(ApiError::Forbidden {
+            code: "local_provider_disabled",
+            message: format!(
+                "Keyward is not the identity provider here (AUTH_PROVIDER={}): sign in through that provider; `crewai enterprise configure <url>` or `keyward configure <url>` sets the CLI up for it",
+                other.name()
+            ),
+        }),
+    }
+}
