@@ -267,8 +267,6 @@ async fn the_secret_provider_and_env_commands_manage_credentials_variables_and_a
         !ok && err.contains("field static") && err.contains("secret_access_key is required"),
         "{err}"
     );
-    let (ok, _, err) = common::admin_cli(&server, &["secret-provider", "test", "aws-static"]);
-    assert!(!ok && err.contains("not_supported"), "{err}");
 
     let (ok, out, err) = common::admin_cli(
         &server,

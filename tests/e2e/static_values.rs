@@ -238,6 +238,12 @@ async fn static_credentials_of_every_cloud_sign_in_test_and_resolve_on_redeploy(
             "a secret in the answer: {result}"
         );
     }
+    // The CLI shows the same steps and exits non-zero when a step fails.
+    let (ok, out, err) = common::admin_cli(&server, &["secret-provider", "test", "aws-role"]);
+    assert!(ok && out.contains("AWS STS AssumeRole"), "{out}{err}");
+    let (ok, out, _) =
+        common::admin_cli(&server, &["secret-provider", "test", "azure-wrong-secret"]);
+    assert!(!ok && out.contains("AADSTS7000215"), "{out}");
     let result = test_connection(&server, "aws-role").await;
     assert!(
         result["steps"][1]["detail"]
