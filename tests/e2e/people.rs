@@ -539,3 +539,38 @@ async fn device_codes_live_in_the_database_shared_by_replicas() {
         "{body}"
     );
 }
+
+/// Seconds into the current minute (the server counts starts in fixed one-minute windows).
+#[allow(clippy::disallowed_methods)]
+fn second_of_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starting_device_logins_is_rate_limited_per_client_address() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&local_options(&Backend::Sqlite, dir.path()));
+    // All 61 starts must fall in one window.
+    if second_of_minute() > 40 {
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute())).await;
+    }
+    for _ in 0..60 {
+        start_device_flow(&server).await;
+    }
+    let (status, body) = form(
+        &server,
+        "/oauth2/device_authorization",
+        &[("client_id", "keyward-cli")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests")),
+        "{body}"
+    );
+}
