@@ -17,6 +17,7 @@ mod moto;
 mod people;
 mod people_cli;
 mod people_local;
+mod people_providers;
 mod plaintext_sweep;
 mod provider_checks;
 mod rotation;

@@ -6,11 +6,12 @@
 //! SHA-256 only; the user code, which a person types, is short, so its entry is rate-limited.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::UserId;
@@ -32,6 +33,8 @@ const USER_CODE_LEN: usize = 8;
 /// Wrong user codes a person may enter per window before entry is refused.
 pub const USER_CODE_FAILURES: i64 = 5;
 pub const USER_CODE_WINDOW: i64 = 10 * 60;
+/// Device authorizations one client address may start per minute (each stores a row).
+pub const STARTS_PER_MINUTE: i64 = 60;
 /// A poll counts as too fast below this share of the interval (clients' timers are not exact).
 const POLL_TOLERANCE_PERCENT: i64 = 80;
 
@@ -48,6 +51,7 @@ impl OAuthError {
         // §5.2 requires 401 only then), and public routes never answer 401.
         let status = match error {
             "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            "too_many_requests" => StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -142,10 +146,25 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
 }
 
 /// `POST /oauth2/device_authorization`.
-pub async fn authorize(State(app): State<AppState>, body: Bytes) -> Result<Response, OAuthError> {
+pub async fn authorize(
+    State(app): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
     super::require_local(&app)?;
     let fields = form(&body);
     let client_id = check_client(&fields)?;
+    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() {
+        let key = format!("device_start:{}", peer.ip());
+        if app.store.bump_rate_counter(&key, clock::now(), 60).await? > STARTS_PER_MINUTE {
+            return Err(OAuthError::new(
+                "too_many_requests",
+                format!(
+                    "more than {STARTS_PER_MINUTE} device logins started from this address in a minute; wait a minute"
+                ),
+            ));
+        }
+    }
     let scope = fields.get("scope").cloned().unwrap_or_default();
     // Fails with the setting to fix when the public URL is unknown.
     super::local_issuer(&app)?;

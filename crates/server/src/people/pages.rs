@@ -366,3 +366,33 @@ pub async fn device_decide(
         Err(e) => error_page(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_returns_only_to_this_servers_paths() {
+        assert_eq!(
+            safe_next(Some("/device?user_code=BCDF-GHJK")),
+            "/device?user_code=BCDF-GHJK"
+        );
+        for hostile in [
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil.example",
+            "device",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/device", "{hostile}");
+        }
+        assert_eq!(safe_next(None), "/device");
+    }
+
+    #[test]
+    fn page_text_is_escaped() {
+        assert_eq!(
+            escape("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The people store (device codes, rate counters, sessions, invitations) on SQLite and, when
+//! `KEYWARD_TEST_DATABASE_URL` is set, PostgreSQL: one test body per behaviour.
+
+use std::sync::Arc;
+
+use keyward_core::{OrgId, UserId};
+use keyward_store::*;
+
+async fn stores() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![(open(None, dir.path()).await.unwrap(), dir)];
+    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if admin.is_none() && std::env::var("KEYWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+        panic!("KEYWARD_REQUIRE_POSTGRES=1 but KEYWARD_TEST_DATABASE_URL is not set");
+    }
+    if let Some(admin) = admin {
+        let name = format!("kwpeople_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap();
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        all.push((
+            open(Some(&format!("{base}/{name}")), dir.path())
+                .await
+                .unwrap(),
+            dir,
+        ));
+    }
+    all
+}
+
+async fn person(store: &dyn Store, email: &str) -> UserId {
+    let user = UserRow {
+        id: UserId::new_random(),
+        email: email.into(),
+        created_at: 1,
+    };
+    store.create_user(&user).await.unwrap();
+    user.id
+}
+
+fn device(device_hash: &str, user_code_hash: &str, expires_at: i64) -> DeviceCodeRow {
+    DeviceCodeRow {
+        device_hash: device_hash.into(),
+        user_code_hash: user_code_hash.into(),
+        client_id: "keyward-cli".into(),
+        scope: "openid".into(),
+        status: DeviceStatus::Pending,
+        user_id: None,
+        interval_secs: 5,
+        last_polled_ms: None,
+        created_at: 100,
+        expires_at,
+        decided_at: None,
+    }
+}
+
+#[tokio::test]
+async fn an_approved_device_code_is_spent_exactly_once() {
+    for (store, _dir) in stores().await {
+        let user = person(store.as_ref(), "a@example.com").await;
+        store
+            .create_device_code(&device("d1", "u1", 700))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_device_code(&device("d2", "u1", 700)).await,
+            Err(StoreError::Conflict { field: "user_code" })
+        ));
+        // Nothing to spend before approval.
+        assert_eq!(store.consume_device("d1", 200).await.unwrap(), None);
+        let row = store.decide_device("u1", user, true, 200).await.unwrap();
+        assert_eq!(
+            (row.status, row.user_id),
+            (DeviceStatus::Approved, Some(user))
+        );
+        // A decided code cannot be decided again.
+        assert!(matches!(
+            store.decide_device("u1", user, false, 201).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.consume_device("d1", 202).await.unwrap(), Some(user));
+        assert_eq!(store.consume_device("d1", 203).await.unwrap(), None);
+        assert_eq!(
+            store.device_by_hash("d1").await.unwrap().unwrap().status,
+            DeviceStatus::Consumed
+        );
+
+        // Expired codes can be neither approved nor spent, and are purged later.
+        store
+            .create_device_code(&device("d3", "u3", 300))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.decide_device("u3", user, true, 300).await,
+            Err(StoreError::NotFound)
+        ));
+        store.record_device_poll("d3", 299_000).await.unwrap();
+        assert_eq!(
+            store
+                .device_by_user_code("u3")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_polled_ms,
+            Some(299_000)
+        );
+        assert_eq!(store.purge_device_codes(301).await.unwrap(), 1);
+        assert!(store.device_by_hash("d3").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn rate_counters_count_within_a_window_and_restart_in_the_next() {
+    for (store, _dir) in stores().await {
+        assert_eq!(store.rate_counter("k", 1000, 600).await.unwrap(), 0);
+        for expected in 1..=3 {
+            assert_eq!(
+                store
+                    .bump_rate_counter("k", 1000 + expected, 600)
+                    .await
+                    .unwrap(),
+                expected
+            );
+        }
+        assert_eq!(store.rate_counter("k", 1199, 600).await.unwrap(), 3);
+        assert_eq!(store.rate_counter("other", 1199, 600).await.unwrap(), 0);
+        // 1200 starts the next 600 s window.
+        assert_eq!(store.rate_counter("k", 1200, 600).await.unwrap(), 0);
+        assert_eq!(store.bump_rate_counter("k", 1200, 600).await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
+async fn sessions_credentials_and_invitations() {
+    for (store, _dir) in stores().await {
+        let user = person(store.as_ref(), "b@example.com").await;
+        assert!(store.local_credential(user).await.unwrap().is_none());
+        assert!(matches!(
+            store.set_local_totp(user, Some(b"x"), 1).await,
+            Err(StoreError::NotFound)
+        ));
+        store
+            .set_local_password(user, "$argon2id$one", 1)
+            .await
+            .unwrap();
+        store
+            .set_local_totp(user, Some(b"sealed"), 2)
+            .await
+            .unwrap();
+        store
+            .set_local_password(user, "$argon2id$two", 3)
+            .await
+            .unwrap();
+        let credential = store.local_credential(user).await.unwrap().unwrap();
+        assert_eq!(credential.password_hash, "$argon2id$two");
+        assert_eq!(
+            credential.sealed_totp.as_deref(),
+            Some(&b"sealed"[..]),
+            "a new password keeps TOTP"
+        );
+
+        store
+            .create_web_session(&WebSessionRow {
+                hash: "s".into(),
+                user_id: user,
+                created_at: 1,
+                expires_at: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.web_session_user("s", 9).await.unwrap().map(|u| u.id),
+            Some(user)
+        );
+        assert!(store.web_session_user("s", 10).await.unwrap().is_none());
+        store.delete_web_session("s").await.unwrap();
+        assert!(store.web_session_user("s", 5).await.unwrap().is_none());
+
+        let org = OrgRow {
+            id: OrgId::new_random(),
+            name: "Acme".into(),
+            created_at: 1,
+        };
+        store.create_org(&org, user, "owner").await.unwrap();
+        let invitation = InvitationRow {
+            hash: "i".into(),
+            org_id: org.id,
+            email: "c@example.com".into(),
+            role: "member".into(),
+            invited_by: Some(user),
+            created_at: 1,
+            expires_at: 100,
+            accepted_at: None,
+        };
+        store.create_invitation(&invitation).await.unwrap();
+        assert_eq!(
+            store.invitation_by_hash("i").await.unwrap(),
+            Some(invitation.clone())
+        );
+        assert!(
+            store.accept_invitation("i", 100).await.unwrap().is_none(),
+            "expired"
+        );
+        let accepted = store.accept_invitation("i", 50).await.unwrap().unwrap();
+        assert_eq!(accepted.accepted_at, Some(50));
+        assert!(
+            store.accept_invitation("i", 51).await.unwrap().is_none(),
+            "once"
+        );
+
+        let invited = person(store.as_ref(), "c@example.com").await;
+        store
+            .add_membership(org.id, invited, "member", 2)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.add_membership(org.id, invited, "member", 3).await,
+            Err(StoreError::Conflict { field: "member" })
+        ));
+        assert_eq!(
+            store
+                .membership(org.id, invited)
+                .await
+                .unwrap()
+                .unwrap()
+                .role,
+            "member"
+        );
+    }
+}
