@@ -10,6 +10,7 @@ pub mod error;
 pub mod issuer;
 pub mod keyring;
 pub mod ops;
+pub mod rbac;
 pub mod routes;
 pub mod state;
 pub mod tls;

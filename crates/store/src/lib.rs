@@ -8,8 +8,10 @@ pub mod audit;
 pub mod crypto;
 pub mod model;
 mod postgres;
+pub mod rbac;
 pub mod secret;
 mod sql;
+mod sql_rbac;
 mod sql_secrets;
 mod sql_workload;
 mod sqlite;
@@ -26,6 +28,7 @@ use thiserror::Error;
 
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use rbac::*;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -129,7 +132,7 @@ pub trait SecretStore: Send + Sync {
 
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
-pub trait Store: WorkloadStore + SecretStore + Send + Sync + 'static {
+pub trait Store: WorkloadStore + SecretStore + RbacStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.
@@ -140,7 +143,8 @@ pub trait Store: WorkloadStore + SecretStore + Send + Sync + 'static {
     async fn create_user(&self, user: &UserRow) -> Result<()>;
     async fn get_user(&self, id: UserId) -> Result<UserRow>;
     async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
-    /// Creates the organization with `owner` as its Owner, in one transaction.
+    /// Creates the organization with its predefined roles (Owner, Member) and `owner` as a
+    /// member holding `role`, in one transaction.
     async fn create_org(&self, org: &OrgRow, owner: UserId, role: &str) -> Result<()>;
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
     async fn membership(&self, org: OrgId, user: UserId) -> Result<Option<Membership>>;

@@ -35,6 +35,14 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0003_secrets.sql").into_sql_str(),
             false,
         ),
+        // 4 is the people migration (another branch).
+        Migration::new(
+            5,
+            Cow::Borrowed("rbac"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0005_rbac.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -69,3 +77,4 @@ crate::sql::impl_store!(
 
 crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -42,6 +42,14 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0003_secrets.sql").into_sql_str(),
             false,
         ),
+        // 4 is the people migration (another branch).
+        Migration::new(
+            5,
+            Cow::Borrowed("rbac"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0005_rbac.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -89,3 +97,4 @@ crate::sql::impl_store!(
 
 crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);

@@ -233,11 +233,19 @@ pub async fn list(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     let names = credential_names(&app, org).await?;
+    // Variables with an access list that does not name the caller are absent.
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     Ok(Json(
         app.store
             .list_env_vars(org)
             .await?
             .iter()
+            .filter(|r| !hidden.contains(&r.id.0))
             .map(|r| wire(r, &names))
             .collect(),
     ))
@@ -408,10 +416,24 @@ pub async fn assign(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     let automation = automations::find(&app, org, &id).await?;
+    // A variable whose access list does not name the caller cannot be used by them.
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     let mut chosen = Vec::with_capacity(body.environment_variables.len());
     for item in &body.environment_variables {
         let row = find(&app, org, item)
             .await
+            .and_then(|row| {
+                if hidden.contains(&row.id.0) {
+                    Err(ApiError::not_found("environment variable"))
+                } else {
+                    Ok(row)
+                }
+            })
             .map_err(super::unknown_reference(
                 "environment_variables",
                 "environment variable",
