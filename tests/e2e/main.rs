@@ -15,6 +15,7 @@ mod env_vars;
 mod issuer;
 mod moto;
 mod provider_checks;
+mod rbac;
 mod rotation;
 mod run;
 mod secret_providers;
