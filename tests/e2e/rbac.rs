@@ -998,3 +998,88 @@ async fn owners_are_protected_and_roles_in_use_are_not_deleted() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_role_and_member_commands_drive_the_api() {
+    install_crypto();
+    let backend = Backend::Sqlite;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&ServerOptions::new(&backend, dir.path()));
+    let store = open_store(&backend, dir.path()).await;
+    person(store.as_ref(), "dev@acme.example").await;
+    let ok = |args: &[&str]| {
+        let (success, stdout, stderr) = admin_cli(&server, args);
+        assert!(success, "keyward {args:?}: {stderr}");
+        stdout
+    };
+
+    let created = ok(&[
+        "role",
+        "create",
+        "developer",
+        "--description",
+        "builds and deploys",
+        "--grant",
+        "crews_dashboards=manage",
+        "--grant",
+        "environment_variables=manage",
+    ]);
+    let created: Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(created["grants"]["crews_dashboards"], "manage");
+    assert_eq!(created["grants"]["secret_providers"], "none");
+    let (success, _, stderr) = admin_cli(
+        &server,
+        &[
+            "role",
+            "create",
+            "viewer",
+            "--grant",
+            "llm_connections=read",
+        ],
+    );
+    assert!(!success);
+    assert!(
+        stderr.contains("llm_connections") && stderr.contains("field grants"),
+        "{stderr}"
+    );
+
+    ok(&["member", "add", "dev@acme.example", "--role", "developer"]);
+    let listed = ok(&["member", "list"]);
+    assert!(
+        listed.contains("email=dev@acme.example  role=developer"),
+        "{listed}"
+    );
+    let roles = ok(&["role", "list"]);
+    assert!(
+        roles
+            .lines()
+            .any(|l| l.starts_with("name=developer") && l.contains("members=1")),
+        "{roles}"
+    );
+
+    let (success, _, stderr) = admin_cli(&server, &["role", "delete", "developer"]);
+    assert!(!success && stderr.contains("409"), "{stderr}");
+    ok(&[
+        "role",
+        "update",
+        "developer",
+        "--grant",
+        "crews_dashboards=read",
+    ]);
+    let shown: Value = serde_json::from_str(&ok(&["role", "show", "developer"])).expect("JSON");
+    assert_eq!(shown["grants"]["crews_dashboards"], "read");
+    assert_eq!(
+        shown["grants"]["environment_variables"], "none",
+        "--grant replaces the set"
+    );
+    ok(&["member", "set-role", "dev@acme.example", "member"]);
+    ok(&["role", "delete", "developer"]);
+    ok(&["member", "remove", "dev@acme.example"]);
+    let listed = ok(&["member", "list"]);
+    assert!(!listed.contains("dev@acme.example"), "{listed}");
+    let (success, _, stderr) = admin_cli(&server, &["member", "add", "ghost@acme.example"]);
+    assert!(
+        !success && stderr.contains("no Keyward account"),
+        "{stderr}"
+    );
+}

@@ -44,6 +44,10 @@ pub enum Command {
     Env(EnvArgs),
     /// Automations: redeploy resolves static-backed values anew.
     Automation(AutomationArgs),
+    /// Roles: Owner and Member, and custom roles with a level per feature.
+    Role(crate::commands::rbac::RoleArgs),
+    /// Members of the organization and their roles.
+    Member(crate::commands::rbac::MemberArgs),
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
             Command::SecretProvider(args) => commands::secrets::provider(args).await,
             Command::Env(args) => commands::secrets::env(args).await,
             Command::Automation(args) => commands::secrets::automation(args).await,
+            Command::Role(args) => commands::rbac::role(args).await,
+            Command::Member(args) => commands::rbac::member(args).await,
         }
     });
     match result {

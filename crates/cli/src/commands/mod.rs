@@ -4,6 +4,7 @@ pub mod cloudsim;
 pub mod doctor;
 pub mod keys;
 pub mod llm;
+pub mod rbac;
 pub mod run;
 pub mod secrets;
 pub mod serve;
