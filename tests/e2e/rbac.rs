@@ -822,6 +822,55 @@ async fn private_automations_and_access_listed_variables_are_invisible_until_sha
             (400, Some("environment_variables")),
             "{body}"
         );
+        // Assigned by the owner, it is absent from what the member sees on the automation, and
+        // the member's own assignment (which cannot name it) leaves it assigned.
+        api.owner(
+            Method::PUT,
+            "/api/v1/automations/open/environment-variables",
+            Some(json!({"environment_variables": ["PROD_DB_URL"]})),
+            200,
+        )
+        .await;
+        api.owner(
+            Method::POST,
+            "/api/v1/environment-variables",
+            Some(json!({"key": "LOG_LEVEL", "value": "debug"})),
+            201,
+        )
+        .await;
+        let (status, seen) = api
+            .call(
+                member,
+                Method::PUT,
+                "/api/v1/automations/open/environment-variables",
+                Some(json!({"environment_variables": ["LOG_LEVEL"]})),
+            )
+            .await;
+        assert_eq!(
+            (status, names(&seen)),
+            (200, vec!["LOG_LEVEL".to_owned()]),
+            "{seen}"
+        );
+        let (_, seen) = api
+            .call(
+                member,
+                Method::GET,
+                "/api/v1/automations/open/environment-variables",
+                None,
+            )
+            .await;
+        assert_eq!(names(&seen), ["LOG_LEVEL"]);
+        let all = api
+            .owner(
+                Method::GET,
+                "/api/v1/automations/open/environment-variables",
+                None,
+                200,
+            )
+            .await;
+        let mut all = names(&all);
+        all.sort();
+        assert_eq!(all, ["LOG_LEVEL", "PROD_DB_URL"]);
         api.owner(
             Method::PUT,
             "/api/v1/environment-variables/PROD_DB_URL/permissions",

@@ -403,8 +403,19 @@ pub async fn list_assigned(
     let org = caller.org()?.id;
     let automation = automations::find(&app, org, &id).await?;
     let names = credential_names(&app, org).await?;
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     let rows = app.store.automation_env_vars(org, automation.id).await?;
-    Ok(Json(rows.iter().map(|r| wire(r, &names)).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| !hidden.contains(&r.id.0))
+            .map(|r| wire(r, &names))
+            .collect(),
+    ))
 }
 
 /// `PUT /automations/{id}/environment-variables`: replaces the assignment.
@@ -441,6 +452,15 @@ pub async fn assign(
             ))?;
         chosen.push(row);
     }
+    // The assignment replaces the list, but a caller cannot name variables they cannot see:
+    // those stay assigned as they were.
+    if !hidden.is_empty() {
+        for kept in app.store.automation_env_vars(org, automation.id).await? {
+            if hidden.contains(&kept.id.0) {
+                chosen.push(kept);
+            }
+        }
+    }
     // Assigning registers the variables: static-backed values resolve now (nothing is assigned
     // if one fails), workload-identity-backed ones at each kickoff.
     let resolved = super::static_values::resolve(&app, org, automation.id, &chosen).await?;
@@ -462,7 +482,12 @@ pub async fn assign(
         )
         .await?;
     let names = credential_names(&app, org).await?;
-    Ok(Json(rows.iter().map(|r| wire(r, &names)).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| !hidden.contains(&r.id.0))
+            .map(|r| wire(r, &names))
+            .collect(),
+    ))
 }
 
 /// Audited with the key and where the value comes from, never the value.

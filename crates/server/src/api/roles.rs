@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use keyward_core::api::rbac::{CreateRole, Role, UpdateRole};
@@ -261,8 +262,16 @@ pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<DeleteQuery>,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::Invalid {
+        code: "invalid_query",
+        message: format!(
+            "{}; the only parameter is ?reassign_to=<role>",
+            e.body_text()
+        ),
+        field: None,
+    })?;
     let org = caller.org()?.id;
     let row = find(&app, org, &id).await?;
     if row.predefined {
