@@ -40,6 +40,9 @@ pub enum StoreError {
     /// Deleting it would leave another record pointing at nothing.
     #[error("it is still in use")]
     InUse,
+    /// The change would leave an organization without an owner.
+    #[error("an organization keeps at least one owner")]
+    LastOwner,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

@@ -90,8 +90,10 @@ pub trait RbacStore: Send + Sync {
     async fn list_members(&self, org: OrgId) -> Result<Vec<MemberRow>>;
     /// `Conflict { field: "email" }` if the user is already a member.
     async fn add_member(&self, org: OrgId, user: UserId, role: &str, now: i64) -> Result<()>;
+    /// `LastOwner` if it would leave the organization without an owner.
     async fn set_member_role(&self, org: OrgId, user: UserId, role: &str) -> Result<()>;
-    /// Removes the membership and the user's entity permissions in the organization.
+    /// Removes the membership and the user's entity permissions in the organization;
+    /// `LastOwner` if it would leave the organization without an owner.
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<()>;
 
     async fn automation_access(

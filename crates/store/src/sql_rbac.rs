@@ -79,6 +79,39 @@ macro_rules! impl_rbac_store {
                 })
             }
 
+            /// Serialises membership changes of one organization: a no-op write takes the org
+            /// row's lock on PostgreSQL (SQLite has one writer anyway), so two requests demoting
+            /// two owners at once cannot both see the other still in place.
+            async fn lock_org(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                org: OrgId,
+            ) -> Result<()> {
+                let done = sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+                    .bind(org.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            /// An organization keeps at least one owner; otherwise the change is `LastOwner`
+            /// (and the transaction rolls back when dropped).
+            async fn keep_an_owner(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                org: OrgId,
+            ) -> Result<()> {
+                let owners: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND role = 'owner'",
+                )
+                .bind(org.to_string())
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("n")?;
+                if owners == 0 {
+                    return Err(StoreError::LastOwner);
+                }
+                Ok(())
+            }
+
             #[async_trait]
             impl crate::RbacStore for $store {
                 async fn list_roles(&self, org: OrgId) -> Result<Vec<RoleRow>> {
@@ -250,23 +283,30 @@ macro_rules! impl_rbac_store {
                 }
 
                 async fn set_member_role(&self, org: OrgId, user: UserId, role: &str) -> Result<()> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_org(&mut tx, org).await?;
                     let done = sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
                         .bind(role)
                         .bind(org.to_string())
                         .bind(user.to_string())
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await?;
-                    expect_one(done.rows_affected())
+                    expect_one(done.rows_affected())?;
+                    keep_an_owner(&mut tx, org).await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn remove_member(&self, org: OrgId, user: UserId) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
+                    lock_org(&mut tx, org).await?;
                     let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
                         .bind(org.to_string())
                         .bind(user.to_string())
                         .execute(&mut *tx)
                         .await?;
                     expect_one(done.rows_affected())?;
+                    keep_an_owner(&mut tx, org).await?;
                     // Entity permissions are the organization's; a person who leaves loses them,
                     // so rejoining later does not silently restore old access.
                     for (table, key, owner) in [

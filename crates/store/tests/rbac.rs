@@ -362,3 +362,48 @@ async fn the_migration_gives_existing_organizations_their_predefined_roles() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_last_owner_is_neither_demoted_nor_removed_even_concurrently() {
+    for f in stores().await {
+        let s = f.store.clone();
+        let (org, first) = org_with_owner(s.as_ref(), "acme").await;
+        assert!(matches!(
+            s.set_member_role(org, first, "member").await,
+            Err(StoreError::LastOwner)
+        ));
+        assert!(matches!(
+            s.remove_member(org, first).await,
+            Err(StoreError::LastOwner)
+        ));
+        assert_eq!(
+            s.membership(org, first).await.unwrap().unwrap().role,
+            "owner"
+        );
+
+        // Two owners demoting each other at once: exactly one succeeds, every time.
+        let second = user(s.as_ref(), "second@acme.example").await;
+        s.add_member(org, second, "owner", 2).await.unwrap();
+        for round in 0..20 {
+            s.set_member_role(org, first, "owner").await.unwrap();
+            s.set_member_role(org, second, "owner").await.unwrap();
+            let (a, b) = tokio::join!(
+                s.set_member_role(org, first, "member"),
+                s.set_member_role(org, second, "member")
+            );
+            assert!(
+                a.is_ok() ^ b.is_ok(),
+                "round {round}: {a:?} {b:?} ({})",
+                s.backend()
+            );
+            let owners = s
+                .list_members(org)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.role == "owner")
+                .count();
+            assert_eq!(owners, 1);
+        }
+    }
+}

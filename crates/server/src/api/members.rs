@@ -202,3 +202,32 @@ pub async fn remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use keyward_store::UserRow;
+
+    use super::*;
+
+    fn member(email: &str, role: &str) -> MemberRow {
+        MemberRow {
+            user: UserRow {
+                id: UserId::new_random(),
+                email: email.into(),
+                created_at: 0,
+            },
+            role: role.into(),
+            joined_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_the_sole_owner_is_the_last_owner() {
+        let a = member("a@x", "owner");
+        let b = member("b@x", "member");
+        assert!(last_owner(&a, &[a.clone(), b.clone()]));
+        assert!(!last_owner(&b, &[a.clone(), b.clone()]));
+        let c = member("c@x", "owner");
+        assert!(!last_owner(&a, &[a.clone(), b, c]));
+    }
+}

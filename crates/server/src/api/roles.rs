@@ -320,3 +320,55 @@ pub async fn delete(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_roles_cannot_take_a_predefined_name_in_any_case() {
+        for name in ["owner", "Owner", "MEMBER"] {
+            assert!(matches!(
+                check_name(name),
+                Err(ApiError::Conflict { field: "name", .. })
+            ));
+        }
+        assert!(check_name("developer").is_ok());
+        assert!(matches!(
+            check_name("no spaces"),
+            Err(ApiError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn read_on_a_manage_only_feature_is_refused_naming_it_and_none_is_not_stored() {
+        let mut grants = BTreeMap::new();
+        grants.insert(Feature::AuditLog, Level::Read);
+        grants.insert(Feature::StudioProjects, Level::Read);
+        match grants_json(&grants) {
+            Err(ApiError::Invalid { message, field, .. }) => {
+                assert_eq!(field, Some("grants"));
+                assert!(message.contains("studio_projects"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        grants.insert(Feature::StudioProjects, Level::None);
+        assert_eq!(grants_json(&grants).unwrap(), r#"{"audit_log":"read"}"#);
+    }
+
+    #[test]
+    fn predefined_rows_resolve_to_their_code_defined_grants_whatever_is_stored() {
+        let row = |name: &str| RoleRow {
+            id: RoleId::new_random(),
+            org_id: OrgId::new_random(),
+            name: name.into(),
+            description: String::new(),
+            grants: r#"{"audit_log":"none"}"#.into(),
+            predefined: true,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(role_grants(&row("owner")).unwrap().is_owner());
+        assert_eq!(role_grants(&row("member")).unwrap(), RoleGrants::member());
+    }
+}
