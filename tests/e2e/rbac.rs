@@ -1131,4 +1131,49 @@ async fn the_role_and_member_commands_drive_the_api() {
         !success && stderr.contains("no Keyward account"),
         "{stderr}"
     );
+
+    // An automation made private, shown to the member role, and managed by one person.
+    ok(&["member", "add", "dev@acme.example"]);
+    let (status, _) = call(
+        &server.client(),
+        Method::POST,
+        &format!("{}/api/v1/automations", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        Some(json!({"name": "research-crew"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let set: Value = serde_json::from_str(&ok(&[
+        "automation",
+        "permissions",
+        "research-crew",
+        "--visibility",
+        "private",
+        "--whitelist-role",
+        "member",
+        "--grant",
+        "user:dev@acme.example=manage_settings,traces",
+    ]))
+    .expect("JSON");
+    assert_eq!(set["visibility"], "private");
+    assert_eq!(set["whitelist"]["roles"], json!(["member"]));
+    assert_eq!(set["grants"][0]["user"], "dev@acme.example");
+    assert_eq!(
+        set["grants"][0]["permissions"],
+        json!(["manage_settings", "traces"])
+    );
+    let shown: Value =
+        serde_json::from_str(&ok(&["automation", "permissions", "research-crew"])).expect("JSON");
+    assert_eq!(shown, set);
+    let (success, _, stderr) = admin_cli(
+        &server,
+        &[
+            "automation",
+            "permissions",
+            "research-crew",
+            "--grant",
+            "dev=run",
+        ],
+    );
+    assert!(!success && stderr.contains("user:<email>"), "{stderr}");
 }

@@ -62,6 +62,8 @@ pub struct AutomationArgs {
 pub enum AutomationCommand {
     /// Resolve the automation's static-backed values again (they are kept until the next redeploy).
     Redeploy { automation: String },
+    /// Show who may see and act on an automation; with any flag, replace it all.
+    Permissions(crate::commands::rbac::AutomationPermissionArgs),
 }
 
 #[derive(Debug, Args)]

@@ -83,6 +83,69 @@ pub enum MemberCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct AutomationPermissionArgs {
+    pub automation: String,
+    /// `private` (only the owner, the whitelist and grant holders see it) or `public`.
+    #[arg(long)]
+    pub visibility: Option<String>,
+    /// A user (email or id) who sees it while private (repeatable).
+    #[arg(long = "whitelist-user", value_name = "EMAIL")]
+    pub users: Vec<String>,
+    /// A role (name or id) whose members see it while private (repeatable).
+    #[arg(long = "whitelist-role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// `user:<email>=<permissions>` or `role:<name>=<permissions>`, permissions comma-separated
+    /// from run, traces, manage_settings, human_in_the_loop, full_access (repeatable).
+    #[arg(long = "grant", value_name = "WHO=PERMISSIONS")]
+    pub grants: Vec<String>,
+}
+
+/// `user:<email>=run,traces` as the API's grant object.
+fn automation_grant(spec: &str) -> anyhow::Result<Value> {
+    let parsed = spec.split_once('=').and_then(|(who, perms)| {
+        let (kind, name) = who.split_once(':')?;
+        let perms: Vec<&str> = perms
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        matches!(kind, "user" | "role").then(|| json!({kind: name, "permissions": perms}))
+    });
+    parsed.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--grant takes user:<email>=<permissions> or role:<name>=<permissions>, e.g. --grant user:ana@acme.example=run,traces (got {spec:?})"
+        )
+    })
+}
+
+pub async fn automation_permissions(
+    api: &Api,
+    args: AutomationPermissionArgs,
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/automations/{}/permissions", segment(&args.automation));
+    let changes = args.visibility.is_some()
+        || !args.users.is_empty()
+        || !args.roles.is_empty()
+        || !args.grants.is_empty();
+    if !changes {
+        print(&api.call(Method::GET, &path, None).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let grants = args
+        .grants
+        .iter()
+        .map(|g| automation_grant(g))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let body = json!({
+        "visibility": args.visibility.unwrap_or_else(|| "public".into()),
+        "whitelist": {"users": args.users, "roles": args.roles},
+        "grants": grants,
+    });
+    print(&api.call(Method::PUT, &path, Some(&body)).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `feature=level` pairs as the JSON object the API takes.
 fn grants(pairs: &[String]) -> anyhow::Result<Value> {
     let mut map = Map::new();
