@@ -16,6 +16,7 @@ mod issuer;
 mod moto;
 mod provider_checks;
 mod rbac;
+mod rbac_entities;
 mod rotation;
 mod run;
 mod secret_providers;
