@@ -20,6 +20,8 @@ mod people_local;
 mod people_providers;
 mod plaintext_sweep;
 mod provider_checks;
+mod rbac;
+mod rbac_entities;
 mod rotation;
 mod run;
 mod secret_providers;

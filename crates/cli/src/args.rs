@@ -54,6 +54,10 @@ pub enum Command {
     Config(ConfigArgs),
     /// Your organizations: list them, or choose the one commands act in.
     Org(OrgArgs),
+    /// Roles: Owner and Member, and custom roles with a level per feature.
+    Role(crate::commands::rbac::RoleArgs),
+    /// Members of the organization and their roles.
+    Member(crate::commands::rbac::MemberArgs),
 }
 
 /// How the people's CLI reaches Keyward and the identity provider.
@@ -116,6 +120,8 @@ pub struct AutomationArgs {
 pub enum AutomationCommand {
     /// Resolve the automation's static-backed values again (they are kept until the next redeploy).
     Redeploy { automation: String },
+    /// Show who may see and act on an automation; with any flag, replace it all.
+    Permissions(crate::commands::rbac::AutomationPermissionArgs),
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,8 @@ fn main() -> ExitCode {
             Command::Configure(args) => commands::people::configure(args).await,
             Command::Config(args) => commands::people::config(args),
             Command::Org(args) => commands::people::org(args).await,
+            Command::Role(args) => commands::rbac::role(args).await,
+            Command::Member(args) => commands::rbac::member(args).await,
         }
     });
     match result {

@@ -67,6 +67,10 @@ uuid_id!(
     /// An environment variable of an organization.
     EnvVarId
 );
+uuid_id!(
+    /// A role of an organization (Owner, Member or a custom one).
+    RoleId
+);
 
 #[cfg(test)]
 mod tests {

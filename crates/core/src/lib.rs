@@ -12,7 +12,7 @@ pub mod workload;
 
 pub use audience::{Audience, AudienceError};
 pub use ids::{
-    AutomationId, EnvVarId, LlmConnectionId, OrgId, SecretProviderId, TokenId, UserId,
+    AutomationId, EnvVarId, LlmConnectionId, OrgId, RoleId, SecretProviderId, TokenId, UserId,
     WorkloadIdentityConfigId,
 };
-pub use permission::{Feature, Level, Need};
+pub use permission::{AutomationPermission, Entity, Feature, Level, Need};

@@ -54,6 +54,16 @@ pub mod kind {
     pub const KEY_ACTIVATED: &str = "signing_key.activated";
     pub const KEY_SUPERSEDED: &str = "signing_key.superseded";
     pub const KEY_RETIRED: &str = "signing_key.retired";
+    // RBAC (SPEC §8).
+    pub const ROLE_CREATED: &str = "role.created";
+    pub const ROLE_UPDATED: &str = "role.updated";
+    pub const ROLE_DELETED: &str = "role.deleted";
+    pub const MEMBER_ADDED: &str = "member.added";
+    pub const MEMBER_ROLE_CHANGED: &str = "member.role_changed";
+    pub const MEMBER_REMOVED: &str = "member.removed";
+    pub const AUTOMATION_PERMISSIONS_SET: &str = "automation.permissions_set";
+    pub const ENV_VAR_ACCESS_SET: &str = "environment_variable.access_set";
+    pub const LLM_CONNECTION_ACCESS_SET: &str = "llm_connection.access_set";
 }
 
 /// Events waiting for the writer, each with the caller to tell once it is stored.

@@ -108,6 +108,16 @@ pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next)
         .map(|c| c.0.ip());
     match resolve(&guard.app, guard.need, req.headers(), ip).await {
         Ok(caller) => {
+            // Entity rules (private automations, grants, access lists) for `{id}` routes.
+            if let Need::Entity(..) = guard.need {
+                let (mut parts, body) = req.into_parts();
+                if let Err(e) =
+                    crate::rbac::check_entity(&guard.app, &caller, guard.need, &mut parts).await
+                {
+                    return e.into_response();
+                }
+                req = Request::from_parts(parts, body);
+            }
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
@@ -158,11 +168,11 @@ async fn resolve(
             let org = select_org(app, &principal, headers, false).await?;
             Ok(Caller { principal, org, ip })
         }
-        (Need::Feature(feature, level), TokenKind::Personal, _) => {
+        (Need::Feature(feature, level) | Need::Entity(_, feature, level), TokenKind::Personal, _) => {
             let principal = person(&found)?;
             let org = select_org(app, &principal, headers, true).await?;
             let ctx = org.as_ref().ok_or_else(|| ApiError::internal("organization required"))?;
-            if !ctx.role.allows(feature, level) {
+            if !ctx.role.allows(feature, level) && !crate::rbac::feature_check_deferred(need) {
                 return Err(ApiError::Forbidden {
                     code: "forbidden",
                     message: format!(
@@ -317,21 +327,12 @@ async fn select_org(
             }
         }
     };
-    Ok(membership.map(|m| OrgContext {
+    let Some(m) = membership else {
+        return Ok(None);
+    };
+    Ok(Some(OrgContext {
+        role: crate::rbac::grants_for(app, m.org.id, &m.role).await?,
         id: m.org.id,
         name: m.org.name,
-        role: grants_for(&m.role),
     }))
-}
-
-/// The grants of a stored role name. Only Owner exists yet; an unknown role grants nothing.
-fn grants_for(role: &str) -> RoleGrants {
-    if role == RoleGrants::OWNER {
-        RoleGrants::owner()
-    } else {
-        RoleGrants {
-            name: role.to_owned(),
-            levels: Some(Vec::new()),
-        }
-    }
 }

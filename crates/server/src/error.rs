@@ -139,6 +139,10 @@ impl From<StoreError> for ApiError {
                 field: "id",
                 message: "it is still in use by another resource; detach it there first".into(),
             },
+            StoreError::LastOwner => ApiError::Conflict {
+                field: "role",
+                message: "this change would leave the organization without an owner; make someone else owner first".into(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -11,6 +11,7 @@ pub mod issuer;
 pub mod keyring;
 pub mod ops;
 pub mod people;
+pub mod rbac;
 pub mod routes;
 pub mod state;
 pub mod tls;

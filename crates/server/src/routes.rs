@@ -10,12 +10,12 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use keyward_core::api::v1::ErrorBody;
-use keyward_core::{Feature, Level, Need};
+use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, env_vars, llm_connections, orgs, provider_checks, runtime,
-    secret_providers, setup, static_values, tokens, wi_configs, workload_identity,
+    audit, automations, env_vars, llm_connections, members, orgs, permissions, provider_checks,
+    roles, runtime, secret_providers, setup, static_values, tokens, wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -44,13 +44,62 @@ macro_rules! table {
 
 const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
 const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
+/// One automation (`{id}`): hidden when private and not shared with the caller.
+const AUTOMATION_VIEW: Need = Need::Entity(
+    Entity::Automation(None),
+    Feature::CrewsDashboards,
+    Level::Read,
+);
+/// Changing one automation: `crews_dashboards: manage`, or a `manage_settings` grant on it
+/// ("edit, redeploy, rollback, or delete the automation").
+const AUTOMATION_SETTINGS: Need = Need::Entity(
+    Entity::Automation(Some(AutomationPermission::ManageSettings)),
+    Feature::CrewsDashboards,
+    Level::Manage,
+);
+const AUTOMATION_ENV_READ: Need = Need::Entity(
+    Entity::Automation(None),
+    Feature::EnvironmentVariables,
+    Level::Read,
+);
+/// Assigning variables is editing the automation's settings, so `manage_settings` allows it too.
+const AUTOMATION_ENV_MANAGE: Need = Need::Entity(
+    Entity::Automation(Some(AutomationPermission::ManageSettings)),
+    Feature::EnvironmentVariables,
+    Level::Manage,
+);
+const ENV_VAR_READ: Need = Need::Entity(
+    Entity::EnvironmentVariable,
+    Feature::EnvironmentVariables,
+    Level::Read,
+);
+const ENV_VAR_MANAGE: Need = Need::Entity(
+    Entity::EnvironmentVariable,
+    Feature::EnvironmentVariables,
+    Level::Manage,
+);
+const LLM_ONE_READ: Need =
+    Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Read);
+const LLM_ONE_WRITE: Need =
+    Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Write);
+const LLM_ONE_MANAGE: Need = Need::Entity(
+    Entity::LlmConnection,
+    Feature::LlmConnections,
+    Level::Manage,
+);
+// Roles and members. The reference puts role editing and assignment under Settings → Roles:
+// organization configuration, so `organization_settings: manage` (Member: none). Seeing who is
+// in the organization and which roles exist, and adding or removing people, is the
+// `invitations` feature ("invite new members to the organization"; Member: read).
+const MEMBERS_READ: Need = Need::Feature(Feature::Invitations, Level::Read);
+const MEMBERS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
+const ROLES_MANAGE: Need = Need::Feature(Feature::OrganizationSettings, Level::Manage);
 const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
 const WI_READ: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Read);
 const WI_WRITE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Write);
 const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Manage);
 const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
 const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
-const LLM_MANAGE: Need = Need::Feature(Feature::LlmConnections, Level::Manage);
 const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Manage);
 const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
 const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
@@ -97,13 +146,13 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 
         GET "/api/v1/automations" => AUTOMATIONS_READ, automations::list;
         POST "/api/v1/automations" => AUTOMATIONS_MANAGE, automations::create;
-        GET "/api/v1/automations/{id}" => AUTOMATIONS_READ, automations::get;
-        PATCH "/api/v1/automations/{id}" => AUTOMATIONS_MANAGE, automations::update;
-        DELETE "/api/v1/automations/{id}" => AUTOMATIONS_MANAGE, automations::delete;
-        GET "/api/v1/automations/{id}/tokens" => AUTOMATIONS_READ, automations::list_tokens;
-        POST "/api/v1/automations/{id}/tokens" => AUTOMATIONS_MANAGE, automations::create_token;
-        DELETE "/api/v1/automations/{id}/tokens/{token_id}" => AUTOMATIONS_MANAGE, automations::revoke_token;
-        POST "/api/v1/automations/{id}/redeploy" => AUTOMATIONS_MANAGE, static_values::redeploy;
+        GET "/api/v1/automations/{id}" => AUTOMATION_VIEW, automations::get;
+        PATCH "/api/v1/automations/{id}" => AUTOMATION_SETTINGS, automations::update;
+        DELETE "/api/v1/automations/{id}" => AUTOMATION_SETTINGS, automations::delete;
+        GET "/api/v1/automations/{id}/tokens" => AUTOMATION_VIEW, automations::list_tokens;
+        POST "/api/v1/automations/{id}/tokens" => AUTOMATION_SETTINGS, automations::create_token;
+        DELETE "/api/v1/automations/{id}/tokens/{token_id}" => AUTOMATION_SETTINGS, automations::revoke_token;
+        POST "/api/v1/automations/{id}/redeploy" => AUTOMATION_SETTINGS, static_values::redeploy;
 
         GET "/api/v1/workload-identity-configs" => WI_READ, wi_configs::list;
         POST "/api/v1/workload-identity-configs" => WI_WRITE, wi_configs::create;
@@ -113,17 +162,17 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 
         GET "/api/v1/llm-connections" => LLM_READ, llm_connections::list;
         POST "/api/v1/llm-connections" => LLM_WRITE, llm_connections::create;
-        GET "/api/v1/llm-connections/{id}" => LLM_READ, llm_connections::get;
-        PATCH "/api/v1/llm-connections/{id}" => LLM_WRITE, llm_connections::update;
-        DELETE "/api/v1/llm-connections/{id}" => LLM_MANAGE, llm_connections::delete;
+        GET "/api/v1/llm-connections/{id}" => LLM_ONE_READ, llm_connections::get;
+        PATCH "/api/v1/llm-connections/{id}" => LLM_ONE_WRITE, llm_connections::update;
+        DELETE "/api/v1/llm-connections/{id}" => LLM_ONE_MANAGE, llm_connections::delete;
 
         GET "/api/v1/environment-variables" => ENV_READ, env_vars::list;
         POST "/api/v1/environment-variables" => ENV_MANAGE, env_vars::create;
-        GET "/api/v1/environment-variables/{id}" => ENV_READ, env_vars::get;
-        PATCH "/api/v1/environment-variables/{id}" => ENV_MANAGE, env_vars::update;
-        DELETE "/api/v1/environment-variables/{id}" => ENV_MANAGE, env_vars::delete;
-        GET "/api/v1/automations/{id}/environment-variables" => ENV_READ, env_vars::list_assigned;
-        PUT "/api/v1/automations/{id}/environment-variables" => ENV_MANAGE, env_vars::assign;
+        GET "/api/v1/environment-variables/{id}" => ENV_VAR_READ, env_vars::get;
+        PATCH "/api/v1/environment-variables/{id}" => ENV_VAR_MANAGE, env_vars::update;
+        DELETE "/api/v1/environment-variables/{id}" => ENV_VAR_MANAGE, env_vars::delete;
+        GET "/api/v1/automations/{id}/environment-variables" => AUTOMATION_ENV_READ, env_vars::list_assigned;
+        PUT "/api/v1/automations/{id}/environment-variables" => AUTOMATION_ENV_MANAGE, env_vars::assign;
 
         GET "/api/v1/secret-providers" => SECRETS_READ, secret_providers::list;
         POST "/api/v1/secret-providers" => SECRETS_WRITE, secret_providers::create;
@@ -138,6 +187,23 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 
         GET "/api/v1/audit" => AUDIT_READ, audit::list;
         GET "/api/v1/audit/verify" => AUDIT_READ, audit::verify;
+
+        // RBAC (SPEC §8): roles, members, entity permissions.
+        GET "/api/v1/roles" => MEMBERS_READ, roles::list;
+        POST "/api/v1/roles" => ROLES_MANAGE, roles::create;
+        GET "/api/v1/roles/{id}" => MEMBERS_READ, roles::get;
+        PATCH "/api/v1/roles/{id}" => ROLES_MANAGE, roles::update;
+        DELETE "/api/v1/roles/{id}" => ROLES_MANAGE, roles::delete;
+        GET "/api/v1/members" => MEMBERS_READ, members::list;
+        POST "/api/v1/members" => MEMBERS_MANAGE, members::add;
+        PATCH "/api/v1/members/{user_id}" => ROLES_MANAGE, members::set_role;
+        DELETE "/api/v1/members/{user_id}" => MEMBERS_MANAGE, members::remove;
+        GET "/api/v1/automations/{id}/permissions" => AUTOMATION_VIEW, permissions::get_automation;
+        PUT "/api/v1/automations/{id}/permissions" => AUTOMATION_SETTINGS, permissions::set_automation;
+        GET "/api/v1/environment-variables/{id}/permissions" => ENV_VAR_READ, permissions::get_env_var;
+        PUT "/api/v1/environment-variables/{id}/permissions" => ENV_VAR_MANAGE, permissions::set_env_var;
+        GET "/api/v1/llm-connections/{id}/permissions" => LLM_ONE_READ, permissions::get_llm_connection;
+        PUT "/api/v1/llm-connections/{id}/permissions" => LLM_ONE_MANAGE, permissions::set_llm_connection;
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use keyward_core::Need;
+use keyward_core::{Entity, Need};
 use keyward_server::audit::Auditor;
 use keyward_server::config::ServerConfig;
 use keyward_server::keyring::Keyring;
@@ -119,8 +119,28 @@ fn the_table_declares_each_route_once_and_keeps_the_api_private() {
                 decl.path
             );
         }
-        let changes = [Method::DELETE, Method::POST, Method::PATCH].contains(&decl.method);
-        if let (true, Need::Feature(_, level)) = (changes, decl.need) {
+        // One automation, variable or connection in the path: its entity rules apply.
+        let entity = match decl.need {
+            Need::Entity(entity, _, _) => Some(entity),
+            _ => None,
+        };
+        if decl.path.starts_with("/api/v1/automations/{id}") {
+            assert!(
+                matches!(entity, Some(Entity::Automation(_))),
+                "{} {} must declare the automation's entity rules",
+                decl.method,
+                decl.path
+            );
+        } else if decl.path.starts_with("/api/v1/environment-variables/{id}") {
+            assert_eq!(entity, Some(Entity::EnvironmentVariable), "{}", decl.path);
+        } else if decl.path.starts_with("/api/v1/llm-connections/{id}") {
+            assert_eq!(entity, Some(Entity::LlmConnection), "{}", decl.path);
+        } else {
+            assert_eq!(entity, None, "{} names no entity", decl.path);
+        }
+        let changes =
+            [Method::DELETE, Method::POST, Method::PATCH, Method::PUT].contains(&decl.method);
+        if let (true, Some((_, level))) = (changes, decl.need.feature()) {
             assert!(
                 level >= keyward_core::Level::Write,
                 "{} {} changes data",

@@ -8,9 +8,11 @@ pub mod audit;
 pub mod crypto;
 pub mod model;
 mod postgres;
+pub mod rbac;
 pub mod secret;
 mod sql;
 mod sql_people;
+mod sql_rbac;
 mod sql_secrets;
 mod sql_workload;
 mod sqlite;
@@ -27,6 +29,7 @@ use thiserror::Error;
 
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use rbac::*;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -38,6 +41,9 @@ pub enum StoreError {
     /// Deleting it would leave another record pointing at nothing.
     #[error("it is still in use")]
     InUse,
+    /// The change would leave an organization without an owner.
+    #[error("an organization keeps at least one owner")]
+    LastOwner,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -179,7 +185,9 @@ pub trait PeopleStore: Send + Sync {
 
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
-pub trait Store: WorkloadStore + SecretStore + PeopleStore + Send + Sync + 'static {
+pub trait Store:
+    WorkloadStore + SecretStore + PeopleStore + RbacStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.
@@ -190,7 +198,8 @@ pub trait Store: WorkloadStore + SecretStore + PeopleStore + Send + Sync + 'stat
     async fn create_user(&self, user: &UserRow) -> Result<()>;
     async fn get_user(&self, id: UserId) -> Result<UserRow>;
     async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRow>>;
-    /// Creates the organization with `owner` as its Owner, in one transaction.
+    /// Creates the organization with its predefined roles (Owner, Member) and `owner` as a
+    /// member holding `role`, in one transaction.
     async fn create_org(&self, org: &OrgRow, owner: UserId, role: &str) -> Result<()>;
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
     async fn membership(&self, org: OrgId, user: UserId) -> Result<Option<Membership>>;

@@ -42,6 +42,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0004_people.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("rbac"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0005_rbac.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -77,3 +84,4 @@ crate::sql::impl_store!(
 crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);

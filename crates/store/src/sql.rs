@@ -191,6 +191,21 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(conflict("id"))?;
+                // Owner and Member exist in every organization (RBAC, migration 0005).
+                for (name, description) in crate::rbac::PREDEFINED_ROLES {
+                    sqlx::query(
+                        "INSERT INTO roles (id, org_id, name, description, grants, predefined, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, '{}', $5, $6, $6)",
+                    )
+                    .bind(keyward_core::RoleId::new_random().to_string())
+                    .bind(org.id.to_string())
+                    .bind(name)
+                    .bind(description)
+                    .bind(true)
+                    .bind(org.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query(
                     "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
                 )

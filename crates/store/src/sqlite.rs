@@ -49,6 +49,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0004_people.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            5,
+            Cow::Borrowed("rbac"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0005_rbac.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -97,3 +104,4 @@ crate::sql::impl_store!(
 crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_people::impl_people_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);

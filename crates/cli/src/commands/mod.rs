@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod keys;
 pub mod llm;
 pub mod people;
+pub mod rbac;
 pub mod run;
 pub mod secrets;
 pub mod serve;

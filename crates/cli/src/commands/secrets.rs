@@ -187,6 +187,9 @@ pub async fn automation(args: AutomationArgs) -> anyhow::Result<ExitCode> {
             let path = format!("/automations/{}/redeploy", segment(&automation));
             print(&api.call(Method::POST, &path, None).await?);
         }
+        AutomationCommand::Permissions(permissions) => {
+            return super::rbac::automation_permissions(&api, permissions).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

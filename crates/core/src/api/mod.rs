@@ -1,3 +1,4 @@
 //! Wire types of the HTTP API, by version. Serde only; validated at the edge by the server.
 
+pub mod rbac;
 pub mod v1;

@@ -74,6 +74,8 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<Automation>>, ApiError> {
     let rows = app.store.list_automations(caller.org()?.id).await?;
+    // Private automations are absent for callers they are not shared with.
+    let rows = crate::rbac::visible_automations(&app, &caller, rows).await?;
     Ok(Json(rows.iter().map(wire).collect()))
 }
 

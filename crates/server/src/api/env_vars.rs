@@ -233,11 +233,19 @@ pub async fn list(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     let names = credential_names(&app, org).await?;
+    // Variables with an access list that does not name the caller are absent.
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     Ok(Json(
         app.store
             .list_env_vars(org)
             .await?
             .iter()
+            .filter(|r| !hidden.contains(&r.id.0))
             .map(|r| wire(r, &names))
             .collect(),
     ))
@@ -395,8 +403,19 @@ pub async fn list_assigned(
     let org = caller.org()?.id;
     let automation = automations::find(&app, org, &id).await?;
     let names = credential_names(&app, org).await?;
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     let rows = app.store.automation_env_vars(org, automation.id).await?;
-    Ok(Json(rows.iter().map(|r| wire(r, &names)).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| !hidden.contains(&r.id.0))
+            .map(|r| wire(r, &names))
+            .collect(),
+    ))
 }
 
 /// `PUT /automations/{id}/environment-variables`: replaces the assignment.
@@ -408,16 +427,39 @@ pub async fn assign(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     let automation = automations::find(&app, org, &id).await?;
+    // A variable whose access list does not name the caller cannot be used by them.
+    let hidden = crate::rbac::hidden(
+        &app,
+        &caller,
+        keyward_store::AccessListed::EnvironmentVariable,
+    )
+    .await?;
     let mut chosen = Vec::with_capacity(body.environment_variables.len());
     for item in &body.environment_variables {
         let row = find(&app, org, item)
             .await
+            .and_then(|row| {
+                if hidden.contains(&row.id.0) {
+                    Err(ApiError::not_found("environment variable"))
+                } else {
+                    Ok(row)
+                }
+            })
             .map_err(super::unknown_reference(
                 "environment_variables",
                 "environment variable",
                 item,
             ))?;
         chosen.push(row);
+    }
+    // The assignment replaces the list, but a caller cannot name variables they cannot see:
+    // those stay assigned as they were.
+    if !hidden.is_empty() {
+        for kept in app.store.automation_env_vars(org, automation.id).await? {
+            if hidden.contains(&kept.id.0) {
+                chosen.push(kept);
+            }
+        }
     }
     // Assigning registers the variables: static-backed values resolve now (nothing is assigned
     // if one fails), workload-identity-backed ones at each kickoff.
@@ -440,7 +482,12 @@ pub async fn assign(
         )
         .await?;
     let names = credential_names(&app, org).await?;
-    Ok(Json(rows.iter().map(|r| wire(r, &names)).collect()))
+    Ok(Json(
+        rows.iter()
+            .filter(|r| !hidden.contains(&r.id.0))
+            .map(|r| wire(r, &names))
+            .collect(),
+    ))
 }
 
 /// Audited with the key and where the value comes from, never the value.

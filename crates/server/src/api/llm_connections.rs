@@ -130,8 +130,12 @@ pub async fn list(
         automation_names(&app, org).await?,
     );
     let rows = app.store.list_llm_connections(org).await?;
+    // Connections with an access list that does not name the caller are absent.
+    let hidden =
+        crate::rbac::hidden(&app, &caller, keyward_store::AccessListed::LlmConnection).await?;
     Ok(Json(
         rows.iter()
+            .filter(|r| !hidden.contains(&r.id.0))
             .map(|r| wire(r, &configs, &names))
             .collect::<Result<_, _>>()?,
     ))
