@@ -42,6 +42,14 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0004_people.sql").into_sql_str(),
             false,
         ),
+        // 0005 is the RBAC migration (branch `rbac`).
+        Migration::new(
+            6,
+            Cow::Borrowed("sso"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0006_sso.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -77,3 +85,4 @@ crate::sql::impl_store!(
 crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);
