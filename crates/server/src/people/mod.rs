@@ -9,6 +9,8 @@ pub mod invitations;
 pub mod local;
 pub mod pages;
 pub mod provider;
+pub mod saml;
+pub mod sso;
 
 use crate::error::ApiError;
 use crate::state::AppState;
