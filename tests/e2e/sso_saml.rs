@@ -287,3 +287,36 @@ async fn saml_login_lands_a_session_and_a_replayed_response_is_refused() {
         drop(server);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_names_the_missing_saml_settings_and_an_unreadable_certificate() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, dir.path()).env("SAML_IDP_SSO_URL", IDP_SSO);
+    let failure = Server::try_start(&options)
+        .err()
+        .expect("started without SAML_IDP_ENTITY_ID and SAML_IDP_CERT_FILE");
+    assert!(
+        failure
+            .stderr
+            .contains("SAML sign-in needs SAML_IDP_ENTITY_ID, SAML_IDP_CERT_FILE"),
+        "{}",
+        failure.stderr
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, dir.path())
+        .env("SAML_IDP_ENTITY_ID", IDP_ENTITY)
+        .env("SAML_IDP_SSO_URL", IDP_SSO)
+        .env("SAML_IDP_CERT_FILE", "/nonexistent/idp.pem");
+    let failure = Server::try_start(&options)
+        .err()
+        .expect("started with an unreadable certificate");
+    assert!(
+        failure
+            .stderr
+            .contains("SAML_IDP_CERT_FILE: cannot read /nonexistent/idp.pem"),
+        "{}",
+        failure.stderr
+    );
+}

@@ -119,3 +119,93 @@ impl JwksCache {
         Ok(keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A JWKS endpoint (plain HTTP on loopback) that counts how often it is fetched.
+    async fn serve(keys: Arc<Mutex<Value>>, hits: Arc<AtomicUsize>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let body = keys.lock().unwrap().to_string();
+                hits.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}/protocol/openid-connect/certs")
+    }
+
+    fn kids(keys: &Value) -> Vec<&str> {
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_at_most_once_per_window() {
+        let keys = Arc::new(Mutex::new(json!({"keys": [{"kid": "a"}]})));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let uri = serve(keys.clone(), hits.clone()).await;
+        let cache = JwksCache::with_timing(uri, Http::new(&[]).unwrap(), 30, 3600);
+        let fetched = || hits.load(Ordering::SeqCst);
+
+        assert_eq!(kids(&cache.keys_for(Some("a"), 100).await.unwrap()), ["a"]);
+        assert_eq!(kids(&cache.keys_for(Some("a"), 110).await.unwrap()), ["a"]);
+        assert_eq!(fetched(), 1, "a known key is served from the cache");
+
+        // The provider rotates: "b" appears. Within the window a token naming it waits.
+        *keys.lock().unwrap() = json!({"keys": [{"kid": "a"}, {"kid": "b"}]});
+        assert!(matches!(
+            cache.keys_for(Some("b"), 120).await,
+            Err(SsoError::UnknownKey { .. })
+        ));
+        assert_eq!(fetched(), 1);
+        assert_eq!(
+            kids(&cache.keys_for(Some("b"), 130).await.unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(fetched(), 2, "refetched once the window passed");
+
+        // Made-up kids cannot make Keyward hammer the provider.
+        for now in 131..159 {
+            assert!(cache.keys_for(Some("made-up"), now).await.is_err());
+        }
+        assert_eq!(fetched(), 2);
+
+        // Keys older than the maximum age are fetched again even when they match.
+        cache.keys_for(Some("a"), 130 + 3600).await.unwrap();
+        assert_eq!(fetched(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_the_keys_held() {
+        let keys = Arc::new(Mutex::new(json!({"keys": [{"kid": "a"}]})));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let uri = serve(keys.clone(), hits.clone()).await;
+        let cache = JwksCache::with_timing(uri, Http::new(&[]).unwrap(), 30, 60);
+        cache.keys_for(Some("a"), 100).await.unwrap();
+        *keys.lock().unwrap() = json!({"not": "a jwks"});
+        assert_eq!(kids(&cache.keys_for(Some("a"), 200).await.unwrap()), ["a"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+}

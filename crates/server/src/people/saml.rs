@@ -319,3 +319,72 @@ pub async fn metadata(State(app): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(
+        pairs: &[(&str, &str)],
+        auth: &AuthProvider,
+    ) -> Result<Option<SamlSettings>, String> {
+        let env: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        SamlSettings::from_env(&|k: &str| env.get(k).cloned(), auth)
+    }
+
+    #[test]
+    fn saml_is_off_without_idp_variables_and_names_what_is_missing() {
+        assert_eq!(settings(&[], &AuthProvider::Local), Ok(None));
+        let err = settings(
+            &[("SAML_IDP_SSO_URL", "https://idp/sso")],
+            &AuthProvider::Local,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("SAML sign-in needs SAML_IDP_ENTITY_ID, SAML_IDP_CERT_FILE"),
+            "{err}"
+        );
+        let err = settings(
+            &[
+                ("SAML_IDP_METADATA_FILE", "m.xml"),
+                ("SAML_IDP_CERT_FILE", "c.pem"),
+            ],
+            &AuthProvider::Local,
+        )
+        .unwrap_err();
+        assert!(err.contains("unset SAML_IDP_ENTITY_ID"), "{err}");
+        // A certificate alone is a generic IdP without its URLs — except for Entra ID.
+        assert!(settings(&[("SAML_IDP_CERT_FILE", "c.pem")], &AuthProvider::Local).is_err());
+    }
+
+    #[test]
+    fn metadata_or_the_three_explicit_settings_configure_the_idp() {
+        let s = settings(
+            &[
+                ("SAML_IDP_METADATA_FILE", "/etc/idp.xml"),
+                ("SAML_SP_ENTITY_ID", "urn:kw"),
+            ],
+            &AuthProvider::Local,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.idp, IdpSource::Metadata("/etc/idp.xml".into()));
+        assert_eq!(s.sp_entity_id.as_deref(), Some("urn:kw"));
+        let s = settings(
+            &[
+                ("SAML_IDP_ENTITY_ID", "https://idp/md"),
+                ("SAML_IDP_SSO_URL", "https://idp/sso"),
+                ("SAML_IDP_CERT_FILE", "c.pem"),
+            ],
+            &AuthProvider::Local,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(s.idp, IdpSource::Explicit { .. }));
+    }
+}
