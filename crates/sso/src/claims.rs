@@ -21,11 +21,16 @@ pub fn identity(claims: &Value, role_clients: &[String]) -> Result<Identity, Str
         .filter(|s| !s.is_empty())
         .ok_or("it has no subject (sub)")?
         .to_owned();
+    // An address the provider itself marks unverified names nobody: accounts are matched by
+    // email, so trusting it would let anyone who types someone's address become them.
+    let unverified = claims["email_verified"] == Value::Bool(false)
+        || claims["email_verified"] == Value::String("false".into());
     let email = ["email", "preferred_username", "upn", "unique_name"]
         .iter()
         .filter_map(|c| claims[*c].as_str())
         .find(|v| looks_like_email(v))
         .or(Some(subject.as_str()).filter(|s| looks_like_email(s)))
+        .filter(|_| !unverified)
         .map(|e| e.trim().to_lowercase());
     let mut roles: Vec<String> = Vec::new();
     let mut take = |v: &Value| {
@@ -91,5 +96,11 @@ mod tests {
         let who = identity(&json!({"sub": "u", "preferred_username": "bo"}), &[]).unwrap();
         assert_eq!(who.email, None);
         assert!(identity(&json!({"email": "x@y.z"}), &[]).is_err());
+        let who = identity(
+            &json!({"sub": "u", "email": "x@y.z", "email_verified": false}),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(who.email, None);
     }
 }

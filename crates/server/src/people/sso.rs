@@ -306,8 +306,9 @@ pub async fn admit(
     if !member {
         return Err(Refusal::NotAssigned { email });
     }
-    let user = match app.store.find_user_by_email(&email).await? {
-        Some(user) => user,
+    let role = if admin { "owner" } else { "member" };
+    let (user, created) = match app.store.find_user_by_email(&email).await? {
+        Some(user) => (user, false),
         None => {
             let user = UserRow {
                 id: UserId::new_random(),
@@ -315,40 +316,42 @@ pub async fn admit(
                 created_at: now,
             };
             match app.store.create_user(&user).await {
-                Ok(()) => {}
+                Ok(()) => (user, true),
                 // Another replica provisioned the same person at the same moment.
-                Err(StoreError::Conflict { .. }) => {
-                    return app
-                        .store
+                Err(StoreError::Conflict { .. }) => (
+                    app.store
                         .find_user_by_email(&email)
                         .await?
-                        .ok_or_else(|| Refusal::Other(ApiError::internal("user vanished")));
-                }
+                        .ok_or_else(|| Refusal::Other(ApiError::internal("user vanished")))?,
+                    false,
+                ),
                 Err(e) => return Err(e.into()),
             }
-            let org = match app.sso.org {
-                Some(org) => Some(org),
-                None => app.store.first_org().await?,
-            };
-            let role = if admin { "owner" } else { "member" };
-            if let Some(org) = org {
-                match app.store.add_membership(org, user.id, role, now).await {
-                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            app.audit
-                .record(
-                    USER_PROVISIONED,
-                    org,
-                    &format!("user:{}", user.id),
-                    json!({"method": method, "provider": app.config.auth.name(), "email": email, "role": role}),
-                )
-                .await
-                .map_err(ApiError::from)?;
-            user
         }
     };
+    // Someone in no organization yet (new, or provisioned before any existed) joins the SSO
+    // organization; a membership that exists is RBAC's to change, not the sign-in's.
+    if app.store.memberships(user.id).await?.is_empty() {
+        let org = match app.sso.org {
+            Some(org) => Some(org),
+            None => app.store.first_org().await?,
+        };
+        if let Some(org) = org {
+            match app.store.add_membership(org, user.id, role, now).await {
+                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        app.audit
+            .record(
+                USER_PROVISIONED,
+                org,
+                &format!("user:{}", user.id),
+                json!({"method": method, "provider": app.config.auth.name(), "email": email, "role": role, "new_user": created}),
+            )
+            .await
+            .map_err(ApiError::from)?;
+    }
     Ok(user)
 }
 
