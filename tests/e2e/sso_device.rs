@@ -149,6 +149,58 @@ async fn keyward_login_against_the_idp_yields_a_bearer_token_keyward_accepts() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "invalid_token");
 
+    // The same token at a Keyward that expects another audience, or trusts another IdP (its
+    // own issuer and keys): refused.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let other = Server::start(
+        &keycloak_options(&Backend::Sqlite, other_dir.path(), &idp, other_port)
+            .env("KEYCLOAK_AUDIENCE", "another-api"),
+    );
+    let (status, body) = call(
+        &other.client(),
+        Method::GET,
+        &format!("{}/crewai_plus/api/v1/me/organizations", other.url),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not for audience \"another-api\""),
+        "{body}"
+    );
+    drop(other);
+    let third_dir = tempfile::tempdir().unwrap();
+    let third_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let another_idp = start_idp(third_dir.path(), &format!("https://127.0.0.1:{third_port}"));
+    let third = Server::start(&keycloak_options(
+        &Backend::Sqlite,
+        third_dir.path(),
+        &another_idp,
+        third_port,
+    ));
+    let (status, body) = call(
+        &third.client(),
+        Method::GET,
+        &format!("{}/crewai_plus/api/v1/me/organizations", third.url),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    drop(third);
+
     // A token from the right IdP for a person without either role: 403, not assigned.
     let home2 = tempfile::tempdir().unwrap();
     let out = people_cli(home2.path(), &trust)
