@@ -13,7 +13,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::sso_oidc::{Browser, Outcome, drive, keycloak_options, node_ready, start_idp};
+use crate::sso_oidc::{
+    Browser, Outcome, drive, keycloak_options, node_ready, start_idp, start_idp_on,
+};
 
 fn people_cli(home: &Path, trust: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
@@ -227,4 +229,68 @@ async fn keyward_login_against_the_idp_yields_a_bearer_token_keyward_accepts() {
             .contains("not assigned to this application"),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_idp_key_is_fetched_on_its_first_token_but_at_most_every_30_seconds() {
+    install_crypto();
+    if !node_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let keyward_url = format!("https://127.0.0.1:{port}");
+    let idp = start_idp(dir.path(), &keyward_url);
+    let idp_port = idp.port;
+    let server = Server::start(&keycloak_options(&Backend::Sqlite, dir.path(), &idp, port));
+    let ca = server.ca_file.clone().unwrap();
+    let trust = dir.path().join("trust.pem");
+    let mut bundle = std::fs::File::create(&trust).unwrap();
+    bundle.write_all(&std::fs::read(&ca).unwrap()).unwrap();
+    bundle
+        .write_all(&std::fs::read(&idp.trust).unwrap())
+        .unwrap();
+    drop(bundle);
+    let home = tempfile::tempdir().unwrap();
+    let out = people_cli(home.path(), &trust)
+        .args(["configure", &keyward_url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let orgs = format!("{keyward_url}/crewai_plus/api/v1/me/organizations");
+    let client = server.client();
+
+    let mut browser = Browser::new(&[ca.as_path(), idp.trust.as_path()]);
+    let first = device_login(home.path(), &trust, &mut browser, "alice@acme.example").await;
+    let (status, body) = call(&client, Method::GET, &orgs, Some(&first), None).await;
+    assert_eq!(status, 200, "{body}");
+    let keys_fetched = Instant::now();
+
+    // The IdP restarts with a new signing key (same address, same TLS certificate).
+    drop(idp);
+    let idp = start_idp_on(dir.path(), &keyward_url, idp_port);
+    let mut browser = Browser::new(&[ca.as_path(), idp.trust.as_path()]);
+    let second = device_login(home.path(), &trust, &mut browser, "alice@acme.example").await;
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(kid(&first), kid(&second));
+
+    // Within 30 s of the last fetch the unknown key is not fetched: refused, saying why.
+    assert!(keys_fetched.elapsed() < Duration::from_secs(29));
+    let (status, body) = call(&client, Method::GET, &orgs, Some(&second), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("keys are refetched at most every 30 s"),
+        "{body}"
+    );
+    // Once the window has passed, the token's unknown kid makes Keyward fetch the new keys.
+    tokio::time::sleep(Duration::from_secs(31).saturating_sub(keys_fetched.elapsed())).await;
+    let (status, body) = call(&client, Method::GET, &orgs, Some(&second), None).await;
+    assert_eq!(status, 200, "{body}");
+    drop(idp);
 }

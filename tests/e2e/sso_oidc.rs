@@ -75,6 +75,12 @@ fn free_port() -> u16 {
 /// Starts the IdP with its own CA (made like Keyward's self-signed one), for a Keyward that
 /// will listen at `keyward_url`.
 pub fn start_idp(dir: &Path, keyward_url: &str) -> Idp {
+    start_idp_on(dir, keyward_url, 0)
+}
+
+/// [`start_idp`] on a given port (0: any), with a fresh signing key each time; the TLS files in
+/// `dir` are reused, so a restarted IdP is trusted as before.
+pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
     let tls_dir = dir.join("idp-tls");
     let tls = keyward_server::tls::ensure_self_signed(&tls_dir, &["127.0.0.1".to_owned()])
         .expect("IdP certificate");
@@ -92,6 +98,7 @@ pub fn start_idp(dir: &Path, keyward_url: &str) -> Idp {
         .env("IDP_POST_LOGOUT_URI", format!("{keyward_url}/"))
         .env("IDP_DEVICE_CLIENT_ID", DEVICE_CLIENT_ID)
         .env("IDP_AUDIENCE", "account")
+        .env("IDP_PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
