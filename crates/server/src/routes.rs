@@ -19,7 +19,7 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
-use crate::people::{api as people_api, device, invitations, pages, saml, sso};
+use crate::people::{api as people_api, device, invitations, oidc, pages, saml, sso};
 use crate::state::AppState;
 use crate::{issuer, ops};
 
@@ -75,8 +75,8 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/login" => Need::Public, pages::login_page;
         POST "/login" => Need::Public, pages::login;
         POST "/logout" => Need::Public, pages::logout;
-        GET "/auth/{provider}/login" => Need::Public, sso::oidc_login;
-        GET "/auth/{provider}/callback" => Need::Public, sso::oidc_callback;
+        GET "/auth/{provider}/login" => Need::Public, oidc::login;
+        GET "/auth/{provider}/callback" => Need::Public, oidc::callback;
         GET "/auth/session" => Need::Public, sso::session;
         GET "/auth/saml/login" => Need::Public, saml::login;
         POST "/auth/saml/acs" => Need::Public, saml::acs;
