@@ -387,7 +387,10 @@ async fn browser_sign_in_with_code_pkce_state_and_nonce_and_its_refusals() {
         let port = free_port();
         let keyward_url = format!("https://127.0.0.1:{port}");
         let idp = start_idp(dir.path(), &keyward_url);
-        let server = Server::start(&keycloak_options(&backend, dir.path(), &idp, port));
+        // Debug logs: even request spans must not carry the code or the state.
+        let server = Server::start(
+            &keycloak_options(&backend, dir.path(), &idp, port).env("KEYWARD_LOG", "debug"),
+        );
         assert_eq!(server.url, keyward_url);
         let ca = server.ca_file.clone().expect("Keyward's CA");
         let new_browser = || Browser::new(&[ca.as_path(), idp.trust.as_path()]);
@@ -415,6 +418,7 @@ async fn browser_sign_in_with_code_pkce_state_and_nonce_and_its_refusals() {
         );
         let callback = callback_for(&mut browser, &server, &auth_url, "alice@acme.example").await;
         assert!(callback.starts_with(&format!("{keyward_url}/auth/keycloak/callback?")));
+        let code = query(&callback, "code").expect("a code");
         let landed = browser.get(&callback).await;
         assert_eq!(landed.status, 303, "{name}: {}", landed.body);
         assert_eq!(landed.location.as_deref(), Some("/auth/session"));
@@ -550,5 +554,13 @@ async fn browser_sign_in_with_code_pkce_state_and_nonce_and_its_refusals() {
         let log = server.stderr();
         assert!(!log.contains(CLIENT_SECRET));
         assert!(!log.contains(&state_cookie));
+        assert!(
+            !log.contains(&code),
+            "{name}: the authorization code is in the log"
+        );
+        assert!(
+            log.contains("/auth/keycloak/callback"),
+            "debug spans name the path"
+        );
     }
 }

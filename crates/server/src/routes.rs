@@ -165,7 +165,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(ops::count_requests))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path, not the URI: query strings carry authorization codes, states
+        // and user codes (/auth/<provider>/callback?code=…, /device?user_code=…).
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
 }
 
