@@ -26,5 +26,8 @@ mod rotation;
 mod run;
 mod secret_providers;
 mod secrets_resolution;
+mod sso_device;
+mod sso_oidc;
+mod sso_saml;
 mod static_values;
 mod workload_configs;

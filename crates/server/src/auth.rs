@@ -145,7 +145,13 @@ async fn resolve(
 ) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
     let found = if crate::people::access::looks_like_jwt(token) {
-        Bearer::Access(crate::people::access::person(app, token).await?)
+        // Keyward's own access tokens with `local`, the external provider's otherwise.
+        Bearer::Access(match app.config.auth {
+            crate::people::provider::AuthProvider::Local => {
+                crate::people::access::person(app, token).await?
+            }
+            _ => crate::people::sso::bearer_person(app, token).await?,
+        })
     } else {
         Bearer::Stored(Box::new(lookup(app, token).await?))
     };

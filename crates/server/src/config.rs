@@ -90,6 +90,8 @@ pub struct ServerConfig {
     /// Who signs people in (`AUTH_PROVIDER`).
     pub auth: AuthProvider,
     pub device: DeviceSettings,
+    /// `KEYWARD_SSO_*` and `SAML_*`.
+    pub sso: crate::people::sso::SsoSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -122,6 +124,8 @@ pub enum ConfigError {
         setting: &'static str,
         reason: String,
     },
+    #[error("{0}")]
+    Sso(String),
     #[error("{setting}: {value} is outside the allowed range {min}..={max} seconds")]
     Range {
         setting: &'static str,
@@ -246,6 +250,8 @@ impl RawServerConfig {
         };
 
         let auth = AuthProvider::from_env(&self.auth_env)?;
+        let sso = crate::people::sso::SsoSettings::from_env(&self.auth_env, &auth)
+            .map_err(ConfigError::Sso)?;
         let device = DeviceSettings {
             code_ttl: check_range(
                 "KEYWARD_DEVICE_CODE_TTL",
@@ -277,6 +283,7 @@ impl RawServerConfig {
             cloud_endpoints: self.cloud_endpoints,
             auth,
             device,
+            sso,
         })
     }
 }

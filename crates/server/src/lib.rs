@@ -56,6 +56,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("single sign-on: {0}")]
+    Sso(String),
     #[error("headless bootstrap failed: {0}")]
     Bootstrap(String),
     #[error("the server stopped with an error: {0}")]
@@ -189,6 +191,8 @@ pub async fn serve(
             .map_err(|e| ServeError::Clouds(format!("KEYWARD_CLOUD_ENDPOINTS: {e}")))?;
     }
     let cloud_endpoints = config.cloud_endpoints.clone();
+    // After the public URL is known: it is in the callback and ACS URLs.
+    let sso = Arc::new(people::sso::Sso::build(&config).map_err(ServeError::Sso)?);
     let config = Arc::new(config);
     let state = AppState {
         cloud_endpoints,
@@ -198,6 +202,7 @@ pub async fn serve(
         master,
         audit: audit.clone(),
         metrics: ops::metrics_handle(),
+        sso,
     };
     let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone()));
 

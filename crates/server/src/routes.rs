@@ -19,7 +19,7 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
-use crate::people::{api as people_api, device, invitations, pages};
+use crate::people::{api as people_api, device, invitations, oidc, pages, saml, sso};
 use crate::state::AppState;
 use crate::{issuer, ops};
 
@@ -124,6 +124,12 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/login" => Need::Public, pages::login_page;
         POST "/login" => Need::Public, pages::login;
         POST "/logout" => Need::Public, pages::logout;
+        GET "/auth/{provider}/login" => Need::Public, oidc::login;
+        GET "/auth/{provider}/callback" => Need::Public, oidc::callback;
+        GET "/auth/session" => Need::Public, sso::session;
+        GET "/auth/saml/login" => Need::Public, saml::login;
+        POST "/auth/saml/acs" => Need::Public, saml::acs;
+        GET "/auth/saml/metadata" => Need::Public, saml::metadata;
         GET "/device" => Need::Public, pages::device_page;
         POST "/device" => Need::Public, pages::device_decide;
         POST "/api/v1/device/approve" => Need::Person, device::approve;
@@ -225,7 +231,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(ops::count_requests))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path, not the URI: query strings carry authorization codes, states
+        // and user codes (/auth/<provider>/callback?code=…, /device?user_code=…).
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
 }
 

@@ -21,6 +21,8 @@ pub struct AppState {
     pub cloud_endpoints: Option<std::path::PathBuf>,
     pub audit: Auditor,
     pub metrics: PrometheusHandle,
+    /// Browser sign-in and bearer tokens of the external identity provider (OIDC, SAML).
+    pub sso: Arc<crate::people::sso::Sso>,
 }
 
 impl AppState {

@@ -35,6 +35,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         cloud_endpoints: None,
         audit,
         metrics: keyward_server::ops::metrics_handle(),
+        sso: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ mod sql;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
+mod sql_sso;
 mod sql_workload;
 mod sqlite;
 
@@ -183,10 +184,27 @@ pub trait PeopleStore: Send + Sync {
     async fn accept_invitation(&self, hash: &str, now: i64) -> Result<Option<InvitationRow>>;
 }
 
+/// Browser sign-in through an external identity provider: OIDC and SAML (SPEC §7).
+#[async_trait]
+pub trait SsoStore: Send + Sync {
+    /// Records a sign-in that is leaving for the identity provider (and drops expired ones).
+    async fn create_sso_pending(&self, row: &SsoPendingRow) -> Result<()>;
+    /// Removes and returns the pending sign-in with this state hash if it has not expired;
+    /// `None` when there is none (tampered, replayed or expired). Atomic: taken once.
+    async fn take_sso_pending(&self, state_hash: &str, now: i64) -> Result<Option<SsoPendingRow>>;
+    /// The pending sign-in with this state hash if it has not expired, left in place.
+    async fn find_sso_pending(&self, state_hash: &str, now: i64) -> Result<Option<SsoPendingRow>>;
+    /// The SAML replay cache: records `id` until `expires_at` and answers `false`, or answers
+    /// `true` when it was already recorded (a replay). Insert-if-absent, shared by replicas.
+    async fn saml_seen(&self, id: &str, expires_at: i64, now: i64) -> Result<bool>;
+    /// The oldest organization: the one people signing in through SSO join by default.
+    async fn first_org(&self) -> Result<Option<OrgId>>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
 pub trait Store:
-    WorkloadStore + SecretStore + PeopleStore + RbacStore + Send + Sync + 'static
+    WorkloadStore + SecretStore + PeopleStore + RbacStore + SsoStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -335,3 +335,20 @@ pub struct InvitationRow {
     pub expires_at: i64,
     pub accepted_at: Option<i64>,
 }
+
+/// A browser sign-in waiting for the identity provider's answer (OIDC or SAML).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoPendingRow {
+    /// SHA-256 of the `state` / RelayState value.
+    pub state_hash: String,
+    /// `oidc` or `saml`.
+    pub protocol: String,
+    /// The OIDC nonce, or the SAML AuthnRequest ID.
+    pub nonce: String,
+    /// The PKCE code verifier (OIDC); empty for SAML.
+    pub pkce_verifier: String,
+    /// Where to go once signed in (a path on this server).
+    pub next_path: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}

@@ -49,6 +49,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0005_rbac.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            Cow::Borrowed("sso"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0006_sso.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -85,3 +92,4 @@ crate::sql_workload::impl_workload_store!(store = PostgresStore, db = sqlx::Post
 crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);

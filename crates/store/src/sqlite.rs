@@ -56,6 +56,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0005_rbac.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            6,
+            Cow::Borrowed("sso"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0006_sso.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -105,3 +112,4 @@ crate::sql_workload::impl_workload_store!(store = SqliteStore, db = sqlx::Sqlite
 crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_people::impl_people_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);

@@ -7,8 +7,11 @@ pub mod api;
 pub mod device;
 pub mod invitations;
 pub mod local;
+pub mod oidc;
 pub mod pages;
 pub mod provider;
+pub mod saml;
+pub mod sso;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -232,12 +232,19 @@ pub(crate) fn signed_in(app: &AppState, session: &str, next: &str) -> Response {
 /// `POST /logout`: ends the console session.
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(cookie) = local::session_cookie(&headers) {
+        if let Ok(Some((user, _))) = local::session_user(&app, &headers, clock::now()).await {
+            let _ = app
+                .audit
+                .record(kind::LOGOUT, None, &format!("user:{}", user.id), json!({}))
+                .await;
+        }
         let _ = app
             .store
             .delete_web_session(&keyward_store::secret::hash_token(&cookie))
             .await;
     }
-    let mut response = redirect("/login");
+    // With an external provider, on to its end-session endpoint so its session ends too.
+    let mut response = redirect(&super::sso::logout_location(&app).await);
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("keyward_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
