@@ -17,6 +17,16 @@ pub async fn run_child(
             "no command given: keyward run --automation <name> -- <command> [args…]".into(),
         ));
     };
+    // Listen before the child exists: a supervisor may signal as soon as the child shows signs of
+    // life, and a signal with no listener yet would kill us with the default action, leaving the
+    // child running and the token files behind.
+    let listen = |kind: SignalKind| {
+        signal(kind).map_err(|e| RuntimeError::Config(format!("cannot listen for signals: {e}")))
+    };
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    let mut hup = listen(SignalKind::hangup())?;
+    let mut quit = listen(SignalKind::quit())?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .env_clear()
@@ -27,13 +37,6 @@ pub async fn run_child(
             detail: e.to_string(),
         })?;
     let pid = child.id();
-    let listen = |kind: SignalKind| {
-        signal(kind).map_err(|e| RuntimeError::Config(format!("cannot listen for signals: {e}")))
-    };
-    let mut term = listen(SignalKind::terminate())?;
-    let mut int = listen(SignalKind::interrupt())?;
-    let mut hup = listen(SignalKind::hangup())?;
-    let mut quit = listen(SignalKind::quit())?;
     loop {
         let forward = tokio::select! {
             status = child.wait() => {
