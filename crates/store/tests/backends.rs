@@ -1,50 +1,12 @@
 //! One test body per behaviour, run against SQLite and (when `KEYWARD_TEST_DATABASE_URL` is set)
 //! PostgreSQL.
 
-use std::sync::Arc;
-
 use keyward_core::{AutomationId, OrgId, TokenId, UserId};
 use keyward_store::audit::ChainVerifier;
 use keyward_store::*;
 
-struct Fixture {
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
-
-async fn stores() -> Vec<Fixture> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![Fixture {
-        store: open(None, dir.path()).await.unwrap(),
-        _dir: dir,
-    }];
-    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if admin.is_none() && std::env::var("KEYWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        panic!("KEYWARD_REQUIRE_POSTGRES=1 but KEYWARD_TEST_DATABASE_URL is not set");
-    }
-    if let Some(admin) = admin {
-        let name = format!("kwstore_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .unwrap();
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(Some(&format!("{base}/{name}")), dir.path())
-            .await
-            .unwrap();
-        assert_eq!(store.backend(), "postgres");
-        all.push(Fixture { store, _dir: dir });
-    }
-    all
-}
+mod common;
+use common::stores;
 
 async fn org_with_owner(store: &dyn Store, name: &str) -> (OrgId, UserId) {
     let user = UserRow {

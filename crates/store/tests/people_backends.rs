@@ -1,42 +1,11 @@
 //! The people store (device codes, rate counters, sessions, invitations) on SQLite and, when
 //! `KEYWARD_TEST_DATABASE_URL` is set, PostgreSQL: one test body per behaviour.
 
-use std::sync::Arc;
-
 use keyward_core::{OrgId, UserId};
 use keyward_store::*;
 
-async fn stores() -> Vec<(Arc<dyn Store>, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![(open(None, dir.path()).await.unwrap(), dir)];
-    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if admin.is_none() && std::env::var("KEYWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        panic!("KEYWARD_REQUIRE_POSTGRES=1 but KEYWARD_TEST_DATABASE_URL is not set");
-    }
-    if let Some(admin) = admin {
-        let name = format!("kwpeople_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .unwrap();
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
-        let dir = tempfile::tempdir().unwrap();
-        all.push((
-            open(Some(&format!("{base}/{name}")), dir.path())
-                .await
-                .unwrap(),
-            dir,
-        ));
-    }
-    all
-}
+mod common;
+use common::{Fixture, stores};
 
 async fn person(store: &dyn Store, email: &str) -> UserId {
     let user = UserRow {
@@ -66,7 +35,7 @@ fn device(device_hash: &str, user_code_hash: &str, expires_at: i64) -> DeviceCod
 
 #[tokio::test]
 async fn an_approved_device_code_is_spent_exactly_once() {
-    for (store, _dir) in stores().await {
+    for Fixture { store, .. } in stores().await {
         let user = person(store.as_ref(), "a@example.com").await;
         store
             .create_device_code(&device("d1", "u1", 700))
@@ -121,7 +90,7 @@ async fn an_approved_device_code_is_spent_exactly_once() {
 
 #[tokio::test]
 async fn rate_counters_count_within_a_window_and_restart_in_the_next() {
-    for (store, _dir) in stores().await {
+    for Fixture { store, .. } in stores().await {
         assert_eq!(store.rate_counter("k", 1000, 600).await.unwrap(), 0);
         for expected in 1..=3 {
             assert_eq!(
@@ -142,7 +111,7 @@ async fn rate_counters_count_within_a_window_and_restart_in_the_next() {
 
 #[tokio::test]
 async fn sessions_credentials_and_invitations() {
-    for (store, _dir) in stores().await {
+    for Fixture { store, .. } in stores().await {
         let user = person(store.as_ref(), "b@example.com").await;
         assert!(store.local_credential(user).await.unwrap().is_none());
         assert!(matches!(

@@ -1,51 +1,11 @@
 //! Roles, members and entity permissions, on SQLite and (when `KEYWARD_TEST_DATABASE_URL` is
 //! set) PostgreSQL.
 
-use std::sync::Arc;
-
 use keyward_core::{AutomationId, EnvVarId, OrgId, RoleId, UserId};
 use keyward_store::*;
 
-struct Fixture {
-    store: Arc<dyn Store>,
-    dir: tempfile::TempDir,
-    /// The PostgreSQL URL, for the PostgreSQL fixture.
-    url: Option<String>,
-}
-
-async fn stores() -> Vec<Fixture> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut all = vec![Fixture {
-        store: open(None, dir.path()).await.unwrap(),
-        dir,
-        url: None,
-    }];
-    let admin = std::env::var("KEYWARD_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if let Some(admin) = admin {
-        let name = format!("kwrbac_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .unwrap();
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap().to_owned();
-        let url = format!("{base}/{name}");
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(Some(&url), dir.path()).await.unwrap();
-        all.push(Fixture {
-            store,
-            dir,
-            url: Some(url),
-        });
-    }
-    all
-}
+mod common;
+use common::stores;
 
 async fn user(store: &dyn Store, email: &str) -> UserId {
     let row = UserRow {
