@@ -150,7 +150,6 @@ impl AwsClient {
                 ),
             });
         }
-        let url = format!("{}/", self.sts);
         // The serializer is not Send; finish it before any await.
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
@@ -164,26 +163,7 @@ impl AwsClient {
             form.finish()
         };
         let answer = self
-            .transport
-            .call(
-                step,
-                deadline,
-                || {
-                    self.signed(
-                        step,
-                        credentials,
-                        "sts",
-                        &self.sts_region,
-                        &url,
-                        &[(
-                            "content-type",
-                            "application/x-www-form-urlencoded; charset=utf-8",
-                        )],
-                        body.as_bytes(),
-                    )
-                },
-                |a| long_lived(credentials, sts_refusal(step, a, None)),
-            )
+            .signed_sts_call(step, credentials, &body, deadline)
             .await?;
         session_credentials(step, &answer)
     }
@@ -195,29 +175,9 @@ impl AwsClient {
         deadline: &Deadline,
     ) -> Result<CallerIdentity, CloudError> {
         let step = Step::AwsCallerIdentity;
-        let url = format!("{}/", self.sts);
         let body = format!("Action=GetCallerIdentity&Version={STS_VERSION}");
         let answer = self
-            .transport
-            .call(
-                step,
-                deadline,
-                || {
-                    self.signed(
-                        step,
-                        credentials,
-                        "sts",
-                        &self.sts_region,
-                        &url,
-                        &[(
-                            "content-type",
-                            "application/x-www-form-urlencoded; charset=utf-8",
-                        )],
-                        body.as_bytes(),
-                    )
-                },
-                |a| long_lived(credentials, sts_refusal(step, a, None)),
-            )
+            .signed_sts_call(step, credentials, &body, deadline)
             .await?;
         let text = answer.text();
         let doc = roxmltree::Document::parse(&text)
@@ -311,6 +271,38 @@ impl AwsClient {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// An STS query-protocol call signed with `credentials` (AssumeRole, GetCallerIdentity).
+    async fn signed_sts_call(
+        &self,
+        step: Step,
+        credentials: &SessionCredentials,
+        body: &str,
+        deadline: &Deadline,
+    ) -> Result<Answer, CloudError> {
+        let url = format!("{}/", self.sts);
+        self.transport
+            .call(
+                step,
+                deadline,
+                || {
+                    self.signed(
+                        step,
+                        credentials,
+                        "sts",
+                        &self.sts_region,
+                        &url,
+                        &[(
+                            "content-type",
+                            "application/x-www-form-urlencoded; charset=utf-8",
+                        )],
+                        body.as_bytes(),
+                    )
+                },
+                |a| long_lived(credentials, sts_refusal(step, a, None)),
+            )
+            .await
     }
 
     async fn secrets_manager_call(
