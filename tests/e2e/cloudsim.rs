@@ -85,13 +85,22 @@ pub async fn server_and_sim(
 ) -> (Server, String, Sim, tempfile::TempDir) {
     common::install_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    // The server reads its endpoints file at each use, so it may appear once the simulator (which
+    // needs the server's issuer) runs; with it, the simulator's vault hosts are Key Vaults here.
+    let server_endpoints = dir.path().join("server-endpoints.json");
+    let server = Server::start(
+        &ServerOptions::new(&Backend::Sqlite, &dir.path().join("kw")).env(
+            "KEYWARD_CLOUD_ENDPOINTS",
+            server_endpoints.to_str().expect("utf-8 path"),
+        ),
+    );
     let (_, token) = common::automation_with_token(&server, "crew").await;
     let org = common::org_id(&server);
     let sim = match world(&server.url, &org) {
         Some(text) => Sim::start(&server, &org, SimWorld::State(&text)),
         None => Sim::start(&server, &org, SimWorld::Demo),
     };
+    std::fs::copy(&sim.endpoints_path, &server_endpoints).expect("copy endpoints");
     (server, token, sim, dir)
 }
 

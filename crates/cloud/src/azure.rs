@@ -27,6 +27,8 @@ pub struct AccessToken {
 pub struct AzureClient {
     transport: Transport,
     authority: String,
+    /// Hosts of the endpoints file that stand in for Key Vault (the simulator's).
+    vault_origins: Vec<String>,
 }
 
 impl AzureClient {
@@ -34,6 +36,7 @@ impl AzureClient {
         AzureClient {
             transport,
             authority: endpoints.azure_authority_host(),
+            vault_origins: endpoints.azure_vault_origins(),
         }
     }
 
@@ -148,7 +151,7 @@ impl AzureClient {
         deadline: &Deadline,
     ) -> Result<Secret, CloudError> {
         let step = Step::KeyVaultGet;
-        let vault = vault_base(step, vault_url)?;
+        let vault = vault_base(step, vault_url, &self.vault_origins)?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             return Err(CloudError::InvalidArgument {
                 step,
@@ -193,7 +196,7 @@ impl AzureClient {
         deadline: &Deadline,
     ) -> Result<Vec<String>, CloudError> {
         let step = Step::KeyVaultList;
-        let vault = vault_base(step, vault_url)?;
+        let vault = vault_base(step, vault_url, &self.vault_origins)?;
         let mut next = Some(format!(
             "{vault}/secrets?api-version={API_VERSION}&maxresults=25"
         ));
@@ -237,17 +240,16 @@ impl AzureClient {
     }
 }
 
-fn vault_base(step: Step, vault_url: &str) -> Result<String, CloudError> {
-    let trimmed = vault_url.trim_end_matches('/');
-    match url::Url::parse(trimmed) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(trimmed.to_owned()),
-        _ => Err(CloudError::InvalidArgument {
+/// The vault's base URL, refused unless it is a Key Vault host (or the simulator's): the vault
+/// token sent there opens every vault the app can reach.
+fn vault_base(step: Step, vault_url: &str, origins: &[String]) -> Result<String, CloudError> {
+    keyward_core::secrets::validate_vault_url(vault_url, origins).map_err(|e| {
+        CloudError::InvalidArgument {
             step,
-            detail: format!(
-                "the vault URL '{vault_url}' is not an https URL such as https://my-vault.vault.azure.net"
-            ),
-        }),
-    }
+            detail: e.to_string(),
+        }
+    })?;
+    Ok(vault_url.trim_end_matches('/').to_owned())
 }
 
 /// Entra's OAuth error: `{"error", "error_description": "AADSTS<n>: …", "error_codes": [n]}`.
@@ -321,14 +323,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vault_urls_must_be_https() {
+    fn vault_urls_must_be_key_vault_hosts() {
         assert_eq!(
-            vault_base(Step::KeyVaultGet, "https://v.vault.azure.net/").unwrap(),
-            "https://v.vault.azure.net"
+            vault_base(Step::KeyVaultGet, "https://kv1.vault.azure.net/", &[]).unwrap(),
+            "https://kv1.vault.azure.net"
         );
-        for bad in ["http://v.vault.azure.net", "v.vault.azure.net", ""] {
-            let err = vault_base(Step::KeyVaultGet, bad).unwrap_err().to_string();
-            assert!(err.contains("is not an https URL"), "{err}");
+        let sim = ["https://127.0.0.1:4443".to_owned()];
+        assert_eq!(
+            vault_base(Step::KeyVaultGet, "https://127.0.0.1:4443/v/", &sim).unwrap(),
+            "https://127.0.0.1:4443/v"
+        );
+        for bad in [
+            "http://kv1.vault.azure.net",
+            "kv1.vault.azure.net",
+            "",
+            "https://attacker.example",
+            "https://127.0.0.1:4443/v",
+        ] {
+            let err = vault_base(Step::KeyVaultGet, bad, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is not a Key Vault URL"), "{err}");
         }
     }
 }

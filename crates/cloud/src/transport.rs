@@ -100,6 +100,9 @@ impl Transport {
     pub fn new(ca_pem: Option<&[u8]>, retry: RetryPolicy) -> Result<Transport, CloudError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A redirect would carry a bearer or a signed request to wherever a cloud (or a
+            // host posing as one) points; no cloud API Keyward calls redirects.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {

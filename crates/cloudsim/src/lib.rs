@@ -281,6 +281,15 @@ pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
                 .or_else(|| a.tenants.first().map(|t| t.get_ref().clone())),
             client_id: a.apps.first().map(|x| x.client_id.get_ref().clone()),
             vault_url: vault.as_ref().map(|v| sim.vault_url(v)),
+            vaults: a
+                .vaults
+                .iter()
+                .map(|v| {
+                    let name = v.name.get_ref().clone();
+                    let url = sim.vault_url(&name);
+                    (name, url)
+                })
+                .collect(),
             secrets: m
                 .azure_secrets
                 .iter()

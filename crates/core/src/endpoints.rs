@@ -77,6 +77,10 @@ pub struct AzureEndpoints {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault_url: Option<String>,
+    /// Every simulated vault by name, with its URL: the hosts besides Key Vault's own domains
+    /// that may receive a vault token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vaults: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, String>,
 }
@@ -168,6 +172,26 @@ impl EndpointsFile {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => real::aws_secrets_manager(region),
         }
+    }
+}
+
+impl EndpointsFile {
+    /// The origins (`https://host[:port]`) of the file's Azure endpoints: the only hosts besides
+    /// Key Vault's own domains that may receive a vault access token.
+    pub fn azure_vault_origins(&self) -> Vec<String> {
+        let Some(azure) = &self.azure else {
+            return Vec::new();
+        };
+        [azure.vault_url.as_deref(), azure.authority_host.as_deref()]
+            .into_iter()
+            .flatten()
+            .chain(azure.vaults.values().map(String::as_str))
+            .filter_map(|url| {
+                let rest = url.strip_prefix("https://")?;
+                let authority = rest.split(['/', '?', '#']).next()?;
+                (!authority.is_empty()).then(|| format!("https://{authority}").to_ascii_lowercase())
+            })
+            .collect()
     }
 }
 

@@ -162,17 +162,63 @@ pub fn validate_gcp_project(project: &str) -> Result<(), SecretsError> {
     }
 }
 
-/// `https://<vault>.vault.azure.net` (any https URL with a host, so sovereign clouds and the
-/// simulator work too).
-pub fn validate_vault_url(url: &str) -> Result<(), SecretsError> {
-    let rest = url.strip_prefix("https://").unwrap_or_default();
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || rest.contains(char::is_whitespace) {
-        return Err(SecretsError::VaultUrl {
-            value: url.to_owned(),
-        });
+/// Key Vault's DNS suffixes in Azure's public and sovereign clouds. A vault URL elsewhere would
+/// receive the vault access token Keyward obtains with the stored credential, so no other host is
+/// ever sent one (but a simulator's, see [`validate_vault_url`]).
+pub const KEY_VAULT_SUFFIXES: &[&str] = &[
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+];
+
+/// `https://<vault>.vault.azure.net` (or a sovereign cloud's Key Vault domain), or a URL on one of
+/// `extra_origins` (`https://host[:port]`, the simulator's from the endpoints file).
+pub fn validate_vault_url(url: &str, extra_origins: &[String]) -> Result<(), SecretsError> {
+    let refuse = |why: &'static str| SecretsError::VaultUrl {
+        value: url.to_owned(),
+        why,
+    };
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(refuse("it contains spaces or control characters"));
     }
-    Ok(())
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err(refuse("it must start with https://"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(refuse("it has no host"));
+    }
+    if authority.contains(['@', '\\']) {
+        return Err(refuse("it carries user information"));
+    }
+    let origin = format!("https://{authority}").to_ascii_lowercase();
+    if extra_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+    {
+        return Ok(());
+    }
+    let host = authority.to_ascii_lowercase();
+    let vault_name = KEY_VAULT_SUFFIXES
+        .iter()
+        .find_map(|suffix| host.strip_suffix(suffix));
+    match vault_name {
+        // Key Vault names: 3-24 characters, letters, digits and dashes, starting with a letter.
+        Some(name)
+            if (3..=24).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(refuse(
+            "the vault name before the Key Vault domain is not 3-24 letters, digits or dashes",
+        )),
+        None => Err(refuse(
+            "its host is not a Key Vault domain (*.vault.azure.net, *.vault.azure.cn, *.vault.usgovcloudapi.net) nor a host of the KEYWARD_CLOUD_ENDPOINTS file",
+        )),
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -187,8 +233,10 @@ pub enum SecretsError {
     SecretName { value: String, why: &'static str },
     #[error("project {value:?} is not a GCP project id (my-project) or number (123456789012)")]
     Project { value: String },
-    #[error("vault_url {value:?} is not a Key Vault URL such as https://my-vault.vault.azure.net")]
-    VaultUrl { value: String },
+    #[error(
+        "vault_url {value:?} is not a Key Vault URL such as https://my-vault.vault.azure.net: {why}"
+    )]
+    VaultUrl { value: String, why: &'static str },
 }
 
 impl SecretsError {
@@ -246,10 +294,34 @@ mod tests {
         for bad in ["Keyward", "ab", "-demo-", "projects/x"] {
             assert!(validate_gcp_project(bad).is_err(), "{bad}");
         }
-        validate_vault_url("https://my-vault.vault.azure.net").unwrap();
-        validate_vault_url("https://127.0.0.1:8443").unwrap();
-        for bad in ["http://my-vault.vault.azure.net", "my-vault", "https://"] {
-            assert!(validate_vault_url(bad).is_err(), "{bad}");
+        for good in [
+            "https://my-vault.vault.azure.net",
+            "https://My-Vault.vault.azure.net/",
+            "https://kv1.vault.azure.cn",
+            "https://kv1.vault.usgovcloudapi.net/secrets",
+        ] {
+            validate_vault_url(good, &[]).unwrap();
+        }
+        // A simulator's host is a vault only when the endpoints file names it (M1).
+        let sim = ["https://127.0.0.1:8443".to_owned()];
+        validate_vault_url("https://127.0.0.1:8443/keyward-demo-vault", &sim).unwrap();
+        for bad in [
+            "http://my-vault.vault.azure.net",
+            "my-vault",
+            "https://",
+            "https://attacker.example",
+            "https://127.0.0.1:8443",
+            "https://127.0.0.1:9999/x",
+            "https://vault.azure.net.attacker.example",
+            "https://attacker.example/.vault.azure.net",
+            "https://x@my-vault.vault.azure.net",
+            "https://my-vault.vault.azure.net:8443",
+            "https://ab.vault.azure.net",
+            "https://my-vault.vault.azure.net\t/",
+            "https://evil.example\\@my-vault.vault.azure.net",
+        ] {
+            let sim = if bad.contains("9999") { &sim[..] } else { &[] };
+            assert!(validate_vault_url(bad, sim).is_err(), "{bad}");
         }
     }
 }

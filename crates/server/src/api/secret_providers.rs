@@ -115,6 +115,21 @@ struct Draft {
     project: Option<String>,
     vault_url: Option<String>,
     static_fields: Option<BTreeMap<String, String>>,
+    /// Hosts of the endpoints file that may stand in for Key Vault (the simulator's).
+    vault_origins: Vec<String>,
+}
+
+/// The simulator's Azure hosts when `KEYWARD_CLOUD_ENDPOINTS` names an endpoints file. A file
+/// that cannot be read yet (the simulator may start after the server) adds no host; the cloud
+/// call that needs it reports the file's problem.
+fn vault_origins(app: &AppState) -> Vec<String> {
+    match &app.cloud_endpoints {
+        None => Vec::new(),
+        Some(_) => app
+            .clouds()
+            .map(|c| c.endpoints().azure_vault_origins())
+            .unwrap_or_default(),
+    }
 }
 
 impl Draft {
@@ -197,7 +212,7 @@ impl Draft {
             // as the reference does ("azure_vault_url is required for Azure secret resolution").
             ProviderKind::AzureKeyVault => {
                 if let Some(url) = &self.vault_url {
-                    validate_vault_url(url).map_err(invalid)?;
+                    validate_vault_url(url, &self.vault_origins).map_err(invalid)?;
                 }
             }
         }
@@ -343,6 +358,7 @@ pub async fn create(
         project: body.project,
         vault_url: body.vault_url,
         static_fields: body.static_credentials,
+        vault_origins: vault_origins(&app),
     };
     draft.validate()?;
     let id = SecretProviderId::new_random();
@@ -413,6 +429,26 @@ pub async fn update(
             None => None,
         },
     };
+    let vault_url = pick_setting(body.vault_url, &row, "vault_url");
+    // The stored client secret signs in for a vault token that goes to `vault_url`: pointing an
+    // existing credential at another vault takes the secret again, so whoever may edit settings
+    // cannot send a token minted with a secret they never saw to a vault of their choosing.
+    let secret_given = body
+        .static_credentials
+        .as_ref()
+        .and_then(|f| f.get("client_secret"))
+        .is_some_and(|v| !v.is_empty());
+    if auth == AuthKind::Static
+        && row.sealed_static.is_some()
+        && vault_url.as_deref().map(|u| u.trim_end_matches('/'))
+            != setting(&row, "vault_url").as_deref()
+        && !secret_given
+    {
+        return Err(ApiError::invalid(
+            "static",
+            "changing vault_url of a static credential needs its client secret again: send static.client_secret with the new vault_url",
+        ));
+    }
     // Blank static fields keep what is stored; switching to workload identity drops them.
     let static_fields = match (auth, body.static_credentials) {
         (AuthKind::WorkloadIdentity, _) => None,
@@ -427,19 +463,15 @@ pub async fn update(
             (!merged.is_empty()).then_some(merged)
         }
     };
-    let pick = |given: Option<String>, key: &str| match given {
-        Some(v) if v.is_empty() => None,
-        Some(v) => Some(v),
-        None => setting(&row, key),
-    };
     let draft = Draft {
         provider,
         auth,
         config,
-        region: pick(body.region, "region"),
-        project: pick(body.project, "project"),
-        vault_url: pick(body.vault_url, "vault_url"),
+        region: pick_setting(body.region, &row, "region"),
+        project: pick_setting(body.project, &row, "project"),
+        vault_url,
         static_fields,
+        vault_origins: vault_origins(&app),
     };
     draft.validate()?;
     row.auth = auth.as_str().into();
@@ -463,6 +495,15 @@ pub async fn update(
         &row,
         &wi_configs::config_names(&app, org).await?,
     )))
+}
+
+/// A setting from a PATCH body: blank clears it, absent keeps the stored one.
+fn pick_setting(given: Option<String>, row: &SecretProviderRow, key: &str) -> Option<String> {
+    match given {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(v),
+        None => setting(row, key),
+    }
 }
 
 pub async fn delete(
