@@ -286,9 +286,13 @@ pub struct ApiArgs {
         global = true
     )]
     pub url: String,
-    /// A personal access token (kwp_…).
+    /// A personal access token (kwp_…). Prefer KEYWARD_TOKEN or --token-file: a flag is
+    /// visible in the process list.
     #[arg(long, env = "KEYWARD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Read the personal access token from this file (`-`: from stdin).
+    #[arg(long, env = "KEYWARD_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
     /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
     #[arg(long, env = "KEYWARD_CA_FILE", global = true)]
     pub ca_file: Option<PathBuf>,
@@ -478,9 +482,13 @@ pub struct PlatformArgs {
     /// Keyward's URL.
     #[arg(long, env = "KEYWARD_URL", default_value = "https://127.0.0.1:8443")]
     pub url: String,
-    /// The automation's token (kwa_…).
+    /// The automation's token (kwa_…). Prefer KEYWARD_AUTOMATION_TOKEN or --token-file: a flag
+    /// is visible in the process list.
     #[arg(long, env = "KEYWARD_AUTOMATION_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Read the automation token from this file (`-`: from stdin).
+    #[arg(long, env = "KEYWARD_AUTOMATION_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
     #[arg(long, env = "KEYWARD_CA_FILE")]
     pub ca_file: Option<PathBuf>,

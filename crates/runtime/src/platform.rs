@@ -36,9 +36,12 @@ impl Platform {
                 "KEYWARD_URL {url:?} is not a URL ({e}); use the server's address, e.g. https://127.0.0.1:8443"
             ))
         })?;
+        // Redirects are not followed: reqwest strips the automation token only across hosts,
+        // and a redirect to another port or scheme of the same host would carry it along.
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30));
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = ca_file {
             let pem = std::fs::read(path).map_err(|e| {
                 RuntimeError::Config(format!(

@@ -18,14 +18,19 @@ pub struct Api {
 
 impl Api {
     pub fn new(args: &ApiArgs) -> anyhow::Result<Api> {
-        let token = args
-            .token
-            .clone()
-            .filter(|t| !t.trim().is_empty())
-            .context(
-                "no token: set KEYWARD_TOKEN (or --token) to a personal access token (kwp_…)",
-            )?;
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let token = super::token_input::resolve(
+            args.token.as_deref(),
+            args.token_file.as_deref(),
+            "KEYWARD_TOKEN",
+        )?
+        .context(
+            "no token: set KEYWARD_TOKEN (or --token-file) to a personal access token (kwp_…)",
+        )?;
+        super::token_input::warn_if_cleartext(&args.url);
+        // Redirects are not followed: the bearer token would go along wherever they point.
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &args.ca_file {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read KEYWARD_CA_FILE {}", path.display()))?;

@@ -10,4 +10,5 @@ pub mod run;
 pub mod secrets;
 pub mod serve;
 pub mod settings;
+pub mod token_input;
 pub mod wi;

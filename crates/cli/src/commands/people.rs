@@ -18,7 +18,10 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const ORGANIZATIONS: &str = "/crewai_plus/api/v1/me/organizations";
 
 fn http(args: &PeopleArgs) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    // Redirects are not followed: tokens and device codes would go along wherever they point.
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = &args.ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read KEYWARD_CA_FILE {}", path.display()))?;

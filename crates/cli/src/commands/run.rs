@@ -9,9 +9,15 @@ use keyward_runtime::{AgentOptions, Platform, RunOptions};
 use crate::args::{AgentArgs, PlatformArgs, RunArgs};
 
 pub(crate) fn platform(args: &PlatformArgs) -> anyhow::Result<Platform> {
+    let token = super::token_input::resolve(
+        args.token.as_deref(),
+        args.token_file.as_deref(),
+        "KEYWARD_AUTOMATION_TOKEN",
+    )?;
+    super::token_input::warn_if_cleartext(&args.url);
     Ok(Platform::new(
         &args.url,
-        args.token.as_deref().unwrap_or_default(),
+        token.as_deref().unwrap_or_default(),
         args.ca_file.as_deref(),
     )?)
 }
