@@ -90,6 +90,16 @@ async fn subject(app: &AppState, caller: &Caller) -> Result<Subject, ApiError> {
     })
 }
 
+/// The entity permissions the calling person holds on an automation with `access`.
+pub async fn held_on_automation(
+    app: &AppState,
+    caller: &Caller,
+    access: &AutomationAccessRow,
+) -> Result<Vec<AutomationPermission>, ApiError> {
+    let who = subject(app, caller).await?;
+    Ok(automation_rights(access, &who).1)
+}
+
 /// What an automation's access gives the subject: (sees it, its entity permissions).
 fn automation_rights(
     access: &AutomationAccessRow,

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use keyward_core::api::rbac::{
     AutomationGrant, AutomationPermissions, EntityAccess, Principals, Visibility,
 };
-use keyward_core::{OrgId, RoleId, UserId};
+use keyward_core::{AutomationPermission, Feature, Level, OrgId, RoleId, UserId};
 use keyward_store::{AccessListed, AutomationAccessRow, AutomationGrantRow, PrincipalRef};
 use serde_json::json;
 use uuid::Uuid;
@@ -206,6 +206,15 @@ pub async fn set_automation(
         private: body.visibility == Visibility::Private,
         grants: rows.into_values().collect(),
     };
+    if !caller
+        .org()?
+        .role
+        .allows(Feature::CrewsDashboards, Level::Manage)
+    {
+        let before = app.store.automation_access(org, automation.id).await?;
+        let held = crate::rbac::held_on_automation(&app, &caller, &before).await?;
+        check_grantable(&held, &before, &access, &automation.name)?;
+    }
     app.store
         .set_automation_access(org, automation.id, &access)
         .await
@@ -220,6 +229,49 @@ pub async fn set_automation(
         )
         .await?;
     Ok(Json(wire))
+}
+
+/// Someone who changes an automation's permissions through an entity grant (not through
+/// `crews_dashboards: manage`) hands out, and takes away, only what they hold there themselves:
+/// a `manage_settings` grant must not become `full_access` for its holder or anyone else.
+fn check_grantable(
+    held: &[AutomationPermission],
+    before: &AutomationAccessRow,
+    after: &AutomationAccessRow,
+    automation: &str,
+) -> Result<(), ApiError> {
+    let perms = |access: &AutomationAccessRow, p: &PrincipalRef| -> BTreeSet<String> {
+        access
+            .grants
+            .iter()
+            .filter(|g| g.principal == *p)
+            .flat_map(|g| g.permissions.iter().cloned())
+            .collect()
+    };
+    let principals: BTreeSet<PrincipalRef> = before
+        .grants
+        .iter()
+        .chain(&after.grants)
+        .map(|g| g.principal)
+        .collect();
+    for p in principals {
+        let (was, will) = (perms(before, &p), perms(after, &p));
+        if was == will {
+            continue;
+        }
+        let beyond = was.union(&will).find(|name| {
+            !AutomationPermission::parse(name).is_some_and(|perm| perm.granted_by(held))
+        });
+        if let Some(name) = beyond {
+            return Err(ApiError::Forbidden {
+                code: "permission_escalation",
+                message: format!(
+                    "you cannot hand out or take away '{name}' on automation '{automation}': you do not hold it there; ask someone with crews_dashboards: manage"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn get_list(

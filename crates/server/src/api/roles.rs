@@ -119,6 +119,22 @@ fn check_escalation(caller: &Caller, proposed: &RoleGrants) -> Result<(), ApiErr
     })
 }
 
+/// Nobody cuts down or deletes a role stronger than their own: that would take away from its
+/// holders what the editor could never have given them (the rule members::set_role keeps).
+fn check_may_change(caller: &Caller, row: &RoleRow, verb: &str) -> Result<(), ApiError> {
+    let mine = &caller.org()?.role;
+    if mine.covers(&role_grants(row)?) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden {
+        code: "role_escalation",
+        message: format!(
+            "you cannot {verb} role '{}': it grants more than your role '{}' holds; ask an owner",
+            row.name, mine.name
+        ),
+    })
+}
+
 fn name_taken(e: StoreError, name: &str) -> ApiError {
     match e {
         StoreError::Conflict { .. } => ApiError::Conflict {
@@ -215,6 +231,7 @@ pub async fn update(
     if row.predefined {
         return Err(predefined(&row, "renamed or restricted"));
     }
+    check_may_change(&caller, &row, "change")?;
     let previous = row.name.clone();
     if let Some(name) = body.name {
         check_name(&name)?;
@@ -277,6 +294,7 @@ pub async fn delete(
     if row.predefined {
         return Err(predefined(&row, "deleted"));
     }
+    check_may_change(&caller, &row, "delete")?;
     let target = match &query.reassign_to {
         Some(t) => {
             let target = find(&app, org, t).await.map_err(super::unknown_reference(
