@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod ops;
 pub mod people;
 pub mod rbac;
+pub mod request_guards;
 pub mod routes;
 pub mod state;
 pub mod tls;

@@ -21,7 +21,7 @@ use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
 use crate::people::{api as people_api, device, invitations, oidc, pages, saml, sso};
 use crate::state::AppState;
-use crate::{issuer, ops};
+use crate::{issuer, ops, request_guards};
 
 /// One row of the route table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,15 +221,26 @@ pub fn app(state: AppState) -> Router {
             app: state.clone(),
             need: decl.need,
         };
-        router = router.route(
-            decl.path,
-            handler.layer(from_fn_with_state(guard, authorize)),
-        );
+        // A signed SAML response with many group claims outgrows the API's body limit; the
+        // SAML crate bounds it itself.
+        let limit = if decl.path == "/auth/saml/acs" {
+            saml::ACS_BODY_LIMIT
+        } else {
+            state.config.max_body_bytes
+        };
+        let handler: MethodRouter<AppState> = handler.layer(from_fn_with_state(guard, authorize));
+        let handler: MethodRouter<AppState> = handler.layer(DefaultBodyLimit::max(limit));
+        let handler: MethodRouter<AppState> =
+            handler.layer(from_fn_with_state(limit, request_guards::read_body));
+        router = router.route(decl.path, handler);
     }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn(
+            request_guards::reject_undecodable_path,
+        ))
         .layer(axum::middleware::from_fn(ops::count_requests))
         // The span names the path, not the URI: query strings carry authorization codes, states
         // and user codes (/auth/<provider>/callback?code=…, /device?user_code=…).

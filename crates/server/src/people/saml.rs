@@ -228,6 +228,10 @@ pub async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> 
     response
 }
 
+/// The body limit of the assertion consumer: the SAML crate's 512 KiB of base64, form-encoded
+/// (`+`, `/` and `=` become three characters each), with room for RelayState.
+pub const ACS_BODY_LIMIT: usize = 640 * 1024;
+
 /// `POST /auth/saml/acs`: the IdP's signed response.
 pub async fn acs(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if app.sso.saml.is_none() {
