@@ -18,6 +18,7 @@ mod people;
 mod people_cli;
 mod people_local;
 mod people_providers;
+mod people_throttle;
 mod plaintext_sweep;
 mod provider_checks;
 mod rbac;
