@@ -12,6 +12,7 @@ mod cloudsim_refusals;
 mod common;
 mod doctor;
 mod env_vars;
+mod invitation_takeover;
 mod issuer;
 mod moto;
 mod people;
