@@ -452,6 +452,31 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_default_to_none_and_bad_entries_name_the_setting() {
+        let cfg = RawServerConfig::default().validate().unwrap();
+        assert!(cfg.trusted_proxies.is_empty());
+        assert_eq!(cfg.login_backoff_max, 300);
+        let cfg = RawServerConfig {
+            trusted_proxies: Some("10.0.0.0/8, 192.0.2.1".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(cfg.trusted_proxies.len(), 2);
+        let err = RawServerConfig {
+            trusted_proxies: Some("10.0.0.0/8,proxy.example".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--trusted-proxies / KEYWARD_TRUSTED_PROXIES: \"proxy.example\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn issuer_urls_are_normalized() {
         assert_eq!(
             normalize_url("OIDC_ISSUER", "https://kw.example.com/").unwrap(),
