@@ -591,6 +591,13 @@ pub struct ServeArgs {
     /// The polling interval the device flow asks CLIs for (default 5s).
     #[arg(long, env = "KEYWARD_DEVICE_INTERVAL", value_parser = parse_duration)]
     pub device_interval: Option<i64>,
+    /// Proxies whose X-Forwarded-For names the client, as IPs or CIDRs, comma-separated
+    /// (default: none, the connecting address is the client).
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// The longest wait repeated failed sign-ins impose on an account or address (default 5m).
+    #[arg(long, env = "KEYWARD_LOGIN_BACKOFF_MAX", value_parser = parse_duration)]
+    pub login_backoff_max: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ use crate::clock;
 pub mod kind {
     pub const BOOTSTRAP_COMPLETED: &str = "bootstrap.completed";
     pub const SETUP_LINK_ISSUED: &str = "setup.link_issued";
+    pub const SETUP_FAILED: &str = "setup.failed";
     pub const LOGIN: &str = "auth.login";
     pub const LOGIN_FAILED: &str = "auth.login_failed";
     pub const LOGOUT: &str = "auth.logout";

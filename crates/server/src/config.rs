@@ -60,6 +60,11 @@ pub struct RawServerConfig {
     pub device_code_ttl: Option<i64>,
     /// `KEYWARD_DEVICE_INTERVAL`: the polling interval the device flow asks for (seconds).
     pub device_interval: Option<i64>,
+    /// `KEYWARD_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client (CIDRs or
+    /// addresses, comma-separated; default none).
+    pub trusted_proxies: Option<String>,
+    /// `KEYWARD_LOGIN_BACKOFF_MAX`: the longest wait failed sign-ins impose (seconds).
+    pub login_backoff_max: Option<i64>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -92,6 +97,10 @@ pub struct ServerConfig {
     pub device: DeviceSettings,
     /// `KEYWARD_SSO_*` and `SAML_*`.
     pub sso: crate::people::sso::SsoSettings,
+    /// `KEYWARD_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+    /// `KEYWARD_LOGIN_BACKOFF_MAX`: the cap of the exponential backoff after failed sign-ins.
+    pub login_backoff_max: i64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -107,6 +116,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("rotation", &self.rotation)
             .field("auth", &self.auth.name())
             .field("device", &self.device)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("login_backoff_max", &self.login_backoff_max)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +156,8 @@ pub enum ConfigError {
     BootstrapEmail { value: String },
     #[error("KEYWARD_BOOTSTRAP_ORG: {0}")]
     BootstrapOrg(String),
+    #[error("--trusted-proxies / KEYWARD_TRUSTED_PROXIES: {0}")]
+    TrustedProxies(String),
     #[error(transparent)]
     Auth(#[from] ProviderError),
 }
@@ -265,6 +278,15 @@ impl RawServerConfig {
             )?,
         };
 
+        let trusted_proxies =
+            crate::client_addr::parse_list(self.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(ConfigError::TrustedProxies)?;
+        let login_backoff_max = check_range(
+            "KEYWARD_LOGIN_BACKOFF_MAX",
+            self.login_backoff_max.unwrap_or(300),
+            if short { 1..=3600 } else { 10..=3600 },
+        )?;
+
         Ok(ServerConfig {
             listen,
             data_dir: self
@@ -284,6 +306,8 @@ impl RawServerConfig {
             auth,
             device,
             sso,
+            trusted_proxies,
+            login_backoff_max,
         })
     }
 }
@@ -424,6 +448,31 @@ mod tests {
             .validate()
             .unwrap_err(),
             ConfigError::TlsPair
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_bad_entries_name_the_setting() {
+        let cfg = RawServerConfig::default().validate().unwrap();
+        assert!(cfg.trusted_proxies.is_empty());
+        assert_eq!(cfg.login_backoff_max, 300);
+        let cfg = RawServerConfig {
+            trusted_proxies: Some("10.0.0.0/8, 192.0.2.1".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(cfg.trusted_proxies.len(), 2);
+        let err = RawServerConfig {
+            trusted_proxies: Some("10.0.0.0/8,proxy.example".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--trusted-proxies / KEYWARD_TRUSTED_PROXIES: \"proxy.example\""),
+            "{err}"
         );
     }
 

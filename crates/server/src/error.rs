@@ -32,8 +32,13 @@ pub enum ApiError {
     TooLarge { message: String },
     /// 415
     UnsupportedMediaType { message: String },
-    /// 429: too many attempts in the current window; the message says when to retry.
+    /// 429: too many attempts in the current window; the message says when to retry. Answers
+    /// `Retry-After: 60` (one window); [`ApiError::Throttled`] knows the exact wait.
     TooManyRequests { message: String },
+    /// 429 with the seconds until the next attempt is allowed, sent as `Retry-After`.
+    Throttled { message: String, retry_after: u64 },
+    /// 503: too many password hashes in progress; retry after `retry_after` seconds.
+    Busy { retry_after: u64 },
     /// 503: a setting or dependency is missing; the message says which.
     Unavailable { code: &'static str, message: String },
     /// 500: the detail is logged, the caller gets a generic message.
@@ -55,6 +60,17 @@ impl ApiError {
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         ApiError::Internal(detail.to_string())
+    }
+
+    /// The `Retry-After` seconds this error answers with, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { .. } => Some(DEFAULT_RETRY_AFTER),
+            ApiError::Throttled { retry_after, .. } | ApiError::Busy { retry_after } => {
+                Some((*retry_after).max(1))
+            }
+            _ => None,
+        }
     }
 
     fn parts(self) -> (StatusCode, ErrorBody) {
@@ -94,6 +110,20 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 body("too_many_attempts", message, None),
             ),
+            ApiError::Throttled { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                body("too_many_attempts", message, None),
+            ),
+            ApiError::Busy { retry_after } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                body(
+                    "server_busy",
+                    format!(
+                        "the server is checking too many passwords at once; retry in {retry_after} seconds"
+                    ),
+                    None,
+                ),
+            ),
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, body(code, message, None))
             }
@@ -112,11 +142,27 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of a plain [`ApiError::TooManyRequests`]: its windows are a minute or more.
+const DEFAULT_RETRY_AFTER: u64 = 60;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let (status, body) = self.parts();
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            set_retry_after(&mut response, secs);
+        }
+        response
     }
+}
+
+/// Every 429 and 503-busy says when to come back (RFC 9110 §10.2.3), in whole seconds.
+pub fn set_retry_after(response: &mut Response, secs: u64) {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(secs.max(1)),
+    );
 }
 
 /// Maps a store error, naming what was not found.

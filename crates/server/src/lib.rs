@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -173,6 +173,13 @@ pub trait PeopleStore: Send + Sync {
     async fn bump_rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;
     /// The count in the current window, without counting.
     async fn rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;
+    /// Counts one failure under `key` at `now_ms` and returns the failures so far. A key whose
+    /// last failure is `forget_after_ms` old or older starts again at 1; such stale keys are
+    /// deleted on the way. Milliseconds: a one-second backoff needs finer time than seconds.
+    async fn record_failure(&self, key: &str, now_ms: i64, forget_after_ms: i64) -> Result<i64>;
+    /// The failures under `key` and when (ms) the last one happened; `None` when there are none.
+    async fn failures(&self, key: &str) -> Result<Option<(i64, i64)>>;
+    async fn clear_failures(&self, key: &str) -> Result<()>;
 
     /// Adds `user` to `org` with `role`; `Conflict { field: "member" }` if already a member.
     async fn add_membership(&self, org: OrgId, user: UserId, role: &str, now: i64) -> Result<()>;

@@ -298,6 +298,50 @@ macro_rules! impl_people_store {
                     }
                 }
 
+                async fn record_failure(
+                    &self,
+                    key: &str,
+                    now_ms: i64,
+                    forget_after_ms: i64,
+                ) -> Result<i64> {
+                    let stale = now_ms - forget_after_ms;
+                    sqlx::query("DELETE FROM auth_failures WHERE last_ms <= $1")
+                        .bind(stale)
+                        .execute(&self.pool)
+                        .await?;
+                    // The SET expressions see the old row, as in bump_rate_counter.
+                    let row = sqlx::query(
+                        "INSERT INTO auth_failures (key, failures, last_ms) VALUES ($1, 1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                         failures = CASE WHEN auth_failures.last_ms <= $3 THEN 1 \
+                         ELSE auth_failures.failures + 1 END, \
+                         last_ms = excluded.last_ms RETURNING failures",
+                    )
+                    .bind(key)
+                    .bind(now_ms)
+                    .bind(stale)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(row.try_get("failures")?)
+                }
+
+                async fn failures(&self, key: &str) -> Result<Option<(i64, i64)>> {
+                    let row = sqlx::query("SELECT failures, last_ms FROM auth_failures WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.map(|r| Ok((r.try_get("failures")?, r.try_get("last_ms")?)))
+                        .transpose()
+                }
+
+                async fn clear_failures(&self, key: &str) -> Result<()> {
+                    sqlx::query("DELETE FROM auth_failures WHERE key = $1")
+                        .bind(key)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
                 async fn create_invitation(&self, i: &InvitationRow) -> Result<()> {
                     sqlx::query(
                         "INSERT INTO invitations (hash, org_id, email, role, invited_by, created_at, expires_at, \

@@ -63,6 +63,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0006_sso.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            8,
+            Cow::Borrowed("auth_backoff"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0008_auth_backoff.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -207,3 +207,19 @@ async fn sessions_credentials_and_invitations() {
         );
     }
 }
+
+#[tokio::test]
+async fn failures_count_per_key_and_are_forgotten_after_a_quiet_period() {
+    for Fixture { store, .. } in stores().await {
+        assert_eq!(store.failures("acct").await.unwrap(), None);
+        assert_eq!(store.record_failure("acct", 1000, 3600).await.unwrap(), 1);
+        assert_eq!(store.record_failure("acct", 1010, 3600).await.unwrap(), 2);
+        assert_eq!(store.record_failure("addr", 1010, 3600).await.unwrap(), 1);
+        assert_eq!(store.failures("acct").await.unwrap(), Some((2, 1010)));
+        // An hour after the last failure the count starts over, and stale keys go away.
+        assert_eq!(store.record_failure("acct", 4610, 3600).await.unwrap(), 1);
+        assert_eq!(store.failures("addr").await.unwrap(), None);
+        store.clear_failures("acct").await.unwrap();
+        assert_eq!(store.failures("acct").await.unwrap(), None);
+    }
+}

@@ -52,6 +52,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         device_code_ttl: args.device_code_ttl,
         device_interval: args.device_interval,
+        trusted_proxies: args.trusted_proxies,
+        login_backoff_max: args.login_backoff_max,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

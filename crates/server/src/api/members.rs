@@ -45,7 +45,7 @@ async fn find(
 }
 
 /// The role a request names (name or id), as a 400 on `role` when the organization has none.
-async fn role(app: &AppState, org: OrgId, name: &str) -> Result<RoleRow, ApiError> {
+pub(crate) async fn role(app: &AppState, org: OrgId, name: &str) -> Result<RoleRow, ApiError> {
     roles::find(app, org, name)
         .await
         .map_err(super::unknown_reference("role", "role", name))
@@ -53,7 +53,11 @@ async fn role(app: &AppState, org: OrgId, name: &str) -> Result<RoleRow, ApiErro
 
 /// Nobody hands out, or takes away, a role that grants more than their own (only an Owner
 /// makes or unmakes an Owner).
-fn check_may_assign(caller: &Caller, role: &RoleRow, verb: &str) -> Result<(), ApiError> {
+pub(crate) fn check_may_assign(
+    caller: &Caller,
+    role: &RoleRow,
+    verb: &str,
+) -> Result<(), ApiError> {
     let mine = &caller.org()?.role;
     if mine.covers(&role_grants(role)?) {
         return Ok(());

@@ -14,8 +14,10 @@ use serde_json::json;
 use super::token_info;
 use super::tokens::new_token;
 use crate::audit::{Auditor, kind};
+use crate::client_addr::ClientAddr;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
+use crate::people::throttle;
 use crate::state::AppState;
 
 /// How long a printed setup link stays valid.
@@ -112,6 +114,7 @@ pub(crate) async fn issue_setup_token(
 
 pub async fn complete(
     State(app): State<AppState>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<SetupRequest>,
 ) -> Result<(StatusCode, Json<SetupResponse>), ApiError> {
     if app.store.user_count().await? > 0 {
@@ -120,11 +123,37 @@ pub async fn complete(
             message: "setup is already complete; sign in with the owner's token".into(),
         });
     }
+    let now = clock::now();
+    // Guessing a 256-bit secret is hopeless, but each try must still cost the guesser, and be seen.
+    let address = throttle::address("setup", &client);
+    let wait = match throttle::admit(&app, &client, now).await? {
+        Some(wait) => Some(wait),
+        None => throttle::wait_for(&app, &[&address], clock::now_ms()).await?,
+    };
+    if let Some(retry_after) = wait {
+        return Err(ApiError::Throttled {
+            message: format!(
+                "too many setup attempts from this address; retry in {retry_after} seconds"
+            ),
+            retry_after,
+        });
+    }
     if !app
         .store
-        .consume_setup_token(&secret::hash_token(&body.setup_token), clock::now())
+        .consume_setup_token(&secret::hash_token(&body.setup_token), now)
         .await?
     {
+        throttle::failed(&app, &[&address], clock::now_ms()).await?;
+        let ip = client.0.map(|ip| ip.to_string());
+        tracing::warn!(address = ?ip, "setup attempt with an invalid setup token");
+        app.audit
+            .record(
+                kind::SETUP_FAILED,
+                None,
+                "anonymous",
+                json!({"address": ip}),
+            )
+            .await?;
         return Err(ApiError::Unauthenticated {
             code: "invalid_setup_token",
             message: "the setup link is invalid, used or expired; restart keyward serve to print a new one".into(),

@@ -6,12 +6,11 @@
 //! SHA-256 only; the user code, which a person types, is short, so its entry is rate-limited.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::UserId;
@@ -22,6 +21,7 @@ use serde_json::json;
 use super::provider::LOCAL_CLIENT_ID;
 use crate::audit::kind;
 use crate::auth::Caller;
+use crate::client_addr::ClientAddr;
 use crate::clock;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -33,6 +33,8 @@ const USER_CODE_LEN: usize = 8;
 /// Wrong user codes a person may enter per window before entry is refused.
 pub const USER_CODE_FAILURES: i64 = 5;
 pub const USER_CODE_WINDOW: i64 = 10 * 60;
+/// Wrong user codes one client address may enter per window, over all its accounts.
+pub const USER_CODE_FAILURES_PER_ADDRESS: i64 = 20;
 /// Device authorizations one client address may start per minute (each stores a row).
 pub const STARTS_PER_MINUTE: i64 = 60;
 /// A poll counts as too fast below this share of the interval (clients' timers are not exact).
@@ -43,6 +45,8 @@ pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    /// Seconds for `Retry-After` (429 and busy 503 only).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -59,6 +63,14 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            retry_after: (status == StatusCode::TOO_MANY_REQUESTS).then_some(60),
+        }
+    }
+
+    fn throttled(description: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new("too_many_requests", description)
         }
     }
 }
@@ -66,6 +78,13 @@ impl OAuthError {
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
         match e {
+            ApiError::Busy { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..OAuthError::new(
+                    "temporarily_unavailable",
+                    "the server is busy; retry in a moment",
+                )
+            },
             ApiError::Unavailable { message, .. } => {
                 OAuthError::new("temporarily_unavailable", message)
             }
@@ -89,12 +108,16 @@ impl From<StoreError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [(header::CACHE_CONTROL, "no-store")],
             Json(json!({"error": self.error, "error_description": self.description})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            crate::error::set_retry_after(&mut response, secs);
+        }
+        response
     }
 }
 
@@ -148,20 +171,21 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
 /// `POST /oauth2/device_authorization`.
 pub async fn authorize(
     State(app): State<AppState>,
-    extensions: axum::http::Extensions,
+    client: ClientAddr,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     super::require_local(&app)?;
     let fields = form(&body);
     let client_id = check_client(&fields)?;
-    if let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<SocketAddr>>() {
-        let key = format!("device_start:{}", peer.ip());
-        if app.store.bump_rate_counter(&key, clock::now(), 60).await? > STARTS_PER_MINUTE {
-            return Err(OAuthError::new(
-                "too_many_requests",
+    if client.0.is_some() {
+        let key = format!("device_start:{}", client.limit_key());
+        let now = clock::now();
+        if app.store.bump_rate_counter(&key, now, 60).await? > STARTS_PER_MINUTE {
+            return Err(OAuthError::throttled(
                 format!(
                     "more than {STARTS_PER_MINUTE} device logins started from this address in a minute; wait a minute"
                 ),
+                (60 - now.rem_euclid(60)) as u64,
             ));
         }
     }
@@ -311,6 +335,7 @@ pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Response,
 /// against the person in every replica; past the limit entry is refused for the window.
 pub async fn decide(
     app: &AppState,
+    client: &ClientAddr,
     user: UserId,
     typed: &str,
     approve: bool,
@@ -318,13 +343,22 @@ pub async fn decide(
     super::require_local(app)?;
     let now = clock::now();
     let key = format!("user_code:{user}");
-    if app.store.rate_counter(&key, now, USER_CODE_WINDOW).await? >= USER_CODE_FAILURES {
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "too many wrong codes: code entry is blocked for up to {} minutes",
-                USER_CODE_WINDOW / 60
-            ),
-        });
+    // Per address as well: one client with many accounts must not multiply its guesses.
+    let address_key = format!("user_code_addr:{}", client.limit_key());
+    for (key, limit) in [
+        (&key, USER_CODE_FAILURES),
+        (&address_key, USER_CODE_FAILURES_PER_ADDRESS),
+    ] {
+        if app.store.rate_counter(key, now, USER_CODE_WINDOW).await? >= limit {
+            let window_end = (now.div_euclid(USER_CODE_WINDOW) + 1) * USER_CODE_WINDOW;
+            return Err(ApiError::Throttled {
+                message: format!(
+                    "too many wrong codes: code entry is blocked for up to {} minutes",
+                    USER_CODE_WINDOW / 60
+                ),
+                retry_after: (window_end - now) as u64,
+            });
+        }
     }
     let wrong = || {
         ApiError::Invalid {
@@ -344,9 +378,11 @@ pub async fn decide(
     let row = match decided {
         Ok(row) => row,
         Err(StoreError::NotFound) => {
-            app.store
-                .bump_rate_counter(&key, now, USER_CODE_WINDOW)
-                .await?;
+            for key in [&key, &address_key] {
+                app.store
+                    .bump_rate_counter(key, now, USER_CODE_WINDOW)
+                    .await?;
+            }
             return Err(wrong());
         }
         Err(e) => return Err(e.into()),
@@ -375,20 +411,22 @@ pub struct UserCodeBody {
 /// `POST /api/v1/device/approve`: a person approves a device login with a bearer token.
 pub async fn approve(
     State(app): State<AppState>,
+    client: ClientAddr,
     caller: Caller,
     ApiJson(body): ApiJson<UserCodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(&app, caller.user()?, &body.user_code, true).await?;
+    decide(&app, &client, caller.user()?, &body.user_code, true).await?;
     Ok(Json(json!({"status": "approved"})))
 }
 
 /// `POST /api/v1/device/deny`.
 pub async fn deny(
     State(app): State<AppState>,
+    client: ClientAddr,
     caller: Caller,
     ApiJson(body): ApiJson<UserCodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(&app, caller.user()?, &body.user_code, false).await?;
+    decide(&app, &client, caller.user()?, &body.user_code, false).await?;
     Ok(Json(json!({"status": "denied"})))
 }
 

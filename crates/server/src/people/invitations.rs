@@ -1,30 +1,37 @@
-//! Invitations of the `local` provider: an owner invites an email to the organization with a
-//! role; the invitation link carries a secret (in the URL fragment, which browsers never send to
-//! servers or logs) that lets the invited person choose a password and join.
+//! Invitations of the `local` provider: a person allowed to manage invitations invites an email
+//! to the organization with a role they may grant; the invitation link carries a secret (in the
+//! URL fragment, which browsers never send to servers or logs).
+//!
+//! An invitation never touches an existing account's credentials. For an email that already has
+//! an account the link only adds the membership, and only for someone signed in as that account
+//! (the console session): holding the link proves nothing about owning the email, since anyone
+//! can create an organization and invite any address. Only an invitation that creates the
+//! account sets its first password.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keyward_core::UserId;
+use keyward_core::permission::RoleGrants;
 use keyward_store::{InvitationRow, StoreError, UserRow, secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::local;
-use super::pages::{error_page, escape, page, page_with_csp, signed_in};
+use super::pages::{error_page, escape, page, page_with_csp, redirect, signed_in};
+use super::{local, throttle};
+use crate::api::members;
 use crate::audit::kind;
 use crate::auth::Caller;
+use crate::client_addr::ClientAddr;
 use crate::clock;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, set_retry_after};
 use crate::state::AppState;
 
 /// How long an invitation stays valid by default, and at most.
 const DEFAULT_TTL: i64 = 7 * 24 * 3600;
 const MAX_TTL: i64 = 30 * 24 * 3600;
-/// The roles an invitation may grant; what each allows is the RBAC table's business.
-const ROLES: &[&str] = &["owner", "member"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,13 +58,16 @@ pub async fn create(
             format!("{email:?} is not an email address"),
         ));
     }
-    let role = body.role.unwrap_or_else(|| "member".into());
-    if !ROLES.contains(&role.as_str()) {
-        return Err(ApiError::invalid(
-            "role",
-            format!("role {role:?} is not one of {}", ROLES.join(", ")),
-        ));
-    }
+    // The same rules as adding a member: any role of the organization (custom ones too), but none
+    // that grants more than the inviter's own.
+    let role = members::role(
+        &app,
+        org.id,
+        body.role.as_deref().unwrap_or(RoleGrants::MEMBER),
+    )
+    .await?;
+    members::check_may_assign(&caller, &role, "grant")?;
+    let role = role.name;
     let ttl = body.expires_in.unwrap_or(DEFAULT_TTL);
     if !(60..=MAX_TTL).contains(&ttl) {
         return Err(ApiError::invalid(
@@ -103,26 +113,75 @@ pub async fn create(
 
 const INVITE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
-/// `GET /invite`: choose a password and join. The page's script moves the secret from the
-/// fragment into the form.
-pub async fn page_get(State(app): State<AppState>) -> Response {
+const TITLE: &str = "Join your organization";
+
+/// Moves the secret from the fragment into the form. It is also kept in this tab's
+/// sessionStorage, so that after "sign in first" (`/login?next=/invite`) the page still has it:
+/// never in a query string, a server log or the browser history (the fragment is dropped).
+const TOKEN_SCRIPT: &str = "<script>(function(){\
+var t=new URLSearchParams(location.hash.slice(1)).get('token');\
+try{if(t){sessionStorage.setItem('keyward_invite',t);history.replaceState(null,'',location.pathname);}\
+else{t=sessionStorage.getItem('keyward_invite');}}catch(e){}\
+document.getElementById('token').value=t||'';})();</script>";
+
+const SIGN_IN_FIRST: &str = "/login?next=%2Finvite";
+
+/// `GET /invite`: join as the signed-in person, or choose a password for a new account.
+pub async fn page_get(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
-    page_with_csp(
-        StatusCode::OK,
-        "Join your organization",
-        "<form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
-         <label>Choose a password (12 characters or more)<input name=\"password\" type=\"password\" \
-         autocomplete=\"new-password\" minlength=\"12\" required></label>\
-         <button type=\"submit\">Join</button></form>\
-         <script>document.getElementById('token').value = new URLSearchParams(location.hash.slice(1)).get('token') || '';</script>",
-        INVITE_CSP,
-    )
+    let body = match local::session_user(&app, &headers, clock::now()).await {
+        Ok(Some((user, session))) => format!(
+            "<p>Signed in as {email}. If the invitation is for this account, join with it:</p>\
+             <form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Join as {email}</button></form>\
+             <p>Invited at another address? Sign out on <a href=\"/device\">/device</a> first, then open \
+             this page again.</p>{TOKEN_SCRIPT}",
+            email = escape(&user.email),
+            csrf = local::csrf_token(&session),
+        ),
+        Ok(None) => format!(
+            "<p>Already have a Keyward account? <a href=\"{SIGN_IN_FIRST}\">Sign in first</a>; this \
+             page keeps the invitation while you do.</p>\
+             <p>New to Keyward? Choose a password for your new account:</p>\
+             <form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
+             <label>Password (12 characters or more)<input name=\"password\" type=\"password\" \
+             autocomplete=\"new-password\" minlength=\"12\" required></label>\
+             <button type=\"submit\">Create the account and join</button></form>{TOKEN_SCRIPT}"
+        ),
+        Err(e) => return error_page(e),
+    };
+    page_with_csp(StatusCode::OK, TITLE, &body, INVITE_CSP)
 }
 
-/// `POST /invite`: accepts the invitation, creating the person if new, and signs them in.
-pub async fn accept(State(app): State<AppState>, body: Bytes) -> Response {
+/// What came of a `POST /invite`.
+enum Joined {
+    /// A new account: its first session starts here.
+    NewAccount(String),
+    /// The signed-in person joined; their session goes on.
+    Member,
+    /// The link is unknown, used or expired.
+    InvalidLink,
+    /// The invited email has an account, and the request is not signed in as it.
+    SignInFirst,
+    /// Signed in, but as someone else than the invited account.
+    OtherAccount,
+    /// Signed in, but the form lacks this session's token (another site's form, or stale).
+    StaleForm,
+    /// A new account's password breaks the policy.
+    Policy(String),
+}
+
+/// `POST /invite`: joins the organization. For an existing account only when signed in as it;
+/// a password is taken only to create a new account, and is never checked against one.
+pub async fn accept(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
@@ -132,97 +191,154 @@ pub async fn accept(State(app): State<AppState>, body: Bytes) -> Response {
     let refuse = |status: StatusCode, message: &str| {
         page(
             status,
-            "Join your organization",
+            TITLE,
             &format!("<p class=\"error\">{}</p>", escape(message)),
         )
     };
-    if let Err(ApiError::Invalid { message, .. }) = local::check_password_policy(field("password"))
-    {
-        return refuse(
+    let now = clock::now();
+    let address = throttle::address("invite", &client);
+    let wait = match throttle::admit(&app, &client, now).await {
+        Ok(Some(wait)) => Some(wait),
+        Ok(None) => match throttle::wait_for(&app, &[&address], clock::now_ms()).await {
+            Ok(wait) => wait,
+            Err(e) => return error_page(e),
+        },
+        Err(e) => return error_page(e),
+    };
+    if let Some(wait) = wait {
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts from this address: wait {wait} seconds and try again."),
+        );
+        set_retry_after(&mut response, wait);
+        return response;
+    }
+    let session = match local::session_user(&app, &headers, now).await {
+        Ok(found) => found,
+        Err(e) => return error_page(e),
+    };
+    let outcome = join(
+        &app,
+        field("token"),
+        session
+            .as_ref()
+            .map(|(user, cookie)| (user, cookie.as_str(), field("csrf"))),
+        field("password"),
+        now,
+    )
+    .await;
+    match outcome {
+        Ok(Joined::NewAccount(session)) => signed_in(&app, &session, "/device"),
+        Ok(Joined::Member) => redirect("/device"),
+        Ok(Joined::InvalidLink) => {
+            if let Err(e) = throttle::failed(&app, &[&address], clock::now_ms()).await {
+                return error_page(e);
+            }
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "This invitation link is invalid, used or expired: ask for a new one.",
+            )
+        }
+        Ok(Joined::SignInFirst) => page(
+            StatusCode::FORBIDDEN,
+            TITLE,
+            &format!(
+                "<p class=\"error\">This invitation is for an account that already exists. \
+                 <a href=\"{SIGN_IN_FIRST}\">Sign in</a> as that account first; you come back \
+                 here to join.</p>"
+            ),
+        ),
+        Ok(Joined::OtherAccount) => refuse(
+            StatusCode::FORBIDDEN,
+            "You are signed in as someone else than the invited account: sign out on /device, \
+             then open the invitation link again.",
+        ),
+        Ok(Joined::StaleForm) => refuse(
+            StatusCode::FORBIDDEN,
+            "This form is stale or came from another site: open the invitation link again.",
+        ),
+        Ok(Joined::Policy(message)) => refuse(
             StatusCode::BAD_REQUEST,
             &format!("{message}. Open the invitation link again."),
-        );
-    }
-    match join(&app, field("token"), field("password").to_owned()).await {
-        Ok(Some(session)) => signed_in(&app, &session, "/device"),
-        Ok(None) => refuse(
-            StatusCode::BAD_REQUEST,
-            "This invitation link is invalid, used or expired: ask for a new one.",
         ),
-        Err(JoinError::WrongPassword) => refuse(
-            StatusCode::FORBIDDEN,
-            "You already have an account: enter its password to join.",
-        ),
-        Err(JoinError::Api(e)) => error_page(e),
+        Err(e) => error_page(e),
     }
 }
 
-enum JoinError {
-    WrongPassword,
-    Api(ApiError),
-}
-
-impl From<StoreError> for JoinError {
-    fn from(e: StoreError) -> Self {
-        JoinError::Api(e.into())
-    }
-}
-
-impl From<ApiError> for JoinError {
-    fn from(e: ApiError) -> Self {
-        JoinError::Api(e)
-    }
-}
-
-async fn join(app: &AppState, token: &str, password: String) -> Result<Option<String>, JoinError> {
-    let now = clock::now();
+async fn join(
+    app: &AppState,
+    token: &str,
+    session: Option<(&UserRow, &str, &str)>,
+    password: &str,
+    now: i64,
+) -> Result<Joined, ApiError> {
     let hash = secret::hash_token(token);
-    // Check an existing account's password before spending the invitation, so a typo does not
-    // burn the link.
     let Some(pending) = app
         .store
         .invitation_by_hash(&hash)
         .await?
         .filter(|i| i.accepted_at.is_none() && now < i.expires_at)
     else {
-        return Ok(None);
+        return Ok(Joined::InvalidLink);
     };
-    let existing = app.store.find_user_by_email(&pending.email).await?;
-    let mut new_password = None;
-    let credential = match &existing {
-        Some(user) => app.store.local_credential(user.id).await?,
-        None => None,
-    };
-    match credential {
-        Some(c) => {
-            if !local::verify_password(password, c.password_hash).await? {
-                return Err(JoinError::WrongPassword);
-            }
+    if let Some(existing) = app.store.find_user_by_email(&pending.email).await? {
+        // No password is looked at on this path, so it is no oracle and skips no TOTP.
+        let Some((user, cookie, csrf)) = session else {
+            return Ok(Joined::SignInFirst);
+        };
+        if user.id != existing.id {
+            return Ok(Joined::OtherAccount);
         }
-        None => new_password = Some(local::hash_password(password).await?),
+        if !local::csrf_matches(cookie, csrf) {
+            return Ok(Joined::StaleForm);
+        }
+        let Some(invitation) = app.store.accept_invitation(&hash, now).await? else {
+            return Ok(Joined::InvalidLink);
+        };
+        add_member(app, &invitation, existing.id, now).await?;
+        return Ok(Joined::Member);
     }
+    if session.is_some() && password.is_empty() {
+        // "Join as <me>" for an invitation to an address that has no account yet.
+        return Ok(Joined::OtherAccount);
+    }
+    if let Err(ApiError::Invalid { message, .. }) = local::check_password_policy(password) {
+        return Ok(Joined::Policy(message));
+    }
+    let password_hash = local::hash_password(password.to_owned()).await?;
     // The atomic claim: of two concurrent acceptances one wins.
     let Some(invitation) = app.store.accept_invitation(&hash, now).await? else {
-        return Ok(None);
+        return Ok(Joined::InvalidLink);
     };
-    let user = match existing {
-        Some(user) => user,
-        None => {
-            let user = UserRow {
-                id: UserId::new_random(),
-                email: invitation.email.clone(),
-                created_at: now,
-            };
-            app.store.create_user(&user).await?;
-            user
-        }
+    let user = UserRow {
+        id: UserId::new_random(),
+        email: invitation.email.clone(),
+        created_at: now,
     };
-    if let Some(hash) = new_password {
-        app.store.set_local_password(user.id, &hash, now).await?;
+    match app.store.create_user(&user).await {
+        Ok(()) => {}
+        // Someone created the account meanwhile (SSO, another invitation): it is theirs now, so
+        // this password must not become its credential.
+        Err(StoreError::Conflict { .. }) => return Ok(Joined::SignInFirst),
+        Err(e) => return Err(e.into()),
     }
+    app.store
+        .set_local_password(user.id, &password_hash, now)
+        .await?;
+    add_member(app, &invitation, user.id, now).await?;
+    let session = local::start_session(app.store.as_ref(), user.id, now).await?;
+    Ok(Joined::NewAccount(session))
+}
+
+async fn add_member(
+    app: &AppState,
+    invitation: &InvitationRow,
+    user: UserId,
+    now: i64,
+) -> Result<(), ApiError> {
     match app
         .store
-        .add_membership(invitation.org_id, user.id, &invitation.role, now)
+        .add_membership(invitation.org_id, user, &invitation.role, now)
         .await
     {
         Ok(()) | Err(StoreError::Conflict { .. }) => {}
@@ -232,10 +348,9 @@ async fn join(app: &AppState, token: &str, password: String) -> Result<Option<St
         .record(
             kind::INVITATION_ACCEPTED,
             Some(invitation.org_id),
-            &format!("user:{}", user.id),
+            &format!("user:{user}"),
             json!({"email": invitation.email, "role": invitation.role}),
         )
         .await?;
-    let session = local::start_session(app.store.as_ref(), user.id, now).await?;
-    Ok(Some(session))
+    Ok(())
 }

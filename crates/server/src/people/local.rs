@@ -9,6 +9,8 @@ use keyward_core::UserId;
 use keyward_store::{Store, UserRow, WebSessionRow, secret};
 use zeroize::Zeroizing;
 
+use super::throttle;
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -20,14 +22,13 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 pub const SESSION_TTL: i64 = 8 * 3600;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keyward_session";
-/// Failed sign-ins allowed per account in one window.
-pub const LOGIN_FAILURES: i64 = 10;
-pub const LOGIN_WINDOW: i64 = 15 * 60;
 
 /// Hashes a password with argon2id on a blocking thread.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
     let password = Zeroizing::new(password);
+    let slot = super::throttle::hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut salt = [0u8; 16];
         SystemRandom::new()
             .fill(&mut salt)
@@ -46,7 +47,9 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// constant-time).
 pub async fn verify_password(password: String, stored: String) -> Result<bool, ApiError> {
     let password = Zeroizing::new(password);
+    let slot = super::throttle::hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let parsed = PasswordHash::new(&stored)
             .map_err(|e| ApiError::internal(format!("stored password hash: {e}")))?;
         Ok(Argon2::default()
@@ -139,7 +142,9 @@ pub fn new_totp_secret() -> Result<Zeroizing<Vec<u8>>, ApiError> {
 pub enum SignInError {
     Invalid,
     TotpRequired,
-    Throttled,
+    /// Too many failures for the account or the address, or too many attempts from the address:
+    /// retry after this many seconds.
+    Throttled(u64),
     Other(ApiError),
 }
 
@@ -160,8 +165,8 @@ impl SignInError {
         match self {
             SignInError::Invalid => "The email, password or one-time code is not right.",
             SignInError::TotpRequired => "Enter the six-digit code from your authenticator app.",
-            SignInError::Throttled => {
-                "Too many failed sign-ins for this account; wait 15 minutes and try again."
+            SignInError::Throttled(_) => {
+                "Too many sign-in attempts for this account or from this address; wait a little (the wait doubles with each failure) and try again."
             }
             SignInError::Other(_) => "Sign-in failed on the server; the server log has details.",
         }
@@ -169,18 +174,25 @@ impl SignInError {
 }
 
 /// Checks email, password and (when enabled) the TOTP code. Failures count against the account
-/// in every replica.
+/// and the client's address in every replica (see [`super::throttle`]).
 pub async fn sign_in(
     app: &AppState,
+    client: &ClientAddr,
     email: &str,
     password: String,
     totp: Option<&str>,
     now: i64,
 ) -> Result<UserRow, SignInError> {
     let email = email.trim().to_lowercase();
-    let key = format!("login:{}", secret::hash_token(&email));
-    if app.store.rate_counter(&key, now, LOGIN_WINDOW).await? >= LOGIN_FAILURES {
-        return Err(SignInError::Throttled);
+    let account = throttle::account(&email);
+    let address = throttle::address("login", client);
+    let keys = [&account, &address];
+    let now_ms = crate::clock::now_ms();
+    if let Some(wait) = throttle::admit(app, client, now).await? {
+        return Err(SignInError::Throttled(wait));
+    }
+    if let Some(wait) = throttle::wait_for(app, &keys, now_ms).await? {
+        return Err(SignInError::Throttled(wait));
     }
     let user = app.store.find_user_by_email(&email).await?;
     let credential = match &user {
@@ -194,7 +206,7 @@ pub async fn sign_in(
         .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password_ok = verify_password(password, stored).await? && credential.is_some();
     let (Some(user), Some(credential), true) = (user, credential, password_ok) else {
-        app.store.bump_rate_counter(&key, now, LOGIN_WINDOW).await?;
+        throttle::failed(app, &keys, crate::clock::now_ms()).await?;
         return Err(SignInError::Invalid);
     };
     if let Some(sealed) = &credential.sealed_totp {
@@ -206,10 +218,11 @@ pub async fn sign_in(
             .open(&totp_aad(user.id), sealed)
             .map_err(|e| ApiError::internal(format!("TOTP secret: {e}")))?;
         if !totp_matches(&secret, code, now) {
-            app.store.bump_rate_counter(&key, now, LOGIN_WINDOW).await?;
+            throttle::failed(app, &keys, crate::clock::now_ms()).await?;
             return Err(SignInError::Invalid);
         }
     }
+    throttle::succeeded(app, &account).await?;
     Ok(user)
 }
 

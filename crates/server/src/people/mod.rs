@@ -12,6 +12,7 @@ pub mod pages;
 pub mod provider;
 pub mod saml;
 pub mod sso;
+pub mod throttle;
 
 use crate::error::ApiError;
 use crate::state::AppState;

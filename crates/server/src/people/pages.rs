@@ -12,11 +12,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::device;
 use super::local::{self, SESSION_COOKIE, SESSION_TTL, SignInError};
+use super::{device, throttle};
 use crate::audit::kind;
+use crate::client_addr::ClientAddr;
 use crate::clock;
-use crate::error::ApiError;
+use crate::error::{ApiError, set_retry_after};
 use crate::state::AppState;
 
 pub(crate) fn escape(text: &str) -> String {
@@ -70,9 +71,13 @@ pub(crate) fn page_with_csp(
 }
 
 pub(crate) fn error_page(e: ApiError) -> Response {
+    let retry_after = e.retry_after();
     let response = e.into_response();
     let status = response.status();
     let message = match status {
+        _ if retry_after.is_some() => {
+            "The server is busy with other sign-ins; wait a few seconds and try again."
+        }
         StatusCode::FORBIDDEN => {
             "Keyward is not the identity provider on this server: sign in through your company's identity provider."
         }
@@ -81,11 +86,15 @@ pub(crate) fn error_page(e: ApiError) -> Response {
         }
         _ => "Something went wrong on the server; its log has the details.",
     };
-    page(
+    let mut page = page(
         status,
         "Keyward",
         &format!("<p class=\"error\">{message}</p>"),
-    )
+    );
+    if let Some(secs) = retry_after {
+        set_retry_after(&mut page, secs);
+    }
+    page
 }
 
 pub(crate) fn redirect(location: &str) -> Response {
@@ -147,7 +156,7 @@ pub async fn login_page(State(app): State<AppState>, Query(q): Query<LoginQuery>
 }
 
 /// `POST /login`: checks the credentials, starts a session, returns to `next`.
-pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
+pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes) -> Response {
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
@@ -158,7 +167,16 @@ pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
     let email = field("email").trim().to_lowercase();
     let now = clock::now();
     let totp = Some(field("totp")).filter(|t| !t.is_empty());
-    match local::sign_in(&app, &email, field("password").to_owned(), totp, now).await {
+    match local::sign_in(
+        &app,
+        &client,
+        &email,
+        field("password").to_owned(),
+        totp,
+        now,
+    )
+    .await
+    {
         Ok(user) => {
             let session = match local::start_session(app.store.as_ref(), user.id, now).await {
                 Ok(s) => s,
@@ -182,7 +200,7 @@ pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
         Err(refusal) => {
             // Not 401: that status promises a WWW-Authenticate challenge, and a form is not one.
             let status = match refusal {
-                SignInError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                SignInError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
                 SignInError::TotpRequired => StatusCode::OK,
                 _ => StatusCode::FORBIDDEN,
             };
@@ -193,16 +211,24 @@ pub async fn login(State(app): State<AppState>, body: Bytes) -> Response {
                         kind::LOGIN_FAILED,
                         None,
                         "anonymous",
-                        json!({"method": "password", "email": email}),
+                        json!({
+                            "method": "password",
+                            "email": throttle::typed_email_for_audit(&email),
+                            "address": client.0.map(|ip| ip.to_string()),
+                        }),
                     )
                     .await;
             }
             let totp = matches!(refusal, SignInError::TotpRequired);
-            page(
+            let mut response = page(
                 status,
                 "Sign in",
                 &login_form(&next, &email, totp, Some(refusal.message())),
-            )
+            );
+            if let SignInError::Throttled(wait) = refusal {
+                set_retry_after(&mut response, wait);
+            }
+            response
         }
     }
 }
@@ -308,6 +334,7 @@ pub async fn device_page(
 /// `POST /device`: approve or deny the entered code.
 pub async fn device_decide(
     State(app): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -345,7 +372,7 @@ pub async fn device_decide(
             );
         }
     };
-    match device::decide(&app, user.id, field("user_code"), approve).await {
+    match device::decide(&app, &client, user.id, field("user_code"), approve).await {
         Ok(_) if approve => page(
             StatusCode::OK,
             "Sign-in approved",
@@ -357,6 +384,7 @@ pub async fn device_decide(
             "<p>The request was denied; the CLI will not be signed in.</p>",
         ),
         Err(e @ (ApiError::Invalid { .. } | ApiError::TooManyRequests { .. })) => {
+            let retry_after = e.retry_after();
             let response = e.into_response();
             let status = response.status();
             let message = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -364,11 +392,15 @@ pub async fn device_decide(
             } else {
                 "No pending sign-in has this code. Check the code your terminal shows; it expires after a few minutes."
             };
-            page(
+            let mut response = page(
                 status,
                 "Approve a CLI sign-in",
                 &device_form(&user.email, &session, field("user_code"), Some(message)),
-            )
+            );
+            if let Some(secs) = retry_after {
+                set_retry_after(&mut response, secs);
+            }
+            response
         }
         Err(e) => error_page(e),
     }
