@@ -7,6 +7,7 @@ pub mod api;
 pub mod device;
 pub mod invitations;
 pub mod local;
+pub mod next_path;
 pub mod oidc;
 pub mod pages;
 pub mod provider;
