@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod issuer;
 pub mod keyring;
 pub mod ops;

@@ -226,10 +226,15 @@ pub fn app(state: AppState) -> Router {
             handler.layer(from_fn_with_state(guard, authorize)),
         );
     }
+    let headers = crate::headers::HeaderPolicy::for_config(&state.config);
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::map_response_with_state(
+            headers,
+            crate::headers::apply,
+        ))
         .layer(axum::middleware::from_fn(ops::count_requests))
         // The span names the path, not the URI: query strings carry authorization codes, states
         // and user codes (/auth/<provider>/callback?code=…, /device?user_code=…).
