@@ -231,6 +231,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), crate::people::csrf::guard))
         .layer(axum::middleware::map_response_with_state(
             headers,
             crate::headers::apply,

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod csrf;
 pub mod device;
 pub mod invitations;
 pub mod local;
