@@ -3,6 +3,7 @@
 //!
 //! One test binary for all of them (modules below), so the binary is linked once.
 
+mod account_guards;
 mod audit_chain;
 mod bad_input;
 mod cloud_clients;

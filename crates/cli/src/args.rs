@@ -583,6 +583,9 @@ pub struct ServeArgs {
     /// The polling interval the device flow asks CLIs for (default 5s).
     #[arg(long, env = "KEYWARD_DEVICE_INTERVAL", value_parser = parse_duration)]
     pub device_interval: Option<i64>,
+    /// The longest lifetime a personal access token may be given (default 90d).
+    #[arg(long, env = "KEYWARD_MAX_PAT_TTL", value_parser = parse_duration)]
+    pub max_pat_ttl: Option<i64>,
 }
 
 #[derive(Debug, Args)]

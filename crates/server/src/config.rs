@@ -60,6 +60,8 @@ pub struct RawServerConfig {
     pub device_code_ttl: Option<i64>,
     /// `KEYWARD_DEVICE_INTERVAL`: the polling interval the device flow asks for (seconds).
     pub device_interval: Option<i64>,
+    /// `KEYWARD_MAX_PAT_TTL`: the longest lifetime a personal access token may be given.
+    pub max_pat_ttl: Option<i64>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -92,6 +94,8 @@ pub struct ServerConfig {
     pub device: DeviceSettings,
     /// `KEYWARD_SSO_*` and `SAML_*`.
     pub sso: crate::people::sso::SsoSettings,
+    /// `KEYWARD_MAX_PAT_TTL` (seconds): personal access tokens must expire within it.
+    pub max_pat_ttl: i64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -107,6 +111,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("rotation", &self.rotation)
             .field("auth", &self.auth.name())
             .field("device", &self.device)
+            .field("max_pat_ttl", &self.max_pat_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +155,8 @@ pub enum ConfigError {
 }
 
 const DAY: i64 = 24 * 3600;
+/// Personal access tokens live at most 90 days unless the operator says otherwise.
+pub const DEFAULT_MAX_PAT_TTL: i64 = 90 * DAY;
 
 impl RawServerConfig {
     pub fn validate(self) -> Result<ServerConfig, ConfigError> {
@@ -265,6 +272,16 @@ impl RawServerConfig {
             )?,
         };
 
+        let max_pat_ttl = check_range(
+            "KEYWARD_MAX_PAT_TTL",
+            self.max_pat_ttl.unwrap_or(DEFAULT_MAX_PAT_TTL),
+            if short {
+                1..=10 * 365 * DAY
+            } else {
+                DAY..=10 * 365 * DAY
+            },
+        )?;
+
         Ok(ServerConfig {
             listen,
             data_dir: self
@@ -284,6 +301,7 @@ impl RawServerConfig {
             auth,
             device,
             sso,
+            max_pat_ttl,
         })
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         device_code_ttl: args.device_code_ttl,
         device_interval: args.device_interval,
+        max_pat_ttl: args.max_pat_ttl,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod pages;
 pub mod provider;
 pub mod saml;
+pub mod second_factor;
 pub mod sso;
 
 use crate::error::ApiError;
