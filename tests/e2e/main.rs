@@ -31,4 +31,5 @@ mod sso_device;
 mod sso_oidc;
 mod sso_saml;
 mod static_values;
+mod web_hardening;
 mod workload_configs;

@@ -11,6 +11,7 @@ pub mod local;
 pub mod next_path;
 pub mod oidc;
 pub mod pages;
+pub mod pending_bounds;
 pub mod provider;
 pub mod saml;
 pub mod second_factor;

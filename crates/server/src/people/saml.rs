@@ -184,11 +184,20 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/saml/login`: a new AuthnRequest, by HTTP-Redirect to the IdP.
-pub async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(app): State<AppState>,
+    extensions: axum::http::Extensions,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let Some(saml) = app.sso.saml.as_ref() else {
         return not_configured();
     };
     let now = clock::now();
+    if let Err(refused) =
+        super::pending_bounds::admit(&app, &extensions, q.next.as_deref(), now).await
+    {
+        return refused;
+    }
     // 43 URL-safe characters: within RelayState's 80 bytes.
     let Some(relay) = secret::generate_token("") else {
         return super::pages::error_page(crate::error::ApiError::internal("system RNG failed"));
