@@ -365,7 +365,7 @@ async fn no_private_key_or_token_is_stored_in_plaintext() {
                 Method::POST,
                 &format!("{}/api/v1/tokens", server.url),
                 Some(BOOTSTRAP_TOKEN),
-                Some(json!({"name": "laptop"})),
+                Some(json!({"name": "laptop", "expires_in": 3600})),
             )
             .await;
             assert_eq!(status, 201);

@@ -3,6 +3,7 @@
 //!
 //! One test binary for all of them (modules below), so the binary is linked once.
 
+mod account_guards;
 mod audit_chain;
 mod bad_input;
 mod cloud_clients;
@@ -33,4 +34,5 @@ mod sso_device;
 mod sso_oidc;
 mod sso_saml;
 mod static_values;
+mod web_hardening;
 mod workload_configs;

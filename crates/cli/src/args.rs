@@ -598,6 +598,9 @@ pub struct ServeArgs {
     /// The longest wait repeated failed sign-ins impose on an account or address (default 5m).
     #[arg(long, env = "KEYWARD_LOGIN_BACKOFF_MAX", value_parser = parse_duration)]
     pub login_backoff_max: Option<i64>,
+    /// The longest lifetime a personal access token may be given (default 90d).
+    #[arg(long, env = "KEYWARD_MAX_PAT_TTL", value_parser = parse_duration)]
+    pub max_pat_ttl: Option<i64>,
 }
 
 #[derive(Debug, Args)]

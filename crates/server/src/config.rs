@@ -65,6 +65,8 @@ pub struct RawServerConfig {
     pub trusted_proxies: Option<String>,
     /// `KEYWARD_LOGIN_BACKOFF_MAX`: the longest wait failed sign-ins impose (seconds).
     pub login_backoff_max: Option<i64>,
+    /// `KEYWARD_MAX_PAT_TTL`: the longest lifetime a personal access token may be given.
+    pub max_pat_ttl: Option<i64>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -101,6 +103,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<crate::client_addr::Cidr>,
     /// `KEYWARD_LOGIN_BACKOFF_MAX`: the cap of the exponential backoff after failed sign-ins.
     pub login_backoff_max: i64,
+    /// `KEYWARD_MAX_PAT_TTL` (seconds): personal access tokens must expire within it.
+    pub max_pat_ttl: i64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -118,6 +122,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("device", &self.device)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("login_backoff_max", &self.login_backoff_max)
+            .field("max_pat_ttl", &self.max_pat_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +168,8 @@ pub enum ConfigError {
 }
 
 const DAY: i64 = 24 * 3600;
+/// Personal access tokens live at most 90 days unless the operator says otherwise.
+pub const DEFAULT_MAX_PAT_TTL: i64 = 90 * DAY;
 
 impl RawServerConfig {
     pub fn validate(self) -> Result<ServerConfig, ConfigError> {
@@ -286,6 +293,15 @@ impl RawServerConfig {
             self.login_backoff_max.unwrap_or(300),
             if short { 1..=3600 } else { 10..=3600 },
         )?;
+        let max_pat_ttl = check_range(
+            "KEYWARD_MAX_PAT_TTL",
+            self.max_pat_ttl.unwrap_or(DEFAULT_MAX_PAT_TTL),
+            if short {
+                1..=10 * 365 * DAY
+            } else {
+                DAY..=10 * 365 * DAY
+            },
+        )?;
 
         Ok(ServerConfig {
             listen,
@@ -308,6 +324,7 @@ impl RawServerConfig {
             sso,
             trusted_proxies,
             login_backoff_max,
+            max_pat_ttl,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod issuer;
 pub mod keyring;
 pub mod ops;

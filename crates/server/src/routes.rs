@@ -234,10 +234,16 @@ pub fn app(state: AppState) -> Router {
             handler.layer(from_fn_with_state(limit, request_guards::read_body));
         router = router.route(decl.path, handler);
     }
+    let headers = crate::headers::HeaderPolicy::for_config(&state.config);
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), crate::people::csrf::guard))
+        .layer(axum::middleware::map_response_with_state(
+            headers,
+            crate::headers::apply,
+        ))
         .layer(axum::middleware::from_fn(
             request_guards::reject_undecodable_path,
         ))

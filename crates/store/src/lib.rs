@@ -11,6 +11,7 @@ mod postgres;
 pub mod rbac;
 pub mod secret;
 mod sql;
+mod sql_guards;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
@@ -208,10 +209,34 @@ pub trait SsoStore: Send + Sync {
     async fn first_org(&self) -> Result<Option<OrgId>>;
 }
 
+/// Per-person guards beyond the credentials (TOTP replay, access-token cut-off, other sessions),
+/// and the bound on pending SSO sign-ins.
+#[async_trait]
+pub trait GuardStore: Send + Sync {
+    /// Records `step` as the person's newest accepted TOTP time step and answers `true`, or
+    /// answers `false` when a step as new or newer was already accepted (a replay). Atomic.
+    async fn accept_totp_step(&self, user: UserId, step: i64) -> Result<bool>;
+    /// People's access tokens issued at or before this time are no longer valid.
+    async fn tokens_valid_after(&self, user: UserId) -> Result<Option<i64>>;
+    /// Ends every console session of `user` but `keep` (a session hash), and cuts off the
+    /// person's access tokens issued up to `now`. Returns how many sessions ended.
+    async fn end_other_sessions(&self, user: UserId, keep: Option<&str>, now: i64) -> Result<u64>;
+    /// Drops expired pending SSO sign-ins and counts the rest.
+    async fn live_sso_pending(&self, now: i64) -> Result<i64>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
 pub trait Store:
-    WorkloadStore + SecretStore + PeopleStore + RbacStore + SsoStore + Send + Sync + 'static
+    WorkloadStore
+    + SecretStore
+    + PeopleStore
+    + RbacStore
+    + SsoStore
+    + GuardStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -63,6 +63,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0008_auth_backoff.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            9,
+            Cow::Borrowed("account_guards"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0009_account_guards.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -100,3 +107,4 @@ crate::sql_secrets::impl_secret_store!(store = PostgresStore, db = sqlx::Postgre
 crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_guards::impl_guard_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -70,6 +70,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0008_auth_backoff.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            9,
+            Cow::Borrowed("account_guards"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0009_account_guards.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -120,3 +127,4 @@ crate::sql_secrets::impl_secret_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_people::impl_people_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);

@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         device_interval: args.device_interval,
         trusted_proxies: args.trusted_proxies,
         login_backoff_max: args.login_backoff_max,
+        max_pat_ttl: args.max_pat_ttl,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use keyward_core::api::v1::{CreateToken, Org, SetupRequest, SetupResponse, TokenCreated};
 use keyward_core::permission::RoleGrants;
 use keyward_core::{OrgId, UserId, names};
@@ -178,8 +178,32 @@ pub async fn complete(
     Ok((StatusCode::CREATED, Json(SetupResponse { org, token })))
 }
 
+const SETUP_HTML: &str = include_str!("setup.html");
+
+/// The page's policy: only its own inline script (by hash) runs, it talks only to this server,
+/// and nobody frames it — it shows the owner's first personal access token.
+static SETUP_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let script = SETUP_HTML
+        .split_once("<script>")
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map_or("", |(script, _)| script);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, script.as_bytes());
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+});
+
 /// The page behind the printed link. The secret stays in the URL fragment, which browsers never
 /// send to the server or put in access logs; the page's script posts it to `/api/v1/setup`.
-pub async fn page() -> Html<&'static str> {
-    Html(include_str!("setup.html"))
+/// `no-store`: the page ends up displaying the owner's token, which no cache may keep.
+pub async fn page() -> Response {
+    let mut response = Html(SETUP_HTML).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(csp) = HeaderValue::from_str(&SETUP_CSP) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }

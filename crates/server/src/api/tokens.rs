@@ -15,7 +15,8 @@ use crate::clock;
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;
 
-/// Longest lifetime a token may be given (ten years); absent means no expiry.
+/// Longest lifetime any token may be given (ten years); absent means no expiry. Personal access
+/// tokens have a shorter, required limit ([`check_lifetime`]).
 const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
 
 pub async fn list(
@@ -32,6 +33,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     let user = caller.user()?;
+    check_lifetime(body.expires_in, app.config.max_pat_ttl)?;
     let (row, token) = new_token(TokenKind::Personal, &body, Some(user), None, None)?;
     app.store.insert_token(&row).await?;
     app.audit
@@ -71,6 +73,32 @@ pub async fn revoke(
         )
         .await?;
     Ok(Json(token_info(&row)))
+}
+
+/// A personal access token must expire, and within `max` seconds (`KEYWARD_MAX_PAT_TTL`): a
+/// forgotten or leaked one stops working on its own.
+fn check_lifetime(expires_in: Option<u64>, max: i64) -> Result<(), ApiError> {
+    let days = max / 86_400;
+    let limit = if days > 0 && max % 86_400 == 0 {
+        format!("{max} seconds ({days} days)")
+    } else {
+        format!("{max} seconds")
+    };
+    match expires_in {
+        Some(secs) if secs > 0 && i64::try_from(secs).is_ok_and(|s| s <= max) => Ok(()),
+        Some(_) => Err(ApiError::invalid(
+            "expires_in",
+            format!(
+                "expires_in is in seconds and must be between 1 and {limit}, the longest lifetime of a personal access token on this server (KEYWARD_MAX_PAT_TTL)"
+            ),
+        )),
+        None => Err(ApiError::invalid(
+            "expires_in",
+            format!(
+                "personal access tokens must expire: send expires_in, at most {limit} (KEYWARD_MAX_PAT_TTL)"
+            ),
+        )),
+    }
 }
 
 /// Validates a creation request and makes the record and the secret (shown once).
@@ -114,4 +142,22 @@ pub(crate) fn new_token(
         revoked_at: None,
     };
     Ok((row, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_tokens_must_expire_within_the_limit() {
+        let max = 90 * 86_400;
+        assert!(check_lifetime(Some(3600), max).is_ok());
+        assert!(check_lifetime(Some(max as u64), max).is_ok());
+        for bad in [None, Some(0), Some(max as u64 + 1), Some(u64::MAX)] {
+            let e = check_lifetime(bad, max).unwrap_err();
+            let body = format!("{e:?}");
+            assert!(body.contains("7776000 seconds (90 days)"), "{body}");
+            assert!(body.contains("KEYWARD_MAX_PAT_TTL"), "{body}");
+        }
+    }
 }

@@ -84,11 +84,22 @@ pub async fn person(app: &AppState, token: &str) -> Result<UserRow, ApiError> {
             code: "invalid_token",
             message: "the access token's subject is not a person".into(),
         })?;
-    app.store.get_user(user).await.map_err(|e| match e {
+    let user = app.store.get_user(user).await.map_err(|e| match e {
         keyward_store::StoreError::NotFound => ApiError::Unauthenticated {
             code: "invalid_token",
             message: "the person this access token was issued to no longer exists".into(),
         },
         other => other.into(),
-    })
+    })?;
+    // A password change cuts off every access token issued before it (at or before the same
+    // second: `iat` has no finer grain, and the newer token is one sign-in away).
+    if let Some(after) = app.store.tokens_valid_after(user.id).await?
+        && claims.iat <= after
+    {
+        return Err(ApiError::Unauthenticated {
+            code: "token_revoked",
+            message: "this access token was issued before the password of its account changed; sign in again (keyward login)".into(),
+        });
+    }
+    Ok(user)
 }

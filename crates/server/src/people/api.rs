@@ -75,11 +75,17 @@ pub async fn set_password(
         }
     }
     let hash = local::hash_password(body.password).await?;
-    app.store
-        .set_local_password(user, &hash, clock::now())
-        .await?;
+    let now = clock::now();
+    app.store.set_local_password(user, &hash, now).await?;
+    // Whoever held the old password may hold a session or a CLI token from it: both end here.
+    let sessions_ended = app.store.end_other_sessions(user, None, now).await?;
     app.audit
-        .record(kind::PASSWORD_SET, None, &caller.actor(), json!({}))
+        .record(
+            kind::PASSWORD_SET,
+            None,
+            &caller.actor(),
+            json!({"sessions_ended": sessions_ended, "access_tokens_revoked": true}),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -140,14 +146,28 @@ pub async fn enable_totp(
     ))
 }
 
-/// `DELETE /api/v1/me/totp`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableTotp {
+    password: String,
+    #[serde(default)]
+    totp: Option<String>,
+}
+
+/// `DELETE /api/v1/me/totp`: needs the current password and a current code, so a stolen bearer
+/// token alone cannot strip the second factor.
 pub async fn disable_totp(
     State(app): State<AppState>,
     caller: Caller,
+    ApiJson(body): ApiJson<DisableTotp>,
 ) -> Result<StatusCode, ApiError> {
     super::require_local(&app)?;
+    let user = caller.user()?;
+    let now = clock::now();
+    super::second_factor::reauthenticate(&app, user, body.password, body.totp.as_deref(), now)
+        .await?;
     app.store
-        .set_local_totp(caller.user()?, None, clock::now())
+        .set_local_totp(user, None, now)
         .await
         .map_err(crate::error::or_not_found("local credential"))?;
     app.audit

@@ -117,12 +117,7 @@ pub fn totp_code(secret: &[u8], unix: i64) -> String {
 /// Accepts the code of the current step or of one step either side (clock drift), compared in
 /// constant time.
 pub fn totp_matches(secret: &[u8], code: &str, now: i64) -> bool {
-    let code = code.trim();
-    [-30, 0, 30].iter().fold(false, |ok, skew| {
-        let expected = totp_code(secret, now + skew);
-        ok | aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), code.as_bytes())
-            .is_ok()
-    })
+    super::second_factor::matching_step(secret, code, now).is_some()
 }
 
 pub fn totp_aad(user: UserId) -> Vec<u8> {
@@ -217,7 +212,8 @@ pub async fn sign_in(
             .master
             .open(&totp_aad(user.id), sealed)
             .map_err(|e| ApiError::internal(format!("TOTP secret: {e}")))?;
-        if !totp_matches(&secret, code, now) {
+        // Spent once: the same code again within its window is refused (a replay).
+        if !super::second_factor::accept_once(app, user.id, &secret, code, now).await? {
             throttle::failed(app, &keys, crate::clock::now_ms()).await?;
             return Err(SignInError::Invalid);
         }

@@ -4,13 +4,17 @@
 
 pub mod access;
 pub mod api;
+pub mod csrf;
 pub mod device;
 pub mod invitations;
 pub mod local;
+pub mod next_path;
 pub mod oidc;
 pub mod pages;
+pub mod pending_bounds;
 pub mod provider;
 pub mod saml;
+pub mod second_factor;
 pub mod sso;
 pub mod throttle;
 

@@ -50,6 +50,7 @@ pub struct LoginQuery {
 pub async fn login(
     State(app): State<AppState>,
     Path(provider): Path<String>,
+    client: crate::client_addr::ClientAddr,
     Query(q): Query<LoginQuery>,
 ) -> Response {
     if let Some(response) = unknown_provider(&app, &provider) {
@@ -59,6 +60,10 @@ pub async fn login(
         return StatusCode::NOT_FOUND.into_response();
     };
     let now = clock::now();
+    if let Err(refused) = super::pending_bounds::admit(&app, &client, q.next.as_deref(), now).await
+    {
+        return refused;
+    }
     let begin = match oidc.begin(now).await {
         Ok(b) => b,
         Err(e) => {

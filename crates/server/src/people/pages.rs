@@ -105,12 +105,9 @@ pub(crate) fn redirect(location: &str) -> Response {
     response
 }
 
-/// Only this server's own paths may be returned to after sign-in.
+/// Only this server's own paths may be returned to after sign-in ([`super::next_path`]).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/device".to_owned(),
-    }
+    super::next_path::or(next, "/device")
 }
 
 fn percent_encode(text: &str) -> String {
@@ -420,6 +417,9 @@ mod tests {
             "//evil.example/x",
             "https://evil.example",
             "/\\evil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/\n/evil",
             "device",
         ] {
             assert_eq!(safe_next(Some(hostile)), "/device", "{hostile}");

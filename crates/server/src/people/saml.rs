@@ -184,11 +184,19 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/saml/login`: a new AuthnRequest, by HTTP-Redirect to the IdP.
-pub async fn login(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(app): State<AppState>,
+    client: crate::client_addr::ClientAddr,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let Some(saml) = app.sso.saml.as_ref() else {
         return not_configured();
     };
     let now = clock::now();
+    if let Err(refused) = super::pending_bounds::admit(&app, &client, q.next.as_deref(), now).await
+    {
+        return refused;
+    }
     // 43 URL-safe characters: within RelayState's 80 bytes.
     let Some(relay) = secret::generate_token("") else {
         return super::pages::error_page(crate::error::ApiError::internal("system RNG failed"));

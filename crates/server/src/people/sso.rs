@@ -370,12 +370,9 @@ pub async fn land(
     Ok(signed_in(app, &session, next))
 }
 
-/// Only this server's own paths may be returned to after sign-in.
+/// Only this server's own paths may be returned to after sign-in ([`super::next_path`]).
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/auth/session".to_owned(),
-    }
+    super::next_path::or(next, "/auth/session")
 }
 
 /// A cookie attribute string: `Secure` when people reach this server over HTTPS.

@@ -1,0 +1,86 @@
+//! Bounds on the rows an anonymous `GET /auth/<provider>/login` or `GET /auth/saml/login`
+//! writes: each starts a pending sign-in (one `sso_pending` row, kept for ten minutes), so
+//! without bounds anyone could fill the table. Three limits apply before the row is written: the
+//! `next` path is short, one client address starts a few sign-ins a minute, and the table holds
+//! at most [`MAX_PENDING`] live rows.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::next_path;
+use super::pages::{escape, page};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Sign-ins one client address may start per window; a person clicking "sign in" a few times,
+/// or a handful of people behind one NAT, stay well below it.
+pub const STARTS_PER_WINDOW: i64 = 30;
+pub const WINDOW: i64 = 60;
+/// Live pending sign-ins across the server; at ~2.5 KiB a row at most, a few tens of MiB.
+pub const MAX_PENDING: i64 = 10_000;
+
+fn refusal(status: StatusCode, retry_after: Option<i64>, text: &str) -> Response {
+    let mut response = page(
+        status,
+        "Sign in",
+        &format!("<p class=\"error\">{}</p>", escape(text)),
+    );
+    if let Some(secs) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Whether a new pending sign-in may be written; the refusal page otherwise.
+pub async fn admit(
+    app: &AppState,
+    client: &crate::client_addr::ClientAddr,
+    next: Option<&str>,
+    now: i64,
+) -> Result<(), Response> {
+    if next.is_some_and(|n| n.len() > next_path::MAX_LEN) {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            None,
+            &format!(
+                "The return path (next) is longer than {} bytes: start signing in from this server's own pages.",
+                next_path::MAX_LEN
+            ),
+        ));
+    }
+    let store_error = |e: keyward_store::StoreError| super::pages::error_page(ApiError::from(e));
+    if client.0.is_some() {
+        // Behind a trusted proxy, the forwarded client; IPv6 counted per /64.
+        let key = format!("sso_start:{}", client.limit_key());
+        let count = app
+            .store
+            .bump_rate_counter(&key, now, WINDOW)
+            .await
+            .map_err(store_error)?;
+        if count > STARTS_PER_WINDOW {
+            let retry = WINDOW - now.rem_euclid(WINDOW);
+            return Err(refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(retry),
+                &format!(
+                    "More than {STARTS_PER_WINDOW} sign-ins were started from your address in the last minute; wait {retry} seconds and try again."
+                ),
+            ));
+        }
+    }
+    let live = app.store.live_sso_pending(now).await.map_err(store_error)?;
+    if live >= MAX_PENDING {
+        tracing::warn!(
+            live,
+            "refusing new SSO sign-ins: too many pending sign-ins (someone may be filling the table)"
+        );
+        return Err(refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(WINDOW),
+            "Too many sign-ins are in progress on this server right now; try again in a minute.",
+        ));
+    }
+    Ok(())
+}
