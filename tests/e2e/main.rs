@@ -4,6 +4,7 @@
 //! One test binary for all of them (modules below), so the binary is linked once.
 
 mod audit_chain;
+mod audit_keyed;
 mod bad_input;
 mod cloud_clients;
 mod cloudsim;

@@ -275,8 +275,12 @@ pub trait Store:
 
     // Audit.
     /// Appends `events`, in order, to the hash chain in one transaction, serialised against every
-    /// other writer. All are stored or none.
-    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>>;
+    /// other writer. All are stored or none. Links are keyed with `key` (see [`audit`]).
+    async fn append_audit(
+        &self,
+        key: &audit::AuditKey,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>>;
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
     async fn audit_head(&self) -> Result<Option<(i64, String)>>;
 }

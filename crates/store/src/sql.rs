@@ -547,7 +547,11 @@ macro_rules! impl_store {
                 Ok(row.is_some())
             }
 
-            async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>> {
+            async fn append_audit(
+                &self,
+                key: &crate::audit::AuditKey,
+                events: &[NewAuditEvent],
+            ) -> Result<Vec<AuditRow>> {
                 let _in_process = self.audit_lock.lock().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$lock.is_empty() {
@@ -560,7 +564,7 @@ macro_rules! impl_store {
                     .transpose()?;
                 let mut rows = Vec::with_capacity(events.len());
                 for event in events {
-                    let row = crate::audit::chain(event, head.take());
+                    let row = crate::audit::chain(key, event, head.take());
                     sqlx::query(
                         "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -22,12 +22,13 @@ async fn open(
         storage.master_key.as_deref(),
     )
     .await?;
-    let keyring = Keyring::new(store.clone(), master, config.rotation);
+    let audit = Auditor::new(store.clone(), master.audit_key());
+    let keyring = Keyring::new(store, master, config.rotation);
     keyring
         .reload()
         .await
         .context("cannot load the signing keys")?;
-    Ok((keyring, Auditor::new(store)))
+    Ok((keyring, audit))
 }
 
 fn when(secs: i64) -> String {
