@@ -5,6 +5,7 @@
 
 mod audit_chain;
 mod audit_keyed;
+mod audit_visibility;
 mod bad_input;
 mod cloud_clients;
 mod cloudsim;

@@ -57,7 +57,8 @@ pub(crate) fn wire(row: AuditRow) -> AuditEvent {
     }
 }
 
-/// The organization's events and the system-wide ones (key lifecycle), oldest first.
+/// The organization's events, the signing-key lifecycle and its members' own org-less events
+/// (sign-ins, personal tokens, devices), oldest first.
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,

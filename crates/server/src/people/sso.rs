@@ -275,9 +275,15 @@ pub async fn audit_refusal(app: &AppState, method: &str, refusal: &Refusal) {
     if let Refusal::NotAssigned { email } = refusal {
         detail["email"] = json!(email);
     }
+    // Filed under the organization SSO admits people to, whose administrators own the
+    // identity provider's assignments; other tenants do not see it.
+    let org = match app.sso.org {
+        Some(org) => Some(org),
+        None => app.store.first_org().await.ok().flatten(),
+    };
     if let Err(e) = app
         .audit
-        .record(kind::LOGIN_FAILED, None, "anonymous", detail)
+        .record(kind::LOGIN_FAILED, org, "anonymous", detail)
         .await
     {
         tracing::error!(error = ?e, "recording a refused sign-in failed");
