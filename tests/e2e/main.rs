@@ -29,6 +29,7 @@ mod run;
 mod secret_providers;
 mod secrets_resolution;
 mod sso_device;
+mod sso_links;
 mod sso_oidc;
 mod sso_saml;
 mod static_values;

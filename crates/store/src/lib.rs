@@ -6,11 +6,13 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod links;
 pub mod model;
 mod postgres;
 pub mod rbac;
 pub mod secret;
 mod sql;
+mod sql_links;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
@@ -28,6 +30,7 @@ use keyward_core::{
 };
 use thiserror::Error;
 
+pub use links::{SsoLinkRow, SsoLinkStore};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rbac::*;
@@ -204,7 +207,15 @@ pub trait SsoStore: Send + Sync {
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
 pub trait Store:
-    WorkloadStore + SecretStore + PeopleStore + RbacStore + SsoStore + Send + Sync + 'static
+    WorkloadStore
+    + SecretStore
+    + PeopleStore
+    + RbacStore
+    + SsoStore
+    + SsoLinkStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

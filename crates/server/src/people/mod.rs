@@ -6,6 +6,7 @@ pub mod access;
 pub mod api;
 pub mod device;
 pub mod invitations;
+pub mod links;
 pub mod local;
 pub mod oidc;
 pub mod pages;
