@@ -21,6 +21,8 @@ use crate::state::AppState;
 
 /// Audit event of an identity linked to an account (its first sign-in).
 const IDENTITY_LINKED: &str = "auth.identity_linked";
+/// How stale a link's `last_seen_at` may get before an admitted sign-in rewrites it (seconds).
+const SEEN_EVERY: i64 = 60;
 /// Who changes roles on the provider's word.
 const SSO_ACTOR: &str = "system:sso";
 
@@ -37,9 +39,14 @@ pub async fn account(
     if !who.subject.is_empty()
         && let Some(link) = store.sso_link(&who.issuer, &who.subject).await?
     {
-        store
-            .record_sso_sign_in(&who.issuer, &who.subject, who.email.as_deref(), true, now)
-            .await?;
+        // Provider access tokens come through here on every API call: write only when
+        // something changed, or now and then to keep "most recent sign-in" meaningful.
+        let changed = !link.admitted || (who.email.is_some() && who.email != link.email);
+        if changed || now - link.last_seen_at >= SEEN_EVERY {
+            store
+                .record_sso_sign_in(&who.issuer, &who.subject, who.email.as_deref(), true, now)
+                .await?;
+        }
         return Ok((store.get_user(link.user_id).await?, false));
     }
     let email = match (&who.email, who.email_verified) {
