@@ -201,8 +201,10 @@ async fn a_log_written_before_keyed_links_is_anchored_once_and_then_verifies() {
         let dir = tempfile::tempdir().unwrap();
         let options = written(&backend, dir.path()).await;
         let count = rows(&options).await.len() as i64;
-        // As an earlier Keyward wrote it: every link plain SHA-256.
+        // As an earlier Keyward wrote it: every link plain SHA-256, and no record in the data
+        // directory that a keyed log was kept.
         rewrite(&options, 1, false, &sha256_link).await;
+        std::fs::remove_file(dir.path().join("audit-chain-keyed")).unwrap();
         let (ok, out, _) = keyward_cli(&options, &["audit", "verify"]);
         assert!(!ok, "{name}: an unkeyed log is not vouched for: {out}");
         assert!(out.contains("no audit event is keyed"), "{name}: {out}");
@@ -237,5 +239,26 @@ async fn a_log_written_before_keyed_links_is_anchored_once_and_then_verifies() {
             1,
             "{name}"
         );
+
+        // Now the whole log is rewritten without the key, anchor included, as if it had never
+        // been keyed: the data directory remembers, so the next start does not vouch for it,
+        // and the keyed events appended after it do not either.
+        rewrite(&options, 1, true, &sha256_link).await;
+        let server = Server::start(&options);
+        let (_, token) = automation_with_token(&server, "after").await;
+        mint(&server, &token, "sts.amazonaws.com").await;
+        assert!(
+            server
+                .stderr()
+                .contains("it was rewritten by someone without the master key"),
+            "{name}"
+        );
+        drop(server);
+        let (ok, out, _) = keyward_cli(&options, &["audit", "verify"]);
+        assert!(
+            !ok,
+            "{name}: a log rewritten without the key is not re-anchored: {out}"
+        );
+        assert!(out.contains("is not the anchor"), "{name}: {out}");
     }
 }

@@ -65,7 +65,7 @@ pub mod kind {
     pub const ENV_VAR_ACCESS_SET: &str = "environment_variable.access_set";
     pub const LLM_CONNECTION_ACCESS_SET: &str = "llm_connection.access_set";
     /// The first keyed event after events written before keyed links (see [`super::seal_unkeyed`]).
-    pub const CHAIN_KEYED: &str = "audit.chain_keyed";
+    pub const CHAIN_KEYED: &str = keyward_store::audit::ANCHOR_KIND;
 }
 
 /// Events waiting for the writer, each with the caller to tell once it is stored.
@@ -201,42 +201,71 @@ pub async fn verify_chain(store: &dyn Store, key: &AuditKey) -> Result<Verificat
     Ok(done(&verifier, verifier.finish(head).err()))
 }
 
+/// The file in the data directory that says this installation has kept a keyed audit log.
+pub const KEYED_MARKER: &str = "audit-chain-keyed";
+
 /// Anchors a log written before keyed links: when its newest event carries an unkeyed hash,
-/// records one keyed event after it, whose HMAC covers that hash and so every event before.
-/// This happens once, at the first start after upgrading; seeing it again means the log was
-/// rewritten without the key (whoever did so could not forge the keyed events it replaced,
-/// but can make the log look as if it was never keyed), hence the warning.
+/// records the one keyed event ([`kind::CHAIN_KEYED`]) whose HMAC covers that hash and so every
+/// event before. This happens once, at the first start after upgrading; afterwards the data
+/// directory holds [`KEYED_MARKER`], and an unkeyed log met again is not anchored (someone
+/// without the master key rewrote it, hoping to have it vouched for) but reported. A data
+/// directory that is not kept (a fresh container) cannot tell, and anchors it: the anchor's
+/// time, which `keyward audit verify` shows, is then later than the upgrade.
 pub async fn seal_unkeyed(
     store: &dyn Store,
     key: &AuditKey,
     audit: &Auditor,
+    data_dir: &std::path::Path,
 ) -> Result<(), StoreError> {
-    let Some((head_seq, _)) = store.audit_head().await? else {
+    let marker = data_dir.join(KEYED_MARKER);
+    let mark = || {
+        if let Err(e) = std::fs::write(&marker, b"this installation keeps a keyed audit log\n") {
+            tracing::warn!(error = %e, path = %marker.display(), "cannot record that the audit log is keyed");
+        }
+    };
+    let newest = match store.audit_head().await? {
+        None => None,
+        Some((head_seq, _)) => store
+            .audit_events(&AuditFilter {
+                after_seq: Some(head_seq - 1),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .next(),
+    };
+    let Some(newest) = newest else {
+        mark();
         return Ok(());
     };
-    let newest = store
-        .audit_events(&AuditFilter {
-            after_seq: Some(head_seq - 1),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
-    let Some(newest) = newest.first() else {
+    if key.is_keyed(&newest) {
+        mark();
         return Ok(());
-    };
-    if key.is_keyed(newest) || !keyward_store::audit::is_unkeyed(newest) {
+    }
+    if !keyward_store::audit::is_unkeyed(&newest) {
+        // Altered or under another key: `keyward audit verify` says which.
+        return Ok(());
+    }
+    if marker.exists() {
+        tracing::error!(
+            path = %marker.display(),
+            "the audit log ends in events with unkeyed hashes although this installation has kept a keyed log: it was rewritten by someone without the master key, and is not anchored. Run `keyward audit verify`. (If you restored a backup taken before the upgrade to keyed audit links, delete the file and restart.)"
+        );
         return Ok(());
     }
     tracing::warn!(
-        events = head_seq,
-        "the audit log holds events written before keyed audit links; anchoring them under the master key now. This happens once, at the first start after upgrading: if it appears again, the audit log was rewritten by someone without the master key"
+        events = newest.seq,
+        "the audit log holds events written before keyed audit links; anchoring them under the master key now. This happens once, at the first start after upgrading"
     );
     audit
         .record(
             kind::CHAIN_KEYED,
             None,
             "system:audit",
-            serde_json::json!({"unkeyed_events": head_seq, "master_key_id": key.master_id()}),
+            serde_json::json!({"unkeyed_events": newest.seq, "master_key_id": key.master_id()}),
         )
-        .await
+        .await?;
+    mark();
+    Ok(())
 }

@@ -6,13 +6,19 @@
 //! key cannot rewrite an event and recompute the links after it. Logs written before keyed
 //! links have plain SHA-256 links; such an unkeyed prefix still verifies, because the first
 //! keyed event commits to its last hash (its `prev_hash` is under the HMAC), but an unkeyed
-//! event after a keyed one, or a log with no keyed event at all, does not.
+//! event after a keyed one, or a log with no keyed event at all, does not. That first keyed
+//! event must be the anchor written once at the upgrade ([`ANCHOR_KIND`]), so unkeyed events
+//! slipped in front of ordinary keyed ones are not taken for an old log.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::hmac;
 
 use crate::model::{AuditRow, NewAuditEvent};
+
+/// The kind of the keyed event that anchors a log written before keyed links; its data says
+/// how many unkeyed events it anchors (`unkeyed_events`). Only it may follow unkeyed events.
+pub const ANCHOR_KIND: &str = "audit.chain_keyed";
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -185,6 +191,10 @@ pub enum ChainBreak {
     )]
     Unkeyed { seq: i64 },
     #[error(
+        "audit events before {seq} carry unkeyed SHA-256 hashes, but event {seq} is not the anchor Keyward writes once when it first starts on a log written before keyed links: the unkeyed events were written after the log was keyed, by someone without the master key"
+    )]
+    Unanchored { seq: i64 },
+    #[error(
         "audit event {seq} does not follow event {expected_prev}: events were deleted or reordered"
     )]
     Gap { seq: i64, expected_prev: i64 },
@@ -208,6 +218,7 @@ impl ChainBreak {
             ChainBreak::Altered { seq }
             | ChainBreak::OtherKey { seq, .. }
             | ChainBreak::Unkeyed { seq }
+            | ChainBreak::Unanchored { seq }
             | ChainBreak::Gap { seq, .. }
             | ChainBreak::Unlinked { seq } => *seq,
             ChainBreak::Truncated { last_seq, .. } => *last_seq + 1,
@@ -258,6 +269,12 @@ impl<'k> ChainVerifier<'k> {
         }
         if self.key.is_keyed(row) {
             if !self.keyed_seen() && self.unkeyed > 0 {
+                let anchors = serde_json::from_str::<serde_json::Value>(&row.data)
+                    .ok()
+                    .and_then(|d| d["unkeyed_events"].as_i64());
+                if row.kind != ANCHOR_KIND || anchors != Some(row.seq - 1) {
+                    return Err(ChainBreak::Unanchored { seq: row.seq });
+                }
                 self.keyed_at = Some((row.seq, row.at_ms));
             }
         } else if is_unkeyed(row) {
@@ -429,7 +446,24 @@ mod tests {
         relink(&mut rows, 0, unkeyed);
         rows.truncate(3);
         let prev = head(&rows);
-        rows.push(chain(&key(), &event(9), prev));
+        // An ordinary keyed event does not anchor them; the upgrade's anchor does.
+        let mut ordinary = rows.clone();
+        ordinary.push(chain(&key(), &event(9), prev.clone()));
+        assert_eq!(
+            verify(&key(), &ordinary, head(&ordinary)),
+            Err(ChainBreak::Unanchored { seq: 4 })
+        );
+        let mut anchor = event(9);
+        anchor.kind = ANCHOR_KIND.into();
+        anchor.data = serde_json::json!({"unkeyed_events": 2});
+        let mut miscounted = rows.clone();
+        miscounted.push(chain(&key(), &anchor, prev.clone()));
+        assert_eq!(
+            verify(&key(), &miscounted, head(&miscounted)),
+            Err(ChainBreak::Unanchored { seq: 4 })
+        );
+        anchor.data = serde_json::json!({"unkeyed_events": 3});
+        rows.push(chain(&key(), &anchor, prev));
         let k = key();
         let mut v = ChainVerifier::new(&k);
         for r in &rows {

@@ -23,6 +23,14 @@ async fn open(
     )
     .await?;
     let audit = Auditor::new(store.clone(), master.audit_key());
+    // Before this command's own events: they must not be the first keyed ones after an old log.
+    keyward_server::audit::seal_unkeyed(
+        store.as_ref(),
+        &master.audit_key(),
+        &audit,
+        &storage.data_dir,
+    )
+    .await?;
     let keyring = Keyring::new(store, master, config.rotation);
     keyring
         .reload()
