@@ -32,5 +32,6 @@ mod sso_device;
 mod sso_links;
 mod sso_oidc;
 mod sso_saml;
+mod sso_saml_links;
 mod static_values;
 mod workload_configs;
