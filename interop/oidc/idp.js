@@ -19,6 +19,12 @@
 //   IDP_POST_LOGOUT_URI         where the end-session endpoint may send people back to
 //   IDP_DEVICE_CLIENT_ID        the public client of the device flow (CLI login)
 //   IDP_AUDIENCE                the `aud` of access tokens (Keycloak's default is "account")
+//   IDP_ACCOUNTS_FILE           optional JSON file, read at every token: per login, claims that
+//                               replace the defaults below, e.g.
+//                               {"mallory": {"email": "owner@acme.example", "email_verified": false,
+//                                            "roles": ["member"]}}
+//                               (a key set to null drops the claim). Tests rewrite it between
+//                               sign-ins to change what the IdP says about someone.
 // Prints one line of JSON once listening: {"issuer": "...", "port": N}.
 //
 // People (the login typed into the sign-in form) and their realm roles, which appear where
@@ -26,6 +32,7 @@
 //   alice@acme.example  member
 //   root@acme.example   factory-admin
 //   anyone else         no role (not assigned to the application)
+// By default the login is also the `sub` and the `email`, with email_verified true.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -53,6 +60,18 @@ const API_RESOURCE = 'urn:keyward:api';
 const ROLES = {
   'alice@acme.example': ['member'],
   'root@acme.example': ['factory-admin'],
+};
+
+// The per-login overrides of IDP_ACCOUNTS_FILE (read each time: tests change it mid-run).
+const overrides = (id) => {
+  const file = process.env.IDP_ACCOUNTS_FILE;
+  if (!file || !fs.existsSync(file)) return {};
+  return JSON.parse(fs.readFileSync(file, 'utf8'))[id] ?? {};
+};
+const profile = (id) => {
+  const { roles, ...claims } = { email: id, email_verified: true, ...overrides(id) };
+  for (const [k, v] of Object.entries(claims)) if (v === null) delete claims[k];
+  return { claims, roles: roles ?? ROLES[id] ?? [] };
 };
 
 const tls = { cert: fs.readFileSync(env('IDP_TLS_CERT')), key: fs.readFileSync(env('IDP_TLS_KEY')) };
@@ -115,14 +134,15 @@ server.listen(Number(env('IDP_PORT', '0')), HOST, () => {
       return {
         accountId: id,
         async claims() {
-          return { sub: id, email: id, email_verified: true, name: id, preferred_username: id };
+          return { sub: id, name: id, preferred_username: id, ...profile(id).claims };
         },
       };
     },
     // Keycloak puts realm roles (and the email) into its access tokens.
     async extraTokenClaims(ctx, token) {
       if (token.kind !== 'AccessToken') return undefined;
-      return { realm_access: { roles: ROLES[token.accountId] ?? [] }, email: token.accountId };
+      const { claims, roles } = profile(token.accountId);
+      return { realm_access: { roles }, email: claims.email, email_verified: claims.email_verified };
     },
     features: {
       devInteractions: { enabled: true },

@@ -5,6 +5,8 @@
 
 mod account_guards;
 mod audit_chain;
+mod audit_keyed;
+mod audit_visibility;
 mod bad_input;
 mod cloud_clients;
 mod cloudsim;
@@ -31,8 +33,10 @@ mod run;
 mod secret_providers;
 mod secrets_resolution;
 mod sso_device;
+mod sso_links;
 mod sso_oidc;
 mod sso_saml;
+mod sso_saml_links;
 mod static_values;
 mod web_hardening;
 mod workload_configs;

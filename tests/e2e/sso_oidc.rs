@@ -65,11 +65,17 @@ pub fn node_ready() -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// Where a test writes what the IdP says about particular logins (email, email_verified,
+/// roles); idp.js reads it at every sign-in.
+pub fn idp_accounts_file(dir: &Path) -> PathBuf {
+    dir.join("idp-accounts.json")
 }
 
 /// Starts the IdP with its own CA (made like Keyward's self-signed one), for a Keyward that
@@ -99,6 +105,8 @@ pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
         .env("IDP_DEVICE_CLIENT_ID", DEVICE_CLIENT_ID)
         .env("IDP_AUDIENCE", "account")
         .env("IDP_PORT", port.to_string())
+        // Absent unless a test writes it (see `idp_accounts_file`).
+        .env("IDP_ACCOUNTS_FILE", idp_accounts_file(dir))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -326,7 +334,7 @@ fn with_query(url: &str, name: &str, value: Option<&str>) -> String {
 }
 
 /// Starts a sign-in at Keyward: the authorization URL it sends the browser to.
-async fn start(browser: &mut Browser, server: &Server) -> String {
+pub async fn start(browser: &mut Browser, server: &Server) -> String {
     let answer = browser
         .get(&format!("{}/auth/keycloak/login", server.url))
         .await;
@@ -335,7 +343,7 @@ async fn start(browser: &mut Browser, server: &Server) -> String {
     answer.location.expect("a redirect to the IdP")
 }
 
-async fn callback_for(
+pub async fn callback_for(
     browser: &mut Browser,
     server: &Server,
     auth_url: &str,

@@ -23,7 +23,7 @@ fn saml_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/saml")
 }
 
-fn samlify_ready() -> bool {
+pub(crate) fn samlify_ready() -> bool {
     let node = Command::new("node")
         .arg("--version")
         .output()
@@ -44,7 +44,7 @@ fn samlify_ready() -> bool {
 }
 
 /// The IdP's signing key and certificate, fresh per test.
-fn idp_keys(dir: &Path) -> (String, String, PathBuf) {
+pub(crate) fn idp_keys(dir: &Path) -> (String, String, PathBuf) {
     let key = dir.join("idp.key");
     let cert = dir.join("idp.crt");
     let out = Command::new("openssl")
@@ -67,7 +67,7 @@ fn idp_keys(dir: &Path) -> (String, String, PathBuf) {
 }
 
 /// samlify answers the AuthnRequest in `redirect_url` for `name_id` with `attributes`.
-fn samlify(
+pub(crate) fn samlify(
     keys: &(String, String, PathBuf),
     base: &str,
     redirect_url: &str,
@@ -116,7 +116,7 @@ fn samlify(
     answer["samlResponse"].as_str().unwrap().to_owned()
 }
 
-fn options(backend: &Backend, dir: &Path, port: u16, cert: &Path) -> ServerOptions {
+pub(crate) fn options(backend: &Backend, dir: &Path, port: u16, cert: &Path) -> ServerOptions {
     let mut o = ServerOptions::new(backend, &dir.join("keyward"))
         .env("AUTH_PROVIDER", "entra_id")
         .env("ENTRA_ID_CLIENT_ID", "00000000-0000-0000-0000-000000000001")
@@ -130,7 +130,7 @@ fn options(backend: &Backend, dir: &Path, port: u16, cert: &Path) -> ServerOptio
 }
 
 /// `GET /auth/saml/login`: the IdP URL the browser is sent to.
-async fn start(browser: &mut Browser, base: &str) -> String {
+pub(crate) async fn start(browser: &mut Browser, base: &str) -> String {
     let a = browser.get(&format!("{base}/auth/saml/login")).await;
     assert_eq!(a.status, 303, "{}", a.body);
     let to = a.location.unwrap();
@@ -139,7 +139,7 @@ async fn start(browser: &mut Browser, base: &str) -> String {
     to
 }
 
-fn relay(redirect_url: &str) -> String {
+pub(crate) fn relay(redirect_url: &str) -> String {
     url::Url::parse(redirect_url)
         .unwrap()
         .query_pairs()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use keyward_core::OrgId;
-use keyward_store::audit::{ChainBreak, ChainVerifier};
+use keyward_store::audit::{AuditKey, ChainBreak, ChainVerifier};
 use keyward_store::{AuditFilter, NewAuditEvent, Store, StoreError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -65,6 +65,8 @@ pub mod kind {
     pub const AUTOMATION_PERMISSIONS_SET: &str = "automation.permissions_set";
     pub const ENV_VAR_ACCESS_SET: &str = "environment_variable.access_set";
     pub const LLM_CONNECTION_ACCESS_SET: &str = "llm_connection.access_set";
+    /// The first keyed event after events written before keyed links (see [`super::seal_unkeyed`]).
+    pub const CHAIN_KEYED: &str = keyward_store::audit::ANCHOR_KIND;
 }
 
 /// Events waiting for the writer, each with the caller to tell once it is stored.
@@ -82,10 +84,10 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// Starts the writer task; needs a Tokio runtime.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Starts the writer task; needs a Tokio runtime. `key` keys the chain's links.
+    pub fn new(store: Arc<dyn Store>, key: AuditKey) -> Self {
         let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(store, receiver));
+        tokio::spawn(write_batches(store, key, receiver));
         Self { queue }
     }
 
@@ -115,11 +117,15 @@ impl Auditor {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    key: AuditKey,
+    mut receiver: mpsc::Receiver<Pending>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
-        let outcome = store.append_audit(&events).await.map_err(|e| {
+        let outcome = store.append_audit(&key, &events).await.map_err(|e| {
             tracing::error!(error = %e, events = events.len(), "audit append failed");
             format!("audit log write failed: {e}")
         });
@@ -133,14 +139,47 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pendi
 #[derive(Debug)]
 pub struct Verification {
     pub checked: u64,
+    /// Events, from the first, written before keyed links.
+    pub unkeyed: u64,
+    /// When the log was keyed (`(seq, at_ms)` of the first keyed event), if it had unkeyed ones.
+    pub keyed_at: Option<(i64, i64)>,
     pub broken: Option<ChainBreak>,
 }
 
+impl Verification {
+    /// One line for people: what verified, and how.
+    pub fn summary(&self) -> String {
+        if let Some(broken) = &self.broken {
+            return broken.to_string();
+        }
+        let mut text = format!(
+            "all {} audit events verify under the master key",
+            self.checked
+        );
+        if let Some((seq, at_ms)) = self.keyed_at {
+            text.push_str(&format!(
+                "; events 1 to {} were written before keyed links and are anchored by keyed event {seq} ({}) — that time should be the first start after upgrading",
+                self.unkeyed,
+                crate::clock::ms_to_datetime(at_ms)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            ));
+        }
+        text
+    }
+}
+
 /// Walks every event in order, in pages, and checks each link and the chain head.
-pub async fn verify_chain(store: &dyn Store) -> Result<Verification, StoreError> {
+pub async fn verify_chain(store: &dyn Store, key: &AuditKey) -> Result<Verification, StoreError> {
     const PAGE: i64 = 1000;
-    let mut verifier = ChainVerifier::default();
+    let mut verifier = ChainVerifier::new(key);
     let mut after = 0;
+    let done = |verifier: &ChainVerifier, broken| Verification {
+        checked: verifier.checked,
+        unkeyed: verifier.unkeyed,
+        keyed_at: verifier.keyed_at,
+        broken,
+    };
     loop {
         let rows = store
             .audit_events(&AuditFilter {
@@ -151,10 +190,7 @@ pub async fn verify_chain(store: &dyn Store) -> Result<Verification, StoreError>
             .await?;
         for row in &rows {
             if let Err(broken) = verifier.check(row) {
-                return Ok(Verification {
-                    checked: verifier.checked,
-                    broken: Some(broken),
-                });
+                return Ok(done(&verifier, Some(broken)));
             }
             after = row.seq;
         }
@@ -163,8 +199,74 @@ pub async fn verify_chain(store: &dyn Store) -> Result<Verification, StoreError>
         }
     }
     let head = store.audit_head().await?;
-    Ok(Verification {
-        checked: verifier.checked,
-        broken: verifier.finish(head).err(),
-    })
+    Ok(done(&verifier, verifier.finish(head).err()))
+}
+
+/// The file in the data directory that says this installation has kept a keyed audit log.
+pub const KEYED_MARKER: &str = "audit-chain-keyed";
+
+/// Anchors a log written before keyed links: when its newest event carries an unkeyed hash,
+/// records the one keyed event ([`kind::CHAIN_KEYED`]) whose HMAC covers that hash and so every
+/// event before. This happens once, at the first start after upgrading; afterwards the data
+/// directory holds [`KEYED_MARKER`], and an unkeyed log met again is not anchored (someone
+/// without the master key rewrote it, hoping to have it vouched for) but reported. A data
+/// directory that is not kept (a fresh container) cannot tell, and anchors it: the anchor's
+/// time, which `keyward audit verify` shows, is then later than the upgrade.
+pub async fn seal_unkeyed(
+    store: &dyn Store,
+    key: &AuditKey,
+    audit: &Auditor,
+    data_dir: &std::path::Path,
+) -> Result<(), StoreError> {
+    let marker = data_dir.join(KEYED_MARKER);
+    let mark = || {
+        if let Err(e) = std::fs::write(&marker, b"this installation keeps a keyed audit log\n") {
+            tracing::warn!(error = %e, path = %marker.display(), "cannot record that the audit log is keyed");
+        }
+    };
+    let newest = match store.audit_head().await? {
+        None => None,
+        Some((head_seq, _)) => store
+            .audit_events(&AuditFilter {
+                after_seq: Some(head_seq - 1),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .next(),
+    };
+    let Some(newest) = newest else {
+        mark();
+        return Ok(());
+    };
+    if key.is_keyed(&newest) {
+        mark();
+        return Ok(());
+    }
+    if !keyward_store::audit::is_unkeyed(&newest) {
+        // Altered or under another key: `keyward audit verify` says which.
+        return Ok(());
+    }
+    if marker.exists() {
+        tracing::error!(
+            path = %marker.display(),
+            "the audit log ends in events with unkeyed hashes although this installation has kept a keyed log: it was rewritten by someone without the master key, and is not anchored. Run `keyward audit verify`. (If you restored a backup taken before the upgrade to keyed audit links, delete the file and restart.)"
+        );
+        return Ok(());
+    }
+    tracing::warn!(
+        events = newest.seq,
+        "the audit log holds events written before keyed audit links; anchoring them under the master key now. This happens once, at the first start after upgrading"
+    );
+    audit
+        .record(
+            kind::CHAIN_KEYED,
+            None,
+            "system:audit",
+            serde_json::json!({"unkeyed_events": newest.seq, "master_key_id": key.master_id()}),
+        )
+        .await?;
+    mark();
+    Ok(())
 }

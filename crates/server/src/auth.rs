@@ -153,7 +153,11 @@ async fn resolve(
             _ => crate::people::sso::bearer_person(app, token).await?,
         })
     } else {
-        Bearer::Stored(Box::new(lookup(app, token).await?))
+        let resolved = lookup(app, token).await?;
+        if let Some(user) = &resolved.user {
+            crate::people::links::check_still_assigned(app, user.id).await?;
+        }
+        Bearer::Stored(Box::new(resolved))
     };
     let kind = match &found {
         Bearer::Stored(resolved) => resolved.token.kind,

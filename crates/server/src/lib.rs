@@ -112,7 +112,14 @@ pub async fn serve(
         config.master_key.as_deref(),
     )
     .await?;
-    let audit = Auditor::new(store.clone());
+    let audit = Auditor::new(store.clone(), master.audit_key());
+    audit::seal_unkeyed(
+        store.as_ref(),
+        &master.audit_key(),
+        &audit,
+        &config.data_dir,
+    )
+    .await?;
 
     let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     if let Some(pem) = &config.oidc_private_key {

@@ -22,7 +22,7 @@ async fn state(dir: &std::path::Path) -> AppState {
     let store = keyward_store::open(None, dir).await.unwrap();
     let master = Arc::new(MasterKey::generate().unwrap().0);
     let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
-    let audit = Auditor::new(store.clone());
+    let audit = Auditor::new(store.clone(), master.audit_key());
     keyring
         .tick(keyward_server::clock::now(), &audit)
         .await

@@ -2,14 +2,28 @@
 
 use serde_json::Value;
 
-/// A person as a verified ID or access token describes them.
+/// A person as a verified ID or access token (or SAML assertion) describes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
+    /// Who vouches for the subject: the token's `iss`, or the SAML IdP's entity ID.
+    pub issuer: String,
+    /// The provider's stable name for the person (`sub`, or the SAML NameID); empty when the
+    /// provider gives none that lasts (a transient NameID).
     pub subject: String,
-    /// Lower-cased; `None` when the token carries no address.
+    /// Lower-cased; `None` when the token carries no address. Only the `email` claim counts:
+    /// `preferred_username`, `upn` and `unique_name` are names the person or a tenant admin may
+    /// choose, not addresses anyone checked.
     pub email: Option<String>,
+    /// Whether the provider vouches for `email`: `email_verified` is `true` (a missing claim is
+    /// not), or Entra ID's `xms_edov` (the address's domain is verified by the tenant) is.
+    pub email_verified: bool,
     /// Application roles and groups, as the provider named them (`member`, `factory-admin` …).
     pub roles: Vec<String>,
+}
+
+/// Whether a claim says yes: `true`, `"true"` or `1` (providers disagree on the type).
+fn yes(v: &Value) -> bool {
+    matches!(v, Value::Bool(true)) || v.as_str() == Some("true") || v.as_i64() == Some(1)
 }
 
 /// Reads subject, email and roles from verified claims. Roles come from where providers put
@@ -21,17 +35,13 @@ pub fn identity(claims: &Value, role_clients: &[String]) -> Result<Identity, Str
         .filter(|s| !s.is_empty())
         .ok_or("it has no subject (sub)")?
         .to_owned();
-    // An address the provider itself marks unverified names nobody: accounts are matched by
-    // email, so trusting it would let anyone who types someone's address become them.
-    let unverified = claims["email_verified"] == Value::Bool(false)
-        || claims["email_verified"] == Value::String("false".into());
-    let email = ["email", "preferred_username", "upn", "unique_name"]
-        .iter()
-        .filter_map(|c| claims[*c].as_str())
-        .find(|v| looks_like_email(v))
-        .or(Some(subject.as_str()).filter(|s| looks_like_email(s)))
-        .filter(|_| !unverified)
+    let issuer = claims["iss"].as_str().unwrap_or("").to_owned();
+    let email = claims["email"]
+        .as_str()
+        .filter(|v| looks_like_email(v))
         .map(|e| e.trim().to_lowercase());
+    let email_verified =
+        email.is_some() && (yes(&claims["email_verified"]) || yes(&claims["xms_edov"]));
     let mut roles: Vec<String> = Vec::new();
     let mut take = |v: &Value| {
         let items: Vec<&str> = match v {
@@ -52,8 +62,10 @@ pub fn identity(claims: &Value, role_clients: &[String]) -> Result<Identity, Str
         take(&claims["resource_access"][client.as_str()]["roles"]);
     }
     Ok(Identity {
+        issuer,
         subject,
         email,
+        email_verified,
         roles,
     })
 }
@@ -86,21 +98,48 @@ mod tests {
     }
 
     #[test]
-    fn email_falls_back_to_username_claims_and_never_invents_one() {
+    fn only_the_email_claim_is_an_address_and_only_a_vouched_one_is_verified() {
+        // Usernames are never taken for addresses.
         let who = identity(
-            &json!({"sub": "u", "preferred_username": "bo@acme.example"}),
+            &json!({"sub": "u", "iss": "https://idp", "preferred_username": "bo@acme.example",
+                    "upn": "bo@acme.example", "unique_name": "bo@acme.example"}),
             &[],
         )
         .unwrap();
-        assert_eq!(who.email.as_deref(), Some("bo@acme.example"));
-        let who = identity(&json!({"sub": "u", "preferred_username": "bo"}), &[]).unwrap();
-        assert_eq!(who.email, None);
+        assert_eq!((who.email, who.email_verified), (None, false));
+        assert_eq!(who.issuer, "https://idp");
         assert!(identity(&json!({"email": "x@y.z"}), &[]).is_err());
-        let who = identity(
-            &json!({"sub": "u", "email": "x@y.z", "email_verified": false}),
-            &[],
-        )
-        .unwrap();
-        assert_eq!(who.email, None);
+        for (claims, verified) in [
+            (json!({"sub": "u", "email": "X@y.z"}), false),
+            (
+                json!({"sub": "u", "email": "X@y.z", "email_verified": false}),
+                false,
+            ),
+            (
+                json!({"sub": "u", "email": "X@y.z", "email_verified": "false"}),
+                false,
+            ),
+            (
+                json!({"sub": "u", "email": "X@y.z", "email_verified": true}),
+                true,
+            ),
+            (
+                json!({"sub": "u", "email": "X@y.z", "email_verified": "true"}),
+                true,
+            ),
+            (
+                json!({"sub": "u", "email": "X@y.z", "xms_edov": true}),
+                true,
+            ),
+            (
+                json!({"sub": "u", "email": "X@y.z", "xms_edov": "1"}),
+                false,
+            ),
+            (json!({"sub": "u", "email": "X@y.z", "xms_edov": 1}), true),
+        ] {
+            let who = identity(&claims, &[]).unwrap();
+            assert_eq!(who.email.as_deref(), Some("x@y.z"), "{claims}");
+            assert_eq!(who.email_verified, verified, "{claims}");
+        }
     }
 }

@@ -53,6 +53,8 @@ pub enum CryptoError {
 pub struct MasterKey {
     key: LessSafeKey,
     id: [u8; KEY_ID_LEN],
+    /// Derived at load, since the master key's bytes are not kept.
+    audit: crate::audit::AuditKey,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -78,6 +80,7 @@ impl MasterKey {
         Ok(Self {
             key: LessSafeKey::new(key),
             id,
+            audit: crate::audit::AuditKey::derive(bytes, hex::encode(id)),
         })
     }
 
@@ -153,6 +156,11 @@ impl MasterKey {
 
     pub fn id_hex(&self) -> String {
         hex::encode(self.id)
+    }
+
+    /// The key of the audit chain's links (see [`crate::audit`]).
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        self.audit.clone()
     }
 
     /// Seals `plaintext`; `aad` binds the result to where it is stored (e.g. `signing_key:<kid>`),

@@ -6,12 +6,14 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod links;
 pub mod model;
 mod postgres;
 pub mod rbac;
 pub mod secret;
 mod sql;
 mod sql_guards;
+mod sql_links;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
@@ -29,6 +31,7 @@ use keyward_core::{
 };
 use thiserror::Error;
 
+pub use links::{SsoLinkRow, SsoLinkStore};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rbac::*;
@@ -234,6 +237,7 @@ pub trait Store:
     + RbacStore
     + SsoStore
     + GuardStore
+    + SsoLinkStore
     + Send
     + Sync
     + 'static
@@ -307,8 +311,12 @@ pub trait Store:
 
     // Audit.
     /// Appends `events`, in order, to the hash chain in one transaction, serialised against every
-    /// other writer. All are stored or none.
-    async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>>;
+    /// other writer. All are stored or none. Links are keyed with `key` (see [`audit`]).
+    async fn append_audit(
+        &self,
+        key: &audit::AuditKey,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>>;
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
     async fn audit_head(&self) -> Result<Option<(i64, String)>>;
 }

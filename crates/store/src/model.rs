@@ -158,7 +158,8 @@ pub struct AuditRow {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditFilter {
-    /// That organization's events plus the system-wide ones (key lifecycle); `None` for all.
+    /// That organization's events, the signing-key lifecycle, and the org-less events of its
+    /// members (`user:<id>` actors) from when they joined; `None` for all.
     pub visible_to_org: Option<OrgId>,
     pub kind: Option<String>,
     pub since_ms: Option<i64>,

@@ -70,6 +70,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0009_account_guards.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("sso_links"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0010_sso_links.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -108,3 +115,4 @@ crate::sql_people::impl_people_store!(store = PostgresStore, db = sqlx::Postgres
 crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_guards::impl_guard_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_links::impl_link_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -547,7 +547,11 @@ macro_rules! impl_store {
                 Ok(row.is_some())
             }
 
-            async fn append_audit(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditRow>> {
+            async fn append_audit(
+                &self,
+                key: &crate::audit::AuditKey,
+                events: &[NewAuditEvent],
+            ) -> Result<Vec<AuditRow>> {
                 let _in_process = self.audit_lock.lock().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 if !$lock.is_empty() {
@@ -560,7 +564,7 @@ macro_rules! impl_store {
                     .transpose()?;
                 let mut rows = Vec::with_capacity(events.len());
                 for event in events {
-                    let row = crate::audit::chain(event, head.take());
+                    let row = crate::audit::chain(key, event, head.take());
                     sqlx::query(
                         "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -594,9 +598,18 @@ macro_rules! impl_store {
 
             async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
                 // Optional filters are written as `($n IS NULL OR …)` so one statement serves all.
+                // An organization sees its own events; of the org-less ones, the signing-key
+                // lifecycle (the issuer every organization trusts) and what its members did
+                // while members. Other tenants' sign-ins, tokens and devices, and server-global
+                // events such as setup links and anonymous refusals, are not its business.
                 let sql = format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_events \
-                     WHERE ($1 IS NULL OR org_id = $1 OR org_id IS NULL) AND ($2 IS NULL OR kind = $2) \
+                     WHERE ($1 IS NULL OR org_id = $1 OR (org_id IS NULL AND ( \
+                         kind LIKE 'signing_key.%' OR kind = 'audit.chain_keyed' \
+                         OR EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = $1 \
+                             AND 'user:' || m.user_id = audit_events.actor \
+                             AND audit_events.at_ms >= m.created_at * 1000)))) \
+                     AND ($2 IS NULL OR kind = $2) \
                      AND ($3 IS NULL OR at_ms >= $3) AND ($4 IS NULL OR at_ms < $4) \
                      AND seq > $5 ORDER BY seq LIMIT $6"
                 );

@@ -77,6 +77,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0009_account_guards.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            10,
+            Cow::Borrowed("sso_links"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0010_sso_links.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -128,3 +135,4 @@ crate::sql_people::impl_people_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_links::impl_link_store!(store = SqliteStore, db = sqlx::Sqlite);

@@ -163,10 +163,15 @@ async fn a_lease_is_exclusive_until_it_expires() {
 
 #[tokio::test]
 async fn concurrent_audit_appends_form_one_unbroken_chain() {
+    let key = keyward_store::crypto::MasterKey::generate()
+        .unwrap()
+        .0
+        .audit_key();
     for f in stores().await {
         let mut tasks = Vec::new();
         for t in 0..8 {
             let store = f.store.clone();
+            let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..25 {
                     let event = NewAuditEvent {
@@ -177,7 +182,7 @@ async fn concurrent_audit_appends_form_one_unbroken_chain() {
                         data: serde_json::json!({"i": i}),
                     };
                     store
-                        .append_audit(std::slice::from_ref(&event))
+                        .append_audit(&key, std::slice::from_ref(&event))
                         .await
                         .unwrap();
                 }
@@ -195,7 +200,7 @@ async fn concurrent_audit_appends_form_one_unbroken_chain() {
             .await
             .unwrap();
         assert_eq!(rows.len(), 200, "{}", f.store.backend());
-        let mut verifier = ChainVerifier::default();
+        let mut verifier = ChainVerifier::new(&key);
         for row in &rows {
             verifier.check(row).unwrap();
         }

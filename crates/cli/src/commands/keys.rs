@@ -22,12 +22,21 @@ async fn open(
         storage.master_key.as_deref(),
     )
     .await?;
-    let keyring = Keyring::new(store.clone(), master, config.rotation);
+    let audit = Auditor::new(store.clone(), master.audit_key());
+    // Before this command's own events: they must not be the first keyed ones after an old log.
+    keyward_server::audit::seal_unkeyed(
+        store.as_ref(),
+        &master.audit_key(),
+        &audit,
+        &storage.data_dir,
+    )
+    .await?;
+    let keyring = Keyring::new(store, master, config.rotation);
     keyring
         .reload()
         .await
         .context("cannot load the signing keys")?;
-    Ok((keyring, Auditor::new(store)))
+    Ok((keyring, audit))
 }
 
 fn when(secs: i64) -> String {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod csrf;
 pub mod device;
 pub mod invitations;
+pub mod links;
 pub mod local;
 pub mod next_path;
 pub mod oidc;

@@ -311,8 +311,19 @@ async fn finish(app: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Resp
         .map(|e| e.trim().to_lowercase());
     let mut roles = login.roles.clone();
     roles.extend(login.groups.iter().cloned());
+    // The one configured IdP, whose signature was just verified, is the authority for its own
+    // users' addresses (see `links`). A transient NameID changes at every sign-in, so it links
+    // nothing.
+    let transient = login.name_id_format.as_deref()
+        == Some("urn:oasis:names:tc:SAML:2.0:nameid-format:transient");
     let who = Identity {
-        subject: login.name_id.clone(),
+        issuer: login.issuer.clone(),
+        subject: if transient {
+            String::new()
+        } else {
+            login.name_id.clone()
+        },
+        email_verified: email.is_some(),
         email,
         roles,
     };

@@ -12,14 +12,14 @@ use std::path::PathBuf;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::{OrgId, UserId};
+use keyward_core::OrgId;
 use keyward_sso::{Identity, Oidc, OidcSettings};
 use keyward_store::{StoreError, UserRow};
 use serde_json::json;
 
 use super::pages::{escape, page, signed_in};
 use super::provider::AuthProvider;
-use super::{local, saml};
+use super::{links, local, saml};
 use crate::audit::kind;
 use crate::clock;
 use crate::config::ServerConfig;
@@ -203,6 +203,14 @@ pub enum Refusal {
         email: String,
     },
     NoEmail,
+    /// First sign-in with an address the provider does not vouch for (see [`super::links`]).
+    UnverifiedEmail {
+        email: String,
+    },
+    /// The address's account is linked to another identity at this provider.
+    LinkedToAnother {
+        email: String,
+    },
     Other(ApiError),
 }
 
@@ -226,6 +234,20 @@ pub fn not_assigned_message(email: &str) -> String {
     )
 }
 
+/// The 403 message for a first sign-in whose address the provider does not vouch for.
+pub fn unverified_message(email: &str) -> String {
+    format!(
+        "The identity provider does not vouch for your address {email} (its email_verified claim is not true), so it cannot be matched to a Keyward account: ask the provider's administrator to verify the address (for Entra ID, release the xms_edov optional claim)."
+    )
+}
+
+/// The 403 message for an address whose account belongs to another identity at the provider.
+pub fn linked_to_another_message(email: &str) -> String {
+    format!(
+        "The Keyward account of {email} is linked to a different identity at this identity provider, so this one cannot sign in to it: ask an administrator of this Keyward server."
+    )
+}
+
 impl Refusal {
     fn reason(&self) -> &'static str {
         match self {
@@ -234,6 +256,8 @@ impl Refusal {
             Refusal::Verification(_) => "verification",
             Refusal::NotAssigned { .. } => "not_assigned",
             Refusal::NoEmail => "no_email",
+            Refusal::UnverifiedEmail { .. } => "email_unverified",
+            Refusal::LinkedToAnother { .. } => "linked_to_another_identity",
             Refusal::Other(_) => "server",
         }
     }
@@ -258,6 +282,14 @@ impl Refusal {
                 StatusCode::FORBIDDEN,
                 "The identity provider sent no email address for you: ask its administrator to release the email claim (or attribute) to this application.".to_owned(),
             ),
+            Refusal::UnverifiedEmail { email } => (
+                StatusCode::FORBIDDEN,
+                unverified_message(&email),
+            ),
+            Refusal::LinkedToAnother { email } => (
+                StatusCode::FORBIDDEN,
+                linked_to_another_message(&email),
+            ),
             Refusal::Other(e) => return super::pages::error_page(e),
         };
         page(
@@ -272,21 +304,31 @@ impl Refusal {
 pub async fn audit_refusal(app: &AppState, method: &str, refusal: &Refusal) {
     let mut detail =
         json!({"method": method, "provider": app.config.auth.name(), "reason": refusal.reason()});
-    if let Refusal::NotAssigned { email } = refusal {
+    if let Refusal::NotAssigned { email }
+    | Refusal::UnverifiedEmail { email }
+    | Refusal::LinkedToAnother { email } = refusal
+    {
         detail["email"] = json!(email);
     }
+    // Filed under the organization SSO admits people to, whose administrators own the
+    // identity provider's assignments; other tenants do not see it.
+    let org = match app.sso.org {
+        Some(org) => Some(org),
+        None => app.store.first_org().await.ok().flatten(),
+    };
     if let Err(e) = app
         .audit
-        .record(kind::LOGIN_FAILED, None, "anonymous", detail)
+        .record(kind::LOGIN_FAILED, org, "anonymous", detail)
         .await
     {
         tracing::error!(error = ?e, "recording a refused sign-in failed");
     }
 }
 
-/// The person a verified identity names, provisioned on first sight: created by email and
-/// added to the organization with the role their application roles grant. Refuses people with
-/// neither role.
+/// The person a verified identity names (see [`super::links`]: by the provider's subject,
+/// linked by a verified address the first time), provisioned on first sight into the SSO
+/// organization with the role their application roles grant. Refuses people with neither role,
+/// and applies `factory-admin` to an existing membership at every sign-in.
 pub async fn admit(
     app: &AppState,
     who: &Identity,
@@ -295,35 +337,16 @@ pub async fn admit(
 ) -> Result<UserRow, Refusal> {
     let admin = who.roles.iter().any(|r| r == ROLE_ADMIN);
     let member = admin || who.roles.iter().any(|r| r == ROLE_MEMBER);
-    let email = who.email.clone().ok_or(Refusal::NoEmail)?;
     if !member {
+        links::refused(app, who, now).await?;
+        let email = who.email.clone().unwrap_or_else(|| who.subject.clone());
         return Err(Refusal::NotAssigned { email });
     }
     let role = if admin { "owner" } else { "member" };
-    let (user, created) = match app.store.find_user_by_email(&email).await? {
-        Some(user) => (user, false),
-        None => {
-            let user = UserRow {
-                id: UserId::new_random(),
-                email: email.clone(),
-                created_at: now,
-            };
-            match app.store.create_user(&user).await {
-                Ok(()) => (user, true),
-                // Another replica provisioned the same person at the same moment.
-                Err(StoreError::Conflict { .. }) => (
-                    app.store
-                        .find_user_by_email(&email)
-                        .await?
-                        .ok_or_else(|| Refusal::Other(ApiError::internal("user vanished")))?,
-                    false,
-                ),
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
+    let (user, created) = links::account(app, who, method, now).await?;
+    let email = user.email.clone();
     // Someone in no organization yet (new, or provisioned before any existed) joins the SSO
-    // organization; a membership that exists is RBAC's to change, not the sign-in's.
+    // organization; after that, only the Owner role follows the provider (`sync_owner`).
     if app.store.memberships(user.id).await?.is_empty() {
         let org = match app.sso.org {
             Some(org) => Some(org),
@@ -344,6 +367,8 @@ pub async fn admit(
             )
             .await
             .map_err(ApiError::from)?;
+    } else {
+        links::sync_owner(app, &user, who).await?;
     }
     Ok(user)
 }
@@ -490,6 +515,14 @@ pub async fn bearer_person(app: &AppState, token: &str) -> Result<UserRow, ApiEr
                 Refusal::NoEmail => ApiError::Forbidden {
                     code: "no_email",
                     message: "the access token carries no email address: ask the identity provider's administrator to add the email claim to access tokens for this API".into(),
+                },
+                Refusal::UnverifiedEmail { email } => ApiError::Forbidden {
+                    code: "email_unverified",
+                    message: unverified_message(&email),
+                },
+                Refusal::LinkedToAnother { email } => ApiError::Forbidden {
+                    code: "linked_to_another_identity",
+                    message: linked_to_another_message(&email),
                 },
                 Refusal::Other(e) => e,
                 other => ApiError::internal(format!("{other:?}")),
