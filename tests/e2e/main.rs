@@ -11,6 +11,7 @@ mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
 mod doctor;
+mod env_reserved;
 mod env_vars;
 mod issuer;
 mod moto;
