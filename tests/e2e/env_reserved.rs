@@ -1,6 +1,6 @@
 //! Security review H4 / newcomer trial B1-B3: reserved environment keys, Keyward's own secrets in
 //! `keyward run`'s environment, and values no process environment (or env-file line) can hold.
-//! Each test performs the attack and asserts the refusal.
+//! Each test performs the attack and asserts the refusal; `env_run.rs` has the rest.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -10,7 +10,6 @@ use keyward_store::{EnvVarRow, Store};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cloudsim::server_and_sim;
 use crate::cloudsim_env::{Sim, SimWorld};
 use crate::common::{self, BOOTSTRAP_TOKEN, Server, ServerOptions};
 use crate::rbac::{self, Api};
@@ -38,7 +37,7 @@ const ATTACK_KEYS: &[&str] = &[
     "KEYWARD_AUTOMATION_TOKEN",
 ];
 
-fn refused(what: &str, (status, body): (u16, Value), field: &str, words: &[&str]) {
+pub(crate) fn refused(what: &str, (status, body): (u16, Value), field: &str, words: &[&str]) {
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some(field)),
@@ -51,7 +50,7 @@ fn refused(what: &str, (status, body): (u16, Value), field: &str, words: &[&str]
 }
 
 /// A person added to the organization with the predefined Member role; their personal token.
-async fn member(api: &Api<'_>, store: &dyn Store, email: &str) -> String {
+pub(crate) async fn member(api: &Api<'_>, store: &dyn Store, email: &str) -> String {
     let (_, token) = rbac::person(store, email).await;
     let added = api
         .owner(
@@ -260,7 +259,7 @@ async fn a_member_cannot_plant_reserved_keys_or_nul_bytes_in_variables_or_connec
 }
 
 /// `keyward <args>` as the automation, pointed at the simulator.
-fn runtime(server: &Server, sim: &Sim, token: &str, args: &[&str]) -> Command {
+pub(crate) fn runtime(server: &Server, sim: &Sim, token: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.args(args)
         .env("KEYWARD_URL", &server.url)
@@ -271,7 +270,7 @@ fn runtime(server: &Server, sim: &Sim, token: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -279,11 +278,11 @@ fn text(out: &Output) -> (String, String) {
 }
 
 /// `env` output as a map; multi-line values keep only their first line.
-fn env_of(stdout: &str) -> BTreeMap<&str, &str> {
+pub(crate) fn env_of(stdout: &str) -> BTreeMap<&str, &str> {
     stdout.lines().filter_map(|l| l.split_once('=')).collect()
 }
 
-fn direct_row(org: OrgId, key: &str, value: &str) -> EnvVarRow {
+pub(crate) fn direct_row(org: OrgId, key: &str, value: &str) -> EnvVarRow {
     EnvVarRow {
         id: EnvVarId::new_random(),
         org_id: org,
@@ -492,232 +491,5 @@ async fn reserved_keys_stored_before_the_fix_never_reach_the_child_and_are_repor
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-    }
-}
-
-/// A token-shaped value: a prefix and 43 base64url characters.
-fn token_like(prefix: &str) -> String {
-    format!("{prefix}{}", "A1b2C3d4E5".repeat(5).get(..43).unwrap())
-}
-
-#[tokio::test]
-async fn run_keeps_the_callers_keyward_secrets_from_the_child() {
-    let (server, token, sim, _dir) = server_and_sim(|_, _| None).await;
-    run::configure(&server, &sim).await;
-    let pat = token_like("kwp_");
-    let out = runtime(&server, &sim, &token, &["run", "--", "env"])
-        // The README's flow exports these in the shell that runs `keyward run` (trial B2).
-        .env("KEYWARD_TOKEN", &pat)
-        .env("KEYWARD_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN)
-        .env("KEYWARD_MASTER_KEY", "bWFzdGVyLWtleS1mb3ItdGVzdHM")
-        .env("KEYWARD_DATABASE_URL", "postgres://keyward:pw@db/keyward")
-        .env("SAVED_PAT", token_like("kwp_"))
-        .env("CI_TOKEN", token_like("kwa_"))
-        .env(
-            "AUTH_HEADER",
-            format!("Authorization: Bearer {}", token_like("kwsess_")),
-        )
-        .env("ORDINARY", "kept")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
-    let env = env_of(&stdout);
-    for gone in [
-        "KEYWARD_TOKEN",
-        "KEYWARD_BOOTSTRAP_TOKEN",
-        "KEYWARD_AUTOMATION_TOKEN",
-        "KEYWARD_MASTER_KEY",
-        "KEYWARD_DATABASE_URL",
-        "SAVED_PAT",
-        "CI_TOKEN",
-        "AUTH_HEADER",
-    ] {
-        assert!(
-            !env.contains_key(gone),
-            "{gone} reached the child:\n{stdout}"
-        );
-    }
-    for prefix in ["kwp_", "kwa_", "kwsess_"] {
-        assert!(!stdout.contains(prefix), "{prefix} in\n{stdout}");
-    }
-    assert_eq!(env.get("ORDINARY"), Some(&"kept"));
-    assert_eq!(env.get("KEYWARD_URL"), Some(&server.url.as_str()));
-}
-
-#[tokio::test]
-async fn a_nul_byte_from_a_secret_or_an_old_row_stops_the_kickoff_naming_the_variable() {
-    let (server, token, sim, dir) = server_and_sim(|_, _| None).await;
-    run::configure(&server, &sim).await;
-    common::create_as_owner(
-        &server,
-        "/secret-providers",
-        json!({"name": "aws-sm", "provider": "aws_secrets_manager", "auth": "workload_identity",
-               "workload_identity_config": "aws", "region": "us-east-1"}),
-    )
-    .await;
-    sim.admin(
-        Method::POST,
-        "secrets",
-        Some(json!({"cloud": "aws", "name": "nul-secret", "value": "a\u{0}b"})),
-    )
-    .await;
-    common::create_as_owner(
-        &server,
-        "/environment-variables",
-        json!({"key": "NULSECRET", "credential": "aws-sm", "secret_name": "nul-secret"}),
-    )
-    .await;
-    let assign = |keys: Value| {
-        let server = &server;
-        async move {
-            common::call(
-                &server.client(),
-                Method::PUT,
-                &format!(
-                    "{}/api/v1/automations/crew/environment-variables",
-                    server.url
-                ),
-                Some(BOOTSTRAP_TOKEN),
-                Some(json!({"environment_variables": keys})),
-            )
-            .await
-        }
-    };
-    let (status, body) = assign(json!(["NULSECRET"])).await;
-    assert_eq!(status, 200, "{body}");
-    let out = runtime(&server, &sim, &token, &["run", "--", "true"])
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "not 127: {stderr}");
-    assert!(
-        stderr.contains("NULSECRET")
-            && stderr.contains("nul-secret")
-            && stderr.contains("NUL byte"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("nul byte found"), "{stderr}");
-
-    // A direct value an older Keyward stored with a NUL (SQLite keeps it; PostgreSQL text
-    // cannot hold one): named by run and by doctor.
-    let store = rbac::open_store(&common::Backend::Sqlite, dir.path()).await;
-    let org: OrgId = common::org_id(&server).parse().unwrap();
-    store
-        .create_env_var(&direct_row(org, "NULVAL", "a\u{0}b"))
-        .await
-        .unwrap();
-    let (status, body) = assign(json!(["NULVAL"])).await;
-    assert_eq!(status, 200, "{body}");
-    let out = runtime(&server, &sim, &token, &["run", "--", "true"])
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("NULVAL") && stderr.contains("NUL byte"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("nul byte found"), "{stderr}");
-    let out = runtime(&server, &sim, &token, &["doctor", "--automation", "crew"])
-        .output()
-        .unwrap();
-    let (report, _) = text(&out);
-    assert!(!out.status.success(), "{report}");
-    assert!(report.contains("[FAIL] value of NULVAL"), "{report}");
-}
-
-#[tokio::test]
-async fn referencing_a_credential_takes_read_on_secret_providers() {
-    for backend in common::backends().await {
-        let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(&ServerOptions::new(&backend, dir.path()));
-        let store = rbac::open_store(&backend, dir.path()).await;
-        let api = Api {
-            server: &server,
-            client: server.client(),
-            org: common::org_id(&server),
-        };
-        common::create_as_owner(&server, "/secret-providers", json!({
-            "name": "aws-static", "provider": "aws_secrets_manager", "auth": "static", "region": "us-east-1",
-            "default_for_provider": true,
-            "static": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "example-secret-key"}}))
-        .await;
-        common::create_as_owner(
-            &server,
-            "/environment-variables",
-            json!({"key": "DB_PASSWORD", "credential": "aws-static", "secret_name": "db#password"}),
-        )
-        .await;
-        api.owner(
-            Method::POST,
-            "/api/v1/roles",
-            Some(json!({"name": "env-user",
-                "grants": {"environment_variables": "manage", "secret_providers": "read"}})),
-            201,
-        )
-        .await;
-        let mallory = member(&api, store.as_ref(), "mallory@acme.example").await;
-        let (_, erin) = rbac::person(store.as_ref(), "erin@acme.example").await;
-        api.owner(
-            Method::POST,
-            "/api/v1/members",
-            Some(json!({"email": "erin@acme.example", "role": "env-user"})),
-            201,
-        )
-        .await;
-
-        for body in [
-            json!({"key": "STOLEN", "credential": "aws-static", "secret_name": "db#password"}),
-            json!({"key": "STOLEN", "provider": "aws_secrets_manager", "secret_name": "db"}),
-            json!({"key": "STOLEN", "credential": "no-such-credential", "secret_name": "db"}),
-        ] {
-            let (status, answer) = api
-                .call(
-                    &mallory,
-                    Method::POST,
-                    "/api/v1/environment-variables",
-                    Some(body.clone()),
-                )
-                .await;
-            assert_eq!(status, 403, "{}: {body}: {answer}", backend.name());
-            assert!(
-                answer["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("secret_providers"),
-                "{answer}"
-            );
-        }
-        // Pointing an existing reference at another secret is using the credential too.
-        let (status, answer) = api
-            .call(
-                &mallory,
-                Method::PATCH,
-                "/api/v1/environment-variables/DB_PASSWORD",
-                Some(json!({"secret_name": "other-secret"})),
-            )
-            .await;
-        assert_eq!(status, 403, "{answer}");
-        // Direct values stay the Member's to manage.
-        let (status, answer) = api
-            .call(
-                &mallory,
-                Method::POST,
-                "/api/v1/environment-variables",
-                Some(json!({"key": "LOG_LEVEL", "value": "debug"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{answer}");
-        // With read on secret_providers, as the reference's "What to Grant" table has it.
-        let (status, answer) = api
-            .call(
-                &erin,
-                Method::POST,
-                "/api/v1/environment-variables",
-                Some(json!({"key": "API_KEY", "credential": "aws-static", "secret_name": "api"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{}: {answer}", backend.name());
     }
 }

@@ -12,6 +12,7 @@ mod cloudsim_refusals;
 mod common;
 mod doctor;
 mod env_reserved;
+mod env_run;
 mod env_vars;
 mod issuer;
 mod moto;
