@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cloudsim::server_and_sim;
+use crate::cloudsim_env::{Sim, SimWorld, world};
 use crate::common::{self, BOOTSTRAP_TOKEN, Server, ServerOptions};
 use crate::env_reserved::{direct_row, env_of, member, runtime, text};
 use crate::rbac::{self, Api};
@@ -237,4 +238,60 @@ async fn referencing_a_credential_takes_read_on_secret_providers() {
             .await;
         assert_eq!(status, 201, "{}: {answer}", backend.name());
     }
+}
+
+#[tokio::test]
+async fn a_static_backed_value_with_a_nul_byte_is_refused_at_assignment_naming_it() {
+    common::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = dir.path().join("server-endpoints.json");
+    let options = ServerOptions::new(&common::Backend::Sqlite, &dir.path().join("kw"))
+        .env("KEYWARD_CLOUD_ENDPOINTS", endpoints.to_str().unwrap());
+    let server = Server::start(&options);
+    let org = common::org_id(&server);
+    let sim = Sim::start(&server, &org, SimWorld::State(&world(&server.url, &org)));
+    std::fs::copy(&sim.endpoints_path, &endpoints).unwrap();
+    common::automation_with_token(&server, "crew").await;
+    common::create_as_owner(
+        &server,
+        "/secret-providers",
+        json!({"name": "aws-static",
+        "provider": "aws_secrets_manager", "auth": "static", "region": "us-east-1",
+        "static": {"access_key_id": "AKIAKEYWARDSTATIC001",
+                   "secret_access_key": "static-reader-secret-access-key-0123456789"}}),
+    )
+    .await;
+    sim.admin(
+        Method::POST,
+        "secrets",
+        Some(json!({"cloud": "aws", "name": "openai-api-key", "value": "sk-\u{0}x"})),
+    )
+    .await;
+    common::create_as_owner(
+        &server,
+        "/environment-variables",
+        json!({"key": "OPENAI_API_KEY", "credential": "aws-static", "secret_name": "openai-api-key"}),
+    )
+    .await;
+    let (status, body) = common::call(
+        &server.client(),
+        Method::PUT,
+        &format!(
+            "{}/api/v1/automations/crew/environment-variables",
+            server.url
+        ),
+        Some(BOOTSTRAP_TOKEN),
+        Some(json!({"environment_variables": ["OPENAI_API_KEY"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("environment_variables")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("OPENAI_API_KEY") && message.contains("NUL byte"),
+        "{message}"
+    );
 }
