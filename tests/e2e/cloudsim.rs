@@ -79,7 +79,8 @@ use serde_json::{Value, json};
 use crate::cloudsim_env::{Sim, SimWorld};
 use crate::common::{self, Backend, Server, ServerOptions};
 
-/// Starts a server (SQLite), an automation with its token, and a demo simulator for its org.
+/// Starts a server (SQLite, data in `<dir>/kw`), an automation with its token, and a demo
+/// simulator for its org; the returned dir holds both.
 pub async fn server_and_sim(
     world: impl Fn(&str, &str) -> Option<String>,
 ) -> (Server, String, Sim, tempfile::TempDir) {

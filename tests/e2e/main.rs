@@ -15,6 +15,8 @@ mod cloudsim_refusals;
 mod common;
 mod doctor;
 mod edge_hardening;
+mod env_reserved;
+mod env_run;
 mod env_vars;
 mod invitation_takeover;
 mod issuer;

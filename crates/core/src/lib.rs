@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audience;
 pub mod endpoints;
+pub mod env_keys;
 pub mod ids;
 pub mod names;
 pub mod permission;

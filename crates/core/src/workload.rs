@@ -176,21 +176,27 @@ impl LlmConnectionCheck<'_> {
             });
         }
         for (key, _) in self.env.into_iter().flatten() {
-            validate_env_key(key)?;
             if workload_identity && key == "GOOGLE_API_KEY" {
                 return Err(WorkloadError::ApiKeyWithWorkloadIdentity);
             }
+            validate_env_key(key)?;
         }
         Ok(())
     }
 }
 
-/// Environment variable names: `^[A-Za-z_][A-Za-z0-9_]*$`.
+/// Environment variable names: `^[A-Za-z_][A-Za-z0-9_]*$`, and not reserved
+/// ([`crate::env_keys::reserved`]).
 pub fn validate_env_key(key: &str) -> Result<(), WorkloadError> {
     let mut bytes = key.bytes();
     let ok = matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if ok {
+    if let Some(why) = crate::env_keys::reserved(key).filter(|_| ok) {
+        Err(WorkloadError::ReservedEnvKey {
+            key: key.to_owned(),
+            why,
+        })
+    } else if ok {
         Ok(())
     } else {
         Err(WorkloadError::EnvKey {
@@ -329,6 +335,8 @@ pub enum WorkloadError {
     ServiceAccountNotVertex { provider: String },
     #[error("environment variable name {key:?} must match ^[A-Za-z_][A-Za-z0-9_]*$")]
     EnvKey { key: String },
+    #[error("environment variable {key} is reserved: {why}")]
+    ReservedEnvKey { key: String, why: &'static str },
     #[error(
         "GOOGLE_API_KEY is not accepted on a workload identity connection: the crew authenticates with federated credentials, no API key"
     )]
@@ -349,7 +357,9 @@ impl WorkloadError {
             WorkloadError::VertexAiPrefix { .. } => "model",
             WorkloadError::ServiceAccountEmail { .. }
             | WorkloadError::ServiceAccountNotVertex { .. } => "service_account_email",
-            WorkloadError::EnvKey { .. } | WorkloadError::ApiKeyWithWorkloadIdentity => "env",
+            WorkloadError::EnvKey { .. }
+            | WorkloadError::ReservedEnvKey { .. }
+            | WorkloadError::ApiKeyWithWorkloadIdentity => "env",
         }
     }
 }

@@ -183,6 +183,9 @@ pub async fn diagnose(platform: &Platform, clouds: &Clouds, automation: Option<&
     let Some(plan) = plan else {
         return report;
     };
+    report
+        .sections
+        .push(("environment".into(), crate::doctor_env::checks(&plan)));
     if plan.identities.is_empty() {
         report.sections.push((
             "identities".into(),

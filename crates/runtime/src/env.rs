@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 /// Variables that would make an SDK's default chain pick a static credential over the
 /// federated one, or that the child must never hold.
 const REMOVED: &[&str] = &[
-    "KEYWARD_AUTOMATION_TOKEN",
     "GOOGLE_API_KEY",
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -25,6 +24,58 @@ const REMOVED: &[&str] = &[
     "AWS_SECURITY_TOKEN",
     "AWS_PROFILE",
 ];
+
+/// The `KEYWARD_*` settings the child may inherit: addresses and switches, no secrets. Every
+/// other `KEYWARD_*` (the automation token, a person's `KEYWARD_TOKEN`, the bootstrap token,
+/// the master key, the database URL…) stays with `keyward run` (trial B2).
+const PASSED_KEYWARD: &[&str] = &[
+    "KEYWARD_URL",
+    "KEYWARD_CA_FILE",
+    "KEYWARD_LOG",
+    "KEYWARD_ORG",
+    "KEYWARD_CLOUD_ENDPOINTS",
+];
+
+/// The prefixes of the secrets Keyward issues: tokens, setup links, sessions, invitations and
+/// device codes.
+const SECRET_PREFIXES: &[&str] = &["kwp_", "kwa_", "kws_", "kwsess_", "kwi_", "kwdc_"];
+
+/// Whether `value` holds something shaped like a Keyward secret: one of its prefixes at the
+/// start, or inside the value (`Bearer kwp_…`, a URL) followed by at least 16 token characters.
+pub fn looks_like_keyward_secret(value: &str) -> bool {
+    let token_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    SECRET_PREFIXES.iter().any(|prefix| {
+        value.starts_with(prefix)
+            || value.match_indices(prefix).any(|(at, _)| {
+                let boundary = value[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !token_char(c));
+                let body = value[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| token_char(*c))
+                    .count();
+                boundary && body >= 16
+            })
+    })
+}
+
+/// What the child does not inherit from `keyward run`'s own environment.
+fn withheld(key: &str, value: &str) -> bool {
+    REMOVED.contains(&key)
+        || (key.starts_with("KEYWARD_") && !PASSED_KEYWARD.contains(&key))
+        || looks_like_keyward_secret(value)
+}
+
+/// A key from the kickoff plan that is reserved (H4): the API refuses them, so only a row stored
+/// before that can hold one. Skipped, with a warning naming it.
+fn reserved_from_plan(key: &str, source: &str) -> bool {
+    let Some(why) = keyward_core::env_keys::reserved(key) else {
+        return false;
+    };
+    tracing::warn!("skipped {key} from {source}: the key is reserved ({why})");
+    true
+}
 
 /// The file name of an identity's token inside the token directory.
 pub fn token_file_name(identity: &KickoffIdentity) -> String {
@@ -58,18 +109,33 @@ pub struct Paths<'a> {
     pub ca_bundle: Option<&'a Path>,
 }
 
-/// The child's environment: the parent's, minus static credentials, plus each identity's
-/// variables and the LLM connections' env.
+/// The child's environment: the parent's, minus static credentials and Keyward's secrets; then
+/// the LLM connections' env and the assigned variables (`assigned`), minus reserved keys; then,
+/// last so nothing overrides them, each identity's variables and the CA bundle.
 pub fn child_env(
     parent: impl IntoIterator<Item = (String, String)>,
     plan: &KickoffPlan,
+    assigned: impl IntoIterator<Item = (String, String)>,
     paths: &Paths<'_>,
     endpoints: Option<&EndpointsFile>,
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = parent
         .into_iter()
-        .filter(|(k, _)| !REMOVED.contains(&k.as_str()))
+        .filter(|(k, v)| !withheld(k, v))
         .collect();
+    for connection in &plan.llm_connections {
+        let source = format!("LLM connection '{}'", connection.name);
+        for (k, v) in &connection.env {
+            if !reserved_from_plan(k, &source) {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for (k, v) in assigned {
+        if !reserved_from_plan(&k, "the automation's environment variables") {
+            env.insert(k, v);
+        }
+    }
     let session = format!(
         "keyward-{}-{}",
         plan.automation.name,
@@ -129,13 +195,6 @@ pub fn child_env(
                 }
             }
             _ => {}
-        }
-    }
-    for connection in &plan.llm_connections {
-        for (k, v) in &connection.env {
-            if k != "GOOGLE_API_KEY" {
-                set(k, v);
-            }
         }
     }
     if let Some(bundle) = paths.ca_bundle {
@@ -235,6 +294,7 @@ mod tests {
             }],
             token_ttl: 3600,
             env: Vec::new(),
+            withheld: Vec::new(),
         }
     }
 
@@ -261,6 +321,7 @@ mod tests {
         let env = child_env(
             parent,
             &plan(),
+            Vec::new(),
             &Paths {
                 tokens: &tokens,
                 adc: Some(&adc),
@@ -341,6 +402,7 @@ mod tests {
         let env = child_env(
             Vec::new(),
             &plan,
+            Vec::new(),
             &Paths {
                 tokens: &tokens,
                 adc: None,
@@ -356,6 +418,154 @@ mod tests {
         );
         for k in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE"] {
             assert_eq!(env[k], "/run/k/ca-bundle.pem");
+        }
+    }
+
+    #[test]
+    fn reserved_keys_from_the_plan_never_reach_the_child_and_the_runtimes_values_win() {
+        let tokens: BTreeMap<String, PathBuf> = [("aws", "/run/k/aws-token.jwt")]
+            .iter()
+            .map(|(c, p)| (c.to_string(), PathBuf::from(p)))
+            .collect();
+        let adc = PathBuf::from("/run/k/adc.json");
+        let bundle = PathBuf::from("/run/k/ca-bundle.pem");
+        let endpoints = EndpointsFile::from_json(
+            r#"{"aws": {"sts_url": "https://127.0.0.1:9", "secrets_manager_url": "https://127.0.0.1:9"},
+                "azure": {"authority_host": "https://127.0.0.1:9"}}"#,
+        )
+        .unwrap();
+        let mut plan = plan();
+        // As a connection and variables stored before the keys were reserved (trial B1).
+        plan.llm_connections[0].env.extend(
+            [
+                ("AZURE_AUTHORITY_HOST", "https://attacker.example"),
+                ("https_proxy", "http://attacker.example:3128"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::666666666666:role/attacker"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        let assigned = [
+            ("AWS_ENDPOINT_URL_STS", "https://attacker.example"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/tmp/attacker-token"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/shadow"),
+            ("SSL_CERT_FILE", "/tmp/attacker-ca.pem"),
+            ("PATH", "/tmp/evil"),
+            ("LD_PRELOAD", "/tmp/evil.so"),
+            ("KEYWARD_AUTOMATION_TOKEN", "kwa_planted"),
+            ("AWS_ACCESS_KEY_ID", "AKIAPLANTED"),
+            ("GOOGLE_API_KEY", "AIza-planted"),
+            ("LOG_LEVEL", "debug"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let parent = [("PATH", "/usr/bin")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let env = child_env(
+            parent,
+            &plan,
+            assigned,
+            &Paths {
+                tokens: &tokens,
+                adc: Some(&adc),
+                ca_bundle: Some(&bundle),
+            },
+            Some(&endpoints),
+        );
+        assert_eq!(env["LOG_LEVEL"], "debug", "ordinary variables pass");
+        assert_eq!(env["GOOGLE_CLOUD_LOCATION"], "global");
+        assert_eq!(
+            env["PATH"], "/usr/bin",
+            "the host's own PATH, not the plan's"
+        );
+        assert_eq!(env["AWS_ENDPOINT_URL_STS"], "https://127.0.0.1:9");
+        assert_eq!(env["AZURE_AUTHORITY_HOST"], "https://127.0.0.1:9");
+        assert_eq!(env["AWS_WEB_IDENTITY_TOKEN_FILE"], "/run/k/aws-token.jwt");
+        assert_eq!(env["AWS_ROLE_ARN"], "arn:aws:iam::123456789012:role/r");
+        assert_eq!(env["GOOGLE_APPLICATION_CREDENTIALS"], "/run/k/adc.json");
+        assert_eq!(env["SSL_CERT_FILE"], "/run/k/ca-bundle.pem");
+        for gone in [
+            "https_proxy",
+            "LD_PRELOAD",
+            "KEYWARD_AUTOMATION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "GOOGLE_API_KEY",
+        ] {
+            assert!(!env.contains_key(gone), "{gone} must not reach the child");
+        }
+        assert!(
+            !env.values()
+                .any(|v| v.contains("attacker") || v.contains("evil")),
+            "{env:?}"
+        );
+    }
+
+    #[test]
+    fn keywards_own_secrets_stay_with_keyward_run() {
+        let tokens = BTreeMap::new();
+        let pat = format!("kwp_{}", "a".repeat(43));
+        let header = format!("Authorization: Bearer {pat}");
+        let parent = [
+            ("KEYWARD_TOKEN", "kwp_x"),
+            ("KEYWARD_BOOTSTRAP_TOKEN", "kwp_bootstrap"),
+            ("KEYWARD_AUTOMATION_TOKEN", "kwa_x"),
+            ("KEYWARD_MASTER_KEY", "bWFzdGVy"),
+            ("KEYWARD_DATABASE_URL", "postgres://u:pw@db/k"),
+            ("SAVED", pat.as_str()),
+            ("HEADER", header.as_str()),
+            ("SESSION", "kwsess_abc"),
+            ("KEYWARD_URL", "https://keyward.example"),
+            ("KEYWARD_CA_FILE", "/etc/keyward/ca.pem"),
+            ("NOTE", "the kwp_ prefix marks a personal token"),
+            ("HOME", "/home/crew"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let env = child_env(
+            parent,
+            &plan(),
+            Vec::new(),
+            &Paths {
+                tokens: &tokens,
+                adc: None,
+                ca_bundle: None,
+            },
+            None,
+        );
+        for gone in [
+            "KEYWARD_TOKEN",
+            "KEYWARD_BOOTSTRAP_TOKEN",
+            "KEYWARD_AUTOMATION_TOKEN",
+            "KEYWARD_MASTER_KEY",
+            "KEYWARD_DATABASE_URL",
+            "SAVED",
+            "HEADER",
+            "SESSION",
+        ] {
+            assert!(!env.contains_key(gone), "{gone} must not reach the child");
+        }
+        for kept in ["KEYWARD_URL", "KEYWARD_CA_FILE", "NOTE", "HOME"] {
+            assert!(env.contains_key(kept), "{kept} is not a secret");
+        }
+    }
+
+    #[test]
+    fn secret_shapes_are_recognised_without_catching_prose() {
+        let body = "Zm9vYmFyYmF6cXV4cXV1eA";
+        for value in [
+            "kwp_x".to_owned(),
+            format!("kwa_{body}"),
+            format!("Bearer kwsess_{body}"),
+            format!("https://k.example/setup#token=kws_{body}"),
+            format!("x,kwi_{body}"),
+            format!("kwdc_{body}"),
+        ] {
+            assert!(looks_like_keyward_secret(&value), "{value}");
+        }
+        for value in [
+            "",
+            "debug",
+            "the kwp_ prefix",
+            "mykwp_Zm9vYmFyYmF6cXV4cXV1eA",
+            "kwp",
+        ] {
+            assert!(!looks_like_keyward_secret(value), "{value}");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! each cloud's SDK at it, run the command, keep the tokens fresh, and leave nothing behind.
 
 pub mod doctor;
+mod doctor_env;
 mod env;
 mod exec;
 mod files;
@@ -87,6 +88,7 @@ fn check_automation(plan: &KickoffPlan, expected: Option<&str>) -> Result<(), Ru
 pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, RuntimeError> {
     let plan = platform.kickoff().await?;
     check_automation(&plan, options.automation.as_deref())?;
+    warn_withheld(&plan);
     // Every variable resolves before anything is written or started: no partial environment.
     let clouds = match &options.endpoints {
         Some(file) => keyward_cloud::Clouds::new(file.clone()),
@@ -95,17 +97,19 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
     .map_err(|e| RuntimeError::Config(e.to_string()))?;
     let values = secrets::resolve(platform, &clouds, &plan).await?;
     let dir = Arc::new(TokenDir::create()?);
-    let (_, mut env) = prepare(
+    let (_, env) = prepare(
         platform,
         &plan,
         &dir,
         options.endpoints.as_ref(),
         std::env::vars().collect(),
+        values
+            .into_iter()
+            .map(|(key, value)| (key, value.expose().to_owned()))
+            .collect(),
     )
     .await?;
-    for (key, value) in values {
-        env.insert(key, value.expose().to_owned());
-    }
+    nul_free(&env)?;
     let mut refreshers = JoinSet::new();
     if options.refresh {
         for identity in plan.identities.clone() {
@@ -138,6 +142,7 @@ pub struct AgentOptions {
 pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), RuntimeError> {
     let plan = platform.kickoff().await?;
     check_automation(&plan, options.automation.as_deref())?;
+    warn_withheld(&plan);
     let dir = Arc::new(match &options.dir {
         Some(path) => TokenDir::create_at(path)?,
         None => TokenDir::create()?,
@@ -148,9 +153,10 @@ pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), Run
         &dir,
         options.endpoints.as_ref(),
         Vec::new(),
+        Vec::new(),
     )
     .await?;
-    let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let lines = env_file_lines(&env)?;
     let env_path = match &options.env_file {
         Some(path) => {
             write_private(path, lines.as_bytes())?;
@@ -199,6 +205,49 @@ async fn wait_for_stop() -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// The reserved keys the server left out of the plan (H4), each named once per kickoff.
+fn warn_withheld(plan: &KickoffPlan) {
+    for line in &plan.withheld {
+        tracing::warn!("{line}");
+    }
+}
+
+/// No process environment can hold a NUL byte: say which variable has one rather than the
+/// spawn's opaque `nul byte found in provided data` (trial B3).
+fn nul_free(env: &BTreeMap<String, String>) -> Result<(), RuntimeError> {
+    let bad: Vec<String> = env
+        .iter()
+        .filter(|(_, v)| v.contains('\0'))
+        .map(|(k, _)| {
+            format!(
+                "{k}: the value contains a NUL byte, which no process environment can hold; remove it from the variable, its secret or the LLM connection's env"
+            )
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Secrets(bad))
+    }
+}
+
+/// The agent's env file: `KEY=VALUE` lines. A value with a line break (or NUL) would add a line
+/// of its own, setting another variable for the worker, so such a value is refused by name.
+fn env_file_lines(env: &BTreeMap<String, String>) -> Result<String, RuntimeError> {
+    let bad: Vec<&str> = env
+        .iter()
+        .filter(|(k, v)| k.contains(['\0', '\n', '\r', '=']) || v.contains(['\0', '\n', '\r']))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !bad.is_empty() {
+        return Err(RuntimeError::Config(format!(
+            "cannot write the env file: the value of {} contains a line break or NUL byte, which a KEY=VALUE line cannot hold; make it a single line (the LLM connection's env)",
+            bad.join(", ")
+        )));
+    }
+    Ok(env.iter().map(|(k, v)| format!("{k}={v}\n")).collect())
+}
+
 /// A 0600 file replaced atomically, outside the token directory (the worker's env file).
 fn write_private(path: &std::path::Path, contents: &[u8]) -> Result<(), RuntimeError> {
     use std::io::Write;
@@ -227,6 +276,7 @@ async fn prepare(
     dir: &TokenDir,
     endpoints: Option<&EndpointsFile>,
     parent: Vec<(String, String)>,
+    assigned: Vec<(String, String)>,
 ) -> Result<(BTreeMap<String, PathBuf>, BTreeMap<String, String>), RuntimeError> {
     let urls = endpoints.cloned().unwrap_or_default();
     let tokens = mint_all(platform, plan, dir).await?;
@@ -244,6 +294,7 @@ async fn prepare(
     let env = child_env(
         parent,
         plan,
+        assigned,
         &Paths {
             tokens: &tokens,
             adc: adc.as_deref(),
@@ -347,4 +398,57 @@ fn combined_bundle(dir: &TokenDir, ca_file: &str) -> Result<PathBuf, RuntimeErro
     }
     bundle.extend_from_slice(&extra);
     dir.write("ca-bundle.pem", &bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_value_is_named_instead_of_failing_at_exec() {
+        let env: BTreeMap<String, String> = [("OK", "fine"), ("NULVAL", "a\0b")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        let err = nul_free(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("NULVAL: the value contains a NUL byte"),
+            "{err}"
+        );
+        assert!(!err.contains("OK"), "{err}");
+        assert!(!err.contains("a\0b"), "the value stays out of the message");
+        let pem: BTreeMap<String, String> =
+            [("PEM".to_owned(), "-----BEGIN-----\nx\n".to_owned())].into();
+        assert!(
+            nul_free(&pem).is_ok(),
+            "line breaks are fine in a process environment"
+        );
+    }
+
+    #[test]
+    fn a_line_break_cannot_add_a_line_to_the_agents_env_file() {
+        let env: BTreeMap<String, String> = [
+            ("AWS_REGION", "eu-west-1"),
+            ("GOOGLE_CLOUD_LOCATION", "global\nLD_PRELOAD=/tmp/evil.so"),
+            ("OTHER", "a\rb"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let err = env_file_lines(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("GOOGLE_CLOUD_LOCATION")
+                && err.contains("OTHER")
+                && !err.contains("AWS_REGION"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("evil"),
+            "the value stays out of the message: {err}"
+        );
+        let clean: BTreeMap<String, String> = [
+            ("A".to_owned(), "1".to_owned()),
+            ("B".to_owned(), "x y".to_owned()),
+        ]
+        .into();
+        assert_eq!(env_file_lines(&clean).unwrap(), "A=1\nB=x y\n");
+    }
 }

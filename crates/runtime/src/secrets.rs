@@ -202,6 +202,11 @@ async fn resolve_group(
             continue;
         };
         match fetched.and_then(|value| extract(&want, value)) {
+            // Named here, with its secret: exec would only say `nul byte found` (trial B3).
+            Ok(value) if value.expose().contains('\0') => errors.push(format!(
+                "{}: {} secret '{}' holds a NUL byte, which no process environment can hold; remove it from the secret",
+                want.key, want.provider, want.secret_name
+            )),
             Ok(value) => out.push((want.key, value)),
             Err(e) => errors.push(e),
         }

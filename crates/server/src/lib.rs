@@ -15,6 +15,7 @@ pub mod ops;
 pub mod people;
 pub mod rbac;
 pub mod request_guards;
+pub mod reserved_env;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -129,6 +130,7 @@ pub async fn serve(
 
     let (setup_link_secret, bootstrapped_org) =
         first_owner(&config, store.as_ref(), &audit).await?;
+    reserved_env::report(store.as_ref()).await;
 
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {

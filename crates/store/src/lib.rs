@@ -113,6 +113,8 @@ pub trait SecretStore: Send + Sync {
     async fn get_env_var(&self, org: OrgId, id: EnvVarId) -> Result<EnvVarRow>;
     async fn find_env_var_by_key(&self, org: OrgId, key: &str) -> Result<Option<EnvVarRow>>;
     async fn list_env_vars(&self, org: OrgId) -> Result<Vec<EnvVarRow>>;
+    /// Every organization, oldest first: for the startup check of stored variables (H4).
+    async fn list_orgs(&self) -> Result<Vec<OrgRow>>;
     async fn update_env_var(&self, row: &EnvVarRow) -> Result<()>;
     async fn delete_env_var(&self, org: OrgId, id: EnvVarId) -> Result<()>;
 

@@ -206,6 +206,21 @@ macro_rules! impl_secret_store {
                     rows.iter().map(env_row).collect()
                 }
 
+                async fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+                    let rows = sqlx::query("SELECT id, name, created_at FROM orgs ORDER BY created_at, id")
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(OrgRow {
+                                id: parse_id("orgs.id", &r.try_get::<String, _>("id")?)?,
+                                name: r.try_get("name")?,
+                                created_at: r.try_get("created_at")?,
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn update_env_var(&self, row: &EnvVarRow) -> Result<()> {
                     let done = sqlx::query(
                         "UPDATE environment_variables SET key = $1, source = $2, provider = $3, credential_id = $4, secret_name = $5, secret = $6, value = $7, sealed_value = $8, updated_at = $9 WHERE org_id = $10 AND id = $11",

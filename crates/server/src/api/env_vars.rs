@@ -12,7 +12,7 @@ use keyward_core::api::v1::{
 };
 use keyward_core::secrets::{ProviderKind, SecretRef};
 use keyward_core::workload::validate_env_key;
-use keyward_core::{EnvVarId, OrgId, SecretProviderId};
+use keyward_core::{EnvVarId, Feature, Level, OrgId, SecretProviderId};
 use keyward_store::{EnvVarRow, StoreError};
 use serde_json::json;
 
@@ -93,6 +93,14 @@ struct Draft {
 impl Draft {
     fn validate(&self, has_stored_value: bool) -> Result<(), ApiError> {
         validate_env_key(&self.key).map_err(|e| ApiError::invalid("key", e.to_string()))?;
+        // No process environment can hold a NUL: the kickoff would fail at exec (trial B3). A
+        // key with one already failed the name rule above.
+        if self.value.as_ref().is_some_and(|v| v.contains('\0')) {
+            return Err(ApiError::invalid(
+                "value",
+                "the value contains a NUL byte, which no process environment can hold; remove it",
+            ));
+        }
         let absent = |field: &'static str, present: bool, source: &str| {
             if present {
                 Err(ApiError::invalid(
@@ -159,6 +167,24 @@ impl Draft {
         }
         Ok(())
     }
+}
+
+/// The reference's "What to Grant" (security review L6): a variable that references a secret
+/// provider credential — by name or as the provider's default — reads that credential's secrets,
+/// so it takes `secret_providers: read` besides `environment_variables: manage`. Checked before
+/// the credential is looked up, so the answer does not tell which credentials exist.
+fn may_reference(caller: &Caller, source: &str) -> Result<(), ApiError> {
+    let role = &caller.org()?.role;
+    if source == "direct" || role.allows(Feature::SecretProviders, Level::Read) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden {
+        code: "forbidden",
+        message: format!(
+            "a variable with source {source} uses a secret provider credential, which takes read on secret_providers; your role '{}' does not grant it: use a direct value, or ask an owner for a role with secret_providers read",
+            role.name
+        ),
+    })
 }
 
 async fn credential_id(
@@ -276,6 +302,7 @@ pub async fn create(
             "direct".into()
         }
     });
+    may_reference(&caller, &source)?;
     let draft = Draft {
         key: body.key,
         source,
@@ -324,6 +351,7 @@ pub async fn update(
     let mut row = find(&app, org, &id).await?;
     let source = body.source.unwrap_or_else(|| row.source.clone());
     let switching = source != row.source;
+    may_reference(&caller, &source)?;
     let keep = |given: Option<String>, stored: Option<String>| match given {
         Some(v) if v.is_empty() => None,
         Some(v) => Some(v),
@@ -450,6 +478,16 @@ pub async fn assign(
                 "environment variable",
                 item,
             ))?;
+        // Rows stored before keys were reserved (H4) stay inert: they cannot be assigned again.
+        if let Some(why) = keyward_core::env_keys::reserved(&row.key) {
+            return Err(ApiError::invalid(
+                "environment_variables",
+                format!(
+                    "environment variable {} is reserved and cannot be assigned: {why}; delete it",
+                    row.key
+                ),
+            ));
+        }
         chosen.push(row);
     }
     // The assignment replaces the list, but a caller cannot name variables they cannot see:

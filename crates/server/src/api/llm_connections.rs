@@ -84,6 +84,16 @@ fn validate(row: &LlmConnectionRow, config: Option<&WiConfigRow>) -> Result<(), 
             format!("the value of {key} is longer than {MAX_ENV_VALUE} bytes"),
         ));
     }
+    // NUL cannot reach a process; a line break would let a value add a line of its own to the
+    // KEY=VALUE file `keyward agent` writes (trial B3). Connection settings are single-line.
+    if let Some((key, _)) = env.iter().find(|(_, v)| v.contains(['\0', '\n', '\r'])) {
+        return Err(ApiError::invalid(
+            "env",
+            format!(
+                "the value of {key} contains a NUL byte or a line break; connection env values are single-line settings"
+            ),
+        ));
+    }
     let identity_cloud = match config {
         Some(c) => Some(CloudKind::parse(&c.cloud).map_err(|e| ApiError::internal(e.to_string()))?),
         None => None,

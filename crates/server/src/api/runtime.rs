@@ -86,6 +86,7 @@ pub async fn kickoff(
         identities.push(identity(config, sa)?);
     }
     let names: BTreeMap<_, _> = configs.iter().map(|c| (c.id, c.name.clone())).collect();
+    let mut withheld = Vec::new();
     let llm_connections = connections
         .iter()
         .map(|c| {
@@ -94,12 +95,25 @@ pub async fn kickoff(
                 provider: c.provider.clone(),
                 model: c.model.clone(),
                 workload_identity_config: c.wi_config_id.and_then(|id| names.get(&id).cloned()),
-                env: serde_json::from_str(&c.env)
-                    .map_err(|e| ApiError::internal(format!("LLM connection {} env: {e}", c.id)))?,
+                env: serde_json::from_str::<BTreeMap<String, String>>(&c.env)
+                    .map_err(|e| ApiError::internal(format!("LLM connection {} env: {e}", c.id)))?
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        let holder = format!("LLM connection '{}'", c.name);
+                        !left_out(k, &holder, name, &mut withheld)
+                    })
+                    .collect(),
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let env = env_plan(&app, org, *automation, &configs).await?;
+    let env = env_plan(
+        &app,
+        org,
+        (*automation, name.as_str()),
+        &configs,
+        &mut withheld,
+    )
+    .await?;
     let kickoff_id = uuid::Uuid::new_v4().to_string();
     app.audit
         .record(
@@ -127,6 +141,7 @@ pub async fn kickoff(
         llm_connections,
         token_ttl: app.config.token_ttl,
         env,
+        withheld,
     }))
 }
 
@@ -172,10 +187,12 @@ fn identity(config: &WiConfigRow, sa: Option<String>) -> Result<KickoffIdentity,
 async fn env_plan(
     app: &AppState,
     org: OrgId,
-    automation: AutomationId,
+    (automation, name): (AutomationId, &str),
     configs: &[WiConfigRow],
+    withheld: &mut Vec<String>,
 ) -> Result<Vec<KickoffEnvVar>, ApiError> {
-    let vars = app.store.automation_env_vars(org, automation).await?;
+    let mut vars = app.store.automation_env_vars(org, automation).await?;
+    vars.retain(|v| !left_out(&v.key, "environment variable", name, withheld));
     if vars.is_empty() {
         return Ok(Vec::new());
     }
@@ -196,6 +213,23 @@ async fn env_plan(
         });
     }
     Ok(out)
+}
+
+/// A reserved key (H4) stored before the API refused it: left out of the plan, logged, and
+/// listed in the plan's `withheld` for the runtime and `keyward doctor` to name.
+fn left_out(key: &str, holder: &str, automation: &str, withheld: &mut Vec<String>) -> bool {
+    let Some(why) = keyward_core::env_keys::reserved(key) else {
+        return false;
+    };
+    let fix = if holder.starts_with("LLM connection") {
+        "remove it from the connection's env"
+    } else {
+        "delete the variable (keyward env delete)"
+    };
+    let line = format!("{key} ({holder}) is reserved and left out: {why}; {fix}");
+    tracing::warn!("kickoff of automation '{automation}': {line}");
+    withheld.push(line);
+    true
 }
 
 fn direct_value(app: &AppState, var: &EnvVarRow) -> Result<KickoffValue, ApiError> {

@@ -105,6 +105,11 @@ pub(crate) async fn resolve(
         };
         for var in vars {
             match fetch(&clouds, var, credential, &session, &deadline).await {
+                // No process environment can hold a NUL (trial B3): refuse it now, by name.
+                Ok(value) if value.expose().contains('\0') => problems.push(format!(
+                    "{}: the secret's value contains a NUL byte, which no process environment can hold; remove it from the secret",
+                    var.key
+                )),
                 Ok(value) => values.push(ResolvedValue {
                     env_var_id: var.id,
                     sealed_value: app
