@@ -30,4 +30,5 @@ mod sso_device;
 mod sso_oidc;
 mod sso_saml;
 mod static_values;
+mod wi_subject;
 mod workload_configs;

@@ -56,6 +56,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0006_sso.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            7,
+            Cow::Borrowed("workload_subject"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0007_workload_subject.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
