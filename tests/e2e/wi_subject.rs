@@ -512,7 +512,7 @@ async fn a_cloud_trusting_one_automations_subject_refuses_every_other_automation
             );
         }
         assert_eq!(
-            report.matches(&format!("[ok]   token minted: ")).count(),
+            report.matches("[ok]   token minted: ").count(),
             3,
             "{report}"
         );
