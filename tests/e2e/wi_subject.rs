@@ -187,7 +187,46 @@ async fn no_mint_path_reaches_a_config_restricted_to_another_automation() {
             assert_eq!(claims(&jwt)["sub"], json!(fine_b), "{name}");
         }
 
-        // The subject mode is validated, shown back and changeable.
+        // The subject mode is validated, shown back and changeable, from the API and the CLI.
+        let (ok, out, err) = common::admin_cli(
+            &server,
+            &[
+                "wi",
+                "create",
+                "--name",
+                "aws-cli",
+                "--cloud",
+                "aws",
+                "--role-arn",
+                AWS_ROLE,
+                "--region",
+                "us-east-1",
+                "--subject",
+                "automation",
+            ],
+        );
+        assert!(ok && out.contains("automation"), "{out}{err}");
+        let (_, shown) = api(
+            &server,
+            Method::GET,
+            "/workload-identity-configs/aws-cli",
+            None,
+        )
+        .await;
+        assert_eq!(shown["subject"], json!("automation"), "{name}: {shown}");
+        let (ok, _, _) = common::admin_cli(
+            &server,
+            &["wi", "update", "aws-cli", "--subject", "organization"],
+        );
+        assert!(ok);
+        let (_, shown) = api(
+            &server,
+            Method::GET,
+            "/workload-identity-configs/aws-cli",
+            None,
+        )
+        .await;
+        assert_eq!(shown["subject"], json!("organization"), "{name}: {shown}");
         let (status, body) = api(
             &server,
             Method::POST,
@@ -502,6 +541,33 @@ async fn a_cloud_trusting_one_automations_subject_refuses_every_other_automation
         assert_eq!(result["ok"], json!(false), "{result}");
         assert_eq!(result["subject"], json!(format!("organization:{org}")));
         assert_eq!(result["steps"][1]["code"], json!("AADSTS70021"), "{result}");
+
+        // The same through the CLI, asking for the automation by name.
+        let (ok, out, err) = common::admin_cli(
+            &server,
+            &[
+                "secret-provider",
+                "test",
+                "vault-x",
+                "--automation",
+                "crew-a",
+            ],
+        );
+        assert!(ok && out.contains(&fine_a), "{out}{err}");
+        let (ok, out, err) = common::admin_cli(
+            &server,
+            &[
+                "secret-provider",
+                "test",
+                "vault-x",
+                "--automation",
+                "crew-b",
+            ],
+        );
+        assert!(
+            !ok && (out + &err).contains("restricted to 'crew-a'"),
+            "{name}"
+        );
 
         // doctor names the subject of every identity it mints.
         let report = doctor(&server, &sim, &a);

@@ -152,6 +152,10 @@ pub enum SecretProviderCommand {
     /// Test Connection: the federation handshake, step by step.
     Test {
         credential: String,
+        /// For a config with `subject = automation`: the automation to test as (default: the
+        /// config's only listed automation).
+        #[arg(long)]
+        automation: Option<String>,
     },
     /// Secret names from the provider, by prefix.
     Secrets {
