@@ -31,4 +31,5 @@ mod sso_oidc;
 mod sso_saml;
 mod static_values;
 mod wi_subject;
+mod wi_subject_cloud;
 mod workload_configs;

@@ -136,7 +136,7 @@ async fn test_subject(
             return Err(ApiError::invalid(
                 "automation",
                 format!(
-                    "workload identity config '{}' mints a subject per automation (organization:<org>:automation:<automation-id>); name the automation to test as with ?automation=<name>{}",
+                    "workload identity config '{}' mints a subject per automation (organization:<org>:automation:<automation-id>); name the automation to test as (?automation=<name>, or keyward secret-provider test --automation <name>){}",
                     config.name,
                     if config.automations.is_empty() {
                         String::new()
