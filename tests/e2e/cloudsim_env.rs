@@ -57,6 +57,8 @@ impl Drop for Sim {
 
 pub enum SimWorld<'a> {
     Demo,
+    /// The demo world trusting only this automation's finer subject (`--automation`).
+    DemoFor(&'a str),
     State(&'a str),
 }
 
@@ -80,6 +82,10 @@ impl Sim {
         match world {
             SimWorld::Demo => {
                 cmd.args(["--demo", "--issuer", &server.url, "--org", org]);
+            }
+            SimWorld::DemoFor(automation) => {
+                cmd.args(["--demo", "--issuer", &server.url, "--org", org])
+                    .args(["--automation", automation]);
             }
             SimWorld::State(text) => {
                 let path = dir.path().join("state.toml");

@@ -403,3 +403,61 @@ async fn oversized_bodies_get_a_readable_413_over_http2() {
         (reqwest::Version::HTTP_2, 200)
     );
 }
+
+/// Test Connection as a private automation: someone who may test credentials but cannot see the
+/// automation learns neither that it exists nor its name, and cannot mint its subject.
+#[tokio::test]
+async fn test_connection_never_speaks_for_an_automation_the_caller_cannot_see() {
+    install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = Backend::Sqlite;
+    let server = Server::start(&ServerOptions::new(&backend, dir.path()));
+    let store = open_store(&backend, dir.path()).await;
+    let api = Api {
+        server: &server,
+        client: server.client(),
+        org: org_id(&server),
+    };
+    let people = setup(&api, store.as_ref()).await;
+    api.owner(
+        Method::POST,
+        "/api/v1/automations",
+        Some(json!({"name": "private-crew"})),
+        201,
+    )
+    .await;
+    api.owner(
+        Method::PUT,
+        "/api/v1/automations/private-crew/permissions",
+        Some(json!({"visibility": "private"})),
+        200,
+    )
+    .await;
+    api.owner(Method::POST, "/api/v1/workload-identity-configs", Some(json!({
+        "name": "gcp-private", "cloud": "gcp", "subject": "automation", "automations": ["private-crew"],
+        "provider": "projects/123456789012/locations/global/workloadIdentityPools/pool/providers/oidc"})), 201).await;
+    api.owner(
+        Method::POST,
+        "/api/v1/secret-providers",
+        Some(json!({
+        "name": "gcp-sm", "provider": "gcp_secret_manager", "auth": "workload_identity",
+        "workload_identity_config": "gcp-private", "project": "keyward-demo"})),
+        201,
+    )
+    .await;
+    let admin = people.token(Who::SecretsAdmin);
+    for path in [
+        "/api/v1/secret-providers/gcp-sm/test?automation=private-crew",
+        "/api/v1/secret-providers/gcp-sm/test",
+    ] {
+        let (status, body) = api.call(admin, Method::POST, path, None).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("automation")),
+            "{path}: {body}"
+        );
+        if !path.contains('?') {
+            assert!(!body.to_string().contains("private-crew"), "{path}: {body}");
+        }
+    }
+}

@@ -41,4 +41,6 @@ mod sso_saml;
 mod sso_saml_links;
 mod static_values;
 mod web_hardening;
+mod wi_subject;
+mod wi_subject_cloud;
 mod workload_configs;

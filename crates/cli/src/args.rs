@@ -152,6 +152,10 @@ pub enum SecretProviderCommand {
     /// Test Connection: the federation handshake, step by step.
     Test {
         credential: String,
+        /// For a config with `subject = automation`: the automation to test as (default: the
+        /// config's only listed automation).
+        #[arg(long)]
+        automation: Option<String>,
     },
     /// Secret names from the provider, by prefix.
     Secrets {
@@ -342,6 +346,10 @@ pub struct WiFields {
     /// Restrict it to this automation (repeatable); none means every automation.
     #[arg(long = "automation")]
     pub automations: Vec<String>,
+    /// The `sub` its tokens carry: organization (default) or automation
+    /// (organization:<org>:automation:<id>, for a cloud trust that enforces the restriction).
+    #[arg(long)]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +383,9 @@ pub struct WiUpdateFields {
     /// Replace the restriction (repeatable); `--automation ''` clears it.
     #[arg(long = "automation")]
     pub automations: Option<Vec<String>>,
+    /// organization or automation.
+    #[arg(long)]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -704,6 +715,10 @@ pub struct CloudsimArgs {
     /// The organization UUID the demo world's conditions and bindings name.
     #[arg(long)]
     pub org: Option<uuid::Uuid>,
+    /// Make the demo world trust only this automation's finer subject
+    /// (organization:<org>:automation:<uuid>), as for a config with `subject = automation`.
+    #[arg(long, requires = "demo")]
+    pub automation: Option<uuid::Uuid>,
     /// CA to trust when fetching the issuer's discovery and JWKS (Keyward's self-signed CA).
     #[arg(long, env = "KEYWARD_CLOUDSIM_ISSUER_CA")]
     pub issuer_ca: Option<PathBuf>,

@@ -308,7 +308,7 @@ impl Cause {
                 "grant roles/secretmanager.viewer at project scope to the federated principal"
             }
             Cause::FederatedCredentialMismatch => {
-                "on the App Registration's federated credential set Issuer to Keyward's issuer exactly, Subject to organization:<your-org-uuid> (matching the JWT's sub claim, same case) and Audience to api://AzureADTokenExchange"
+                "on the App Registration's federated credential set Issuer to Keyward's issuer exactly, Subject to organization:<your-org-uuid> (matching the JWT's sub claim, same case; organization:<org-uuid>:automation:<automation-uuid> for a config with subject = automation) and Audience to api://AzureADTokenExchange"
             }
             Cause::ApplicationNotFound => {
                 "use the Application (client) ID of the App Registration in this tenant"
@@ -327,7 +327,7 @@ impl Cause {
                 "request the Entra token with scope https://vault.azure.net/.default in the vault's tenant"
             }
             Cause::TrustPolicyMismatch => {
-                "in the role's trust policy the federated principal must be arn:aws:iam::<account>:oidc-provider/<keyward host> (no https://, no trailing slash), <host>:aud must equal sts.amazonaws.com and <host>:sub must equal organization:<your organization UUID>"
+                "in the role's trust policy the federated principal must be arn:aws:iam::<account>:oidc-provider/<keyward host> (no https://, no trailing slash), <host>:aud must equal sts.amazonaws.com and <host>:sub must equal organization:<your organization UUID> (…:automation:<automation UUID> for a config with subject = automation)"
             }
             Cause::OidcProviderNotRegistered => {
                 "create an IAM OIDC identity provider for Keyward's issuer URL with client id sts.amazonaws.com"

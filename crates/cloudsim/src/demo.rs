@@ -15,8 +15,18 @@ pub const AWS_REGION: &str = "us-east-1";
 pub const AWS_ROLE: &str = "keyward-secrets-reader";
 
 /// The demo state file for `issuer` and organization `org`. Secret values are random so a test
-/// can search logs and databases for them.
-pub fn state_toml(issuer: &str, org: &str) -> String {
+/// can search logs and databases for them. With `automation`, every cloud's trust names that
+/// automation's finer subject (`organization:<org>:automation:<id>`), as a config with
+/// `subject = automation` needs: tokens with the organization subject are refused.
+pub fn state_toml(issuer: &str, org: &str, automation: Option<&str>) -> String {
+    let subject = match automation {
+        None => format!("organization:{org}"),
+        Some(a) => format!("organization:{org}:automation:{a}"),
+    };
+    let condition = match automation {
+        None => format!("assertion.organization_id == '{org}'"),
+        Some(_) => format!("assertion.organization_id == '{org}' && assertion.sub == '{subject}'"),
+    };
     let tenant = uuid::Uuid::new_v4();
     let client = uuid::Uuid::new_v4();
     let host = provider_host(issuer);
@@ -40,7 +50,7 @@ pool = "{POOL}"
 id = "{PROVIDER}"
 issuer = "{issuer}"
 attribute_mapping = {{ "google.subject" = "assertion.sub", "attribute.organization" = "assertion.organization_id" }}
-attribute_condition = "assertion.organization_id == '{org}'"
+attribute_condition = "{condition}"
 
 [[gcp.service_accounts]]
 email = "{SERVICE_ACCOUNT}"
@@ -70,7 +80,7 @@ tenants = ["{tenant}"]
 tenant = "{tenant}"
 client_id = "{client}"
 name = "keyward-secrets-reader"
-federated_credentials = [{{ issuer = "{issuer}", subject = "organization:{org}", audiences = ["api://AzureADTokenExchange"] }}]
+federated_credentials = [{{ issuer = "{issuer}", subject = "{subject}", audiences = ["api://AzureADTokenExchange"] }}]
 
 [[azure.vaults]]
 name = "{VAULT}"
@@ -95,7 +105,7 @@ client_ids = ["sts.amazonaws.com"]
 
 [[aws.roles]]
 name = "{AWS_ROLE}"
-trust = {{ federated = "arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "organization:{org}" }} }}
+trust = {{ federated = "arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}", string_equals = {{ "{host}:aud" = "sts.amazonaws.com", "{host}:sub" = "{subject}" }} }}
 policies = [
   {{ actions = ["secretsmanager:ListSecrets"], resources = ["*"] }},
   {{ actions = ["secretsmanager:GetSecretValue"], resources = ["arn:aws:secretsmanager:{AWS_REGION}:{AWS_ACCOUNT}:secret:*"] }},
@@ -128,6 +138,7 @@ mod tests {
         let text = state_toml(
             "https://127.0.0.1:8443",
             "0b0e6a52-4a43-4c4d-9d57-0d7c1c7f3a11",
+            None,
         );
         let state = State::parse("demo", &text).unwrap();
         let gcp = state.file.gcp.as_ref().unwrap();
@@ -135,5 +146,34 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(gcp.secrets[1].value.as_deref().unwrap()).unwrap();
         assert!(json.is_object());
+    }
+
+    #[test]
+    fn the_demo_world_can_trust_one_automation_only() {
+        let org = "0b0e6a52-4a43-4c4d-9d57-0d7c1c7f3a11";
+        let automation = "5d1c7b1e-9a3f-4c2e-8b7d-6f0e1a2b3c4d";
+        let text = state_toml("https://127.0.0.1:8443", org, Some(automation));
+        let state = State::parse("demo", &text).unwrap();
+        let fine = format!("organization:{org}:automation:{automation}");
+        let azure = state.file.azure.as_ref().unwrap();
+        assert_eq!(
+            azure.apps[0].federated_credentials[0].subject.get_ref(),
+            &fine
+        );
+        let aws = state.file.aws.as_ref().unwrap();
+        assert!(
+            aws.roles[0]
+                .trust
+                .string_equals
+                .values()
+                .any(|v| v.get_ref() == &fine)
+        );
+        let gcp = state.file.gcp.as_ref().unwrap();
+        let condition = gcp.providers[0].attribute_condition.as_ref().unwrap();
+        assert!(
+            condition.get_ref().contains(&fine),
+            "{}",
+            condition.get_ref()
+        );
     }
 }

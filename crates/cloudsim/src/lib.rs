@@ -73,8 +73,13 @@ pub enum CloudsimError {
 pub enum World {
     /// A state file the user wrote.
     File(PathBuf),
-    /// The ready-made world of `--demo` for one issuer and organization.
-    Demo { issuer: String, org: uuid::Uuid },
+    /// The ready-made world of `--demo` for one issuer and organization; with `automation`,
+    /// its trust names that automation's finer subject instead of the organization's.
+    Demo {
+        issuer: String,
+        org: uuid::Uuid,
+        automation: Option<uuid::Uuid>,
+    },
 }
 
 pub struct Options {
@@ -103,9 +108,18 @@ pub async fn run(
     }
     let state = match &opts.world {
         World::File(path) => State::load(path)?,
-        World::Demo { issuer, org } => {
-            State::parse("--demo", &demo::state_toml(issuer, &org.to_string()))?
-        }
+        World::Demo {
+            issuer,
+            org,
+            automation,
+        } => State::parse(
+            "--demo",
+            &demo::state_toml(
+                issuer,
+                &org.to_string(),
+                automation.map(|a| a.to_string()).as_deref(),
+            ),
+        )?,
     };
     let now = clock::wall();
     let ca = tls::ensure_ca(&opts.data_dir, now)?;

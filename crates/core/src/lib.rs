@@ -9,6 +9,7 @@ pub mod ids;
 pub mod names;
 pub mod permission;
 pub mod secrets;
+pub mod subject;
 pub mod workload;
 
 pub use audience::{Audience, AudienceError};

@@ -7,6 +7,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::audience::{Audience, AudienceError, GcpProvider};
+pub use crate::subject::{SubjectMode, organization_subject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloudKind {
@@ -303,6 +304,10 @@ fn guid(field: &'static str, value: &str) -> Result<String, WorkloadError> {
 pub enum WorkloadError {
     #[error("cloud must be 'gcp', 'azure' or 'aws', not {value:?}")]
     UnknownCloud { value: String },
+    #[error(
+        "subject must be 'organization' (sub = organization:<org-uuid>) or 'automation' (sub = organization:<org-uuid>:automation:<automation-uuid>), not {value:?}"
+    )]
+    UnknownSubject { value: String },
     #[error("{source}")]
     GcpProvider { source: AudienceError },
     #[error(
@@ -348,6 +353,7 @@ impl WorkloadError {
     pub fn field(&self) -> &'static str {
         match self {
             WorkloadError::UnknownCloud { .. } => "cloud",
+            WorkloadError::UnknownSubject { .. } => "subject",
             WorkloadError::GcpProvider { .. } => "provider",
             WorkloadError::Guid { field, .. } => field,
             WorkloadError::RoleArn { .. } => "role_arn",

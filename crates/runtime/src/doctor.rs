@@ -224,7 +224,12 @@ async fn walk_identity(
             .mint(identity.config_id, &plan.kickoff_id)
             .await
             .map(|m| {
-                let detail = format!("aud {}", m.audience);
+                // The sub is what the cloud trust must name (Entra subject, AWS sub condition,
+                // GCP attribute condition): an `automation`-subject config's differs per automation.
+                let sub = jwt_claims(&m.token)
+                    .and_then(|c| c["sub"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let detail = format!("aud {}, sub {sub}", m.audience);
                 (m.token, detail)
             })
             .map_err(platform_failure),
@@ -382,6 +387,15 @@ async fn walk_identity(
         }
     }
     walk.checks
+}
+
+/// The claims of a JWT, unverified (for display).
+fn jwt_claims(token: &str) -> Option<Value> {
+    let raw = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// What a cloud fetches: the token's issuer's discovery document, its JWKS, and the token's

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use keyward_core::permission::{AutomationPermission, Entity, RoleGrants};
-use keyward_core::{Feature, Level, Need, OrgId, RoleId, UserId};
+use keyward_core::{AutomationId, Feature, Level, Need, OrgId, RoleId, UserId};
 use keyward_store::{AccessListed, AutomationAccessRow, AutomationRow, PrincipalRef, RoleRow};
 use uuid::Uuid;
 
@@ -98,6 +98,19 @@ pub async fn held_on_automation(
 ) -> Result<Vec<AutomationPermission>, ApiError> {
     let who = subject(app, caller).await?;
     Ok(automation_rights(access, &who).1)
+}
+
+/// Whether the calling person sees the automation `automation` names (private ones only when
+/// shared with them).
+pub async fn sees_automation_id(
+    app: &AppState,
+    caller: &Caller,
+    automation: AutomationId,
+) -> Result<bool, ApiError> {
+    let org = caller.org()?.id;
+    let access = app.store.automation_access(org, automation).await?;
+    let who = subject(app, caller).await?;
+    Ok(automation_rights(&access, &who).0)
 }
 
 /// What an automation's access gives the subject: (sees it, its entity permissions).

@@ -180,6 +180,8 @@ pub struct WiConfigRow {
     pub default_for_cloud: bool,
     /// The automations it is restricted to; empty means every automation of the organization.
     pub automations: Vec<AutomationId>,
+    /// `organization` or `automation`: the `sub` its tokens carry.
+    pub subject: String,
     pub created_at: i64,
     pub updated_at: i64,
 }

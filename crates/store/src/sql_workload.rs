@@ -44,7 +44,7 @@ macro_rules! impl_workload_store {
             type DbRow = <$db as sqlx::Database>::Row;
 
             const WI_COLUMNS: &str =
-                "id, org_id, name, cloud, settings, default_for_cloud, created_at, updated_at";
+                "id, org_id, name, cloud, settings, default_for_cloud, created_at, updated_at, subject";
             const LLM_COLUMNS: &str = "id, org_id, name, provider, wi_config_id, service_account_email, model, env, created_at, updated_at";
             const WI_CONFLICTS: &[(&str, &str)] =
                 &[("default", "default_for_cloud"), (".cloud", "default_for_cloud")];
@@ -61,6 +61,7 @@ macro_rules! impl_workload_store {
                     settings: r.try_get("settings")?,
                     default_for_cloud: r.try_get("default_for_cloud")?,
                     automations,
+                    subject: r.try_get("subject")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                 })
@@ -170,7 +171,7 @@ macro_rules! impl_workload_store {
                 async fn create_wi_config(&self, row: &WiConfigRow) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO workload_identity_configs ({WI_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                        "INSERT INTO workload_identity_configs ({WI_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                     )))
                     .bind(row.id.to_string())
                     .bind(row.org_id.to_string())
@@ -180,6 +181,7 @@ macro_rules! impl_workload_store {
                     .bind(row.default_for_cloud)
                     .bind(row.created_at)
                     .bind(row.updated_at)
+                    .bind(&row.subject)
                     .execute(&mut *tx)
                     .await
                     .map_err(unique_conflict(WI_CONFLICTS, "name"))?;
@@ -233,12 +235,13 @@ macro_rules! impl_workload_store {
                 async fn update_wi_config(&self, row: &WiConfigRow) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
                     let done = sqlx::query(
-                        "UPDATE workload_identity_configs SET name = $1, settings = $2, default_for_cloud = $3, updated_at = $4 WHERE org_id = $5 AND id = $6",
+                        "UPDATE workload_identity_configs SET name = $1, settings = $2, default_for_cloud = $3, updated_at = $4, subject = $5 WHERE org_id = $6 AND id = $7",
                     )
                     .bind(&row.name)
                     .bind(&row.settings)
                     .bind(row.default_for_cloud)
                     .bind(row.updated_at)
+                    .bind(&row.subject)
                     .bind(row.org_id.to_string())
                     .bind(row.id.to_string())
                     .execute(&mut *tx)

@@ -64,6 +64,13 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(
+            7,
+            Cow::Borrowed("workload_subject"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0007_workload_subject.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
             8,
             Cow::Borrowed("auth_backoff"),
             MigrationType::Simple,

@@ -289,6 +289,7 @@ fn wi_config(org: OrgId, name: &str, cloud: &str, default: bool) -> WiConfigRow 
         settings: r#"{"role_arn":"arn:aws:iam::123456789012:role/r","region":"us-east-1"}"#.into(),
         default_for_cloud: default,
         automations: Vec::new(),
+        subject: "organization".into(),
         created_at: 1,
         updated_at: 1,
     }
@@ -359,7 +360,12 @@ async fn workload_identity_configs_keep_one_default_per_cloud_and_their_restrict
         aws.automations.sort();
         aws.default_for_cloud = false;
         aws.updated_at = 2;
+        // H3: the finer-subject opt-in is kept; a value outside the two modes never lands.
+        aws.subject = "automation".into();
         s.update_wi_config(&aws).await.unwrap();
+        let mut bad = wi_config(org, "aws-bad-subject", "aws", false);
+        bad.subject = "config".into();
+        assert!(s.create_wi_config(&bad).await.is_err(), "{backend}");
         assert_eq!(
             s.find_wi_config_by_name(org, "aws-prod").await.unwrap(),
             Some(aws.clone())

@@ -36,7 +36,11 @@ pub async fn run(args: CloudsimArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let world = match (args.demo, args.state, args.issuer, args.org) {
-        (true, _, Some(issuer), Some(org)) => World::Demo { issuer, org },
+        (true, _, Some(issuer), Some(org)) => World::Demo {
+            issuer,
+            org,
+            automation: args.automation,
+        },
         (false, Some(path), _, _) => World::File(path),
         _ => bail!(
             "cloudsim needs a world: --state <file.toml>, or --demo --issuer <url> --org <uuid>"

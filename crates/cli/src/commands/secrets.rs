@@ -81,9 +81,19 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
             api.call(Method::DELETE, &one(&credential), None).await?;
             println!("deleted secret provider credential '{credential}'");
         }
-        SecretProviderCommand::Test { credential } => {
+        SecretProviderCommand::Test {
+            credential,
+            automation,
+        } => {
+            let query = automation
+                .map(|a| format!("?automation={}", segment(&a)))
+                .unwrap_or_default();
             let result = api
-                .call(Method::POST, &format!("{}/test", one(&credential)), None)
+                .call(
+                    Method::POST,
+                    &format!("{}/test{query}", one(&credential)),
+                    None,
+                )
                 .await?;
             print(&result);
             if result["ok"] != serde_json::Value::Bool(true) {

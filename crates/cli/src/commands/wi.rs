@@ -23,6 +23,7 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                     "audience",
                     "default_for_cloud",
                     "automations",
+                    "subject",
                 ],
             );
         }
@@ -43,6 +44,7 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                 region: f.cloud_fields.region,
                 default_for_cloud: Some(f.default_for_cloud),
                 automations: Some(f.automations),
+                subject: f.subject,
             };
             print(
                 &api.call(Method::POST, base, Some(&serde_json::to_value(body)?))
@@ -62,6 +64,7 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                 automations: fields
                     .automations
                     .map(|a| a.into_iter().filter(|x| !x.is_empty()).collect()),
+                subject: fields.subject,
             };
             let path = format!("{base}/{}", segment(&config));
             print(

@@ -211,6 +211,10 @@ pub struct WorkloadIdentityConfig {
     pub default_for_cloud: bool,
     /// Names of the automations it is restricted to; empty means all of the organization's.
     pub automations: Vec<String>,
+    /// `organization` (`sub` = `organization:<org>`) or `automation`
+    /// (`organization:<org>:automation:<automation-id>`, so the cloud trust can check it).
+    #[serde(default)]
+    pub subject: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -237,6 +241,9 @@ pub struct CreateWorkloadIdentityConfig {
     /// Automation ids or names; absent or empty means every automation.
     #[serde(default)]
     pub automations: Option<Vec<String>>,
+    /// `organization` (default) or `automation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Absent fields keep their value; the cloud cannot change.
@@ -261,6 +268,8 @@ pub struct UpdateWorkloadIdentityConfig {
     pub default_for_cloud: Option<bool>,
     #[serde(default)]
     pub automations: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,12 +9,14 @@ use keyward_cloud::aws::SessionCredentials;
 use keyward_cloud::{CloudError, Deadline, Presented, Secret, Step, azure, gcp};
 use keyward_core::Audience;
 use keyward_core::secrets::{AuthKind, ProviderKind};
+use keyward_core::workload::{SubjectMode, organization_subject};
 use keyward_store::{SecretProviderRow, WiConfigRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::automations;
 use super::secret_providers::{StaticFields, find, open_static, setting};
-use super::wi_configs::identity_of;
+use super::wi_configs::{automation_names, identity_of, subject_mode, usable_by};
 use super::workload_identity::{Subject, issue};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -38,6 +40,10 @@ pub(crate) struct Handshake {
     pub(crate) steps: Vec<Value>,
     pub(crate) session: Option<Session>,
     presented: Option<Presented>,
+    /// The `sub` the test token carried (federated only).
+    subject: Option<String>,
+    /// Which automation an `automation`-subject test spoke for, and why that one.
+    tested_as: Option<String>,
 }
 
 fn step_ok(step: &str, detail: String) -> Value {
@@ -63,11 +69,112 @@ async fn wi_config(app: &AppState, row: &SecretProviderRow) -> Result<WiConfigRo
     Ok(app.store.get_wi_config(row.org_id, id).await?)
 }
 
+/// The subject a test token carries: the config's own. For an `automation`-subject config it
+/// names one automation — the one asked for, else the config's only listed automation — since
+/// the cloud trusts that automation's subject and no organization-wide one.
+async fn test_subject(
+    app: &AppState,
+    caller: &Caller,
+    row: &SecretProviderRow,
+    config: &WiConfigRow,
+    asked: Option<&str>,
+) -> Result<(Subject, Option<String>), ApiError> {
+    let org = row.org_id;
+    let mode = subject_mode(config)?;
+    if mode == SubjectMode::Organization {
+        return Ok((
+            Subject {
+                sub: organization_subject(org),
+                automation_id: String::new(),
+                automation_name: format!("test-connection:{}", row.name),
+                kickoff_id: None,
+                config_id: Some(config.id),
+            },
+            None,
+        ));
+    }
+    // Only the listed automations the caller sees are named.
+    let listed = || async {
+        let names = automation_names(app, org).await?;
+        let mut shown = Vec::new();
+        for a in &config.automations {
+            if let Some(n) = names.get(a)
+                && crate::rbac::sees_automation_id(app, caller, *a).await?
+            {
+                shown.push(format!("'{n}'"));
+            }
+        }
+        Ok::<_, ApiError>(shown.join(", "))
+    };
+    let (automation, note) = match (
+        asked.filter(|a| !a.is_empty()),
+        config.automations.as_slice(),
+    ) {
+        (Some(asked), _) => {
+            let found = automations::find(app, org, asked)
+                .await
+                .map_err(super::unknown_reference("automation", "automation", asked))?;
+            // A private automation the caller cannot see is as absent here as in its own routes.
+            if !crate::rbac::sees_automation_id(app, caller, found.id).await? {
+                return Err(ApiError::invalid(
+                    "automation",
+                    format!("no automation '{asked}' in this organization"),
+                ));
+            }
+            if !usable_by(config, found.id) {
+                return Err(ApiError::invalid(
+                    "automation",
+                    format!(
+                        "workload identity config '{}' is restricted to {}; test as one of them",
+                        config.name,
+                        listed().await?
+                    ),
+                ));
+            }
+            let note = format!("tested as automation '{}', as asked", found.name);
+            (found, note)
+        }
+        (None, [only]) if crate::rbac::sees_automation_id(app, caller, *only).await? => {
+            let found = app.store.get_automation(org, *only).await?;
+            let note = format!(
+                "tested as automation '{}', the config's only listed automation",
+                found.name
+            );
+            (found, note)
+        }
+        (None, _) => {
+            return Err(ApiError::invalid(
+                "automation",
+                format!(
+                    "workload identity config '{}' mints a subject per automation (organization:<org>:automation:<automation-id>); name the automation to test as (?automation=<name>, or keyward secret-provider test --automation <name>){}",
+                    config.name,
+                    if config.automations.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it lists {})", listed().await?)
+                    }
+                ),
+            ));
+        }
+    };
+    Ok((
+        Subject {
+            sub: mode.subject(org, automation.id),
+            automation_id: automation.id.to_string(),
+            automation_name: automation.name,
+            kickoff_id: None,
+            config_id: Some(config.id),
+        },
+        Some(note),
+    ))
+}
+
 /// Mints a token for the credential's identity and exchanges it with the cloud.
 async fn handshake(
     app: &AppState,
     caller: &Caller,
     row: &SecretProviderRow,
+    automation: Option<&str>,
 ) -> Result<Handshake, ApiError> {
     let clouds = app.clouds()?;
     if AuthKind::parse(&row.auth) == Ok(AuthKind::Static) {
@@ -76,20 +183,14 @@ async fn handshake(
     let config = wi_config(app, row).await?;
     let identity = identity_of(&config)?;
     let audience: Audience = identity.audience();
-    let (token, _) = issue(
-        app,
-        caller,
-        &audience,
-        Subject {
-            automation_id: String::new(),
-            automation_name: format!("test-connection:{}", row.name),
-            kickoff_id: None,
-            config_id: Some(config.id),
-        },
-    )
-    .await?;
+    let (subject, tested_as) = test_subject(app, caller, row, &config, automation).await?;
+    let sub = subject.sub.clone();
+    let (token, _) = issue(app, caller, &audience, subject).await?;
     let presented = Presented::from_jwt(&token);
-    let mut steps = vec![step_ok("token minted", format!("aud {audience}"))];
+    let mut steps = vec![step_ok(
+        "token minted",
+        format!("aud {audience}, sub {sub}"),
+    )];
     let deadline = Deadline::after(DEADLINE);
     let session = match identity {
         keyward_core::workload::WorkloadIdentity::Gcp { .. } => {
@@ -177,6 +278,8 @@ async fn handshake(
         steps,
         session,
         presented,
+        subject: Some(sub),
+        tested_as,
     })
 }
 
@@ -296,18 +399,29 @@ pub(crate) async fn static_handshake(
         steps,
         session,
         presented: None,
+        subject: None,
+        tested_as: None,
     })
 }
 
-/// `POST /secret-providers/{id}/test`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestQuery {
+    /// For a config with `subject = automation`: the automation (id or name) to test as.
+    #[serde(default)]
+    automation: Option<String>,
+}
+
+/// `POST /secret-providers/{id}/test[?automation=]`.
 pub async fn test(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<TestQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let org = caller.org()?.id;
     let row = find(&app, org, &id).await?;
-    let done = handshake(&app, &caller, &row).await?;
+    let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let ok = done.session.is_some();
     Ok(Json(json!({
         "ok": ok,
@@ -316,6 +430,8 @@ pub async fn test(
         "auth": row.auth,
         "steps": done.steps,
         "presented": done.presented.map(|p| json!({"iss": p.iss, "sub": p.sub, "aud": p.aud})),
+        "subject": done.subject,
+        "tested_as": done.tested_as,
         "note": if AuthKind::parse(&row.auth) == Ok(AuthKind::Static) { STATIC_ONLY } else { HANDSHAKE_ONLY },
     })))
 }
@@ -325,6 +441,8 @@ pub async fn test(
 pub struct SecretsQuery {
     #[serde(default)]
     prefix: String,
+    #[serde(default)]
+    automation: Option<String>,
 }
 
 /// `GET /secret-providers/{id}/secrets?prefix=`: names from the provider; a permission refusal
@@ -337,7 +455,7 @@ pub async fn secrets(
 ) -> Result<Json<Value>, ApiError> {
     let org = caller.org()?.id;
     let row = find(&app, org, &id).await?;
-    let done = handshake(&app, &caller, &row).await?;
+    let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let Some(session) = done.session else {
         let failed = done.steps.last().cloned().unwrap_or(Value::Null);
         return Ok(Json(

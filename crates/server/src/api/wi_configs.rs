@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use keyward_core::api::v1::{
     CreateWorkloadIdentityConfig, UpdateWorkloadIdentityConfig, WorkloadIdentityConfig,
 };
-use keyward_core::workload::{CloudKind, WorkloadError, WorkloadIdentity};
+use keyward_core::workload::{CloudKind, SubjectMode, WorkloadError, WorkloadIdentity};
 use keyward_core::{AutomationId, OrgId, WorkloadIdentityConfigId, names};
 use keyward_store::{StoreError, WiConfigRow};
 use serde_json::{Value, json};
@@ -147,6 +147,21 @@ pub(crate) fn identity_of(row: &WiConfigRow) -> Result<WorkloadIdentity, ApiErro
     .map_err(|e| corrupt(format!("{e:?}")))
 }
 
+/// The subject mode a stored config mints with.
+pub(crate) fn subject_mode(row: &WiConfigRow) -> Result<SubjectMode, ApiError> {
+    SubjectMode::parse(&row.subject).map_err(|e| {
+        ApiError::internal(format!(
+            "workload identity config {} is damaged in the database: {e}",
+            row.id
+        ))
+    })
+}
+
+/// Whether `automation` may mint through `row`: listed, or the config lists none.
+pub(crate) fn usable_by(row: &WiConfigRow, automation: AutomationId) -> bool {
+    row.automations.is_empty() || row.automations.contains(&automation)
+}
+
 fn wire(
     row: &WiConfigRow,
     names: &HashMap<AutomationId, String>,
@@ -174,6 +189,7 @@ fn wire(
             .iter()
             .filter_map(|a| names.get(a).cloned())
             .collect(),
+        subject: subject_mode(row)?.to_string(),
         created_at: to_datetime(row.created_at),
         updated_at: to_datetime(row.updated_at),
     })
@@ -326,6 +342,10 @@ pub async fn create(
         region: body.region,
     }
     .identity(cloud)?;
+    let subject = match body.subject.as_deref() {
+        None => SubjectMode::default(),
+        Some(text) => SubjectMode::parse(text).map_err(invalid)?,
+    };
     let now = clock::now();
     let row = WiConfigRow {
         id: WorkloadIdentityConfigId::new_random(),
@@ -335,6 +355,7 @@ pub async fn create(
         settings: settings(&identity),
         default_for_cloud: body.default_for_cloud.unwrap_or(false),
         automations: automation_ids(&app, org, &body.automations.unwrap_or_default()).await?,
+        subject: subject.as_str().into(),
         created_at: now,
         updated_at: now,
     };
@@ -385,6 +406,9 @@ pub async fn update(
     }
     if let Some(list) = body.automations {
         row.automations = automation_ids(&app, org, &list).await?;
+    }
+    if let Some(text) = body.subject.as_deref() {
+        row.subject = SubjectMode::parse(text).map_err(invalid)?.as_str().into();
     }
     row.updated_at = clock::now();
     app.store
@@ -439,6 +463,7 @@ async fn record(
                 "audience": identity.audience().to_string(),
                 "default_for_cloud": row.default_for_cloud,
                 "automations": row.automations,
+                "subject": row.subject,
             }),
         )
         .await?;

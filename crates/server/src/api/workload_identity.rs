@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use keyward_core::api::v1::{MintRequest, MintResponse};
+use keyward_core::workload::SubjectMode;
 use keyward_core::{Audience, AudienceError, AutomationId, OrgId};
 use keyward_jose::claims::NBF_BACKDATE_SECS;
 use keyward_jose::{WorkloadClaims, mint as sign};
@@ -19,14 +20,22 @@ use crate::state::AppState;
 
 use super::{llm_connections, wi_configs};
 
+/// What a mint request resolves to: the audience, the config it came from (if any) and the
+/// subject mode of that config.
+struct Resolved {
+    audience: Audience,
+    config: Option<WiConfigRow>,
+    mode: SubjectMode,
+}
+
 /// The audience asked for, directly or through a config or a connection (exactly one), and the
-/// config it came from.
+/// config it came from. Every path honours the configs' automation restriction.
 async fn audience_for(
     app: &AppState,
     org: OrgId,
     automation: AutomationId,
     body: MintRequest,
-) -> Result<(Audience, Option<WiConfigRow>), ApiError> {
+) -> Result<Resolved, ApiError> {
     let config = match (
         body.audience,
         body.workload_identity_config,
@@ -35,7 +44,7 @@ async fn audience_for(
         (Some(text), None, None) => {
             let audience = Audience::parse(&text)
                 .map_err(|e: AudienceError| ApiError::invalid("audience", e.to_string()))?;
-            return Ok((audience, None));
+            return raw_audience(app, org, automation, audience).await;
         }
         (None, Some(config), None) => wi_configs::find(app, org, &config).await?,
         (None, None, Some(connection)) => {
@@ -67,7 +76,7 @@ async fn audience_for(
             ));
         }
     };
-    if !config.automations.is_empty() && !config.automations.contains(&automation) {
+    if !wi_configs::usable_by(&config, automation) {
         return Err(ApiError::Forbidden {
             code: "not_assigned",
             message: format!(
@@ -76,8 +85,64 @@ async fn audience_for(
             ),
         });
     }
-    let audience = wi_configs::identity_of(&config)?.audience();
-    Ok((audience, Some(config)))
+    Ok(Resolved {
+        audience: wi_configs::identity_of(&config)?.audience(),
+        mode: wi_configs::subject_mode(&config)?,
+        config: Some(config),
+    })
+}
+
+/// A raw `audience` (security review H3): it would otherwise bypass every config's restriction.
+/// No config covers it: allowed with the organization subject (the quickstart's plain mint).
+/// Configs cover it: allowed only as one of those this automation may use, and the token is
+/// exactly what naming that config gives — the organization subject if any usable one mints
+/// it, else this automation's own finer subject, which no other automation's trust accepts.
+async fn raw_audience(
+    app: &AppState,
+    org: OrgId,
+    automation: AutomationId,
+    audience: Audience,
+) -> Result<Resolved, ApiError> {
+    let mut covering = Vec::new();
+    for config in app.store.list_wi_configs(org).await? {
+        if wi_configs::identity_of(&config)?.audience() == audience {
+            covering.push(config);
+        }
+    }
+    if covering.is_empty() {
+        return Ok(Resolved {
+            audience,
+            config: None,
+            mode: SubjectMode::Organization,
+        });
+    }
+    let names = covering
+        .iter()
+        .map(|c| format!("'{}'", c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut usable = Vec::new();
+    for config in covering {
+        if wi_configs::usable_by(&config, automation) {
+            let mode = wi_configs::subject_mode(&config)?;
+            usable.push((mode, config));
+        }
+    }
+    // Organization first: the subject a token without a named config has always carried.
+    usable.sort_by_key(|(mode, _)| *mode != SubjectMode::Organization);
+    let Some((mode, config)) = usable.into_iter().next() else {
+        return Err(ApiError::Forbidden {
+            code: "not_assigned",
+            message: format!(
+                "audience {audience} belongs to workload identity config {names}, restricted to other automations; add this automation to the config, or mint through a config it may use"
+            ),
+        });
+    };
+    Ok(Resolved {
+        audience,
+        config: Some(config),
+        mode,
+    })
 }
 
 pub async fn mint(
@@ -102,12 +167,17 @@ pub async fn mint(
                 .to_string(),
         ),
     };
-    let (audience, config) = audience_for(&app, org, *automation, body).await?;
+    let Resolved {
+        audience,
+        config,
+        mode,
+    } = audience_for(&app, org, *automation, body).await?;
     let (token, claims) = issue(
         &app,
         &caller,
         &audience,
         Subject {
+            sub: mode.subject(org, *automation),
             automation_id: automation.to_string(),
             automation_name: name.clone(),
             kickoff_id,
@@ -124,6 +194,8 @@ pub async fn mint(
 
 /// Who a token is for, beyond the organization.
 pub(crate) struct Subject {
+    /// The `sub` claim, from the config's [`SubjectMode`].
+    pub sub: String,
     pub automation_id: String,
     pub automation_name: String,
     pub kickoff_id: Option<String>,
@@ -150,7 +222,7 @@ pub(crate) async fn issue(
         })?;
     let claims = WorkloadClaims {
         iss: issuer.to_owned(),
-        sub: format!("organization:{org}"),
+        sub: subject.sub,
         aud: audience.to_string(),
         organization_id: org.to_string(),
         iat: now,
