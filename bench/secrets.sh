@@ -41,7 +41,7 @@ wait_ready() {
 
 owner="kwp_$(openssl rand -hex 24)"
 KEYWARD_BOOTSTRAP_ORG=Bench KEYWARD_BOOTSTRAP_ADMIN_EMAIL=bench@example.com KEYWARD_BOOTSTRAP_TOKEN="$owner" \
-KEYWARD_LOG=warn "$bin" serve --data-dir "$work/kw" --listen 127.0.0.1:0 >"$work/kw.out" 2>"$work/kw.err" &
+KEYWARD_CLOUD_ENDPOINTS="$work/endpoints.json" KEYWARD_LOG=warn "$bin" serve --data-dir "$work/kw" --listen 127.0.0.1:0 >"$work/kw.out" 2>"$work/kw.err" &
 pids+=($!)
 wait_ready "$work/kw.out" "$work/kw.err"
 url=$(sed -nE 's/^Keyward is listening on (.*)$/\1/p' "$work/kw.out")
@@ -53,7 +53,7 @@ KEYWARD_LOG=warn "$bin" cloudsim --demo --issuer "$url" --org "$org" --issuer-ca
 pids+=($!)
 wait_ready "$work/sim.out" "$work/sim.err"
 field() { python3 -c "import json,sys; d=json.load(open('$work/endpoints.json')); print(d$1)"; }
-sim=$(field "['gcp']['sts_url']"); sim_ca=$(field "['ca_file']")
+sim=$(field "['gcp']['sts_url']"); sim_ca=$(field "['ca_file']"); sim_admin=$(field "['admin_token']")
 
 api() {
     local out status
@@ -63,7 +63,7 @@ api() {
     [[ $status == 2* ]] || { echo "$1 answered $status: ${out%$'\n'*}" >&2; exit 1; }
     printf '%s' "${out%$'\n'*}"
 }
-admin() { curl -sf --cacert "$sim_ca" -H 'Content-Type: application/json' -X "${3:-POST}" "$sim/_cloudsim/$1" -d "$2" >/dev/null; }
+admin() { curl -sf --cacert "$sim_ca" -H "Authorization: Bearer $sim_admin" -H 'Content-Type: application/json' -X "${3:-POST}" "$sim/_cloudsim/$1" -d "$2" >/dev/null; }
 
 api automations '{"name": "crew"}' >/dev/null
 token=$(api automations/crew/tokens '{"name": "bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
@@ -90,7 +90,7 @@ export KEYWARD_URL=$url KEYWARD_CA_FILE=$ca KEYWARD_AUTOMATION_TOKEN=$token \
 admin requests '{}' DELETE
 "$bin" run --automation crew -- sh -c 'test "$BENCH_01" = value-01 && test "$BENCH_50" = value-50 && test "$(env | grep -c ^BENCH_)" = 50' \
     || { echo "the kickoff did not resolve all 50 secrets" >&2; exit 1; }
-calls=$(curl -sf --cacert "$sim_ca" "$sim/_cloudsim/requests" | python3 -c '
+calls=$(curl -sf --cacert "$sim_ca" -H "Authorization: Bearer $sim_admin" "$sim/_cloudsim/requests" | python3 -c '
 import json, sys
 counts = json.load(sys.stdin)["counts"]
 print(", ".join(f"{k} {v}" for k, v in sorted(counts.items())), "| total", sum(counts.values()))')

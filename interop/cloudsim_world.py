@@ -119,7 +119,9 @@ class CloudSim:
         return self.endpoints["aws"]
 
     def admin(self, method: str, path: str, body=None) -> dict:
-        res = requests.request(method, f"{self.base}/_cloudsim/{path}", json=body, verify=self.ca_file, timeout=30)
+        headers = {"Authorization": f"Bearer {self.endpoints['admin_token']}"}
+        res = requests.request(method, f"{self.base}/_cloudsim/{path}", json=body, headers=headers,
+                               verify=self.ca_file, timeout=30)
         assert res.ok, f"admin {method} {path}: {res.status_code} {res.text}"
         return res.json()
 

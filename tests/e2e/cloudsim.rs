@@ -271,8 +271,20 @@ async fn fault_knobs_fail_delay_throttle_and_drop_exactly_as_set_and_requests_ar
     sim.reset_counts().await;
     assert_eq!(sim.count("gcp.secretmanager").await, 0);
 
+    // The admin endpoints take the endpoints file's token, and nothing else (L10).
+    for token in [None, Some("kwsim_guess")] {
+        let mut req = client
+            .post(format!("{}/_cloudsim/clock", sim.base))
+            .json(&json!({"offset_secs": 99999}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let refused = req.send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+    }
     let bad = client
         .post(format!("{}/_cloudsim/faults", sim.base))
+        .bearer_auth(sim.endpoints.admin_token.as_deref().unwrap())
         .json(&json!({"endpoint": "gcp.nope"}))
         .send()
         .await

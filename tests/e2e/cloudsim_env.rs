@@ -137,7 +137,8 @@ impl Sim {
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http
-            .request(method, format!("{}/_cloudsim/{path}", self.base));
+            .request(method, format!("{}/_cloudsim/{path}", self.base))
+            .bearer_auth(self.endpoints.admin_token.as_deref().expect("admin_token"));
         if let Some(body) = body {
             req = req.json(&body);
         }

@@ -42,6 +42,25 @@ fn parse<T: serde::de::DeserializeOwned>(req: &Req) -> Result<T, Response> {
     serde_json::from_slice(&req.body).map_err(|e| bad(format!("invalid JSON body: {e}")))
 }
 
+/// Whether the request carries the simulator's admin token (compared in constant time).
+pub fn authorized(sim: &Sim, req: &Req) -> bool {
+    let given = req
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), sim.admin_token.as_bytes())
+        .is_ok()
+}
+
+pub fn unauthorized() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": "unauthorized", "message": "the /_cloudsim admin endpoints take 'Authorization: Bearer <admin_token>', the admin_token of the endpoints file this simulator wrote"}),
+    )
+}
+
 pub async fn handle(sim: &Sim, req: &Req) -> Response {
     let route = req.path.trim_start_matches("/_cloudsim/");
     match (req.method.as_str(), route) {

@@ -331,6 +331,7 @@ pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
     });
     EndpointsFile {
         ca_file: Some(ca_file.display().to_string()),
+        admin_token: Some(sim.admin_token.clone()),
         gcp,
         azure,
         aws,
@@ -433,6 +434,9 @@ async fn serve_request(sim: Arc<Sim>, vault: Option<&str>, request: Request<Body
         );
     };
     if endpoint == "admin" {
+        if !admin::authorized(&sim, &req) {
+            return admin::unauthorized();
+        }
         return admin::handle(&sim, &req).await;
     }
     let (latency, injected) = sim.count_and_fault(endpoint);

@@ -183,6 +183,9 @@ pub struct Sim {
     /// Each Key Vault's own origin (vault name → `https://127.0.0.1:<port>`), as real vaults each
     /// have their own host: the SDK parses `<vault origin>/secrets/<name>/<version>` ids.
     pub vault_origins: std::collections::BTreeMap<String, String>,
+    /// Bearer token of the `/_cloudsim/*` admin endpoints (in the endpoints file): loopback
+    /// alone admits every local user of a shared host.
+    pub admin_token: String,
     pub m: Mutex<Mutable>,
 }
 
@@ -261,6 +264,7 @@ impl Sim {
             keys,
             base,
             vault_origins,
+            admin_token: format!("kwsim_{}", random_string(40)),
             m: Mutex::new(m),
         }
     }

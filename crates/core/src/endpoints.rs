@@ -30,6 +30,10 @@ pub struct EndpointsFile {
     /// PEM bundle that signs the endpoints' TLS certificates (cloudsim's own CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// The simulator's admin token (`Authorization: Bearer` on `/_cloudsim/*`); keep the file
+    /// private (`--write-endpoints` writes it 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcp: Option<GcpEndpoints>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,6 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::audience::{Audience, AudienceError, GcpProvider};
-pub use crate::subject::{SubjectMode, organization_subject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloudKind {

@@ -5,7 +5,7 @@
 use keyward_core::api::v1::{KickoffPlan, KickoffValue};
 use keyward_core::env_keys::reserved;
 
-use crate::doctor::{Check, Outcome};
+use crate::doctor_report::{Check, Outcome};
 
 pub(crate) fn checks(plan: &KickoffPlan) -> Vec<Check> {
     let mut checks = Vec::new();

@@ -4,6 +4,7 @@
 
 pub mod doctor;
 mod doctor_env;
+mod doctor_report;
 mod env;
 mod exec;
 mod files;

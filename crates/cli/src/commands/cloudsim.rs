@@ -148,6 +148,7 @@ async fn admin_post(
     let resp = client
         .build()?
         .post(format!("{}/_cloudsim/{path}", base.trim_end_matches('/')))
+        .bearer_auth(file.admin_token.as_deref().unwrap_or_default())
         .json(&body)
         .send()
         .await

@@ -9,7 +9,7 @@ use keyward_cloud::aws::SessionCredentials;
 use keyward_cloud::{CloudError, Deadline, Presented, Secret, Step, azure, gcp};
 use keyward_core::Audience;
 use keyward_core::secrets::{AuthKind, ProviderKind};
-use keyward_core::workload::{SubjectMode, organization_subject};
+use keyward_core::subject::{SubjectMode, organization_subject};
 use keyward_store::{SecretProviderRow, WiConfigRow};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use keyward_core::api::v1::{
     CreateWorkloadIdentityConfig, UpdateWorkloadIdentityConfig, WorkloadIdentityConfig,
 };
-use keyward_core::workload::{CloudKind, SubjectMode, WorkloadError, WorkloadIdentity};
+use keyward_core::subject::SubjectMode;
+use keyward_core::workload::{CloudKind, WorkloadError, WorkloadIdentity};
 use keyward_core::{AutomationId, OrgId, WorkloadIdentityConfigId, names};
 use keyward_store::{StoreError, WiConfigRow};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use keyward_core::api::v1::{MintRequest, MintResponse};
-use keyward_core::workload::SubjectMode;
+use keyward_core::subject::SubjectMode;
 use keyward_core::{Audience, AudienceError, AutomationId, OrgId};
 use keyward_jose::claims::NBF_BACKDATE_SECS;
 use keyward_jose::{WorkloadClaims, mint as sign};
