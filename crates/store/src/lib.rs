@@ -226,6 +226,8 @@ pub trait GuardStore: Send + Sync {
     /// Ends every console session of `user` but `keep` (a session hash), and cuts off the
     /// person's access tokens issued up to `now`. Returns how many sessions ended.
     async fn end_other_sessions(&self, user: UserId, keep: Option<&str>, now: i64) -> Result<u64>;
+    /// Removes the person's local password (and TOTP); `true` when there was one.
+    async fn drop_local_credential(&self, user: UserId) -> Result<bool>;
     /// Drops expired pending SSO sign-ins and counts the rest.
     async fn live_sso_pending(&self, now: i64) -> Result<i64>;
 }

@@ -69,6 +69,15 @@ macro_rules! impl_guard_store {
                     Ok(ended)
                 }
 
+                async fn drop_local_credential(&self, user: UserId) -> Result<bool> {
+                    let dropped = sqlx::query("DELETE FROM local_credentials WHERE user_id = $1")
+                        .bind(user.to_string())
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(dropped > 0)
+                }
+
                 async fn live_sso_pending(&self, now: i64) -> Result<i64> {
                     sqlx::query("DELETE FROM sso_pending WHERE expires_at <= $1")
                         .bind(now)

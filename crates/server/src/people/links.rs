@@ -21,6 +21,8 @@ use crate::state::AppState;
 
 /// Audit event of an identity linked to an account (its first sign-in).
 const IDENTITY_LINKED: &str = "auth.identity_linked";
+/// Audit event of an account's earlier local credentials ended by its first link.
+const CREDENTIALS_RESET: &str = "auth.credentials_reset";
 /// How stale a link's `last_seen_at` may get before an admitted sign-in rewrites it (seconds).
 const SEEN_EVERY: i64 = 60;
 /// Who changes roles on the provider's word.
@@ -105,6 +107,9 @@ pub async fn account(
         }
         Err(e) => return Err(e.into()),
     }
+    if !created {
+        reset_unproven_credentials(app, &user, now).await?;
+    }
     app.audit
         .record(
             IDENTITY_LINKED,
@@ -116,6 +121,43 @@ pub async fn account(
         .await
         .map_err(ApiError::from)?;
     Ok((user, created))
+}
+
+/// The first link of an identity to an existing account is the first proof that the address is
+/// its holder's: a local password set before it proved nothing of the sort (an invitation link,
+/// which any organization's owner can create for any address, is enough to set one). So the
+/// password, its console sessions, the CLI tokens issued under it and the personal access tokens
+/// made while it existed end here; otherwise whoever pre-created the account would keep a way into
+/// it once its real owner's memberships arrive.
+async fn reset_unproven_credentials(
+    app: &AppState,
+    user: &UserRow,
+    now: i64,
+) -> Result<(), Refusal> {
+    let store = app.store.as_ref();
+    if !store.drop_local_credential(user.id).await? {
+        return Ok(());
+    }
+    let sessions = store.end_other_sessions(user.id, None, now).await?;
+    let mut revoked = 0;
+    for token in store.list_personal_tokens(user.id).await? {
+        if token.revoked_at.is_none() {
+            store.revoke_personal_token(user.id, token.id, now).await?;
+            revoked += 1;
+        }
+    }
+    tracing::warn!(user = %user.id, sessions, revoked, "first SSO link to an account with a local password: the password, its sessions and personal access tokens were ended");
+    app.audit
+        .record(
+            CREDENTIALS_RESET,
+            None,
+            &format!("user:{}", user.id),
+            json!({"reason": "first identity-provider link", "sessions_ended": sessions,
+                   "personal_tokens_revoked": revoked}),
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(())
 }
 
 /// Remembers that the provider no longer assigns a linked person (their personal access tokens
