@@ -339,3 +339,64 @@ async fn personal_access_tokens_must_expire_within_the_configured_limit() {
     // Automation tokens are not personal access tokens: unchanged.
     let (_, _) = automation_with_token(&server, "crew").await;
 }
+
+/// Changing a password goes through the re-authentication throttle and the second factor: a
+/// stolen bearer token is no unthrottled oracle for the current password, and no way around TOTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_a_password_is_no_password_oracle_and_needs_the_second_factor() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&local_options(&Backend::Sqlite, dir.path()));
+    set_owner_password(&server).await;
+    let change = |current: &'static str, totp: Option<String>| {
+        let server = &server;
+        async move {
+            let mut body =
+                json!({"password": "another long password 1", "current_password": current});
+            if let Some(code) = totp {
+                body["totp"] = json!(code);
+            }
+            api(
+                server,
+                Method::PUT,
+                "/api/v1/me/password",
+                BOOTSTRAP_TOKEN,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, enabled) = api(
+        &server,
+        Method::POST,
+        "/api/v1/me/totp",
+        BOOTSTRAP_TOKEN,
+        Some(json!({"password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{enabled}");
+    // The right password without the code is refused.
+    let (status, body) = change(PASSWORD, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("current_password_required")),
+        "{body}"
+    );
+    let mut throttled = None;
+    for attempt in 0..12 {
+        let (status, body) = change("a wrong password guess", None).await;
+        if status == 429 {
+            throttled = Some(attempt);
+            break;
+        }
+        assert_eq!(status, 403, "{body}");
+    }
+    assert!(
+        throttled.is_some(),
+        "wrong current passwords are never throttled"
+    );
+    // Throttled, even the right password and a fresh code wait.
+    let secret = base32_decode(enabled["secret"].as_str().unwrap());
+    let (status, _) = change(PASSWORD, Some(totp_at(&secret, unix_now()))).await;
+    assert_eq!(status, 429);
+}

@@ -52,6 +52,9 @@ pub struct SetPassword {
     password: String,
     #[serde(default)]
     current_password: Option<String>,
+    /// A fresh code, when TOTP is on.
+    #[serde(default)]
+    totp: Option<String>,
 }
 
 /// `PUT /api/v1/me/password`: sets the caller's password for the console sign-in. Changing an
@@ -64,15 +67,19 @@ pub async fn set_password(
     super::require_local(&app)?;
     let user = caller.user()?;
     local::check_password_policy(&body.password)?;
-    if let Some(existing) = app.store.local_credential(user).await? {
+    // Through the re-authentication throttle (and TOTP when on): a stolen bearer token must be
+    // no unthrottled oracle for the password, nor a way to replace it without the second factor.
+    if app.store.local_credential(user).await?.is_some() {
         let current = body.current_password.unwrap_or_default();
-        if !local::verify_password(current, existing.password_hash).await? {
-            return Err(ApiError::Forbidden {
-                code: "current_password_required",
-                message: "to change your password, send your current one as current_password"
-                    .into(),
-            });
-        }
+        super::second_factor::reauthenticate(&app, user, current, body.totp.as_deref(), clock::now())
+            .await
+            .map_err(|e| match e {
+                ApiError::Forbidden { .. } => ApiError::Forbidden {
+                    code: "current_password_required",
+                    message: "to change your password, send your current one as current_password, and a fresh code from your authenticator app as totp when TOTP is on".into(),
+                },
+                other => other,
+            })?;
     }
     let hash = local::hash_password(body.password).await?;
     let now = clock::now();
