@@ -87,6 +87,19 @@ pub fn start_idp(dir: &Path, keyward_url: &str) -> Idp {
 /// [`start_idp`] on a given port (0: any), with a fresh signing key each time; the TLS files in
 /// `dir` are reused, so a restarted IdP is trusted as before.
 pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
+    // A node started on a port its predecessor just released was seen (once, on a loaded
+    // machine) never to listen nor exit: give each start a minute, then try afresh.
+    for attempt in 1..=3 {
+        if let Some(idp) = try_start_idp(dir, keyward_url, port) {
+            return idp;
+        }
+        eprintln!("idp.js did not start within 60 s (attempt {attempt}); starting it again");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("idp.js did not start in three attempts");
+}
+
+fn try_start_idp(dir: &Path, keyward_url: &str, port: u16) -> Option<Idp> {
     let tls_dir = dir.join("idp-tls");
     let tls = keyward_server::tls::ensure_self_signed(&tls_dir, &["127.0.0.1".to_owned()])
         .expect("IdP certificate");
@@ -112,19 +125,33 @@ pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn node interop/oidc/idp.js");
-    let mut line = String::new();
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    out.read_line(&mut line).expect("idp.js output");
-    // Keep reading: node dies of EPIPE when it writes to a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let (first_line, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let _ = first_line.send(line);
+        // Keep reading: node dies of EPIPE when it writes to a closed pipe.
+        std::io::copy(&mut out, &mut std::io::sink())
+    });
+    // Nothing within a minute, or an exit before listening (the port not yet free): again.
+    let line = line_rx
+        .recv_timeout(Duration::from_secs(60))
+        .ok()
+        .filter(|l| !l.trim().is_empty());
+    let Some(line) = line else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
     let started: Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("idp.js did not start ({e}): {line:?}"));
-    Idp {
+    Some(Idp {
         child,
         issuer: started["issuer"].as_str().expect("issuer").to_owned(),
         port: started["port"].as_u64().expect("port") as u16,
         trust: tls.ca.expect("IdP CA"),
-    }
+    })
 }
 
 /// Keyward, `AUTH_PROVIDER=keycloak`, pointing at `idp`, listening on `port`.
