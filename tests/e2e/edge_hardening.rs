@@ -461,3 +461,32 @@ async fn test_connection_never_speaks_for_an_automation_the_caller_cannot_see() 
         }
     }
 }
+
+/// L10: the SAML assertion consumer takes responses beyond the API's 64 KiB (Entra answers with
+/// many group claims), up to its own limit; other routes keep theirs.
+#[tokio::test]
+async fn the_saml_consumer_has_its_own_body_limit() {
+    install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let client = server.client();
+    let post = |path: &'static str, size: usize| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.url);
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("SAMLResponse={}", "A".repeat(size)))
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    let status = post("/auth/saml/acs", 300 * 1024).await;
+    assert!(status != 413 && status < 500, "{status}");
+    assert_eq!(post("/auth/saml/acs", 700 * 1024).await, 413);
+    assert_eq!(post("/login", 300 * 1024).await, 413);
+}

@@ -266,6 +266,47 @@ fn root(e: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// Answers every connection with a redirect to `to`; counts connections on `hits`.
+    async fn redirector(to: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_so_bearers_stay_where_they_were_sent() {
+        let (elsewhere, elsewhere_hits) = redirector("http://127.0.0.1:9/".into()).await;
+        let (cloud, _) = redirector(format!("{elsewhere}/steal")).await;
+        let transport = Transport::new(None, RetryPolicy::default()).unwrap();
+        let answer = transport
+            .http()
+            .post(&cloud)
+            .bearer_auth("a-vault-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 307);
+        assert_eq!(
+            elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
+
     #[test]
     fn transient_means_throttled_unavailable_or_idp_unreachable() {
         for status in [429, 500, 502, 503, 504] {

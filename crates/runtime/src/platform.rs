@@ -182,3 +182,39 @@ fn root(e: &(dyn std::error::Error + 'static)) -> String {
     }
     current.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_automation_token_does_not_follow_a_redirect() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let elsewhere_url = format!("http://{}", elsewhere.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((_socket, _)) = elsewhere.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let keyward = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let keyward_url = format!("http://{}", keyward.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = keyward.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere_url}/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let platform = Platform::new(&keyward_url, "kwa_test-token", None).unwrap();
+        assert!(platform.kickoff().await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    }
+}
