@@ -13,25 +13,7 @@ use crate::people::{
     PASSWORD, browser, decide_on_page, local_options, poll, set_owner_password, sign_in,
     start_device_flow,
 };
-
-fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0);
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32"),
-        };
-        buffer = (buffer << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
+use crate::people_local::{base32_decode, form_body};
 
 #[allow(clippy::disallowed_methods)]
 fn unix_now() -> u64 {
@@ -49,24 +31,6 @@ fn totp_at(secret: &[u8], unix: u64) -> String {
     let o = (d[19] & 0x0f) as usize;
     let v = u32::from_be_bytes([d[o] & 0x7f, d[o + 1], d[o + 2], d[o + 3]]);
     format!("{:06}", v % 1_000_000)
-}
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Signs the owner in with a TOTP code; returns the status.

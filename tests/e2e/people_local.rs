@@ -11,7 +11,7 @@ use crate::people::{
     PASSWORD, browser, decide_on_page, local_options, poll, set_owner_password, start_device_flow,
 };
 
-fn form_body(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(k, v)| {
@@ -150,7 +150,7 @@ async fn an_invited_person_joins_with_a_password_and_signs_in_their_cli() {
     }
 }
 
-fn base32_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut buffer, mut bits) = (0u32, 0);
     for c in text.bytes() {

@@ -104,7 +104,7 @@ pub async fn authorize(State(guard): State<Guard>, mut req: Request, next: Next)
     }
     // The client behind a trusted proxy, for the audit events that record it.
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
-        crate::client_addr::resolve(c.0.ip(), req.headers(), &guard.app.config.trusted_proxies)
+        crate::proxies::resolve(c.0.ip(), req.headers(), &guard.app.config.trusted_proxies)
     });
     match resolve(&guard.app, guard.need, req.headers(), ip).await {
         Ok(caller) => {

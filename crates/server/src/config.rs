@@ -100,7 +100,7 @@ pub struct ServerConfig {
     /// `KEYWARD_SSO_*` and `SAML_*`.
     pub sso: crate::people::sso::SsoSettings,
     /// `KEYWARD_TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+    pub trusted_proxies: Vec<crate::proxies::Cidr>,
     /// `KEYWARD_LOGIN_BACKOFF_MAX`: the cap of the exponential backoff after failed sign-ins.
     pub login_backoff_max: i64,
     /// `KEYWARD_MAX_PAT_TTL` (seconds): personal access tokens must expire within it.
@@ -286,7 +286,7 @@ impl RawServerConfig {
         };
 
         let trusted_proxies =
-            crate::client_addr::parse_list(self.trusted_proxies.as_deref().unwrap_or(""))
+            crate::proxies::parse_list(self.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(ConfigError::TrustedProxies)?;
         let login_backoff_max = check_range(
             "KEYWARD_LOGIN_BACKOFF_MAX",

@@ -13,6 +13,7 @@ pub mod issuer;
 pub mod keyring;
 pub mod ops;
 pub mod people;
+pub mod proxies;
 pub mod rbac;
 pub mod request_guards;
 pub mod reserved_env;
