@@ -97,6 +97,13 @@ impl ServerOptions {
         self
     }
 
+    /// Seconds the server's clock runs ahead of the wall clock, beside the data directory.
+    pub fn clock_file(&self) -> PathBuf {
+        let mut name = self.data_dir.as_os_str().to_owned();
+        name.push(".clock");
+        PathBuf::from(name)
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
         cmd.arg("serve")
@@ -110,6 +117,8 @@ impl ServerOptions {
         if let Backend::Postgres { url } = &self.backend {
             cmd.env("KEYWARD_DATABASE_URL", url);
         }
+        // Tests move the server's time with `Server::advance_clock` instead of sleeping.
+        cmd.env("KEYWARD_TEST_CLOCK_FILE", self.clock_file());
         if self.bootstrap {
             cmd.env("KEYWARD_BOOTSTRAP_ORG", "Acme")
                 .env("KEYWARD_BOOTSTRAP_ADMIN_EMAIL", "owner@acme.example")
@@ -128,6 +137,8 @@ impl ServerOptions {
 /// A running server; killed when dropped.
 pub struct Server {
     pub url: String,
+    /// `KEYWARD_TEST_CLOCK_FILE` of this server.
+    pub clock_file: PathBuf,
     pub ca_file: Option<PathBuf>,
     pub banner: Vec<String>,
     pub child: Child,
@@ -231,12 +242,22 @@ impl Server {
             .find_map(|l| l.strip_prefix("TLS CA certificate: "))
             .map(PathBuf::from);
         Ok(Server {
+            clock_file: options.clock_file(),
             url,
             ca_file,
             banner,
             child,
             stderr: err_lines,
         })
+    }
+
+    /// Lets `secs` seconds pass for the running server (and any restart with the same options).
+    pub fn advance_clock(&self, secs: i64) {
+        let now: i64 = std::fs::read_to_string(&self.clock_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&self.clock_file, (now + secs).to_string()).expect("write the clock file");
     }
 
     pub fn stderr(&self) -> String {

@@ -612,6 +612,9 @@ pub struct ServeArgs {
     /// The longest lifetime a personal access token may be given (default 90d).
     #[arg(long, env = "KEYWARD_MAX_PAT_TTL", value_parser = parse_duration)]
     pub max_pat_ttl: Option<i64>,
+    /// A file holding seconds to add to the server's clock; end-to-end tests move time with it.
+    #[arg(long, env = "KEYWARD_TEST_CLOCK_FILE", hide = true)]
+    pub test_clock_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,91 +5,21 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keyward_core::Need;
 use keyward_core::permission::RoleGrants;
-use keyward_core::{AutomationId, Need, OrgId, UserId};
 use keyward_store::{ResolvedToken, TokenKind, UserRow, secret};
 
+use crate::caller::{Caller, OrgContext, Principal, wrong_kind};
 use crate::clock;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Organization selection headers (SPEC §10b); the CrewAI CLI sends the second.
 pub const ORG_HEADERS: [&str; 2] = ["x-keyward-organization-id", "x-crewai-organization-id"];
-
-#[derive(Clone, Debug)]
-pub enum Principal {
-    Person {
-        user: UserId,
-        email: String,
-    },
-    Automation {
-        automation: AutomationId,
-        name: String,
-    },
-}
-
-/// The organization a request acts in, with the caller's role there.
-#[derive(Clone, Debug)]
-pub struct OrgContext {
-    pub id: OrgId,
-    pub name: String,
-    pub role: RoleGrants,
-}
-
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: Principal,
-    pub org: Option<OrgContext>,
-    pub ip: Option<IpAddr>,
-}
-
-impl Caller {
-    /// How this caller appears in audit events.
-    pub fn actor(&self) -> String {
-        match &self.principal {
-            Principal::Person { user, .. } => format!("user:{user}"),
-            Principal::Automation { automation, .. } => format!("automation:{automation}"),
-        }
-    }
-
-    pub fn user(&self) -> Result<UserId, ApiError> {
-        match &self.principal {
-            Principal::Person { user, .. } => Ok(*user),
-            Principal::Automation { .. } => Err(wrong_kind()),
-        }
-    }
-
-    /// The selected organization; routes with a feature need always have one.
-    pub fn org(&self) -> Result<&OrgContext, ApiError> {
-        self.org
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("route without an organization context"))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal("handler mounted without a permission declaration"))
-    }
-}
-
-fn wrong_kind() -> ApiError {
-    ApiError::Forbidden {
-        code: "wrong_token_kind",
-        message: "this endpoint is for people; automation tokens are accepted only on /api/v1/runtime and /api/v1/workload-identity endpoints".into(),
-    }
-}
 
 /// The layer's state: the app and the route's declared need.
 #[derive(Clone)]
@@ -143,6 +73,7 @@ async fn resolve(
     headers: &HeaderMap,
     ip: Option<IpAddr>,
 ) -> Result<Caller, ApiError> {
+    let now = app.clock.now();
     let token = bearer(headers)?;
     let found = if crate::people::access::looks_like_jwt(token) {
         // Keyward's own access tokens with `local`, the external provider's otherwise.
@@ -153,7 +84,7 @@ async fn resolve(
             _ => crate::people::sso::bearer_person(app, token).await?,
         })
     } else {
-        let resolved = lookup(app, token).await?;
+        let resolved = lookup(app, token, now).await?;
         if let Some(user) = &resolved.user {
             crate::people::links::check_still_assigned(app, user.id).await?;
         }
@@ -166,7 +97,7 @@ async fn resolve(
     match (need, kind, &found) {
         (Need::Public, _, _) => Err(ApiError::internal("public routes are not authorized")),
         (Need::Automation, TokenKind::Automation, Bearer::Stored(resolved)) => {
-            automation_caller(resolved, ip)
+            automation_caller(resolved, ip, now)
         }
         (Need::Automation, _, _) => Err(ApiError::Forbidden {
             code: "wrong_token_kind",
@@ -176,7 +107,12 @@ async fn resolve(
         (Need::Person, TokenKind::Personal, _) => {
             let principal = person(&found)?;
             let org = select_org(app, &principal, headers, false).await?;
-            Ok(Caller { principal, org, ip })
+            Ok(Caller {
+                principal,
+                org,
+                ip,
+                now,
+            })
         }
         (Need::Feature(feature, level) | Need::Entity(_, feature, level), TokenKind::Personal, _) => {
             let principal = person(&found)?;
@@ -191,7 +127,12 @@ async fn resolve(
                     ),
                 });
             }
-            Ok(Caller { principal, org, ip })
+            Ok(Caller {
+                principal,
+                org,
+                ip,
+                now,
+            })
         }
     }
 }
@@ -213,7 +154,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     })
 }
 
-async fn lookup(app: &AppState, token: &str) -> Result<ResolvedToken, ApiError> {
+async fn lookup(app: &AppState, token: &str, now: i64) -> Result<ResolvedToken, ApiError> {
     // The lookup is by SHA-256 of the token, so no comparison ever touches the secret itself.
     let resolved = app
         .store
@@ -224,7 +165,6 @@ async fn lookup(app: &AppState, token: &str) -> Result<ResolvedToken, ApiError> 
             message: "the bearer token is not known to this server".into(),
         })?;
     let record = &resolved.token;
-    let now = clock::now();
     if record.revoked_at.is_some() {
         return Err(ApiError::Unauthenticated {
             code: "token_revoked",
@@ -250,7 +190,11 @@ async fn lookup(app: &AppState, token: &str) -> Result<ResolvedToken, ApiError> 
     Ok(resolved)
 }
 
-fn automation_caller(resolved: &ResolvedToken, ip: Option<IpAddr>) -> Result<Caller, ApiError> {
+fn automation_caller(
+    resolved: &ResolvedToken,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Caller, ApiError> {
     // Tokens go with their automation (ON DELETE CASCADE); a missing one means a damaged row.
     let (Some(org_id), Some(automation)) = (resolved.token.org_id, resolved.automation.clone())
     else {
@@ -272,6 +216,7 @@ fn automation_caller(resolved: &ResolvedToken, ip: Option<IpAddr>) -> Result<Cal
             },
         }),
         ip,
+        now,
     })
 }
 

@@ -67,6 +67,8 @@ pub struct RawServerConfig {
     pub login_backoff_max: Option<i64>,
     /// `KEYWARD_MAX_PAT_TTL`: the longest lifetime a personal access token may be given.
     pub max_pat_ttl: Option<i64>,
+    /// `KEYWARD_TEST_CLOCK_FILE`: a file holding seconds to add to the wall clock (tests only).
+    pub test_clock_file: Option<PathBuf>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -105,6 +107,8 @@ pub struct ServerConfig {
     pub login_backoff_max: i64,
     /// `KEYWARD_MAX_PAT_TTL` (seconds): personal access tokens must expire within it.
     pub max_pat_ttl: i64,
+    /// `KEYWARD_TEST_CLOCK_FILE`: end-to-end tests move the server's time through this file.
+    pub test_clock_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -325,6 +329,7 @@ impl RawServerConfig {
             trusted_proxies,
             login_backoff_max,
             max_pat_ttl,
+            test_clock_file: self.test_clock_file,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod caller;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
@@ -206,6 +207,10 @@ pub async fn serve(
     let cloud_endpoints = config.cloud_endpoints.clone();
     // After the public URL is known: it is in the callback and ACS URLs.
     let sso = Arc::new(people::sso::Sso::build(&config).map_err(ServeError::Sso)?);
+    let clock = match &config.test_clock_file {
+        Some(path) => clock::Clock::offset_by_file(path.clone()),
+        None => clock::Clock::system(),
+    };
     let config = Arc::new(config);
     let state = AppState {
         cloud_endpoints,
@@ -216,6 +221,7 @@ pub async fn serve(
         audit: audit.clone(),
         metrics: ops::metrics_handle(),
         sso,
+        clock,
     };
     let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone()));
 

@@ -16,7 +16,7 @@ use keyward_store::{AccessListed, AutomationAccessRow, AutomationRow, PrincipalR
 use uuid::Uuid;
 
 use crate::api::{automations, env_vars, llm_connections};
-use crate::auth::{Caller, Principal};
+use crate::caller::{Caller, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 

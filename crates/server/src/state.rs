@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Browser sign-in and bearer tokens of the external identity provider (OIDC, SAML).
     pub sso: Arc<crate::people::sso::Sso>,
+    /// The server's time; read it once per request (`Caller::now`) and pass `now` on.
+    pub clock: crate::clock::Clock,
 }
 
 impl AppState {

@@ -36,6 +36,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         audit,
         metrics: keyward_server::ops::metrics_handle(),
         sso: Default::default(),
+        clock: Default::default(),
     }
 }
 

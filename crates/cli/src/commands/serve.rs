@@ -55,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: args.trusted_proxies,
         login_backoff_max: args.login_backoff_max,
         max_pat_ttl: args.max_pat_ttl,
+        test_clock_file: args.test_clock_file,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::ms_to_datetime;
 use crate::error::ApiError;
 use crate::state::AppState;

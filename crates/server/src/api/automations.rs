@@ -13,7 +13,7 @@ use serde_json::json;
 use super::token_info;
 use super::tokens::new_token;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

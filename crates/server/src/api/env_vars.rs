@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{automations, secret_providers};
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

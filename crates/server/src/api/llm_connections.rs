@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::wi_configs::{self, automation_ids, automation_names};
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::roles;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
 use crate::rbac::role_grants;

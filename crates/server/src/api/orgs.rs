@@ -8,7 +8,7 @@ use keyward_store::{Membership, OrgRow};
 use serde_json::json;
 
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;

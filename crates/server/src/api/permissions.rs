@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{automations, env_vars, llm_connections};
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 

@@ -18,7 +18,7 @@ use super::automations;
 use super::secret_providers::{StaticFields, find, open_static, setting};
 use super::wi_configs::{automation_names, identity_of, subject_mode, usable_by};
 use super::workload_identity::{Subject, issue};
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
 use crate::rbac::role_grants;

@@ -18,7 +18,7 @@ use super::env_vars::value_aad;
 use super::secret_providers::setting;
 use super::wi_configs::identity_of;
 use crate::audit::kind;
-use crate::auth::{Caller, Principal};
+use crate::caller::{Caller, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 

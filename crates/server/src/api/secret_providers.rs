@@ -19,7 +19,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::wi_configs;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

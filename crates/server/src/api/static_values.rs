@@ -16,7 +16,7 @@ use super::automations::{self, resolved_aad};
 use super::provider_checks::{Handshake, Session, static_handshake};
 use super::secret_providers::setting;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock;
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::token_info;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock;
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

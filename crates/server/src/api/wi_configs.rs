@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::automations;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson, or_not_found};
 use crate::state::AppState;

@@ -12,7 +12,7 @@ use keyward_store::WiConfigRow;
 use serde_json::json;
 
 use crate::audit::kind;
-use crate::auth::{Caller, Principal};
+use crate::caller::{Caller, Principal};
 use crate::clock::{self, to_datetime};
 use crate::error::{ApiError, ApiJson};
 use crate::issuer::issuer_or_503;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::local;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::clock;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -139,8 +139,8 @@ pub async fn enable_totp(
         .await?;
     let encoded = local::base32(&secret);
     let email = match &caller.principal {
-        crate::auth::Principal::Person { email, .. } => email.clone(),
-        crate::auth::Principal::Automation { .. } => String::new(),
+        crate::caller::Principal::Person { email, .. } => email.clone(),
+        crate::caller::Principal::Automation { .. } => String::new(),
     };
     let label: String =
         form_urlencoded::byte_serialize(format!("Keyward:{email}").as_bytes()).collect();

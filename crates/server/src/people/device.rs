@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::provider::LOCAL_CLIENT_ID;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::client_addr::ClientAddr;
 use crate::clock;
 use crate::error::{ApiError, ApiJson};

@@ -23,7 +23,7 @@ use super::pages::{error_page, escape, page, page_with_csp, redirect, signed_in}
 use super::{local, throttle};
 use crate::api::members;
 use crate::audit::kind;
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::client_addr::ClientAddr;
 use crate::clock;
 use crate::error::{ApiError, ApiJson, set_retry_after};
