@@ -6,7 +6,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::sim::{ENDPOINTS, Fault, Req, Sim, Version, json_response};
+use crate::sim::{ENDPOINTS, Fault, Sim};
+use crate::version::Version;
+use crate::wire::{Req, json_response};
 
 fn bad(message: impl Into<String>) -> Response {
     json_response(
@@ -93,11 +95,11 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
             json_response(StatusCode::OK, json!({"faults": []}))
         }
         ("POST", "gcp/service-account-keys") => match parse::<NewKey>(req) {
-            Ok(body) => crate::gcp::create_key(sim, &body.email),
+            Ok(body) => crate::gcp::keys::create_key(sim, &body.email),
             Err(r) => r,
         },
         ("DELETE", r) if r.starts_with("gcp/service-account-keys/") => {
-            crate::gcp::delete_key(sim, r.trim_start_matches("gcp/service-account-keys/"))
+            crate::gcp::keys::delete_key(sim, r.trim_start_matches("gcp/service-account-keys/"))
         }
         ("POST", "clock") => match parse::<Clock>(req) {
             Ok(c) => {
@@ -180,9 +182,9 @@ fn set_secret(sim: &Sim, body: SetSecret) -> Response {
                     body.name
                 ));
             }
-            crate::azure::add_version(sim, &vault, &body.name, body.value)
+            crate::azure::key_vault::add_version(sim, &vault, &body.name, body.value)
         }
-        "aws" => match crate::aws::put_value(sim, &body.name, body.value, true) {
+        "aws" => match crate::aws::secrets_manager::put_value(sim, &body.name, body.value, true) {
             Some((_, _, v)) => v,
             None => return bad("this world declares no [aws]"),
         },

@@ -15,10 +15,11 @@ pub mod condition;
 pub mod demo;
 pub mod gcp;
 pub mod jwt;
-pub mod sigv4;
 pub mod sim;
 pub mod state;
 pub mod tls;
+pub mod version;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,8 +37,9 @@ use keyward_core::endpoints::{AwsEndpoints, AzureEndpoints, EndpointsFile, GcpEn
 use serde_json::json;
 use thiserror::Error;
 
-use crate::sim::{Injected, Req, Sim, dropped, injected_failure, json_response};
+use crate::sim::{Injected, Sim};
 use crate::state::{State, StateError};
+use crate::wire::{Req, dropped, injected_failure, json_response};
 
 pub use crate::sim::Fault;
 
@@ -256,8 +258,9 @@ fn issuer_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, Clouds
 pub fn endpoints_file(sim: &Sim, ca_file: &std::path::Path) -> EndpointsFile {
     let base = sim.base.clone();
     let m = sim.lock();
-    let latest =
-        |versions: &Vec<sim::Version>| versions.last().map(|v| v.value.clone()).unwrap_or_default();
+    let latest = |versions: &Vec<version::Version>| {
+        versions.last().map(|v| v.value.clone()).unwrap_or_default()
+    };
     let gcp = sim.state.file.gcp.as_ref().map(|g| GcpEndpoints {
         sts_url: Some(base.clone()),
         iam_credentials_url: Some(base.clone()),
@@ -451,97 +454,17 @@ async fn serve_request(sim: Arc<Sim>, vault: Option<&str>, request: Request<Body
         } => return injected_failure(endpoint, status, retry_after),
         Injected::None => {}
     }
-    let path = req.path.clone();
     match endpoint {
-        "gcp.sts" => gcp::sts_token(&sim, &req).await,
-        "gcp.oauth2" => gcp::oauth2_token(&sim, &req).await,
-        "gcp.iam" => {
-            let rest = path.trim_start_matches("/v1/projects/-/serviceAccounts/");
-            match rest.strip_suffix(":generateAccessToken") {
-                Some(email) => {
-                    let email = percent_encoding::percent_decode_str(email)
-                        .decode_utf8_lossy()
-                        .into_owned();
-                    gcp::generate_access_token(&sim, &req, &email).await
-                }
-                None => gcp::api_error(
-                    StatusCode::NOT_FOUND,
-                    format!("No IAM Credentials method at {path}."),
-                    None,
-                ),
-            }
-        }
-        "gcp.secretmanager" => {
-            let rest = path.trim_start_matches("/v1/projects/");
-            match rest.split_once("/secrets") {
-                Some((project, rest)) => gcp::secret_manager(&sim, &req, project, rest).await,
-                None => gcp::api_error(
-                    StatusCode::NOT_FOUND,
-                    format!("No Secret Manager method at {path}."),
-                    None,
-                ),
-            }
-        }
-        "gcp.vertex" => {
-            let segs: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
-            match segs.as_slice() {
-                [
-                    "projects",
-                    project,
-                    "locations",
-                    location,
-                    "publishers",
-                    "google",
-                    "models",
-                    model,
-                ] => match model.strip_suffix(":generateContent") {
-                    Some(model) => {
-                        gcp::generate_content(&sim, &req, project, location, model).await
-                    }
-                    None => gcp::api_error(
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "cloudsim's Vertex stand-in only serves :generateContent, not {path}."
-                        ),
-                        None,
-                    ),
-                },
-                _ => gcp::api_error(
-                    StatusCode::NOT_FOUND,
-                    format!("No Vertex method at {path}."),
-                    None,
-                ),
-            }
-        }
-        "azure.keyvault" => {
-            let rest = path.trim_start_matches("/vaults/");
-            let (vault, rest) = rest.split_once('/').unwrap_or((rest, ""));
-            azure::key_vault(&sim, &req, vault, rest).await
-        }
-        "azure.token" => {
-            let tenant = path
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            azure::token(&sim, &req, &tenant).await
-        }
-        "azure.discovery" => {
-            if path == "/common/discovery/instance" {
-                azure::instance_discovery(&sim, &req)
-            } else {
-                let tenant = path
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                azure::openid_configuration(&sim, &tenant)
-            }
-        }
-        "aws.sts" => aws::sts(&sim, &req).await,
-        "aws.secretsmanager" => aws::secrets_manager(&sim, &req).await,
+        "gcp.sts" => gcp::sts::token(&sim, &req).await,
+        "gcp.oauth2" => gcp::oauth2::token(&sim, &req).await,
+        "gcp.iam" => gcp::iam_credentials::serve(&sim, &req).await,
+        "gcp.secretmanager" => gcp::secret_manager::serve(&sim, &req).await,
+        "gcp.vertex" => gcp::vertex::serve(&sim, &req).await,
+        "azure.keyvault" => azure::key_vault::serve(&sim, &req).await,
+        "azure.token" => azure::entra::token_endpoint(&sim, &req).await,
+        "azure.discovery" => azure::entra::discovery(&sim, &req),
+        "aws.sts" => aws::sts::serve(&sim, &req).await,
+        "aws.secretsmanager" => aws::secrets_manager::serve(&sim, &req).await,
         _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
     }
 }

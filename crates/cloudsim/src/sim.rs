@@ -4,67 +4,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::aws::types::{AwsSecret, AwsSession};
 use crate::jwt::KeyCache;
 use crate::state::{SecretDecl, State};
+use crate::version::Version;
 
-/// One request, read whole: every simulated endpoint needs at most a small body.
-pub struct Req {
-    pub method: Method,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Req {
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn form(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(&self.body).into_owned().collect()
-    }
-
-    pub fn bearer(&self) -> Option<&str> {
-        let v = self.header("authorization")?;
-        let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    }
-}
-
-pub fn form_get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
+/// The public half of a service account key, as IAM keeps it.
 #[derive(Clone, Debug)]
-pub struct Version {
-    pub id: String,
-    pub value: String,
-    pub created: i64,
-}
-
-#[derive(Clone, Debug)]
-pub struct AwsSecret {
-    pub arn: String,
-    pub versions: Vec<Version>,
+pub struct ServiceAccountKey {
+    pub email: String,
+    pub modulus: Vec<u8>,
+    pub exponent: Vec<u8>,
 }
 
 /// A bearer token a simulated cloud handed out, and what it stands for.
@@ -97,19 +52,6 @@ impl Grant {
             | Grant::Entra { exp, .. } => *exp,
         }
     }
-}
-
-#[derive(Clone, Debug)]
-pub struct AwsSession {
-    pub secret_access_key: String,
-    /// Empty for an IAM user's long-lived key.
-    pub session_token: String,
-    /// The role assumed, or the IAM user's name.
-    pub role: String,
-    pub session_name: String,
-    pub exp: i64,
-    /// An IAM user's access key rather than an assumed role's session.
-    pub user: bool,
 }
 
 /// A fault knob. `endpoint` is one of [`ENDPOINTS`] or absent for every endpoint.
@@ -169,7 +111,7 @@ pub struct Mutable {
     pub tokens: HashMap<String, Grant>,
     pub aws_sessions: HashMap<String, AwsSession>,
     /// Service account keys created through the admin endpoint, by key id.
-    pub gcp_keys: HashMap<String, crate::gcp::ServiceAccountKey>,
+    pub gcp_keys: HashMap<String, ServiceAccountKey>,
     pub faults: Vec<Fault>,
     pub counts: BTreeMap<String, u64>,
     pub clock_offset: i64,
@@ -372,74 +314,4 @@ impl Sim {
         }
         (latency, injected)
     }
-}
-
-pub fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-pub fn xml_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
-}
-
-/// A response whose body fails at once: the client sees the connection close mid-answer.
-pub fn dropped() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "cloudsim: dropped connection (fault knob)",
-        ))
-    });
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// An injected transient failure in the shape the endpoint's cloud uses for it.
-pub fn injected_failure(endpoint: &str, status: u16, retry_after: Option<u64>) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let throttled = code == StatusCode::TOO_MANY_REQUESTS;
-    let mut resp = match endpoint.split('.').next() {
-        Some("gcp") => json_response(
-            code,
-            json!({"error": {"code": status, "message": if throttled { "Quota exceeded (cloudsim fault knob)." } else { "The service is currently unavailable (cloudsim fault knob)." },
-                   "status": if throttled { "RESOURCE_EXHAUSTED" } else { "UNAVAILABLE" }}}),
-        ),
-        Some("azure") if endpoint == "azure.keyvault" => json_response(
-            code,
-            json!({"error": {"code": if throttled { "Throttled" } else { "ServiceUnavailable" }, "message": "cloudsim fault knob"}}),
-        ),
-        Some("azure") => json_response(
-            code,
-            json!({"error": "temporarily_unavailable", "error_description": "AADSTS90033: A transient error has occurred. Please try again. (cloudsim fault knob)", "error_codes": [90033]}),
-        ),
-        _ if endpoint == "aws.secretsmanager" => json_response(
-            code,
-            json!({"__type": if throttled { "ThrottlingException" } else { "InternalServiceError" }, "message": "cloudsim fault knob"}),
-        ),
-        _ => xml_response(
-            code,
-            crate::aws::error_xml(
-                if throttled {
-                    "Throttling"
-                } else {
-                    "ServiceUnavailable"
-                },
-                "cloudsim fault knob",
-                "Receiver",
-            ),
-        ),
-    };
-    if let Some(secs) = retry_after.or(throttled.then_some(1))
-        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
 }

@@ -5,7 +5,7 @@
 use aws_lc_rs::{digest, hmac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::sim::Req;
+use crate::wire::Req;
 
 /// Characters SigV4 leaves unencoded: `A-Z a-z 0-9 - _ . ~`.
 const SIGV4: &AsciiSet = &NON_ALPHANUMERIC
