@@ -63,7 +63,13 @@ async fn automations_and_their_tokens_are_managed_from_the_cli() {
         );
         let updated = json(&ok(
             &server,
-            &["automation", "update", "crew", "--description", "daily research"],
+            &[
+                "automation",
+                "update",
+                "crew",
+                "--description",
+                "daily research",
+            ],
         ));
         assert_eq!(updated["description"], "daily research");
 
@@ -82,8 +88,16 @@ async fn automations_and_their_tokens_are_managed_from_the_cli() {
         let json_created = json(&ok(
             &server,
             &[
-                "automation", "token", "create", "crew", "--name", "nightly", "--expires-in",
-                "1d", "--output", "json",
+                "automation",
+                "token",
+                "create",
+                "crew",
+                "--name",
+                "nightly",
+                "--expires-in",
+                "1d",
+                "--output",
+                "json",
             ],
         ));
         assert!(json_created["token"].as_str().unwrap().starts_with("kwa_"));
@@ -168,7 +182,10 @@ async fn personal_tokens_and_audit_events_are_read_from_the_cli() {
             "{name}: {text}"
         );
         let revoked = ok(&server, &["token", "revoke", &laptop]);
-        assert!(revoked.contains("revoked token 'laptop'"), "{name}: {revoked}");
+        assert!(
+            revoked.contains("revoked token 'laptop'"),
+            "{name}: {revoked}"
+        );
 
         let (success, _, err) = admin_cli(&server, &["token", "create", "--name", "forever"]);
         assert!(
@@ -178,7 +195,14 @@ async fn personal_tokens_and_audit_events_are_read_from_the_cli() {
 
         let page = json(&ok(
             &server,
-            &["audit", "list", "--type", "personal_token.created", "--output", "json"],
+            &[
+                "audit",
+                "list",
+                "--type",
+                "personal_token.created",
+                "--output",
+                "json",
+            ],
         ));
         assert_eq!(
             page,
@@ -190,7 +214,10 @@ async fn personal_tokens_and_audit_events_are_read_from_the_cli() {
             !events.is_empty() && events.iter().all(|e| e["type"] == "personal_token.created"),
             "{name}: {page}"
         );
-        let text = ok(&server, &["audit", "list", "--type", "personal_token.revoked"]);
+        let text = ok(
+            &server,
+            &["audit", "list", "--type", "personal_token.revoked"],
+        );
         assert!(
             text.lines().count() == 1 && text.contains("personal_token.revoked"),
             "{name}: {text}"
@@ -203,7 +230,14 @@ async fn personal_tokens_and_audit_events_are_read_from_the_cli() {
         let next = limited["next_after"].as_i64().expect("a next page");
         let after = json(&ok(
             &server,
-            &["audit", "list", "--after", &next.to_string(), "--output", "json"],
+            &[
+                "audit",
+                "list",
+                "--after",
+                &next.to_string(),
+                "--output",
+                "json",
+            ],
         ));
         assert!(
             after["events"][0]["seq"].as_i64().unwrap() > next,
@@ -259,15 +293,15 @@ async fn every_existing_list_and_show_prints_the_apis_json_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
     ok(&server, &["automation", "create", "crew"]);
-    ok(
-        &server,
-        &["env", "create", "LOG_LEVEL", "--value", "debug"],
-    );
+    ok(&server, &["env", "create", "LOG_LEVEL", "--value", "debug"]);
     for (args, path) in [
         (&["wi", "list"][..], "/workload-identity-configs"),
         (&["llm", "list"], "/llm-connections"),
         (&["env", "list"], "/environment-variables"),
-        (&["env", "show", "LOG_LEVEL"], "/environment-variables/LOG_LEVEL"),
+        (
+            &["env", "show", "LOG_LEVEL"],
+            "/environment-variables/LOG_LEVEL",
+        ),
         (&["secret-provider", "list"], "/secret-providers"),
         (&["role", "list"], "/roles"),
         (&["role", "show", "owner"], "/roles/owner"),
@@ -279,5 +313,8 @@ async fn every_existing_list_and_show_prints_the_apis_json_on_request() {
         assert_eq!(printed, api_get(&server, path).await, "keyward {args:?}");
     }
     let text = ok(&server, &["env", "show", "LOG_LEVEL", "--output", "text"]);
-    assert!(text.contains("key: LOG_LEVEL") && text.contains("value: debug"), "{text}");
+    assert!(
+        text.contains("key: LOG_LEVEL") && text.contains("value: debug"),
+        "{text}"
+    );
 }
