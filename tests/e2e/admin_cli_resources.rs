@@ -318,3 +318,56 @@ async fn every_existing_list_and_show_prints_the_apis_json_on_request() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn org_list_prints_the_apis_json_on_request_and_an_expired_sign_in_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let people = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(args)
+            .env("KEYWARD_CONFIG_DIR", home.path())
+            .env("HOME", home.path())
+            .env("KEYWARD_CREDENTIAL_STORE", "file")
+            .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (success, _, err) = people(&["config", "set", "enterprise_base_url", &server.url]);
+    assert!(success, "{err}");
+    // A signed-in person: the stored token is a bearer the server takes as that person.
+    let credentials = home.path().join("credentials.json");
+    let signed_in = |expires_at: i64| {
+        let token = serde_json::json!({"access_token": BOOTSTRAP_TOKEN, "expires_at": expires_at});
+        std::fs::write(&credentials, token.to_string()).unwrap();
+    };
+    signed_in(i64::MAX);
+
+    let (success, out, err) = people(&["org", "list", "--output", "json"]);
+    assert!(success, "{err}");
+    let (status, api) = call(
+        &server.client(),
+        Method::GET,
+        &format!("{}/crewai_plus/api/v1/me/organizations", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&out), api);
+    let (success, out, err) = people(&["org", "list"]);
+    assert!(success && out.contains("Acme"), "{out}{err}");
+
+    signed_in(1);
+    let (success, _, err) = people(&["org", "list"]);
+    assert!(
+        !success && err.contains("the sign-in expired"),
+        "an expired sign-in is refused before any request: {err}"
+    );
+}
