@@ -85,7 +85,12 @@ impl Client {
         self.post("/api/v1/workload-identity/token", body).await
     }
 
-    // Organizations and personal access tokens, as a person.
+    // Public documents and, as a person, organizations and personal access tokens.
+
+    /// `/auth/parameters`: the identity provider a CLI signs in with (public, no token).
+    pub async fn auth_parameters(&self) -> Result<Value, ClientError> {
+        self.get("/auth/parameters").await
+    }
 
     pub async fn orgs(&self) -> Result<Vec<Org>, ClientError> {
         self.get("/api/v1/orgs").await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use keyward_client::Client;
+use keyward_client::{Client, ClientError};
 use serde_json::Value;
 
 use super::settings::{self, Settings, Stored, StoredToken};
@@ -156,22 +156,19 @@ fn endpoints(s: &Settings) -> anyhow::Result<Endpoints> {
 
 pub async fn configure(args: ConfigureArgs) -> anyhow::Result<ExitCode> {
     let base = settings::base_url(&args.url)?;
-    let client = http(&args.people)?;
     let url = format!("{base}/auth/parameters");
-    let response = client.get(&url).send().await.with_context(|| {
-        format!("cannot reach {url} (a self-signed server needs KEYWARD_CA_FILE)")
-    })?;
-    let status = response.status();
-    let body: Value = response
-        .json()
+    let body = Client::with_http(http(&args.people)?, &base)?
+        .auth_parameters()
         .await
-        .with_context(|| format!("{url} answered {status} without JSON"))?;
-    if !status.is_success() {
-        bail!(
-            "{url} answered {status}: {}",
-            body["message"].as_str().unwrap_or("no reason given")
-        );
-    }
+        .map_err(|e| match e {
+            ClientError::Unreachable { .. } => {
+                anyhow::anyhow!("{e} (a self-signed server needs KEYWARD_CA_FILE)")
+            }
+            ClientError::Api {
+                status, message, ..
+            } => anyhow::anyhow!("{url} answered {status}: {message}"),
+            other => other.into(),
+        })?;
     let mut s = Settings::load()?;
     s.set("enterprise_base_url", &base)?;
     for (key, field) in [
@@ -412,7 +409,7 @@ async fn organizations(
     let client = Client::with_http(http.clone(), base)?.token(token);
     match client.my_organizations().await {
         Ok(orgs) => Ok(orgs),
-        Err(keyward_client::ClientError::Api {
+        Err(ClientError::Api {
             status: 401,
             message,
             ..
