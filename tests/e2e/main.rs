@@ -4,6 +4,7 @@
 //! One test binary for all of them (modules below), so the binary is linked once.
 
 mod account_guards;
+mod admin_cli_resources;
 mod audit_chain;
 mod audit_keyed;
 mod audit_visibility;

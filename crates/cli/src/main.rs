@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod common_args;
 
 use std::process::ExitCode;
 
@@ -34,8 +35,9 @@ fn main() -> ExitCode {
             Command::Wi(args) => commands::wi::run(args).await,
             Command::Llm(args) => commands::llm::run(args).await,
             Command::SecretProvider(args) => commands::secrets::provider(args).await,
-            Command::Env(args) => commands::secrets::env(args).await,
-            Command::Automation(args) => commands::secrets::automation(args).await,
+            Command::Env(args) => commands::env::run(args).await,
+            Command::Automation(args) => commands::automations::run(args).await,
+            Command::Token(args) => commands::tokens::run(args).await,
             Command::Login(args) => commands::people::login(args).await,
             Command::Logout(_) => commands::people::logout(),
             Command::Configure(args) => commands::people::configure(args).await,

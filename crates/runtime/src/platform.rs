@@ -1,26 +1,25 @@
-//! The runtime's calls to Keyward: the kickoff plan and token mints, with the automation token.
+//! The runtime's calls to Keyward: the kickoff plan and token mints, with the automation token,
+//! over the typed client (its TLS policy and no redirects), with a per-kickoff mint cache.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use keyward_client::{Client, ClientError};
 use keyward_core::WorkloadIdentityConfigId;
-use keyward_core::api::v1::{ErrorBody, KickoffPlan, MintRequest, MintResponse};
+use keyward_core::api::v1::{KickoffPlan, MintRequest, MintResponse};
 
 use crate::RuntimeError;
+
+type MintCache = HashMap<(WorkloadIdentityConfigId, String), MintResponse>;
 
 /// A Keyward server, as one automation sees it.
 #[derive(Clone)]
 pub struct Platform {
-    http: reqwest::Client,
-    url: String,
-    token: String,
+    client: Client,
     /// Tokens minted for this kickoff, by config: secret resolution and the token files share
     /// one mint per identity.
-    minted: std::sync::Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<(WorkloadIdentityConfigId, String), MintResponse>,
-        >,
-    >,
+    minted: Arc<Mutex<MintCache>>,
 }
 
 impl Platform {
@@ -31,48 +30,21 @@ impl Platform {
                 "no automation token: set KEYWARD_AUTOMATION_TOKEN (or --token) to a token from POST /api/v1/automations/<name>/tokens".into(),
             ));
         }
-        let parsed = reqwest::Url::parse(url).map_err(|e| {
-            RuntimeError::Config(format!(
-                "KEYWARD_URL {url:?} is not a URL ({e}); use the server's address, e.g. https://127.0.0.1:8443"
-            ))
-        })?;
-        // Redirects are not followed: reqwest strips the automation token only across hosts,
-        // and a redirect to another port or scheme of the same host would carry it along.
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                RuntimeError::Config(format!(
-                    "cannot read KEYWARD_CA_FILE {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                RuntimeError::Config(format!(
-                    "KEYWARD_CA_FILE {} is not PEM certificates: {e}",
-                    path.display()
-                ))
-            })?;
-            // The CA named for Keyward is the only one trusted: loading and parsing the
-            // system store costs more CPU than the whole kickoff (measured with bench/run.sh).
-            builder = builder.tls_certs_only(certs);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| RuntimeError::Config(format!("cannot build the HTTPS client: {e}")))?;
+        let client = Client::new(url, ca_file)
+            .map_err(|e| RuntimeError::Config(e.to_string()))?
+            .token(token);
         Ok(Platform {
-            http,
-            url: parsed.as_str().trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
+            client,
             minted: Default::default(),
         })
     }
 
     /// The automation's kickoff plan (SPEC §5 step 1).
     pub async fn kickoff(&self) -> Result<KickoffPlan, RuntimeError> {
-        self.post("/api/v1/runtime/kickoff", None::<&()>).await
+        self.client
+            .kickoff()
+            .await
+            .map_err(|e| self.failed("/api/v1/runtime/kickoff", e))
     }
 
     /// A token for one identity of the kickoff, minted once and then reused (a fresh one lives
@@ -91,12 +63,7 @@ impl Platform {
         Ok(minted)
     }
 
-    fn cache(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<(WorkloadIdentityConfigId, String), MintResponse>,
-    > {
+    fn cache(&self) -> MutexGuard<'_, MintCache> {
         // A panic while holding it leaves a plain map behind; keep using it.
         self.minted.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -112,8 +79,10 @@ impl Platform {
             kickoff_id: Some(kickoff_id.to_owned()),
             ..MintRequest::default()
         };
-        self.post("/api/v1/workload-identity/token", Some(&body))
+        self.client
+            .mint(&body)
             .await
+            .map_err(|e| self.failed("/api/v1/workload-identity/token", e))
     }
 
     /// A public JSON document (the issuer's discovery and JWKS), trusting the same CA.
@@ -124,7 +93,8 @@ impl Platform {
             message,
         };
         let response = self
-            .http
+            .client
+            .http()
             .get(url)
             .send()
             .await
@@ -139,39 +109,22 @@ impl Platform {
             .map_err(|e| fail(Some(status.as_u16()), format!("not JSON: {e}")))
     }
 
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: Option<&impl serde::Serialize>,
-    ) -> Result<T, RuntimeError> {
-        let url = format!("{}{path}", self.url);
-        let mut request = self.http.post(&url).bearer_auth(&self.token);
-        request = match body {
-            Some(b) => request.json(b),
-            None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
+    /// The client's error in the runtime's words: the URL, the status and `code: message`.
+    fn failed(&self, path: &str, e: ClientError) -> RuntimeError {
+        let url = format!("{}{path}", self.client.url());
+        let status = e.status();
+        let message = match e {
+            ClientError::Api { code, message, .. } => format!("{code}: {message}"),
+            ClientError::Refused { body, .. } => body,
+            ClientError::Unreachable { cause, .. } => format!("cannot reach Keyward: {cause}"),
+            ClientError::Decode { error, .. } => format!("unexpected answer: {error}"),
+            other => other.to_string(),
         };
-        let response = request.send().await.map_err(|e| RuntimeError::Platform {
-            url: url.clone(),
-            status: None,
-            message: format!("cannot reach Keyward: {}", root(&e)),
-        })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let message = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| format!("{}: {}", b.error, b.message))
-                .unwrap_or(text);
-            return Err(RuntimeError::Platform {
-                url,
-                status: Some(status.as_u16()),
-                message,
-            });
-        }
-        serde_json::from_str(&text).map_err(|e| RuntimeError::Platform {
+        RuntimeError::Platform {
             url,
-            status: Some(status.as_u16()),
-            message: format!("unexpected answer: {e}"),
-        })
+            status,
+            message,
+        }
     }
 }
 

@@ -1,9 +1,89 @@
+//! `keyward audit`: verify the hash chain on the database directly, or read events over the API.
+
 use std::process::ExitCode;
 
-use crate::args::{AuditArgs, AuditCommand};
+use clap::{Args, Subcommand};
+use keyward_client::AuditQuery;
+use time::format_description::well_known::Rfc3339;
+
+use super::admin::{client, print};
+use crate::common_args::{ApiArgs, ListOutput, Output, StorageArgs};
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exits 1 and names the first broken event if it was altered.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// The organization's events over the API, oldest first (one page; `--after` for the next).
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only events of this type, e.g. automation_token.created.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Only events at or after this RFC 3339 time, e.g. 2026-01-31T12:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events after this sequence number (the previous page's last).
+        #[arg(long)]
+        after: Option<i64>,
+        /// At most this many events (1-1000, default 100).
+        #[arg(long)]
+        limit: Option<i64>,
+        #[command(flatten)]
+        out: ListOutput,
+    },
+}
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        AuditCommand::List {
+            api,
+            kind,
+            since,
+            until,
+            after,
+            limit,
+            out,
+        } => {
+            let query = AuditQuery {
+                kind,
+                since,
+                until,
+                after,
+                limit,
+            };
+            let page = client(&api)?.audit(&query).await?;
+            if out.output == Output::Json {
+                print(&page)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in &page.events {
+                println!(
+                    "{}  {}  {}  actor={}  {}",
+                    e.seq,
+                    e.at.format(&Rfc3339).unwrap_or_default(),
+                    e.kind,
+                    e.actor,
+                    e.data
+                );
+            }
+            if let Some(next) = page.next_after {
+                eprintln!("more events: add --after {next}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Verify { storage } => {
             // Offline: the database and the master key (KEYWARD_MASTER_KEY or the key file in
             // the data directory) are all it takes; no server needs to run.

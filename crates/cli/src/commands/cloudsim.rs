@@ -1,13 +1,95 @@
+//! `keyward cloudsim`: serve the simulated cloud side, or change a running one.
+
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
 use keyward_cloudsim::{CloudsimError, Options, Ready, World};
 use keyward_core::endpoints::EndpointsFile;
 
-use crate::args::{CloudsimArgs, CloudsimCommand, CloudsimSecretCommand};
+/// `keyward cloudsim`: serve a simulated cloud side, or change a running one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CloudsimArgs {
+    #[command(subcommand)]
+    pub command: Option<CloudsimCommand>,
+    /// State file (TOML) declaring the cloud side: pools, providers, apps, vaults, roles, secrets.
+    #[arg(long, env = "KEYWARD_CLOUDSIM_STATE", conflicts_with = "demo")]
+    pub state: Option<PathBuf>,
+    /// Build a ready-made world for one organization (needs --issuer and --org).
+    #[arg(long, requires_all = ["issuer", "org"])]
+    pub demo: bool,
+    /// The Keyward issuer URL the demo world trusts (as in its discovery document).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// The organization UUID the demo world's conditions and bindings name.
+    #[arg(long)]
+    pub org: Option<uuid::Uuid>,
+    /// Make the demo world trust only this automation's finer subject
+    /// (organization:<org>:automation:<uuid>), as for a config with `subject = automation`.
+    #[arg(long, requires = "demo")]
+    pub automation: Option<uuid::Uuid>,
+    /// CA to trust when fetching the issuer's discovery and JWKS (Keyward's self-signed CA).
+    #[arg(long, env = "KEYWARD_CLOUDSIM_ISSUER_CA")]
+    pub issuer_ca: Option<PathBuf>,
+    /// Loopback address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KEYWARD_CLOUDSIM_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Directory for the simulator's CA (cloudsim-ca.pem; its key is 0600).
+    #[arg(
+        long,
+        env = "KEYWARD_CLOUDSIM_DATA_DIR",
+        default_value = "keyward-cloudsim"
+    )]
+    pub data_dir: PathBuf,
+    /// Print the endpoints file (SPEC §10) as JSON on stdout once listening, and nothing else.
+    #[arg(long)]
+    pub print_json: bool,
+    /// Also write the endpoints file here (atomically) once listening.
+    #[arg(long)]
+    pub write_endpoints: Option<PathBuf>,
+    /// Print the simulator's CA certificate (PEM) and exit.
+    #[arg(long, conflicts_with_all = ["demo", "state"])]
+    pub print_ca: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CloudsimCommand {
+    /// Change secrets of a running simulator.
+    Secret {
+        #[command(subcommand)]
+        command: CloudsimSecretCommand,
+    },
+    /// Create a key for a declared GCP service account (the static-credentials path), like
+    /// `gcloud iam service-accounts keys create`: writes the key file (0600).
+    GcpKey {
+        /// The endpoints file the simulator printed (KEYWARD_CLOUD_ENDPOINTS).
+        #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+        endpoints: PathBuf,
+        /// The service account, as declared in the state file.
+        email: String,
+        /// Where to write the key file (JSON, created 0600).
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CloudsimSecretCommand {
+    /// Add a new version of a secret (creating it if needed); the next read sees it.
+    Set {
+        /// The endpoints file the simulator printed (KEYWARD_CLOUD_ENDPOINTS).
+        #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+        endpoints: PathBuf,
+        #[arg(long, value_parser = ["gcp", "azure", "aws"])]
+        cloud: String,
+        name: String,
+        value: String,
+    },
+}
 
 pub async fn run(args: CloudsimArgs) -> anyhow::Result<ExitCode> {
     if let Some(CloudsimCommand::Secret {

@@ -2,11 +2,21 @@
 
 use std::process::ExitCode;
 
+use clap::Args;
 use keyward_cloud::Clouds;
 use keyward_runtime::doctor;
 
 use super::run::{endpoints, platform};
-use crate::args::DoctorArgs;
+use crate::common_args::PlatformArgs;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let platform = platform(&args.platform)?;

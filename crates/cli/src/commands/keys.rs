@@ -1,13 +1,47 @@
+//! `keyward keys`: list or rotate the issuer's signing keys on the database directly.
+
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use keyward_server::audit::Auditor;
 use keyward_server::clock;
 use keyward_server::config::RawServerConfig;
 use keyward_server::keyring::Keyring;
 
 use super::serve::raw_rotation;
-use crate::args::{KeysArgs, KeysCommand, RotationArgs, StorageArgs};
+use crate::common_args::{RotationArgs, StorageArgs};
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List every signing key with its phase.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        rotation: RotationArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a successor key now; it signs after the publish lead.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        rotation: RotationArgs,
+        /// Sign with the new key at once (suspected compromise). Verifiers refetch the JWKS on
+        /// the unknown kid; tokens of the old key stay valid until they expire.
+        #[arg(long)]
+        immediate: bool,
+    },
+}
 
 async fn open(
     storage: &StorageArgs,

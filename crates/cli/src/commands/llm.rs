@@ -2,38 +2,111 @@
 
 use std::process::ExitCode;
 
+use clap::{Args, Subcommand};
 use keyward_core::api::v1::{CreateLlmConnection, UpdateLlmConnection};
-use reqwest::Method;
 
-use super::admin::{Api, print, print_list, segment};
-use crate::args::{LlmArgs, LlmCommand};
+use super::admin::{client, print, print_list, print_one};
+use crate::common_args::{ApiArgs, ListOutput, ShowOutput, parse_env_pair};
+
+#[derive(Debug, Args)]
+pub struct LlmArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: LlmCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// List the organization's LLM connections.
+    List(ListOutput),
+    /// Show one connection (id or name).
+    Show {
+        connection: String,
+        #[command(flatten)]
+        out: ShowOutput,
+    },
+    /// Create a connection.
+    Create(LlmFields),
+    /// Change a connection (id or name); absent flags keep their value, '' clears a text field.
+    Update {
+        connection: String,
+        #[command(flatten)]
+        fields: LlmUpdateFields,
+    },
+    /// Delete a connection (id or name).
+    Delete { connection: String },
+}
+
+#[derive(Debug, Args)]
+pub struct LlmFields {
+    #[arg(long)]
+    pub name: String,
+    /// vertex, azure_openai, bedrock, openai, anthropic, …
+    #[arg(long)]
+    pub provider: String,
+    /// A workload identity config of the provider's cloud (id or name).
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    /// Vertex: the service account to impersonate.
+    #[arg(long = "service-account")]
+    pub service_account_email: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// KEY=VALUE, repeatable (e.g. GOOGLE_CLOUD_LOCATION=global).
+    #[arg(long = "env", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// An automation that uses it (repeatable).
+    #[arg(long = "automation")]
+    pub automations: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LlmUpdateFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long = "service-account")]
+    pub service_account_email: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Replace the env (repeatable KEY=VALUE).
+    #[arg(long = "env", value_parser = parse_env_pair)]
+    pub env: Option<Vec<(String, String)>>,
+    /// Replace the automations (repeatable).
+    #[arg(long = "automation")]
+    pub automations: Option<Vec<String>>,
+}
+
+const COLUMNS: &[&str] = &[
+    "name",
+    "provider",
+    "workload_identity_config",
+    "model",
+    "automations",
+];
+
+/// A connection's fields in `--output text`.
+const SHOWN: &[&str] = &[
+    "id",
+    "name",
+    "provider",
+    "workload_identity_config",
+    "service_account_email",
+    "model",
+    "env",
+    "automations",
+];
 
 pub async fn run(args: LlmArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let base = "/llm-connections";
+    let api = client(&args.api)?;
     match args.command {
-        LlmCommand::List => {
-            let list = api.call(Method::GET, base, None).await?;
-            print_list(
-                &list,
-                &[
-                    "name",
-                    "provider",
-                    "workload_identity_config",
-                    "model",
-                    "automations",
-                ],
-            );
-        }
-        LlmCommand::Show { connection } => {
-            print(
-                &api.call(
-                    Method::GET,
-                    &format!("{base}/{}", segment(&connection)),
-                    None,
-                )
-                .await?,
-            );
+        LlmCommand::List(out) => print_list(&api.llm_connections().await?, COLUMNS, out.output)?,
+        LlmCommand::Show { connection, out } => {
+            print_one(&api.llm_connection(&connection).await?, SHOWN, out.output)?
         }
         LlmCommand::Create(f) => {
             let body = CreateLlmConnection {
@@ -45,10 +118,7 @@ pub async fn run(args: LlmArgs) -> anyhow::Result<ExitCode> {
                 env: Some(f.env.into_iter().collect()),
                 automations: Some(f.automations),
             };
-            print(
-                &api.call(Method::POST, base, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
+            print(&api.create_llm_connection(&body).await?)?;
         }
         LlmCommand::Update { connection, fields } => {
             let body = UpdateLlmConnection {
@@ -62,19 +132,10 @@ pub async fn run(args: LlmArgs) -> anyhow::Result<ExitCode> {
                     .automations
                     .map(|a| a.into_iter().filter(|x| !x.is_empty()).collect()),
             };
-            let path = format!("{base}/{}", segment(&connection));
-            print(
-                &api.call(Method::PATCH, &path, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
+            print(&api.update_llm_connection(&connection, &body).await?)?;
         }
         LlmCommand::Delete { connection } => {
-            api.call(
-                Method::DELETE,
-                &format!("{base}/{}", segment(&connection)),
-                None,
-            )
-            .await?;
+            api.delete_llm_connection(&connection).await?;
             println!("deleted LLM connection '{connection}'");
         }
     }

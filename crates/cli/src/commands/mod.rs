@@ -1,7 +1,11 @@
+//! One module per subcommand, each owning its arguments.
+
 pub mod admin;
 pub mod audit;
+pub mod automations;
 pub mod cloudsim;
 pub mod doctor;
+pub mod env;
 pub mod keys;
 pub mod llm;
 pub mod people;
@@ -11,4 +15,5 @@ pub mod secrets;
 pub mod serve;
 pub mod settings;
 pub mod token_input;
+pub mod tokens;
 pub mod wi;

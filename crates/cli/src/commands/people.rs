@@ -7,31 +7,60 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use keyward_client::{Client, ClientError};
 use serde_json::Value;
 
 use super::settings::{self, Settings, Stored, StoredToken};
-use crate::args::{ConfigArgs, ConfigCommand, ConfigureArgs, OrgArgs, OrgCommand, PeopleArgs};
-use keyward_server::clock;
+use crate::common_args::{ListOutput, Output, PeopleArgs};
+
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// The Keyward server, e.g. https://keyward.example.com
+    pub url: String,
+    #[command(flatten)]
+    pub people: PeopleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting.
+    List,
+    /// Validate and set one setting.
+    Set { key: String, value: String },
+    /// Forget every setting.
+    Reset,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgArgs {
+    #[command(flatten)]
+    pub people: PeopleArgs,
+    #[command(subcommand)]
+    pub command: OrgCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// List your organizations (the current one is marked).
+    List(ListOutput),
+    /// Act in this organization from now on.
+    Switch { org_uuid: String },
+}
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-const ORGANIZATIONS: &str = "/crewai_plus/api/v1/me/organizations";
 
+/// One HTTPS client for Keyward and the identity provider, under the client crate's TLS policy:
+/// redirects are not followed, since tokens and device codes would go along wherever they point.
 fn http(args: &PeopleArgs) -> anyhow::Result<reqwest::Client> {
-    // Redirects are not followed: tokens and device codes would go along wherever they point.
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read KEYWARD_CA_FILE {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("KEYWARD_CA_FILE {} is not PEM", path.display()))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().context("cannot build the HTTPS client")
+    Ok(keyward_client::http_client(args.ca_file.as_deref())?)
 }
 
 /// The provider's device, token and key endpoints and its issuer, as the CrewAI CLI derives them.
@@ -127,22 +156,19 @@ fn endpoints(s: &Settings) -> anyhow::Result<Endpoints> {
 
 pub async fn configure(args: ConfigureArgs) -> anyhow::Result<ExitCode> {
     let base = settings::base_url(&args.url)?;
-    let client = http(&args.people)?;
     let url = format!("{base}/auth/parameters");
-    let response = client.get(&url).send().await.with_context(|| {
-        format!("cannot reach {url} (a self-signed server needs KEYWARD_CA_FILE)")
-    })?;
-    let status = response.status();
-    let body: Value = response
-        .json()
+    let body = Client::with_http(http(&args.people)?, &base)?
+        .auth_parameters()
         .await
-        .with_context(|| format!("{url} answered {status} without JSON"))?;
-    if !status.is_success() {
-        bail!(
-            "{url} answered {status}: {}",
-            body["message"].as_str().unwrap_or("no reason given")
-        );
-    }
+        .map_err(|e| match e {
+            ClientError::Unreachable { .. } => {
+                anyhow::anyhow!("{e} (a self-signed server needs KEYWARD_CA_FILE)")
+            }
+            ClientError::Api {
+                status, message, ..
+            } => anyhow::anyhow!("{url} answered {status}: {message}"),
+            other => other.into(),
+        })?;
     let mut s = Settings::load()?;
     s.set("enterprise_base_url", &base)?;
     for (key, field) in [
@@ -372,7 +398,7 @@ async fn verify(
 }
 
 async fn organizations(
-    client: &reqwest::Client,
+    http: &reqwest::Client,
     s: &Settings,
     token: &str,
 ) -> anyhow::Result<Vec<Value>> {
@@ -380,41 +406,34 @@ async fn organizations(
         .enterprise_base_url
         .as_deref()
         .context("enterprise_base_url is not set: run `keyward configure <url>`")?;
-    let url = format!("{base}{ORGANIZATIONS}");
-    let response = client
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("{url} answered {status} without JSON"))?;
-    if status.as_u16() == 401 {
-        bail!(
-            "the server refused the token ({}): run `keyward login`",
-            body["message"].as_str().unwrap_or("")
-        );
+    let client = Client::with_http(http.clone(), base)?.token(token);
+    match client.my_organizations().await {
+        Ok(orgs) => Ok(orgs),
+        Err(ClientError::Api {
+            status: 401,
+            message,
+            ..
+        }) => bail!("the server refused the token ({message}): run `keyward login`"),
+        Err(e) => Err(e.into()),
     }
-    if !status.is_success() {
-        bail!(
-            "{url} answered {status}: {}",
-            body["message"].as_str().unwrap_or("")
-        );
-    }
-    body.as_array()
-        .cloned()
-        .context("the organization list is not a JSON array")
 }
 
 fn current_token() -> anyhow::Result<String> {
     let token = settings::load_token()?.context("not signed in: run `keyward login`")?;
-    if token.expires_at <= clock::now() {
+    if token.expires_at <= unix_now() {
         bail!("the sign-in expired: run `keyward login` again");
     }
     Ok(token.access_token)
+}
+
+/// The wall clock in Unix seconds, to compare a stored token's expiry: the CLI is not the server
+/// and has no injected clock.
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub fn logout() -> anyhow::Result<ExitCode> {
@@ -454,7 +473,8 @@ pub async fn org(args: OrgArgs) -> anyhow::Result<ExitCode> {
     let token = current_token()?;
     let orgs = organizations(&client, &s, &token).await?;
     match args.command {
-        OrgCommand::List => {
+        OrgCommand::List(out) if out.output == Output::Json => super::admin::print(&orgs)?,
+        OrgCommand::List(_) => {
             if orgs.is_empty() {
                 println!("You do not belong to any organization yet.");
             }

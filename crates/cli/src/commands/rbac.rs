@@ -1,16 +1,22 @@
 //! `keyward role …` and `keyward member …`: roles and members of an organization over the API
-//! (SPEC §8). Creating accounts is the identity provider's job; `member add` adds an existing one.
+//! (SPEC §8), and an automation's permissions. Creating accounts is the identity provider's job;
+//! `member add` adds an existing one.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use keyward_core::api::rbac::{AddMember, SetMemberRole};
-use reqwest::Method;
-use serde_json::{Map, Value, json};
+use keyward_client::Client;
+use keyward_core::api::rbac::{
+    AddMember, AutomationGrant, AutomationPermissions, CreateRole, Principals, SetMemberRole,
+    UpdateRole, Visibility,
+};
+use keyward_core::permission::{AutomationPermission, Feature, Level};
+use serde::de::DeserializeOwned;
 
-use super::admin::{Api, print, print_list, segment};
-use crate::args::ApiArgs;
+use super::admin::{client, print, print_list, print_one};
+use crate::common_args::{ApiArgs, ListOutput, ShowOutput};
 
 #[derive(Debug, Args)]
 pub struct RoleArgs {
@@ -23,9 +29,13 @@ pub struct RoleArgs {
 #[derive(Debug, Subcommand)]
 pub enum RoleCommand {
     /// Every role with its member count.
-    List,
+    List(ListOutput),
     /// One role (name or id) with its level on every feature.
-    Show { role: String },
+    Show {
+        role: String,
+        #[command(flatten)]
+        out: ShowOutput,
+    },
     /// A custom role: `--grant feature=level` (repeatable; levels none, read, write, manage;
     /// environment_variables, llm_connections, default_settings, organization_settings and
     /// studio_projects take manage or none only). Features left out get none.
@@ -64,7 +74,7 @@ pub struct MemberArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
-    List,
+    List(ListOutput),
     /// Add a person who already has a Keyward account (they signed in once).
     Add {
         email: String,
@@ -101,81 +111,142 @@ pub struct AutomationPermissionArgs {
     pub grants: Vec<String>,
 }
 
+/// A snake_case name the API knows (a feature, a level, a visibility) as its type.
+fn named<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_owned())).ok()
+}
+
 /// `user:<email>=run,traces` as the API's grant object.
-fn automation_grant(spec: &str) -> anyhow::Result<Value> {
-    let parsed = spec.split_once('=').and_then(|(who, perms)| {
-        let (kind, name) = who.split_once(':')?;
-        let perms: Vec<&str> = perms
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        matches!(kind, "user" | "role").then(|| json!({kind: name, "permissions": perms}))
-    });
-    parsed.ok_or_else(|| {
+fn automation_grant(spec: &str) -> anyhow::Result<AutomationGrant> {
+    let usage = || {
         anyhow::anyhow!(
             "--grant takes user:<email>=<permissions> or role:<name>=<permissions>, e.g. --grant user:ana@acme.example=run,traces (got {spec:?})"
         )
+    };
+    let (who, perms) = spec.split_once('=').ok_or_else(usage)?;
+    let (kind, name) = who.split_once(':').ok_or_else(usage)?;
+    let permissions = perms
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            AutomationPermission::parse(p).with_context(|| {
+                let known: Vec<&str> = AutomationPermission::ALL
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect();
+                format!(
+                    "--grant: {p:?} is not a permission; use {}",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (user, role) = match kind {
+        "user" => (Some(name.to_owned()), None),
+        "role" => (None, Some(name.to_owned())),
+        _ => return Err(usage()),
+    };
+    Ok(AutomationGrant {
+        user,
+        role,
+        permissions,
     })
 }
 
 pub async fn automation_permissions(
-    api: &Api,
+    api: &Client,
     args: AutomationPermissionArgs,
 ) -> anyhow::Result<ExitCode> {
-    let path = format!("/automations/{}/permissions", segment(&args.automation));
     let changes = args.visibility.is_some()
         || !args.users.is_empty()
         || !args.roles.is_empty()
         || !args.grants.is_empty();
     if !changes {
-        print(&api.call(Method::GET, &path, None).await?);
+        print(&api.automation_permissions(&args.automation).await?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let visibility = match args.visibility.as_deref() {
+        None => Visibility::Public,
+        Some(v) => {
+            named(v).with_context(|| format!("--visibility takes public or private (got {v:?})"))?
+        }
+    };
     let grants = args
         .grants
         .iter()
         .map(|g| automation_grant(g))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let body = json!({
-        "visibility": args.visibility.unwrap_or_else(|| "public".into()),
-        "whitelist": {"users": args.users, "roles": args.roles},
-        "grants": grants,
-    });
-    print(&api.call(Method::PUT, &path, Some(&body)).await?);
+    let body = AutomationPermissions {
+        visibility,
+        whitelist: Principals {
+            users: args.users,
+            roles: args.roles,
+        },
+        grants,
+    };
+    print(
+        &api.set_automation_permissions(&args.automation, &body)
+            .await?,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `feature=level` pairs as the JSON object the API takes.
-fn grants(pairs: &[String]) -> anyhow::Result<Value> {
-    let mut map = Map::new();
+/// `feature=level` pairs as the grants the API takes.
+fn grants(pairs: &[String]) -> anyhow::Result<BTreeMap<Feature, Level>> {
+    let mut map = BTreeMap::new();
     for pair in pairs {
         let Some((feature, level)) = pair.split_once('=') else {
             bail!(
                 "--grant takes FEATURE=LEVEL, e.g. --grant secret_providers=manage (got {pair:?})"
             );
         };
-        map.insert(feature.trim().to_owned(), json!(level.trim()));
+        let feature: Feature = named(feature).with_context(|| {
+            let known: Vec<&str> = Feature::ALL.iter().map(|f| f.as_str()).collect();
+            format!(
+                "--grant: {feature:?} is not a feature; use {}",
+                known.join(", ")
+            )
+        })?;
+        let level: Level = named(level).with_context(|| {
+            format!("--grant: {level:?} is not a level; use none, read, write or manage")
+        })?;
+        map.insert(feature, level);
     }
-    Ok(Value::Object(map))
+    Ok(map)
 }
 
+const ROLE_SHOWN: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "predefined",
+    "members",
+    "grants",
+];
+
 pub async fn role(args: RoleArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let one = |r: &str| format!("/roles/{}", segment(r));
+    let api = client(&args.api)?;
     match args.command {
-        RoleCommand::List => {
-            let list = api.call(Method::GET, "/roles", None).await?;
-            print_list(&list, &["name", "predefined", "members", "description"]);
+        RoleCommand::List(out) => print_list(
+            &api.roles().await?,
+            &["name", "predefined", "members", "description"],
+            out.output,
+        )?,
+        RoleCommand::Show { role, out } => {
+            print_one(&api.role(&role).await?, ROLE_SHOWN, out.output)?
         }
-        RoleCommand::Show { role } => print(&api.call(Method::GET, &one(&role), None).await?),
         RoleCommand::Create {
             name,
             description,
             grants: pairs,
         } => {
-            let body = json!({"name": name, "description": description, "grants": grants(&pairs)?});
-            print(&api.call(Method::POST, "/roles", Some(&body)).await?);
+            let body = CreateRole {
+                name,
+                description,
+                grants: grants(&pairs)?,
+            };
+            print(&api.create_role(&body).await?)?;
         }
         RoleCommand::Update {
             role,
@@ -183,25 +254,19 @@ pub async fn role(args: RoleArgs) -> anyhow::Result<ExitCode> {
             description,
             grants: pairs,
         } => {
-            let mut body = Map::new();
-            if let Some(name) = name {
-                body.insert("name".into(), json!(name));
-            }
-            if let Some(description) = description {
-                body.insert("description".into(), json!(description));
-            }
-            if !pairs.is_empty() {
-                body.insert("grants".into(), grants(&pairs)?);
-            }
-            let body = Value::Object(body);
-            print(&api.call(Method::PATCH, &one(&role), Some(&body)).await?);
+            let body = UpdateRole {
+                name,
+                description,
+                grants: if pairs.is_empty() {
+                    None
+                } else {
+                    Some(grants(&pairs)?)
+                },
+            };
+            print(&api.update_role(&role, &body).await?)?;
         }
         RoleCommand::Delete { role, reassign_to } => {
-            let path = match &reassign_to {
-                Some(target) => format!("{}?reassign_to={}", one(&role), segment(target)),
-                None => one(&role),
-            };
-            api.call(Method::DELETE, &path, None).await?;
+            api.delete_role(&role, reassign_to.as_deref()).await?;
             match reassign_to {
                 Some(target) => println!("deleted role {role}; its members now hold {target}"),
                 None => println!("deleted role {role}"),
@@ -212,23 +277,22 @@ pub async fn role(args: RoleArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn member(args: MemberArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let one = |m: &str| format!("/members/{}", segment(m));
+    let api = client(&args.api)?;
     match args.command {
-        MemberCommand::List => {
-            let list = api.call(Method::GET, "/members", None).await?;
-            print_list(&list, &["email", "role", "user_id"]);
-        }
+        MemberCommand::List(out) => print_list(
+            &api.members().await?,
+            &["email", "role", "user_id"],
+            out.output,
+        )?,
         MemberCommand::Add { email, role } => {
-            let body = serde_json::to_value(AddMember { email, role })?;
-            print(&api.call(Method::POST, "/members", Some(&body)).await?);
+            print(&api.add_member(&AddMember { email, role }).await?)?
         }
-        MemberCommand::SetRole { member, role } => {
-            let body = serde_json::to_value(SetMemberRole { role })?;
-            print(&api.call(Method::PATCH, &one(&member), Some(&body)).await?);
-        }
+        MemberCommand::SetRole { member, role } => print(
+            &api.set_member_role(&member, &SetMemberRole { role })
+                .await?,
+        )?,
         MemberCommand::Remove { member } => {
-            api.call(Method::DELETE, &one(&member), None).await?;
+            api.remove_member(&member).await?;
             println!("removed {member} from the organization");
         }
     }

@@ -1,12 +1,45 @@
 //! `keyward run`: one kickoff around a command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use keyward_core::endpoints::EndpointsFile;
 use keyward_runtime::{AgentOptions, Platform, RunOptions};
 
-use crate::args::{AgentArgs, PlatformArgs, RunArgs};
+use crate::common_args::PlatformArgs;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Do not rewrite token files while the command runs (for testing what refresh prevents).
+    #[arg(long, env = "KEYWARD_NO_REFRESH", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
+    pub no_refresh: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The automation the token belongs to (checked against the server's answer).
+    #[arg(long)]
+    pub automation: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Directory for the token files (created 0700; must not exist). A fresh tmpfs one if unset.
+    #[arg(long, env = "KEYWARD_AGENT_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where to write the KEY=VALUE lines a worker exports for its kickoffs (0600).
+    #[arg(long, env = "KEYWARD_AGENT_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+}
 
 pub(crate) fn platform(args: &PlatformArgs) -> anyhow::Result<Platform> {
     let token = super::token_input::resolve(

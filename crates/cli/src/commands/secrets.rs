@@ -1,39 +1,132 @@
-//! `keyward secret-provider` and `keyward env`: the secrets manager over the API.
+//! `keyward secret-provider`: where secrets live and how Keyward reaches them, over the API.
 
 use std::process::ExitCode;
 
-use keyward_core::api::v1::{
-    AssignEnvironmentVariables, CreateEnvironmentVariable, CreateSecretProvider,
-    UpdateEnvironmentVariable, UpdateSecretProvider,
-};
-use reqwest::Method;
+use clap::{Args, Subcommand};
+use keyward_core::api::v1::{CreateSecretProvider, UpdateSecretProvider};
 
-use super::admin::{Api, print, print_list, segment};
-use crate::args::{
-    AutomationArgs, AutomationCommand, EnvArgs, EnvCommand, SecretProviderArgs,
-    SecretProviderCommand,
-};
+use super::admin::{client, print, print_list, print_one};
+use crate::common_args::{ApiArgs, ListOutput, ShowOutput, parse_env_pair};
+
+#[derive(Debug, Args)]
+pub struct SecretProviderArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: SecretProviderCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretProviderCommand {
+    List(ListOutput),
+    /// One credential (id or name).
+    Show {
+        credential: String,
+        #[command(flatten)]
+        out: ShowOutput,
+    },
+    /// Create a credential; `--static KEY=VALUE` (repeatable) for static credentials.
+    Create(SecretProviderFields),
+    /// Change a credential; absent flags keep their value, a blank `--static KEY=` keeps the stored one.
+    Update {
+        credential: String,
+        #[command(flatten)]
+        fields: SecretProviderUpdate,
+    },
+    Delete {
+        credential: String,
+    },
+    /// Test Connection: the federation handshake, step by step.
+    Test {
+        credential: String,
+        /// For a config with `subject = automation`: the automation to test as (default: the
+        /// config's only listed automation).
+        #[arg(long)]
+        automation: Option<String>,
+    },
+    /// Secret names from the provider, by prefix.
+    Secrets {
+        credential: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SecretProviderFields {
+    #[arg(long)]
+    pub name: String,
+    /// aws_secrets_manager, gcp_secret_manager or azure_key_vault.
+    #[arg(long)]
+    pub provider: String,
+    /// workload_identity or static.
+    #[arg(long)]
+    pub auth: String,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub vault_url: Option<String>,
+    #[arg(long = "static", value_parser = parse_env_pair)]
+    pub static_fields: Vec<(String, String)>,
+    #[arg(long = "default")]
+    pub default_for_provider: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretProviderUpdate {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub auth: Option<String>,
+    #[arg(long = "wi-config")]
+    pub workload_identity_config: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub vault_url: Option<String>,
+    #[arg(long = "static", value_parser = parse_env_pair)]
+    pub static_fields: Option<Vec<(String, String)>>,
+    /// true or false.
+    #[arg(long = "default")]
+    pub default_for_provider: Option<bool>,
+}
+
+const COLUMNS: &[&str] = &[
+    "name",
+    "provider",
+    "auth",
+    "workload_identity_config",
+    "default_for_provider",
+];
+
+/// A credential's fields in `--output text`.
+const SHOWN: &[&str] = &[
+    "id",
+    "name",
+    "provider",
+    "auth",
+    "workload_identity_config",
+    "region",
+    "project",
+    "vault_url",
+    "static_configured",
+    "default_for_provider",
+];
 
 pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let base = "/secret-providers";
-    let one = |c: &str| format!("{base}/{}", segment(c));
+    let api = client(&args.api)?;
     match args.command {
-        SecretProviderCommand::List => {
-            let list = api.call(Method::GET, base, None).await?;
-            print_list(
-                &list,
-                &[
-                    "name",
-                    "provider",
-                    "auth",
-                    "workload_identity_config",
-                    "default_for_provider",
-                ],
-            );
+        SecretProviderCommand::List(out) => {
+            print_list(&api.secret_providers().await?, COLUMNS, out.output)?
         }
-        SecretProviderCommand::Show { credential } => {
-            print(&api.call(Method::GET, &one(&credential), None).await?)
+        SecretProviderCommand::Show { credential, out } => {
+            print_one(&api.secret_provider(&credential).await?, SHOWN, out.output)?
         }
         SecretProviderCommand::Create(f) => {
             let body = CreateSecretProvider {
@@ -48,10 +141,7 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                     .then(|| f.static_fields.into_iter().collect()),
                 default_for_provider: Some(f.default_for_provider),
             };
-            print(
-                &api.call(Method::POST, base, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
+            print(&api.create_secret_provider(&body).await?)?;
         }
         SecretProviderCommand::Update {
             credential,
@@ -68,41 +158,26 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 static_credentials: f.static_fields.map(|s| s.into_iter().collect()),
                 default_for_provider: f.default_for_provider,
             };
-            print(
-                &api.call(
-                    Method::PATCH,
-                    &one(&credential),
-                    Some(&serde_json::to_value(body)?),
-                )
-                .await?,
-            );
+            print(&api.update_secret_provider(&credential, &body).await?)?;
         }
         SecretProviderCommand::Delete { credential } => {
-            api.call(Method::DELETE, &one(&credential), None).await?;
+            api.delete_secret_provider(&credential).await?;
             println!("deleted secret provider credential '{credential}'");
         }
         SecretProviderCommand::Test {
             credential,
             automation,
         } => {
-            let query = automation
-                .map(|a| format!("?automation={}", segment(&a)))
-                .unwrap_or_default();
             let result = api
-                .call(
-                    Method::POST,
-                    &format!("{}/test{query}", one(&credential)),
-                    None,
-                )
+                .test_secret_provider(&credential, automation.as_deref())
                 .await?;
-            print(&result);
+            print(&result)?;
             if result["ok"] != serde_json::Value::Bool(true) {
                 return Ok(ExitCode::FAILURE);
             }
         }
         SecretProviderCommand::Secrets { credential, prefix } => {
-            let path = format!("{}/secrets?prefix={}", one(&credential), segment(&prefix));
-            let result = api.call(Method::GET, &path, None).await?;
+            let result = api.provider_secrets(&credential, &prefix).await?;
             for name in result["names"].as_array().into_iter().flatten() {
                 println!("{}", name.as_str().unwrap_or_default());
             }
@@ -110,95 +185,6 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("{hint}");
                 return Ok(ExitCode::FAILURE);
             }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn env(args: EnvArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let base = "/environment-variables";
-    let one = |k: &str| format!("{base}/{}", segment(k));
-    match args.command {
-        EnvCommand::List => {
-            let list = api.call(Method::GET, base, None).await?;
-            print_list(
-                &list,
-                &[
-                    "key",
-                    "source",
-                    "value",
-                    "credential",
-                    "provider",
-                    "secret_name",
-                ],
-            );
-        }
-        EnvCommand::Show { key } => print(&api.call(Method::GET, &one(&key), None).await?),
-        EnvCommand::Create(f) => {
-            let body = CreateEnvironmentVariable {
-                key: f.key,
-                value: f.value,
-                source: None,
-                provider: f.provider,
-                credential: f.credential,
-                secret_name: f.secret_name,
-                secret: Some(f.secret),
-            };
-            print(
-                &api.call(Method::POST, base, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
-        }
-        EnvCommand::Update { key, fields: f } => {
-            let body = UpdateEnvironmentVariable {
-                key: f.key,
-                value: f.value,
-                source: f.source,
-                provider: f.provider,
-                credential: f.credential,
-                secret_name: f.secret_name,
-                secret: f.secret,
-            };
-            print(
-                &api.call(
-                    Method::PATCH,
-                    &one(&key),
-                    Some(&serde_json::to_value(body)?),
-                )
-                .await?,
-            );
-        }
-        EnvCommand::Delete { key } => {
-            api.call(Method::DELETE, &one(&key), None).await?;
-            println!("deleted environment variable {key}");
-        }
-        EnvCommand::Assign { automation, keys } => {
-            let body = AssignEnvironmentVariables {
-                environment_variables: keys,
-            };
-            let path = format!(
-                "/automations/{}/environment-variables",
-                segment(&automation)
-            );
-            let list = api
-                .call(Method::PUT, &path, Some(&serde_json::to_value(body)?))
-                .await?;
-            print_list(&list, &["key", "source", "value"]);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn automation(args: AutomationArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    match args.command {
-        AutomationCommand::Redeploy { automation } => {
-            let path = format!("/automations/{}/redeploy", segment(&automation));
-            print(&api.call(Method::POST, &path, None).await?);
-        }
-        AutomationCommand::Permissions(permissions) => {
-            return super::rbac::automation_permissions(&api, permissions).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,11 +1,73 @@
+//! `keyward serve`: the platform itself, configured from flags and the environment.
+
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use keyward_server::Banner;
 use keyward_server::config::RawServerConfig;
 
-use crate::args::{RotationArgs, ServeArgs};
+use crate::common_args::{RotationArgs, StorageArgs, parse_duration};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The URL people and clouds reach this server at (default: https://<listen address>).
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, env = "KEYWARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "KEYWARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    #[arg(long, env = "KEYWARD_HTTP", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub http: bool,
+    /// Issuer URL in workload tokens and discovery (default: the public URL).
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    #[command(flatten)]
+    pub rotation: RotationArgs,
+    /// Headless first start: the organization to create.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_ORG")]
+    pub bootstrap_org: Option<String>,
+    /// Headless first start: the owner's email.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_ADMIN_EMAIL")]
+    pub bootstrap_admin_email: Option<String>,
+    /// Headless first start: the owner's personal access token (>= 32 characters), stored hashed.
+    #[arg(long, env = "KEYWARD_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+    /// An endpoints file (`keyward cloudsim --print-json`): the server's cloud calls go there.
+    #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
+    pub cloud_endpoints: Option<PathBuf>,
+    /// How long a CLI device login waits for approval (default 10m; AUTH_PROVIDER=local).
+    #[arg(long, env = "KEYWARD_DEVICE_CODE_TTL", value_parser = parse_duration)]
+    pub device_code_ttl: Option<i64>,
+    /// The polling interval the device flow asks CLIs for (default 5s).
+    #[arg(long, env = "KEYWARD_DEVICE_INTERVAL", value_parser = parse_duration)]
+    pub device_interval: Option<i64>,
+    /// Proxies whose X-Forwarded-For names the client, as IPs or CIDRs, comma-separated
+    /// (default: none, the connecting address is the client).
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// The longest wait repeated failed sign-ins impose on an account or address (default 5m).
+    #[arg(long, env = "KEYWARD_LOGIN_BACKOFF_MAX", value_parser = parse_duration)]
+    pub login_backoff_max: Option<i64>,
+    /// The longest lifetime a personal access token may be given (default 90d).
+    #[arg(long, env = "KEYWARD_MAX_PAT_TTL", value_parser = parse_duration)]
+    pub max_pat_ttl: Option<i64>,
+    /// A file holding seconds to add to the server's clock; end-to-end tests move time with it.
+    #[arg(long, env = "KEYWARD_TEST_CLOCK_FILE", hide = true)]
+    pub test_clock_file: Option<std::path::PathBuf>,
+}
 
 pub(crate) fn init_logging() {
     // JSON lines on stderr; stdout carries only the banner, so scripts can read it.

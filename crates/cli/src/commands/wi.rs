@@ -2,36 +2,114 @@
 
 use std::process::ExitCode;
 
+use clap::{Args, Subcommand};
 use keyward_core::api::v1::{CreateWorkloadIdentityConfig, UpdateWorkloadIdentityConfig};
-use reqwest::Method;
-use serde_json::Value;
 
-use super::admin::{Api, print, print_list, segment};
-use crate::args::{WiArgs, WiCommand};
+use super::admin::{client, print, print_list, print_one};
+use crate::common_args::{ApiArgs, ListOutput, ShowOutput};
+
+#[derive(Debug, Args)]
+pub struct WiArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: WiCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WiCommand {
+    /// List the organization's configs.
+    List(ListOutput),
+    /// Show one config (id or name).
+    Show {
+        config: String,
+        #[command(flatten)]
+        out: ShowOutput,
+    },
+    /// Create a config.
+    Create(WiFields),
+    /// Change a config's fields (id or name); absent flags keep their value.
+    Update {
+        config: String,
+        #[command(flatten)]
+        fields: WiUpdateFields,
+    },
+    /// Delete a config (id or name).
+    Delete { config: String },
+}
+
+#[derive(Debug, Args)]
+pub struct WiFields {
+    #[arg(long)]
+    pub name: String,
+    /// gcp, azure or aws.
+    #[arg(long)]
+    pub cloud: String,
+    #[command(flatten)]
+    pub cloud_fields: WiCloudFields,
+    /// Make it the organization's default for its cloud.
+    #[arg(long = "default")]
+    pub default_for_cloud: bool,
+    /// Restrict it to this automation (repeatable); none means every automation.
+    #[arg(long = "automation")]
+    pub automations: Vec<String>,
+    /// The `sub` its tokens carry: organization (default) or automation
+    /// (organization:<org>:automation:<id>, for a cloud trust that enforces the restriction).
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WiCloudFields {
+    /// GCP: projects/<PROJECT_NUMBER>/locations/global/workloadIdentityPools/<pool>/providers/<id>
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Azure: the Directory (tenant) ID.
+    #[arg(long)]
+    pub tenant_id: Option<String>,
+    /// Azure: the Application (client) ID.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// AWS: arn:aws:iam::<account>:role/<name>
+    #[arg(long)]
+    pub role_arn: Option<String>,
+    /// AWS: the region, e.g. us-east-1.
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WiUpdateFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub cloud_fields: WiCloudFields,
+    /// true or false.
+    #[arg(long = "default")]
+    pub default_for_cloud: Option<bool>,
+    /// Replace the restriction (repeatable); `--automation ''` clears it.
+    #[arg(long = "automation")]
+    pub automations: Option<Vec<String>>,
+    /// organization or automation.
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+const COLUMNS: &[&str] = &[
+    "name",
+    "cloud",
+    "audience",
+    "default_for_cloud",
+    "automations",
+    "subject",
+];
 
 pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&args.api)?;
-    let base = "/workload-identity-configs";
+    let api = client(&args.api)?;
     match args.command {
-        WiCommand::List => {
-            let list = api.call(Method::GET, base, None).await?;
-            print_list(
-                &list,
-                &[
-                    "name",
-                    "cloud",
-                    "audience",
-                    "default_for_cloud",
-                    "automations",
-                    "subject",
-                ],
-            );
-        }
-        WiCommand::Show { config } => {
-            print(
-                &api.call(Method::GET, &format!("{base}/{}", segment(&config)), None)
-                    .await?,
-            );
+        WiCommand::List(out) => print_list(&api.wi_configs().await?, COLUMNS, out.output)?,
+        WiCommand::Show { config, out } => {
+            print_one(&api.wi_config(&config).await?, SHOWN, out.output)?
         }
         WiCommand::Create(f) => {
             let body = CreateWorkloadIdentityConfig {
@@ -46,10 +124,7 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                 automations: Some(f.automations),
                 subject: f.subject,
             };
-            print(
-                &api.call(Method::POST, base, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
+            print(&api.create_wi_config(&body).await?)?;
         }
         WiCommand::Update { config, fields } => {
             let body = UpdateWorkloadIdentityConfig {
@@ -66,17 +141,29 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                     .map(|a| a.into_iter().filter(|x| !x.is_empty()).collect()),
                 subject: fields.subject,
             };
-            let path = format!("{base}/{}", segment(&config));
-            print(
-                &api.call(Method::PATCH, &path, Some(&serde_json::to_value(body)?))
-                    .await?,
-            );
+            print(&api.update_wi_config(&config, &body).await?)?;
         }
         WiCommand::Delete { config } => {
-            let path = format!("{base}/{}", segment(&config));
-            api.call(Method::DELETE, &path, None::<&Value>).await?;
+            api.delete_wi_config(&config).await?;
             println!("deleted workload identity config '{config}'");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// A config's fields in `--output text`.
+const SHOWN: &[&str] = &[
+    "id",
+    "name",
+    "cloud",
+    "provider",
+    "project_number",
+    "tenant_id",
+    "client_id",
+    "role_arn",
+    "region",
+    "audience",
+    "default_for_cloud",
+    "automations",
+    "subject",
+];

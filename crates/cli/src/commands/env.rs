@@ -1,0 +1,148 @@
+//! `keyward env`: environment variables and their assignment to automations, over the API.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use keyward_core::api::v1::{
+    AssignEnvironmentVariables, CreateEnvironmentVariable, UpdateEnvironmentVariable,
+};
+
+use super::admin::{client, print, print_list, print_one};
+use crate::common_args::{ApiArgs, ListOutput, Output, ShowOutput};
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: EnvCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    List(ListOutput),
+    /// One variable (id or name).
+    Show {
+        key: String,
+        #[command(flatten)]
+        out: ShowOutput,
+    },
+    /// Create a variable: `--value` (with `--secret` to mask and seal it), or `--secret-name` with
+    /// `--credential` or `--provider` (the provider's default credential).
+    Create(EnvFields),
+    /// Change a variable; a blank `--value ''` keeps the stored value.
+    Update {
+        key: String,
+        #[command(flatten)]
+        fields: EnvUpdate,
+    },
+    Delete {
+        key: String,
+    },
+    /// Replace an automation's assigned variables.
+    Assign {
+        automation: String,
+        /// Variable keys (or ids).
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnvFields {
+    pub key: String,
+    #[arg(long)]
+    pub value: Option<String>,
+    #[arg(long)]
+    pub secret: bool,
+    #[arg(long)]
+    pub credential: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// `name` or `name#json_key`.
+    #[arg(long)]
+    pub secret_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvUpdate {
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub value: Option<String>,
+    /// true or false.
+    #[arg(long)]
+    pub secret: Option<bool>,
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub credential: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub secret_name: Option<String>,
+}
+
+const COLUMNS: &[&str] = &[
+    "key",
+    "source",
+    "value",
+    "credential",
+    "provider",
+    "secret_name",
+];
+
+/// A variable's fields in `--output text`.
+const SHOWN: &[&str] = &[
+    "id",
+    "key",
+    "source",
+    "value",
+    "secret",
+    "credential",
+    "provider",
+    "secret_name",
+];
+
+pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
+    let api = client(&args.api)?;
+    match args.command {
+        EnvCommand::List(out) => print_list(&api.env_vars().await?, COLUMNS, out.output)?,
+        EnvCommand::Show { key, out } => print_one(&api.env_var(&key).await?, SHOWN, out.output)?,
+        EnvCommand::Create(f) => {
+            let body = CreateEnvironmentVariable {
+                key: f.key,
+                value: f.value,
+                source: None,
+                provider: f.provider,
+                credential: f.credential,
+                secret_name: f.secret_name,
+                secret: Some(f.secret),
+            };
+            print(&api.create_env_var(&body).await?)?;
+        }
+        EnvCommand::Update { key, fields: f } => {
+            let body = UpdateEnvironmentVariable {
+                key: f.key,
+                value: f.value,
+                source: f.source,
+                provider: f.provider,
+                credential: f.credential,
+                secret_name: f.secret_name,
+                secret: f.secret,
+            };
+            print(&api.update_env_var(&key, &body).await?)?;
+        }
+        EnvCommand::Delete { key } => {
+            api.delete_env_var(&key).await?;
+            println!("deleted environment variable {key}");
+        }
+        EnvCommand::Assign { automation, keys } => {
+            let body = AssignEnvironmentVariables {
+                environment_variables: keys,
+            };
+            let list = api.assign_env_vars(&automation, &body).await?;
+            print_list(&list, &["key", "source", "value"], Output::Text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
