@@ -9,8 +9,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keyward_core::{Need, OrgId};
 use keyward_core::permission::RoleGrants;
+use keyward_core::{Need, OrgId};
 use keyward_store::{ResolvedToken, TokenKind, UserRow, secret};
 
 use crate::caller::{Caller, OrgContext, Principal, wrong_kind};
