@@ -1,3 +1,5 @@
+//! Organizations the caller belongs to, and creating one (the caller becomes its owner).
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,7 +11,7 @@ use serde_json::json;
 
 use crate::audit::kind;
 use crate::caller::Caller;
-use crate::clock::{self, to_datetime};
+use crate::clock::to_datetime;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -54,7 +56,7 @@ pub async fn create(
     let row = OrgRow {
         id: OrgId::new_random(),
         name: body.name.trim().to_owned(),
-        created_at: clock::now(),
+        created_at: caller.now,
     };
     app.store.create_org(&row, user, RoleGrants::OWNER).await?;
     app.audit
