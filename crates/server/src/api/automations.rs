@@ -12,8 +12,9 @@ use keyward_store::AutomationRow;
 use super::token_info;
 use crate::caller::{Caller, Resolved};
 use crate::clock::to_datetime;
-use crate::domain::access::visible_automations;
-use crate::domain::automations::{create_automation, delete_automation, update_automation};
+use crate::domain::automations::{
+    create_automation, delete_automation, list_automations, update_automation,
+};
 use crate::domain::tokens::{create_automation_token, revoke_automation_token};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -32,9 +33,8 @@ pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<Automation>>, ApiError> {
-    let rows = app.store.list_automations(caller.org()?.id).await?;
     // Private automations are absent for callers they are not shared with.
-    let rows = visible_automations(&app, &caller, rows).await?;
+    let rows = list_automations(&app, &caller).await?;
     Ok(Json(rows.iter().map(automation_wire).collect()))
 }
 

@@ -12,14 +12,14 @@ use keyward_core::api::v1::{
     AssignEnvironmentVariables, CreateEnvironmentVariable, EnvironmentVariable,
     UpdateEnvironmentVariable,
 };
-use keyward_store::{AccessListed, AutomationRow, EnvVarRow};
+use keyward_store::{AutomationRow, EnvVarRow};
 
 use crate::caller::{Caller, Resolved};
 use crate::clock::to_datetime;
-use crate::domain::access::hidden;
 use crate::domain::credential_names;
 use crate::domain::env_vars::{
-    assign as assign_vars, assigned_env_vars, create_env_var, delete_env_var, update_env_var,
+    assign as assign_vars, assigned_env_vars, create_env_var, delete_env_var, list_env_vars,
+    update_env_var,
 };
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -65,9 +65,7 @@ pub async fn list(
 ) -> Result<Json<Vec<EnvironmentVariable>>, ApiError> {
     let org = caller.org()?.id;
     // Variables with an access list that does not name the caller are absent.
-    let hidden = hidden(&app, &caller, AccessListed::EnvironmentVariable).await?;
-    let mut rows = app.store.list_env_vars(org).await?;
-    rows.retain(|r| !hidden.contains(&r.id.0));
+    let rows = list_env_vars(&app, &caller).await?;
     Ok(Json(shown(&app, org, &rows).await?))
 }
 

@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::api::v1::{CreateLlmConnection, LlmConnection, UpdateLlmConnection};
 use keyward_core::{AutomationId, OrgId, WorkloadIdentityConfigId};
-use keyward_store::{AccessListed, LlmConnectionRow};
+use keyward_store::LlmConnectionRow;
 
 use crate::caller::{Caller, Resolved};
 use crate::clock::to_datetime;
-use crate::domain::access::hidden;
 use crate::domain::llm_connections::{
-    create_llm_connection, delete_llm_connection, env_of, update_llm_connection,
+    create_llm_connection, delete_llm_connection, env_of, list_llm_connections,
+    update_llm_connection,
 };
 use crate::domain::{automation_names, config_names};
 use crate::error::{ApiError, ApiJson};
@@ -60,12 +60,10 @@ pub async fn list(
 ) -> Result<Json<Vec<LlmConnection>>, ApiError> {
     let org = caller.org()?.id;
     let shown = Shown::load(&app, org).await?;
-    let rows = app.store.list_llm_connections(org).await?;
     // Connections with an access list that does not name the caller are absent.
-    let hidden = hidden(&app, &caller, AccessListed::LlmConnection).await?;
+    let rows = list_llm_connections(&app, &caller).await?;
     Ok(Json(
         rows.iter()
-            .filter(|r| !hidden.contains(&r.id.0))
             .map(|r| shown.connection(r))
             .collect::<Result<_, _>>()?,
     ))

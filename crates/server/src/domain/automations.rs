@@ -5,6 +5,7 @@ use keyward_core::{AutomationId, OrgId, names};
 use keyward_store::{AutomationRow, StoreError};
 use serde_json::json;
 
+use super::access::visible_automations;
 use super::{Taken, by_id_or_name, taken, unknown_reference};
 use crate::audit::kind;
 use crate::caller::Caller;
@@ -44,6 +45,15 @@ pub(crate) async fn automation_ids(
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+/// The organization's automations the caller sees (private ones only when shared with them).
+pub(crate) async fn list_automations(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<AutomationRow>, ApiError> {
+    let rows = app.store.list_automations(caller.org()?.id).await?;
+    visible_automations(app, caller, rows).await
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

@@ -347,6 +347,17 @@ pub(crate) async fn delete_env_var(
     record_env_var(app, caller, kind::ENV_VAR_DELETED, row).await
 }
 
+/// The organization's variables the caller may see (an access list that does not name them
+/// hides a variable).
+pub(crate) async fn list_env_vars(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<EnvVarRow>, ApiError> {
+    let hidden = hidden(app, caller, AccessListed::EnvironmentVariable).await?;
+    let rows = app.store.list_env_vars(caller.org()?.id).await?;
+    Ok(visible(rows, &hidden))
+}
+
 /// The variables assigned to `automation` that the caller may see (an access list that does not
 /// name them hides a variable).
 pub(crate) async fn assigned_env_vars(

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use keyward_core::api::v1::{CreateLlmConnection, UpdateLlmConnection};
 use keyward_core::workload::{CloudKind, LlmConnectionCheck, WorkloadError};
 use keyward_core::{LlmConnectionId, OrgId, names};
-use keyward_store::{LlmConnectionRow, StoreError, WiConfigRow};
+use keyward_store::{AccessListed, LlmConnectionRow, StoreError, WiConfigRow};
 use serde_json::json;
 
+use super::access::hidden;
 use super::automations::automation_ids;
 use super::wi_configs::referenced;
 use super::{Taken, by_id_or_name, taken};
@@ -42,6 +43,20 @@ pub(crate) async fn find_llm_connection(
         |name| async move { app.store.find_llm_connection_by_name(org, &name).await },
     )
     .await
+}
+
+/// The organization's connections the caller may see (an access list that does not name them
+/// hides a connection).
+pub(crate) async fn list_llm_connections(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<LlmConnectionRow>, ApiError> {
+    let hidden = hidden(app, caller, AccessListed::LlmConnection).await?;
+    let rows = app.store.list_llm_connections(caller.org()?.id).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| !hidden.contains(&r.id.0))
+        .collect())
 }
 
 /// Checks the whole connection as it would be stored.
