@@ -9,6 +9,7 @@ pub mod kickoff;
 pub mod llm_connections;
 pub mod members;
 pub mod minting;
+pub mod orgs;
 pub mod permissions;
 pub mod roles;
 pub mod secret_providers;
