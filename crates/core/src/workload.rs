@@ -369,9 +369,127 @@ impl WorkloadError {
     }
 }
 
+/// Why an identity is in a kickoff plan; a lower rank wins its cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdentityRank {
+    /// The config of an LLM connection the automation uses.
+    Connection,
+    /// A config that lists the automation.
+    Restricted,
+    /// The cloud's default config, open to every automation.
+    Default,
+}
+
+/// What the kickoff ranking needs to know of one workload identity config, for one automation.
+#[derive(Clone, Debug)]
+pub struct RankedConfig<'a, K> {
+    pub id: K,
+    pub cloud: &'a str,
+    /// The config lists the automation.
+    pub lists_automation: bool,
+    /// The config lists no automation (open to all).
+    pub unrestricted: bool,
+    pub default_for_cloud: bool,
+}
+
+/// The identities of a kickoff plan: per cloud, the best-ranked config the automation may use,
+/// with the service account of the Vertex connection that chose it. `connections` are the
+/// (config, service account) pairs of the LLM connections the automation uses, in their order;
+/// of equal ranks the first wins. The result is ordered by cloud.
+pub fn kickoff_identities<K: Copy + PartialEq>(
+    configs: &[RankedConfig<'_, K>],
+    connections: &[(K, Option<String>)],
+) -> Vec<(K, Option<String>)> {
+    let mut candidates: Vec<(IdentityRank, &RankedConfig<'_, K>, Option<String>)> = Vec::new();
+    for (id, service_account) in connections {
+        if let Some(config) = configs
+            .iter()
+            .find(|c| c.id == *id)
+            .filter(|c| c.unrestricted || c.lists_automation)
+        {
+            candidates.push((IdentityRank::Connection, config, service_account.clone()));
+        }
+    }
+    for config in configs {
+        if config.lists_automation {
+            candidates.push((IdentityRank::Restricted, config, None));
+        } else if config.default_for_cloud && config.unrestricted {
+            candidates.push((IdentityRank::Default, config, None));
+        }
+    }
+    let mut chosen: BTreeMap<&str, (IdentityRank, K, Option<String>)> = BTreeMap::new();
+    for (rank, config, service_account) in candidates {
+        let better = chosen
+            .get(config.cloud)
+            .is_none_or(|(held, _, _)| rank < *held);
+        if better {
+            chosen.insert(config.cloud, (rank, config.id, service_account));
+        }
+    }
+    chosen
+        .into_values()
+        .map(|(_, id, service_account)| (id, service_account))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ranked(id: u8, cloud: &str, lists: bool, open: bool, default: bool) -> RankedConfig<'_, u8> {
+        RankedConfig {
+            id,
+            cloud,
+            lists_automation: lists,
+            unrestricted: open,
+            default_for_cloud: default,
+        }
+    }
+
+    #[test]
+    fn a_connection_beats_a_listing_which_beats_the_default_per_cloud() {
+        let configs = [
+            ranked(1, "gcp", false, true, true),
+            ranked(2, "gcp", true, false, false),
+            ranked(3, "gcp", false, true, false),
+            ranked(4, "aws", false, true, true),
+            ranked(5, "azure", true, false, false),
+        ];
+        let chosen = kickoff_identities(&configs, &[(3, Some("sa@p.iam".into()))]);
+        assert_eq!(
+            chosen,
+            vec![(4, None), (5, None), (3, Some("sa@p.iam".into()))],
+            "ordered by cloud: aws, azure, gcp"
+        );
+        let chosen = kickoff_identities(&configs, &[]);
+        assert_eq!(chosen, vec![(4, None), (5, None), (2, None)]);
+    }
+
+    #[test]
+    fn configs_restricted_to_others_and_non_default_open_ones_are_not_chosen() {
+        let configs = [
+            ranked(1, "gcp", false, false, true),
+            ranked(2, "aws", false, true, false),
+        ];
+        // A connection naming a config restricted to other automations does not bring it in.
+        assert!(kickoff_identities(&configs, &[(1, None)]).is_empty());
+        assert!(kickoff_identities(&configs, &[(9, None)]).is_empty());
+        // An open config comes in through a connection even when it is not the default.
+        assert_eq!(kickoff_identities(&configs, &[(2, None)]), vec![(2, None)]);
+    }
+
+    #[test]
+    fn of_equal_ranks_the_first_wins() {
+        let configs = [
+            ranked(1, "gcp", true, false, false),
+            ranked(2, "gcp", true, false, false),
+        ];
+        assert_eq!(kickoff_identities(&configs, &[]), vec![(1, None)]);
+        assert_eq!(
+            kickoff_identities(&configs, &[(2, None), (1, None)]),
+            vec![(2, None)]
+        );
+    }
 
     const PROVIDER: &str = "projects/123456789012/locations/global/workloadIdentityPools/keyward-pool/providers/keyward-oidc";
 

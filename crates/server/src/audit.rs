@@ -9,7 +9,7 @@ use keyward_store::{AuditFilter, NewAuditEvent, Store, StoreError};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock;
+use crate::clock::Clock;
 
 /// Event types, as they appear in the `type` field and the `?type=` filter.
 pub mod kind {
@@ -81,14 +81,22 @@ const MAX_BATCH: usize = 256;
 #[derive(Clone)]
 pub struct Auditor {
     queue: mpsc::Sender<Pending>,
+    /// Stamps each event; the server's clock, so a shifted test clock shifts the log too.
+    clock: Clock,
 }
 
 impl Auditor {
-    /// Starts the writer task; needs a Tokio runtime. `key` keys the chain's links.
+    /// Starts the writer task with the wall clock; needs a Tokio runtime. `key` keys the
+    /// chain's links.
     pub fn new(store: Arc<dyn Store>, key: AuditKey) -> Self {
+        Self::with_clock(store, key, Clock::system())
+    }
+
+    /// [`Auditor::new`] stamping events with `clock` (the server's).
+    pub fn with_clock(store: Arc<dyn Store>, key: AuditKey, clock: Clock) -> Self {
         let (queue, receiver) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(write_batches(store, key, receiver));
-        Self { queue }
+        Self { queue, clock }
     }
 
     pub async fn record(
@@ -99,7 +107,7 @@ impl Auditor {
         data: Value,
     ) -> Result<(), StoreError> {
         let event = NewAuditEvent {
-            at_ms: clock::now_ms(),
+            at_ms: self.clock.now_ms(),
             kind: kind.to_owned(),
             org_id: org,
             actor: actor.to_owned(),

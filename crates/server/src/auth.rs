@@ -1,5 +1,5 @@
 //! Who is calling, and may they? [`authorize`] runs in front of every route with the [`Need`]
-//! that route declared in [`crate::routes`]; it resolves the bearer token into a [`Caller`] and
+//! that route declared in the route table; it resolves the bearer token into a [`Caller`] and
 //! checks the need. Handlers get the `Caller` as an extractor, which only this layer provides —
 //! so a handler mounted without a declaration cannot run.
 

@@ -77,6 +77,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The entity an `{id}` route resolved for its permission check (see `rbac::check_entity`),
+/// handed to the handler so the entity is looked up once and both see the same row.
+#[derive(Clone, Debug)]
+pub struct Resolved<T>(pub T);
+
+impl<S: Send + Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for Resolved<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Resolved<T>>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal("handler expects an entity its route does not resolve")
+            })
+    }
+}
+
 pub(crate) fn wrong_kind() -> ApiError {
     ApiError::Forbidden {
         code: "wrong_token_kind",

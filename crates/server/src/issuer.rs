@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::clock;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -55,7 +54,7 @@ pub async fn discovery(State(app): State<AppState>) -> Result<Response, ApiError
 
 pub async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
     issuer_or_503(&app)?;
-    let (keys, max_age) = app.keyring.jwks(clock::now());
+    let (keys, max_age) = app.keyring.jwks(app.clock.now());
     if keys.keys.is_empty() {
         return Err(ApiError::Unavailable {
             code: "no_signing_key",

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod headers;
 pub mod issuer;
@@ -115,7 +116,11 @@ pub async fn serve(
         config.master_key.as_deref(),
     )
     .await?;
-    let audit = Auditor::new(store.clone(), master.audit_key());
+    let clock = match &config.test_clock_file {
+        Some(path) => clock::Clock::offset_by_file(path.clone()),
+        None => clock::Clock::system(),
+    };
+    let audit = Auditor::with_clock(store.clone(), master.audit_key(), clock.clone());
     audit::seal_unkeyed(
         store.as_ref(),
         &master.audit_key(),
@@ -126,12 +131,12 @@ pub async fn serve(
 
     let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     if let Some(pem) = &config.oidc_private_key {
-        keyring.import_configured(pem, clock::now(), &audit).await?;
+        keyring.import_configured(pem, clock.now(), &audit).await?;
     }
-    first_keys(&keyring, &audit).await?;
+    first_keys(&keyring, &audit, &clock).await?;
 
     let (setup_link_secret, bootstrapped_org) =
-        first_owner(&config, store.as_ref(), &audit).await?;
+        first_owner(&config, store.as_ref(), &audit, clock.now()).await?;
     reserved_env::report(store.as_ref()).await;
 
     let listener =
@@ -207,10 +212,6 @@ pub async fn serve(
     let cloud_endpoints = config.cloud_endpoints.clone();
     // After the public URL is known: it is in the callback and ACS URLs.
     let sso = Arc::new(people::sso::Sso::build(&config).map_err(ServeError::Sso)?);
-    let clock = match &config.test_clock_file {
-        Some(path) => clock::Clock::offset_by_file(path.clone()),
-        None => clock::Clock::system(),
-    };
     let config = Arc::new(config);
     let state = AppState {
         cloud_endpoints,
@@ -221,9 +222,9 @@ pub async fn serve(
         audit: audit.clone(),
         metrics: ops::metrics_handle(),
         sso,
-        clock,
+        clock: clock.clone(),
     };
-    let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone()));
+    let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone(), clock.clone()));
 
     let handle = axum_server::Handle::new();
     let drain = handle.clone();
@@ -276,10 +277,14 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Runs the schedule until a key can sign. Another replica may hold the lease and be generating
 /// the first key; then this one waits for it to appear.
-async fn first_keys(keyring: &Keyring, audit: &Auditor) -> Result<(), ServeError> {
+async fn first_keys(
+    keyring: &Keyring,
+    audit: &Auditor,
+    clock: &clock::Clock,
+) -> Result<(), ServeError> {
     for _ in 0..120 {
-        keyring.tick(clock::now(), audit).await?;
-        if keyring.signer(clock::now()).is_some() {
+        keyring.tick(clock.now(), audit).await?;
+        if keyring.signer(clock.now()).is_some() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -289,12 +294,12 @@ async fn first_keys(keyring: &Keyring, audit: &Auditor) -> Result<(), ServeError
     )))
 }
 
-async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor) {
+async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor, clock: clock::Clock) {
     let mut interval = tokio::time::interval(keyring.tick_period());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(e) = keyring.tick(clock::now(), &audit).await {
+        if let Err(e) = keyring.tick(clock.now(), &audit).await {
             tracing::error!(error = %e, "signing key rotation failed; retrying at the next tick");
         }
     }
@@ -305,6 +310,7 @@ async fn first_owner(
     config: &ServerConfig,
     store: &dyn Store,
     audit: &Auditor,
+    now: i64,
 ) -> Result<(Option<String>, Option<keyward_core::OrgId>), ServeError> {
     if store.user_count().await? > 0 {
         if config.bootstrap.is_some() {
@@ -315,13 +321,13 @@ async fn first_owner(
     match &config.bootstrap {
         Some(b) => {
             let (org, _, _) =
-                api::setup::create_owner(store, audit, &b.org, &b.admin_email, Some(&b.token))
+                api::setup::create_owner(store, audit, &b.org, &b.admin_email, Some(&b.token), now)
                     .await
                     .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
             Ok((None, Some(org.uuid)))
         }
         None => {
-            let secret = api::setup::issue_setup_token(store, audit)
+            let secret = api::setup::issue_setup_token(store, audit, now)
                 .await
                 .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
             Ok((Some(secret), None))

@@ -24,7 +24,7 @@ async fn state(dir: &std::path::Path) -> AppState {
     let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     let audit = Auditor::new(store.clone(), master.audit_key());
     keyring
-        .tick(keyward_server::clock::now(), &audit)
+        .tick(keyward_server::clock::Clock::system().now(), &audit)
         .await
         .unwrap();
     AppState {

@@ -44,7 +44,7 @@ fn time_ms(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiE
         .transpose()
 }
 
-pub(crate) fn wire(row: AuditRow) -> AuditEvent {
+pub(crate) fn event_wire(row: AuditRow) -> AuditEvent {
     AuditEvent {
         seq: row.seq,
         at: ms_to_datetime(row.at_ms),
@@ -92,7 +92,7 @@ pub async fn list(
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
     Ok(Json(AuditPage {
-        events: rows.into_iter().map(wire).collect(),
+        events: rows.into_iter().map(event_wire).collect(),
         next_after,
     }))
 }

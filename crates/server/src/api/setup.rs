@@ -12,10 +12,10 @@ use keyward_store::{OrgRow, Store, TokenKind, UserRow, secret};
 use serde_json::json;
 
 use super::token_info;
-use super::tokens::new_token;
 use crate::audit::{Auditor, kind};
 use crate::client_addr::ClientAddr;
-use crate::clock::{self, to_datetime};
+use crate::clock::to_datetime;
+use crate::domain::tokens::new_token;
 use crate::error::{ApiError, ApiJson};
 use crate::people::throttle;
 use crate::state::AppState;
@@ -31,6 +31,7 @@ pub(crate) async fn create_owner(
     org_name: &str,
     email: &str,
     token: Option<&str>,
+    now: i64,
 ) -> Result<(Org, TokenCreated, UserId), ApiError> {
     names::validate_display_name("org_name", org_name)
         .map_err(|e| ApiError::invalid("org_name", e.to_string()))?;
@@ -41,7 +42,6 @@ pub(crate) async fn create_owner(
             format!("{email:?} is not an email address"),
         ));
     }
-    let now = clock::now();
     let user = UserRow {
         id: UserId::new_random(),
         email: email.clone(),
@@ -58,8 +58,14 @@ pub(crate) async fn create_owner(
         name: "owner setup".into(),
         expires_in: None,
     };
-    let (mut row, mut secret_text) =
-        new_token(TokenKind::Personal, &request, Some(user.id), None, None)?;
+    let (mut row, mut secret_text) = new_token(
+        TokenKind::Personal,
+        &request,
+        Some(user.id),
+        None,
+        None,
+        now,
+    )?;
     if let Some(given) = token {
         row.hash = secret::hash_token(given);
         row.prefix = secret::display_prefix(given);
@@ -95,11 +101,12 @@ pub(crate) async fn create_owner(
 pub(crate) async fn issue_setup_token(
     store: &dyn Store,
     audit: &Auditor,
+    now: i64,
 ) -> Result<String, ApiError> {
     let token =
         secret::generate_token("kws_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
     store
-        .replace_setup_token(&secret::hash_token(&token), clock::now() + SETUP_LINK_TTL)
+        .replace_setup_token(&secret::hash_token(&token), now + SETUP_LINK_TTL)
         .await?;
     audit
         .record(
@@ -123,12 +130,14 @@ pub async fn complete(
             message: "setup is already complete; sign in with the owner's token".into(),
         });
     }
-    let now = clock::now();
+    // One reading of the clock for the whole request, as `Caller::now` is for the others.
+    let now_ms = app.clock.now_ms();
+    let now = now_ms.div_euclid(1000);
     // Guessing a 256-bit secret is hopeless, but each try must still cost the guesser, and be seen.
     let address = throttle::address("setup", &client);
     let wait = match throttle::admit(&app, &client, now).await? {
         Some(wait) => Some(wait),
-        None => throttle::wait_for(&app, &[&address], clock::now_ms()).await?,
+        None => throttle::wait_for(&app, &[&address], now_ms).await?,
     };
     if let Some(retry_after) = wait {
         return Err(ApiError::Throttled {
@@ -143,7 +152,7 @@ pub async fn complete(
         .consume_setup_token(&secret::hash_token(&body.setup_token), now)
         .await?
     {
-        throttle::failed(&app, &[&address], clock::now_ms()).await?;
+        throttle::failed(&app, &[&address], now_ms).await?;
         let ip = client.0.map(|ip| ip.to_string());
         tracing::warn!(address = ?ip, "setup attempt with an invalid setup token");
         app.audit
@@ -165,6 +174,7 @@ pub async fn complete(
         &body.org_name,
         &body.email,
         None,
+        now,
     )
     .await?;
     app.audit
