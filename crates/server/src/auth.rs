@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use keyward_core::Need;
+use keyward_core::{Need, OrgId};
 use keyward_core::permission::RoleGrants;
 use keyward_store::{ResolvedToken, TokenKind, UserRow, secret};
 
