@@ -252,5 +252,5 @@ pub async fn revoke_token(
 
 /// The additional data a resolved static value is sealed with: bound to its automation and variable.
 pub(crate) fn resolved_aad(automation: AutomationId, var: keyward_core::EnvVarId) -> Vec<u8> {
-    format!("resolved:{automation}:{var}").into_bytes()
+    keyward_store::crypto::Aad::Resolved { automation, var }.bytes()
 }

@@ -28,7 +28,7 @@ pub const MASK: &str = "********";
 const MAX_VALUE: usize = 32 * 1024;
 
 pub(crate) fn value_aad(id: EnvVarId) -> Vec<u8> {
-    format!("env_var:{id}").into_bytes()
+    keyward_store::crypto::Aad::EnvVar { id }.bytes()
 }
 
 fn wire(row: &EnvVarRow, credentials: &BTreeMap<SecretProviderId, String>) -> EnvironmentVariable {
