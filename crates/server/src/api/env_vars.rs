@@ -505,9 +505,8 @@ pub async fn assign(
     let mut ids: Vec<EnvVarId> = chosen.iter().map(|r| r.id).collect();
     ids.sort();
     ids.dedup();
-    app.store.assign_env_vars(org, automation.id, &ids).await?;
     app.store
-        .replace_resolved_values(automation.id, &resolved)
+        .assign_env_vars_resolved(org, automation.id, &ids, &resolved)
         .await?;
     let rows = app.store.automation_env_vars(org, automation.id).await?;
     app.audit
