@@ -14,6 +14,15 @@ use crate::error::{Cause, CloudError, Presented, Refusal, Step};
 use crate::secret::Secret;
 use crate::transport::{Answer, Deadline, Transport};
 
+/// The region of a credential or identity that names none: also where the global STS endpoint
+/// signs.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// `region`, or [`DEFAULT_REGION`] when none is set.
+pub fn region_or_default(region: Option<&str>) -> &str {
+    region.unwrap_or(DEFAULT_REGION)
+}
+
 /// The audience AWS STS expects (the IAM OIDC provider's client id).
 pub const AUDIENCE: &str = "sts.amazonaws.com";
 const STS_VERSION: &str = "2011-06-15";
@@ -73,7 +82,7 @@ impl AwsClient {
         let sts = endpoints.aws_sts();
         // The global STS endpoint signs in us-east-1; a regional or simulated one in its region.
         let sts_region = if sts == real::AWS_STS {
-            "us-east-1".to_owned()
+            DEFAULT_REGION.to_owned()
         } else {
             region.to_owned()
         };

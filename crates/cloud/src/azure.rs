@@ -23,6 +23,22 @@ pub struct AccessToken {
     pub expires_in: Option<u64>,
 }
 
+/// Entra's token response.
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+impl From<TokenBody> for AccessToken {
+    fn from(body: TokenBody) -> AccessToken {
+        AccessToken {
+            token: Secret::new(body.access_token),
+            expires_in: body.expires_in,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AzureClient {
     transport: Transport,
@@ -40,6 +56,25 @@ impl AzureClient {
         }
     }
 
+    /// The tenant's token endpoint. The ids go into the URL and the form, so neither may be empty
+    /// or carry URL syntax.
+    fn token_url(
+        &self,
+        step: Step,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<String, CloudError> {
+        for (what, value) in [("tenant id", tenant_id), ("client id", client_id)] {
+            if value.is_empty() || value.contains(['/', '?', '#']) {
+                return Err(CloudError::InvalidArgument {
+                    step,
+                    detail: format!("the {what} '{value}' is empty or contains '/', '?' or '#'"),
+                });
+            }
+        }
+        Ok(format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority))
+    }
+
     /// Exchanges Keyward's JWT, presented as the app's client assertion, for a token with `scope`
     /// (usually [`VAULT_SCOPE`]).
     pub async fn token(
@@ -51,15 +86,7 @@ impl AzureClient {
         deadline: &Deadline,
     ) -> Result<AccessToken, CloudError> {
         let step = Step::EntraToken;
-        for (what, value) in [("tenant id", tenant_id), ("client id", client_id)] {
-            if value.is_empty() || value.contains(['/', '?', '#']) {
-                return Err(CloudError::InvalidArgument {
-                    step,
-                    detail: format!("the {what} '{value}' is empty or contains '/', '?' or '#'"),
-                });
-            }
-        }
-        let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority);
+        let url = self.token_url(step, tenant_id, client_id)?;
         let presented = Presented::from_jwt(assertion);
         let answer = self
             .transport
@@ -78,16 +105,7 @@ impl AzureClient {
                 |a| entra_refusal(a, presented.clone()),
             )
             .await?;
-        #[derive(Deserialize)]
-        struct Token {
-            access_token: String,
-            expires_in: Option<u64>,
-        }
-        let body: Token = answer.json(step)?;
-        Ok(AccessToken {
-            token: Secret::new(body.access_token),
-            expires_in: body.expires_in,
-        })
+        answer.json::<TokenBody>(step).map(AccessToken::from)
     }
 
     /// The static path: the App Registration's own client secret instead of an assertion.
@@ -100,15 +118,7 @@ impl AzureClient {
         deadline: &Deadline,
     ) -> Result<AccessToken, CloudError> {
         let step = Step::EntraClientSecret;
-        for (what, value) in [("tenant id", tenant_id), ("client id", client_id)] {
-            if value.is_empty() || value.contains(['/', '?', '#']) {
-                return Err(CloudError::InvalidArgument {
-                    step,
-                    detail: format!("the {what} '{value}' is empty or contains '/', '?' or '#'"),
-                });
-            }
-        }
-        let url = format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority);
+        let url = self.token_url(step, tenant_id, client_id)?;
         let answer = self
             .transport
             .call(
@@ -129,16 +139,7 @@ impl AzureClient {
                 },
             )
             .await?;
-        #[derive(Deserialize)]
-        struct Token {
-            access_token: String,
-            expires_in: Option<u64>,
-        }
-        let body: Token = answer.json(step)?;
-        Ok(AccessToken {
-            token: Secret::new(body.access_token),
-            expires_in: body.expires_in,
-        })
+        answer.json::<TokenBody>(step).map(AccessToken::from)
     }
 
     /// Reads a secret's current (or a given) version from the vault at `vault_url`.

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod azure;
 mod error;
 pub mod gcp;
+mod read;
 mod secret;
 mod transport;
 
@@ -19,6 +20,7 @@ use std::path::Path;
 use keyward_core::endpoints::EndpointsFile;
 
 pub use error::{Cause, Cloud, CloudError, Presented, Refusal, Step};
+pub use read::{Access, SecretLocation, read_secret, resolve_secret};
 pub use secret::Secret;
 pub use transport::{Deadline, RetryPolicy};
 

@@ -1,5 +1,6 @@
 //! The secrets manager's vocabulary (SPEC §6): providers, authentication, static credential
-//! fields, secret references with `#json_key`, and the rules for each.
+//! fields, secret references with `#json_key`, the rules for each, and the sentences a secret that
+//! did not resolve is reported in.
 
 use thiserror::Error;
 
@@ -134,14 +135,78 @@ impl SecretRef {
     }
 }
 
-/// One field of a JSON-object secret (`name#json_key`): strings as they are, other values as
-/// JSON text. `None` when the secret is not a JSON object or lacks the key.
-pub fn json_field(secret: &str, key: &str) -> Option<String> {
-    let parsed: serde_json::Value = serde_json::from_str(secret).ok()?;
-    match parsed.as_object()?.get(key)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+/// One variable's secret as every resolution sentence names it: the variable, the provider, the
+/// secret's name at the provider, the credential it is read through, and the `#json_key` to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretUse {
+    pub key: String,
+    pub provider: String,
+    pub secret: String,
+    pub credential: String,
+    pub json_key: Option<String>,
+}
+
+impl SecretUse {
+    /// The provider has no secret of that name.
+    pub fn not_found(&self) -> ResolveError {
+        ResolveError::SecretNotFound {
+            of: Box::new(self.clone()),
+        }
     }
+
+    /// The read failed for another `reason` (the cloud's refusal, its cause and fix).
+    pub fn read_failed(&self, reason: impl std::fmt::Display) -> ResolveError {
+        ResolveError::Read {
+            of: Box::new(self.clone()),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// What the variable takes from the secret's `value`: `None` for all of it (no `#json_key`),
+    /// else the key's field of the JSON object, strings as they are and other values as JSON.
+    pub fn take(&self, value: &str) -> Result<Option<String>, ResolveError> {
+        let Some(key) = &self.json_key else {
+            return Ok(None);
+        };
+        let Ok(serde_json::Value::Object(object)) = serde_json::from_str(value) else {
+            return Err(ResolveError::NotJsonObject {
+                of: Box::new(self.clone()),
+            });
+        };
+        match object.get(key) {
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Ok(Some(other.to_string())),
+            None => Err(ResolveError::JsonKeyNotFound {
+                of: Box::new(self.clone()),
+                json_key: key.clone(),
+            }),
+        }
+    }
+}
+
+/// Why a variable's secret did not resolve, in the sentences `keyward run` and the server show.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ResolveError {
+    #[error(
+        "secret not found: {} ({} secret '{}' through credential '{}')",
+        .of.key, .of.provider, .of.secret, .of.credential
+    )]
+    SecretNotFound { of: Box<SecretUse> },
+    #[error("{}: {} secret '{}': {reason}", .of.key, .of.provider, .of.secret)]
+    Read { of: Box<SecretUse>, reason: String },
+    #[error(
+        "JSON key not found: {} ('{json_key}' in {} secret '{}')",
+        .of.key, .of.provider, .of.secret
+    )]
+    JsonKeyNotFound {
+        of: Box<SecretUse>,
+        json_key: String,
+    },
+    #[error(
+        "JSON key not found: {} ({} secret '{}' is not a JSON object)",
+        .of.key, .of.provider, .of.secret
+    )]
+    NotJsonObject { of: Box<SecretUse> },
 }
 
 /// A GCP project id (`my-project`) or number (`123456789012`).
@@ -275,6 +340,48 @@ mod tests {
             let err = SecretRef::parse(bad).unwrap_err();
             assert_eq!(err.field(), "secret_name", "{bad:?}");
         }
+    }
+
+    fn used(json_key: Option<&str>) -> SecretUse {
+        SecretUse {
+            key: "DB_PASSWORD".into(),
+            provider: "aws_secrets_manager".into(),
+            secret: "db".into(),
+            credential: "aws".into(),
+            json_key: json_key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn json_keys_take_one_field_and_a_missing_one_names_the_variable() {
+        let secret = r#"{"username": "crew", "password": "pw", "port": 5432}"#;
+        assert_eq!(
+            used(Some("password")).take(secret).unwrap().as_deref(),
+            Some("pw")
+        );
+        assert_eq!(
+            used(Some("port")).take(secret).unwrap().as_deref(),
+            Some("5432")
+        );
+        assert_eq!(used(None).take(secret).unwrap(), None);
+        assert_eq!(
+            used(Some("host")).take(secret).unwrap_err().to_string(),
+            "JSON key not found: DB_PASSWORD ('host' in aws_secrets_manager secret 'db')"
+        );
+        for not_an_object in ["plain", "[1]", "\"text\""] {
+            assert_eq!(
+                used(Some("x")).take(not_an_object).unwrap_err().to_string(),
+                "JSON key not found: DB_PASSWORD (aws_secrets_manager secret 'db' is not a JSON object)"
+            );
+        }
+        assert_eq!(
+            used(None).not_found().to_string(),
+            "secret not found: DB_PASSWORD (aws_secrets_manager secret 'db' through credential 'aws')"
+        );
+        assert_eq!(
+            used(None).read_failed("HTTP 403").to_string(),
+            "DB_PASSWORD: aws_secrets_manager secret 'db': HTTP 403"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use keyward_cloud::{CloudError, Clouds, Deadline, azure};
+use keyward_cloud::{CloudError, Clouds, Deadline, aws, azure};
 use keyward_core::api::v1::{KickoffIdentity, KickoffPlan};
 use serde_json::Value;
 
@@ -285,11 +285,7 @@ async fn walk_identity(
             );
         }
         _ => {
-            let region = identity
-                .region
-                .clone()
-                .unwrap_or_else(|| "us-east-1".into());
-            let aws = clouds.aws(&region);
+            let aws = clouds.aws(aws::region_or_default(identity.region.as_deref()));
             let session = format!(
                 "keyward-doctor-{}",
                 &plan.kickoff_id[..8.min(plan.kickoff_id.len())]

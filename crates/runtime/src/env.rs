@@ -187,7 +187,7 @@ pub fn child_env(
                 }
                 if let Some(e) = endpoints {
                     set("AWS_ENDPOINT_URL_STS", &e.aws_sts());
-                    let region = identity.region.as_deref().unwrap_or("us-east-1");
+                    let region = keyward_cloud::aws::region_or_default(identity.region.as_deref());
                     set(
                         "AWS_ENDPOINT_URL_SECRETS_MANAGER",
                         &e.aws_secrets_manager(region),

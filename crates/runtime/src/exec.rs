@@ -13,16 +13,12 @@ pub async fn run_child(
     env: BTreeMap<String, String>,
 ) -> Result<i32, RuntimeError> {
     let Some((program, args)) = command.split_first() else {
-        return Err(RuntimeError::Config(
-            "no command given: keyward run --automation <name> -- <command> [args…]".into(),
-        ));
+        return Err(RuntimeError::NoCommand);
     };
     // Listen before the child exists: a supervisor may signal as soon as the child shows signs of
     // life, and a signal with no listener yet would kill us with the default action, leaving the
     // child running and the token files behind.
-    let listen = |kind: SignalKind| {
-        signal(kind).map_err(|e| RuntimeError::Config(format!("cannot listen for signals: {e}")))
-    };
+    let listen = |kind: SignalKind| signal(kind).map_err(RuntimeError::Signals);
     let mut term = listen(SignalKind::terminate())?;
     let mut int = listen(SignalKind::interrupt())?;
     let mut hup = listen(SignalKind::hangup())?;

@@ -26,8 +26,29 @@ pub use platform::Platform;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// Keyward's URL, the token or the CA file cannot be used.
     #[error("{0}")]
     Config(String),
+    /// `KEYWARD_CLOUD_ENDPOINTS` or the clients built from it.
+    #[error("{0}")]
+    Clouds(keyward_cloud::CloudError),
+    #[error(
+        "the automation token belongs to automation '{token_for}', not '{expected}'; use that automation's token"
+    )]
+    WrongAutomation { token_for: String, expected: String },
+    #[error("no command given: keyward run --automation <name> -- <command> [args…]")]
+    NoCommand,
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+    /// A task of ours panicked or was cancelled.
+    #[error("{task} failed to run: {detail}")]
+    TaskFailed { task: &'static str, detail: String },
+    /// Values the agent's `KEY=VALUE` env file cannot hold.
+    #[error(
+        "cannot write the env file: the value of {} contains a line break or NUL byte, which a KEY=VALUE line cannot hold; make it a single line (the LLM connection's env)",
+        .keys.join(", ")
+    )]
+    EnvFileLine { keys: Vec<String> },
     #[error("{url}: {}{message}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
     Platform {
         url: String,
@@ -77,10 +98,10 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// The token must belong to the automation the caller named, if it named one.
 fn check_automation(plan: &KickoffPlan, expected: Option<&str>) -> Result<(), RuntimeError> {
     match expected {
-        Some(expected) if expected != plan.automation.name => Err(RuntimeError::Config(format!(
-            "the automation token belongs to automation '{}', not '{expected}'; use that automation's token",
-            plan.automation.name
-        ))),
+        Some(expected) if expected != plan.automation.name => Err(RuntimeError::WrongAutomation {
+            token_for: plan.automation.name.clone(),
+            expected: expected.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -95,7 +116,7 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
         Some(file) => keyward_cloud::Clouds::new(file.clone()),
         None => keyward_cloud::Clouds::real(),
     }
-    .map_err(|e| RuntimeError::Config(e.to_string()))?;
+    .map_err(RuntimeError::Clouds)?;
     let values = secrets::resolve(platform, &clouds, &plan).await?;
     let dir = Arc::new(TokenDir::create()?);
     let (_, env) = prepare(
@@ -111,18 +132,11 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
     )
     .await?;
     nul_free(&env)?;
-    let mut refreshers = JoinSet::new();
-    if options.refresh {
-        for identity in plan.identities.clone() {
-            refreshers.spawn(refresh(
-                platform.clone(),
-                dir.clone(),
-                identity,
-                plan.kickoff_id.clone(),
-                plan.token_ttl,
-            ));
-        }
-    }
+    let mut refreshers = if options.refresh {
+        keep_fresh(platform, &dir, &plan)
+    } else {
+        JoinSet::new()
+    };
     let code = exec::run_child(&options.command, env).await;
     refreshers.shutdown().await;
     drop(dir);
@@ -173,16 +187,7 @@ pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), Run
         env_path.display()
     );
     println!("Ready. env file: {}", env_path.display());
-    let mut refreshers = JoinSet::new();
-    for identity in plan.identities.clone() {
-        refreshers.spawn(refresh(
-            platform.clone(),
-            dir.clone(),
-            identity,
-            plan.kickoff_id.clone(),
-            plan.token_ttl,
-        ));
-    }
+    let mut refreshers = keep_fresh(platform, &dir, &plan);
     wait_for_stop().await?;
     refreshers.shutdown().await;
     if options.env_file.is_some() {
@@ -194,9 +199,7 @@ pub async fn agent(platform: &Platform, options: AgentOptions) -> Result<(), Run
 
 async fn wait_for_stop() -> Result<(), RuntimeError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let listen = |kind| {
-        signal(kind).map_err(|e| RuntimeError::Config(format!("cannot listen for signals: {e}")))
-    };
+    let listen = |kind| signal(kind).map_err(RuntimeError::Signals);
     let mut term = listen(SignalKind::terminate())?;
     let mut int = listen(SignalKind::interrupt())?;
     tokio::select! {
@@ -235,16 +238,13 @@ fn nul_free(env: &BTreeMap<String, String>) -> Result<(), RuntimeError> {
 /// The agent's env file: `KEY=VALUE` lines. A value with a line break (or NUL) would add a line
 /// of its own, setting another variable for the worker, so such a value is refused by name.
 fn env_file_lines(env: &BTreeMap<String, String>) -> Result<String, RuntimeError> {
-    let bad: Vec<&str> = env
+    let bad: Vec<String> = env
         .iter()
         .filter(|(k, v)| k.contains(['\0', '\n', '\r', '=']) || v.contains(['\0', '\n', '\r']))
-        .map(|(k, _)| k.as_str())
+        .map(|(k, _)| k.clone())
         .collect();
     if !bad.is_empty() {
-        return Err(RuntimeError::Config(format!(
-            "cannot write the env file: the value of {} contains a line break or NUL byte, which a KEY=VALUE line cannot hold; make it a single line (the LLM connection's env)",
-            bad.join(", ")
-        )));
+        return Err(RuntimeError::EnvFileLine { keys: bad });
     }
     Ok(env.iter().map(|(k, v)| format!("{k}={v}\n")).collect())
 }
@@ -323,8 +323,10 @@ async fn mint_all(
     }
     let mut tokens = BTreeMap::new();
     while let Some(done) = minting.join_next().await {
-        let (identity, minted) =
-            done.map_err(|e| RuntimeError::Config(format!("a token mint failed to run: {e}")))?;
+        let (identity, minted) = done.map_err(|e| RuntimeError::TaskFailed {
+            task: "a token mint",
+            detail: e.to_string(),
+        })?;
         let minted = minted.map_err(|e| match e {
             RuntimeError::Platform {
                 url,
@@ -350,6 +352,21 @@ async fn mint_all(
         tokens.insert(identity.cloud.clone(), path);
     }
     Ok(tokens)
+}
+
+/// One task per identity of the plan, rewriting its token file at half its life until shut down.
+fn keep_fresh(platform: &Platform, dir: &Arc<TokenDir>, plan: &KickoffPlan) -> JoinSet<()> {
+    let mut refreshers = JoinSet::new();
+    for identity in plan.identities.clone() {
+        refreshers.spawn(refresh(
+            platform.clone(),
+            dir.clone(),
+            identity,
+            plan.kickoff_id.clone(),
+            plan.token_ttl,
+        ));
+    }
+    refreshers
 }
 
 /// Rewrites one identity's token file at half its life, for as long as the command runs.
@@ -423,6 +440,49 @@ mod tests {
             nul_free(&pem).is_ok(),
             "line breaks are fine in a process environment"
         );
+    }
+
+    #[test]
+    fn each_failure_keeps_the_sentence_users_know() {
+        let cases = [
+            (
+                RuntimeError::WrongAutomation {
+                    token_for: "crew".into(),
+                    expected: "other".into(),
+                },
+                "the automation token belongs to automation 'crew', not 'other'; use that automation's token",
+            ),
+            (
+                RuntimeError::NoCommand,
+                "no command given: keyward run --automation <name> -- <command> [args…]",
+            ),
+            (
+                RuntimeError::Signals(std::io::Error::other("boom")),
+                "cannot listen for signals: boom",
+            ),
+            (
+                RuntimeError::TaskFailed {
+                    task: "a token mint",
+                    detail: "task 7 panicked".into(),
+                },
+                "a token mint failed to run: task 7 panicked",
+            ),
+        ];
+        for (error, sentence) in cases {
+            assert_eq!(error.to_string(), sentence);
+            assert_eq!(error.exit_code(), 1);
+        }
+        let plan: KickoffPlan = serde_json::from_value(serde_json::json!({
+            "kickoff_id": "k",
+            "automation": {"id": "6f1c2a3b-4d5e-4f60-8a1b-2c3d4e5f6a7b", "name": "crew"},
+            "identities": [], "llm_connections": [], "token_ttl": 600
+        }))
+        .unwrap();
+        assert!(check_automation(&plan, Some("crew")).is_ok());
+        assert!(matches!(
+            check_automation(&plan, Some("other")),
+            Err(RuntimeError::WrongAutomation { .. })
+        ));
     }
 
     #[test]

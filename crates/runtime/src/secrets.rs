@@ -5,25 +5,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keyward_cloud::{Cause, CloudError, Clouds, Deadline, Secret, azure};
+use keyward_cloud::{
+    Access, CloudError, Clouds, Deadline, Secret, SecretLocation, aws, azure, resolve_secret,
+};
 use keyward_core::api::v1::{KickoffIdentity, KickoffPlan, KickoffValue};
+use keyward_core::secrets::SecretUse;
 use tokio::task::JoinSet;
 
 use crate::{Platform, RuntimeError};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// One secret to fetch through an identity.
+/// One secret to fetch through an identity: whose it is, and where its provider keeps it.
 #[derive(Clone)]
 struct Wanted {
-    key: String,
-    provider: String,
-    credential: String,
-    secret_name: String,
-    json_key: Option<String>,
-    region: Option<String>,
-    project: Option<String>,
-    vault_url: Option<String>,
+    secret: SecretUse,
+    at: SecretLocation,
 }
 
 /// The environment the plan's variables resolve to, by key.
@@ -55,14 +52,18 @@ pub async fn resolve(
                     .entry(identity.config_id.to_string())
                     .or_insert_with(|| ((**identity).clone(), Vec::new()));
                 entry.1.push(Wanted {
-                    key: var.key.clone(),
-                    provider: provider.clone(),
-                    credential: credential.clone(),
-                    secret_name: secret_name.clone(),
-                    json_key: json_key.clone(),
-                    region: region.clone(),
-                    project: project.clone(),
-                    vault_url: vault_url.clone(),
+                    secret: SecretUse {
+                        key: var.key.clone(),
+                        provider: provider.clone(),
+                        secret: secret_name.clone(),
+                        credential: credential.clone(),
+                        json_key: json_key.clone(),
+                    },
+                    at: SecretLocation {
+                        project: project.clone(),
+                        vault_url: vault_url.clone(),
+                        region: region.clone(),
+                    },
                 });
             }
         }
@@ -87,8 +88,10 @@ pub async fn resolve(
         });
     }
     while let Some(done) = groups.join_next().await {
-        let (identity, count, result) = done
-            .map_err(|e| RuntimeError::Config(format!("secret resolution failed to run: {e}")))?;
+        let (identity, count, result) = done.map_err(|e| RuntimeError::TaskFailed {
+            task: "secret resolution",
+            detail: e.to_string(),
+        })?;
         match result {
             Ok(resolved) => {
                 tracing::info!(
@@ -121,7 +124,7 @@ async fn resolve_group(
     let all_keys = || {
         wanted
             .iter()
-            .map(|w| w.key.clone())
+            .map(|w| w.secret.key.clone())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -165,32 +168,26 @@ async fn resolve_group(
                 .await
                 .map_err(exchange_failed)?,
         ),
-        _ => {
-            let region = identity
-                .region
-                .clone()
-                .unwrap_or_else(|| "us-east-1".into());
-            Access::Aws(
-                clouds
-                    .aws(&region)
-                    .assume_role_with_web_identity(
-                        identity.role_arn.as_deref().unwrap_or_default(),
-                        session,
-                        &token.token,
-                        None,
-                        &deadline,
-                    )
-                    .await
-                    .map_err(exchange_failed)?,
-            )
-        }
+        _ => Access::Aws(
+            clouds
+                .aws(aws::region_or_default(identity.region.as_deref()))
+                .assume_role_with_web_identity(
+                    identity.role_arn.as_deref().unwrap_or_default(),
+                    session,
+                    &token.token,
+                    None,
+                    &deadline,
+                )
+                .await
+                .map_err(exchange_failed)?,
+        ),
     };
     let mut fetches = JoinSet::new();
     for want in wanted {
         let clouds = clouds.clone();
         let access = access.clone();
         fetches.spawn(async move {
-            let fetched = fetch(&clouds, &access, &want, &deadline).await;
+            let fetched = resolve_secret(&clouds, &access, &want.at, &want.secret, &deadline).await;
             (want, fetched)
         });
     }
@@ -201,142 +198,20 @@ async fn resolve_group(
             errors.push("a secret fetch failed to run".into());
             continue;
         };
-        match fetched.and_then(|value| extract(&want, value)) {
+        let want = want.secret;
+        match fetched {
             // Named here, with its secret: exec would only say `nul byte found` (trial B3).
             Ok(value) if value.expose().contains('\0') => errors.push(format!(
                 "{}: {} secret '{}' holds a NUL byte, which no process environment can hold; remove it from the secret",
-                want.key, want.provider, want.secret_name
+                want.key, want.provider, want.secret
             )),
             Ok(value) => out.push((want.key, value)),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(errors)
-    }
-}
-
-#[derive(Clone)]
-enum Access {
-    Gcp(keyward_cloud::gcp::AccessToken),
-    Azure(keyward_cloud::azure::AccessToken),
-    Aws(keyward_cloud::aws::SessionCredentials),
-}
-
-async fn fetch(
-    clouds: &Clouds,
-    access: &Access,
-    want: &Wanted,
-    deadline: &Deadline,
-) -> Result<Secret, String> {
-    let result = match access {
-        Access::Gcp(token) => {
-            clouds
-                .gcp()
-                .access_secret(
-                    token,
-                    want.project.as_deref().unwrap_or_default(),
-                    &want.secret_name,
-                    "latest",
-                    deadline,
-                )
-                .await
-        }
-        Access::Azure(token) => {
-            clouds
-                .azure()
-                .get_secret(
-                    token,
-                    want.vault_url.as_deref().unwrap_or_default(),
-                    &want.secret_name,
-                    None,
-                    deadline,
-                )
-                .await
-        }
-        Access::Aws(creds) => {
-            clouds
-                .aws(want.region.as_deref().unwrap_or("us-east-1"))
-                .get_secret_value(creds, &want.secret_name, deadline)
-                .await
-        }
-    };
-    result.map_err(|e| match e.cause() {
-        Some(Cause::SecretNotFound) => format!(
-            "secret not found: {} ({} secret '{}' through credential '{}')",
-            want.key, want.provider, want.secret_name, want.credential
-        ),
-        _ => format!(
-            "{}: {} secret '{}': {e}",
-            want.key, want.provider, want.secret_name
-        ),
-    })
-}
-
-/// The value itself, or one field of a JSON object (`name#json_key`).
-fn extract(want: &Wanted, value: Secret) -> Result<Secret, String> {
-    let Some(key) = &want.json_key else {
-        return Ok(value);
-    };
-    let not_found = || {
-        format!(
-            "JSON key not found: {} ('{key}' in {} secret '{}')",
-            want.key, want.provider, want.secret_name
-        )
-    };
-    keyward_core::secrets::json_field(value.expose(), key)
-        .map(Secret::new)
-        .ok_or_else(|| {
-            if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value.expose())
-                .is_err()
-            {
-                format!(
-                    "JSON key not found: {} ({} secret '{}' is not a JSON object)",
-                    want.key, want.provider, want.secret_name
-                )
-            } else {
-                not_found()
-            }
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn want(json_key: Option<&str>) -> Wanted {
-        Wanted {
-            key: "DB_PASSWORD".into(),
-            provider: "aws_secrets_manager".into(),
-            credential: "aws".into(),
-            secret_name: "db".into(),
-            json_key: json_key.map(str::to_owned),
-            region: None,
-            project: None,
-            vault_url: None,
-        }
-    }
-
-    #[test]
-    fn json_keys_take_one_field_and_a_missing_one_names_the_variable() {
-        let secret = || Secret::new(r#"{"username": "crew", "password": "pw", "port": 5432}"#);
-        assert_eq!(
-            extract(&want(Some("password")), secret()).unwrap().expose(),
-            "pw"
-        );
-        assert_eq!(
-            extract(&want(Some("port")), secret()).unwrap().expose(),
-            "5432"
-        );
-        assert_eq!(
-            extract(&want(None), secret()).unwrap().expose(),
-            secret().expose()
-        );
-        let err = extract(&want(Some("host")), secret()).unwrap_err();
-        assert!(err.starts_with("JSON key not found: DB_PASSWORD"), "{err}");
-        let err = extract(&want(Some("x")), Secret::new("plain")).unwrap_err();
-        assert!(err.contains("is not a JSON object"), "{err}");
     }
 }

@@ -59,7 +59,7 @@ pub struct Keyring {
 }
 
 fn aad(kid: &str) -> Vec<u8> {
-    format!("signing_key:{kid}").into_bytes()
+    keyward_store::crypto::Aad::SigningKey { kid }.bytes()
 }
 
 fn times(row: &SigningKeyRow) -> KeyTimes {

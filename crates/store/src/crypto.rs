@@ -7,11 +7,12 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use keyward_core::{AutomationId, EnvVarId, SecretProviderId, UserId};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -21,6 +22,53 @@ const KEY_ID_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 /// The master key file created in the data directory on first start.
 pub const MASTER_KEY_FILE: &str = "master.key";
+
+/// What a sealed value is bound to (its additional authenticated data): a value sealed for one
+/// context does not open in another, so a sealed column copied to another row is useless.
+///
+/// The bytes are stored with nothing but the ciphertext: they must never change, or sealed data
+/// stops opening. Each context starts with its own word and a `:`, no word contains a `:`, and the
+/// ids are fixed-length UUIDs, so two different contexts never give the same bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aad<'a> {
+    /// An environment variable's stored value: `env_var:<id>`.
+    EnvVar { id: EnvVarId },
+    /// A static-backed value resolved for an automation: `resolved:<automation>:<var>`.
+    Resolved {
+        automation: AutomationId,
+        var: EnvVarId,
+    },
+    /// A secret provider's static credentials: `secret_provider:<id>`.
+    SecretProvider { id: SecretProviderId },
+    /// A signing key's private half: `signing_key:<kid>`.
+    SigningKey { kid: &'a str },
+    /// A person's TOTP secret: `totp:<user>`.
+    Totp { user: UserId },
+}
+
+impl Aad<'_> {
+    /// The word before the first `:`, which alone tells the contexts apart.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            Aad::EnvVar { .. } => "env_var:",
+            Aad::Resolved { .. } => "resolved:",
+            Aad::SecretProvider { .. } => "secret_provider:",
+            Aad::SigningKey { .. } => "signing_key:",
+            Aad::Totp { .. } => "totp:",
+        }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let rest = match self {
+            Aad::EnvVar { id } => id.to_string(),
+            Aad::Resolved { automation, var } => format!("{automation}:{var}"),
+            Aad::SecretProvider { id } => id.to_string(),
+            Aad::SigningKey { kid } => (*kid).to_owned(),
+            Aad::Totp { user } => user.to_string(),
+        };
+        format!("{}{rest}", self.prefix()).into_bytes()
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum CryptoError {
@@ -185,7 +233,7 @@ impl MasterKey {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(wrap_nonce),
-                Aad::from(aad),
+                aws_lc_rs::aead::Aad::from(aad),
                 &mut wrapped,
             )
             .map_err(|_| CryptoError::Random)?;
@@ -196,7 +244,7 @@ impl MasterKey {
         let mut body = plaintext.to_vec();
         dek.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(data_nonce),
-            Aad::from(aad),
+            aws_lc_rs::aead::Aad::from(aad),
             &mut body,
         )
         .map_err(|_| CryptoError::Random)?;
@@ -225,7 +273,11 @@ impl MasterKey {
         at += wrapped_len;
         let dek_bytes = self
             .key
-            .open_in_place(wrap_nonce, Aad::from(aad), wrapped.as_mut())
+            .open_in_place(
+                wrap_nonce,
+                aws_lc_rs::aead::Aad::from(aad),
+                wrapped.as_mut(),
+            )
             .map_err(|_| CryptoError::Corrupt)?;
         let dek = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, dek_bytes).map_err(|_| CryptoError::Corrupt)?,
@@ -234,7 +286,7 @@ impl MasterKey {
         at += NONCE_LEN;
         let mut body = Zeroizing::new(sealed[at..].to_vec());
         let plain_len = dek
-            .open_in_place(data_nonce, Aad::from(aad), body.as_mut())
+            .open_in_place(data_nonce, aws_lc_rs::aead::Aad::from(aad), body.as_mut())
             .map_err(|_| CryptoError::Corrupt)?
             .len();
         body.truncate(plain_len);
@@ -282,6 +334,103 @@ mod tests {
             key.open(b"signing_key:a", &flipped),
             Err(CryptoError::Corrupt)
         ));
+    }
+
+    /// One context of each kind; the `match` fails to compile when a kind is added without
+    /// being listed here.
+    fn one_of_each<'a>(kid: &'a str, ids: [uuid::Uuid; 2]) -> Vec<Aad<'a>> {
+        let all = vec![
+            Aad::EnvVar {
+                id: EnvVarId(ids[0]),
+            },
+            Aad::Resolved {
+                automation: AutomationId(ids[0]),
+                var: EnvVarId(ids[1]),
+            },
+            Aad::SecretProvider {
+                id: SecretProviderId(ids[0]),
+            },
+            Aad::SigningKey { kid },
+            Aad::Totp {
+                user: UserId(ids[0]),
+            },
+        ];
+        for aad in &all {
+            match aad {
+                Aad::EnvVar { .. }
+                | Aad::Resolved { .. }
+                | Aad::SecretProvider { .. }
+                | Aad::SigningKey { .. }
+                | Aad::Totp { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn sealing_contexts_keep_todays_bytes() {
+        let a: uuid::Uuid = "6f1c2a3b-4d5e-4f60-8a1b-2c3d4e5f6a7b".parse().unwrap();
+        let b: uuid::Uuid = "00000000-0000-4000-8000-000000000001".parse().unwrap();
+        let text: Vec<String> = one_of_each("k1", [a, b])
+            .iter()
+            .map(|aad| String::from_utf8(aad.bytes()).unwrap())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                format!("env_var:{a}"),
+                format!("resolved:{a}:{b}"),
+                format!("secret_provider:{a}"),
+                "signing_key:k1".to_owned(),
+                format!("totp:{a}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_two_sealing_contexts_collide() {
+        let prefixes: Vec<&str> = one_of_each("", [uuid::Uuid::nil(); 2])
+            .iter()
+            .map(Aad::prefix)
+            .collect();
+        for (i, p) in prefixes.iter().enumerate() {
+            // One word, then the only `:` of the prefix: the word before the first `:` of the
+            // bytes names the kind.
+            assert!(p.ends_with(':') && p.matches(':').count() == 1, "{p}");
+            for (j, q) in prefixes.iter().enumerate() {
+                assert!(i == j || !q.starts_with(p), "{p} is a prefix of {q}");
+            }
+        }
+        // Kids that look like other contexts, and random ids: every context's bytes are distinct.
+        let kids = ["", "k1", "env_var:x", "totp:", ":", "resolved:a:b"];
+        let mut seen = std::collections::HashMap::new();
+        for round in 0..200 {
+            let ids = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()];
+            let ids = if round == 0 { [ids[0], ids[0]] } else { ids };
+            for kid in kids {
+                for aad in one_of_each(kid, ids) {
+                    let bytes = aad.bytes();
+                    assert!(bytes.starts_with(aad.prefix().as_bytes()));
+                    if let Some(earlier) = seen.insert(bytes.clone(), aad) {
+                        assert_eq!(earlier, aad, "{}", String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+        }
+        // Within a kind, the ids are fixed-length: swapping them gives other bytes.
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert_ne!(
+            Aad::Resolved {
+                automation: AutomationId(a),
+                var: EnvVarId(b)
+            }
+            .bytes(),
+            Aad::Resolved {
+                automation: AutomationId(b),
+                var: EnvVarId(a)
+            }
+            .bytes()
+        );
     }
 
     #[test]

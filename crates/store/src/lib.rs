@@ -12,12 +12,15 @@ mod postgres;
 pub mod rbac;
 pub mod secret;
 mod sql;
+mod sql_audit;
 mod sql_guards;
+mod sql_keys;
 mod sql_links;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
 mod sql_sso;
+mod sql_tokens;
 mod sql_workload;
 mod sqlite;
 
@@ -131,6 +134,16 @@ pub trait SecretStore: Send + Sync {
         org: OrgId,
         automation: AutomationId,
     ) -> Result<Vec<EnvVarRow>>;
+    /// [`assign_env_vars`](SecretStore::assign_env_vars) and
+    /// [`replace_resolved_values`](SecretStore::replace_resolved_values) in one transaction:
+    /// both land or neither. `NotFound` also for a value of a variable not in `vars`.
+    async fn assign_env_vars_resolved(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+        vars: &[EnvVarId],
+        values: &[ResolvedValue],
+    ) -> Result<()>;
 
     /// Replaces the static-backed values resolved for the automation (registration, redeploy).
     async fn replace_resolved_values(
@@ -232,10 +245,71 @@ pub trait GuardStore: Send + Sync {
     async fn live_sso_pending(&self, now: i64) -> Result<i64>;
 }
 
+/// Bearer tokens (personal and automation) and the one-time owner setup link.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_token(&self, token: &TokenRow) -> Result<()>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// The token with its automation or person, in one round trip (the hot path of every request).
+    async fn resolve_token(&self, hash: &str) -> Result<Option<ResolvedToken>>;
+    async fn list_personal_tokens(&self, user: UserId) -> Result<Vec<TokenRow>>;
+    async fn list_automation_tokens(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+    ) -> Result<Vec<TokenRow>>;
+    /// Revokes a personal token of `user`; returns the record as revoked.
+    async fn revoke_personal_token(&self, user: UserId, id: TokenId, now: i64) -> Result<TokenRow>;
+    async fn revoke_automation_token(
+        &self,
+        org: OrgId,
+        automation: AutomationId,
+        id: TokenId,
+        now: i64,
+    ) -> Result<TokenRow>;
+
+    /// Replaces any earlier setup token: only the newest printed link works.
+    async fn replace_setup_token(&self, hash: &str, expires_at: i64) -> Result<()>;
+    /// Deletes the setup token and reports whether it existed and was unexpired.
+    async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<bool>;
+}
+
+/// The issuer's signing keys (sealed private halves) and the lease that lets one replica rotate.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<()>;
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
+    async fn record_key_activation(&self, kid: &str) -> Result<()>;
+    async fn schedule_key_retirement(&self, kid: &str, retires_at: i64) -> Result<()>;
+    /// Marks the key retired and destroys its sealed private half.
+    async fn retire_key(&self, kid: &str, now: i64) -> Result<()>;
+
+    /// Takes or renews the named lease for `holder` until `now + ttl`; `false` when another
+    /// holder's lease is still running.
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
+}
+
+/// The audit hash chain.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `events`, in order, to the hash chain in one transaction, serialised against every
+    /// other writer. All are stored or none. Links are keyed with `key` (see [`audit`]).
+    async fn append_audit(
+        &self,
+        key: &audit::AuditKey,
+        events: &[NewAuditEvent],
+    ) -> Result<Vec<AuditRow>>;
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
+    async fn audit_head(&self) -> Result<Option<(i64, String)>>;
+}
+
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
 #[async_trait]
 pub trait Store:
     WorkloadStore
+    + TokenStore
+    + KeyStore
+    + AuditStore
     + SecretStore
     + PeopleStore
     + RbacStore
@@ -273,56 +347,6 @@ pub trait Store:
     async fn list_automations(&self, org: OrgId) -> Result<Vec<AutomationRow>>;
     async fn update_automation(&self, automation: &AutomationRow) -> Result<()>;
     async fn delete_automation(&self, org: OrgId, id: AutomationId) -> Result<()>;
-
-    // Bearer tokens.
-    async fn insert_token(&self, token: &TokenRow) -> Result<()>;
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
-    /// The token with its automation or person, in one round trip (the hot path of every request).
-    async fn resolve_token(&self, hash: &str) -> Result<Option<ResolvedToken>>;
-    async fn list_personal_tokens(&self, user: UserId) -> Result<Vec<TokenRow>>;
-    async fn list_automation_tokens(
-        &self,
-        org: OrgId,
-        automation: AutomationId,
-    ) -> Result<Vec<TokenRow>>;
-    /// Revokes a personal token of `user`; returns the record as revoked.
-    async fn revoke_personal_token(&self, user: UserId, id: TokenId, now: i64) -> Result<TokenRow>;
-    async fn revoke_automation_token(
-        &self,
-        org: OrgId,
-        automation: AutomationId,
-        id: TokenId,
-        now: i64,
-    ) -> Result<TokenRow>;
-
-    // The one-time owner setup link.
-    /// Replaces any earlier setup token: only the newest printed link works.
-    async fn replace_setup_token(&self, hash: &str, expires_at: i64) -> Result<()>;
-    /// Deletes the setup token and reports whether it existed and was unexpired.
-    async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<bool>;
-
-    // Signing keys.
-    async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<()>;
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>>;
-    async fn record_key_activation(&self, kid: &str) -> Result<()>;
-    async fn schedule_key_retirement(&self, kid: &str, retires_at: i64) -> Result<()>;
-    /// Marks the key retired and destroys its sealed private half.
-    async fn retire_key(&self, kid: &str, now: i64) -> Result<()>;
-
-    /// Takes or renews the named lease for `holder` until `now + ttl`; `false` when another
-    /// holder's lease is still running.
-    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl: i64) -> Result<bool>;
-
-    // Audit.
-    /// Appends `events`, in order, to the hash chain in one transaction, serialised against every
-    /// other writer. All are stored or none. Links are keyed with `key` (see [`audit`]).
-    async fn append_audit(
-        &self,
-        key: &audit::AuditKey,
-        events: &[NewAuditEvent],
-    ) -> Result<Vec<AuditRow>>;
-    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
-    async fn audit_head(&self) -> Result<Option<(i64, String)>>;
 }
 
 /// Opens the store named by `database_url`, or the SQLite file in `data_dir`, and migrates it.

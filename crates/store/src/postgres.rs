@@ -110,7 +110,13 @@ impl PostgresStore {
 crate::sql::impl_store!(
     store = PostgresStore,
     db = sqlx::Postgres,
-    backend = "postgres",
+    backend = "postgres"
+);
+crate::sql_tokens::impl_token_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_keys::impl_key_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_audit::impl_audit_store!(
+    store = PostgresStore,
+    db = sqlx::Postgres,
     begin_audit = "BEGIN",
     // Serialises appends across replicas; released at commit.
     lock_audit = "SELECT pg_advisory_xact_lock(7305172)",

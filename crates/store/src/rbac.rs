@@ -1,5 +1,5 @@
 //! Roles, memberships and entity permissions (SPEC §8): the rows and the [`RbacStore`] trait,
-//! implemented for both backends by [`crate::sql_rbac`].
+//! implemented for both backends by the `sql_rbac` module.
 
 use async_trait::async_trait;
 use keyward_core::{AutomationId, OrgId, RoleId, UserId};

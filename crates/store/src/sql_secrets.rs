@@ -10,8 +10,7 @@ macro_rules! impl_secret_store {
             use sqlx::Row as _;
 
             use crate::model::*;
-            use crate::sql::{expect_one, parse_id, parse_opt_id};
-            use crate::sql_workload::unique_conflict;
+            use crate::sql::{conflict, conflict_among, expect_one, parse_id, parse_opt_id};
             use crate::{Result, SecretStore, StoreError};
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -54,6 +53,68 @@ macro_rules! impl_secret_store {
                 })
             }
 
+            type Tx<'t> = sqlx::Transaction<'t, $db>;
+
+            /// The assignment inside `tx`: the automation and every variable must be `org`'s.
+            async fn assign_in(
+                tx: &mut Tx<'_>,
+                org: OrgId,
+                automation: AutomationId,
+                vars: &[EnvVarId],
+            ) -> Result<()> {
+                // The automation must be the organization's; every variable too (checked below).
+                let owned = sqlx::query("SELECT 1 FROM automations WHERE org_id = $1 AND id = $2")
+                    .bind(org.to_string())
+                    .bind(automation.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if owned.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query("DELETE FROM automation_environment_variables WHERE automation_id = $1")
+                    .bind(automation.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                for var in vars {
+                    let done = sqlx::query(
+                        "INSERT INTO automation_environment_variables (automation_id, env_var_id) SELECT $1, id FROM environment_variables WHERE org_id = $2 AND id = $3 ON CONFLICT DO NOTHING",
+                    )
+                    .bind(automation.to_string())
+                    .bind(org.to_string())
+                    .bind(var.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                Ok(())
+            }
+
+            /// The automation's resolved static values, replaced inside `tx`.
+            async fn replace_values_in(
+                tx: &mut Tx<'_>,
+                automation: AutomationId,
+                values: &[ResolvedValue],
+            ) -> Result<()> {
+                sqlx::query("DELETE FROM resolved_static_values WHERE automation_id = $1")
+                    .bind(automation.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                for v in values {
+                    sqlx::query(
+                        "INSERT INTO resolved_static_values (automation_id, env_var_id, sealed_value, resolved_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(automation.to_string())
+                    .bind(v.env_var_id.to_string())
+                    .bind(&v.sealed_value)
+                    .bind(v.resolved_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             #[async_trait]
             impl SecretStore for $store {
                 async fn create_secret_provider(&self, row: &SecretProviderRow) -> Result<()> {
@@ -73,7 +134,7 @@ macro_rules! impl_secret_store {
                     .bind(row.updated_at)
                     .execute(&self.pool)
                     .await
-                    .map_err(unique_conflict(PROVIDER_CONFLICTS, "name"))?;
+                    .map_err(conflict_among(PROVIDER_CONFLICTS, "name"))?;
                     Ok(())
                 }
 
@@ -135,7 +196,7 @@ macro_rules! impl_secret_store {
                     .bind(row.id.to_string())
                     .execute(&self.pool)
                     .await
-                    .map_err(unique_conflict(PROVIDER_CONFLICTS, "name"))?;
+                    .map_err(conflict_among(PROVIDER_CONFLICTS, "name"))?;
                     expect_one(done.rows_affected())
                 }
 
@@ -145,7 +206,7 @@ macro_rules! impl_secret_store {
                         .bind(id.to_string())
                         .execute(&self.pool)
                         .await
-                        .map_err(unique_conflict(&[], "id"))?;
+                        .map_err(conflict("id"))?;
                     expect_one(done.rows_affected())
                 }
 
@@ -167,7 +228,7 @@ macro_rules! impl_secret_store {
                     .bind(row.updated_at)
                     .execute(&self.pool)
                     .await
-                    .map_err(unique_conflict(&[], "key"))?;
+                    .map_err(conflict("key"))?;
                     Ok(())
                 }
 
@@ -238,7 +299,7 @@ macro_rules! impl_secret_store {
                     .bind(row.id.to_string())
                     .execute(&self.pool)
                     .await
-                    .map_err(unique_conflict(&[], "key"))?;
+                    .map_err(conflict("key"))?;
                     expect_one(done.rows_affected())
                 }
 
@@ -258,32 +319,24 @@ macro_rules! impl_secret_store {
                     vars: &[EnvVarId],
                 ) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
-                    // The automation must be the organization's; every variable too (checked below).
-                    let owned = sqlx::query("SELECT 1 FROM automations WHERE org_id = $1 AND id = $2")
-                        .bind(org.to_string())
-                        .bind(automation.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if owned.is_none() {
+                    assign_in(&mut tx, org, automation, vars).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn assign_env_vars_resolved(
+                    &self,
+                    org: OrgId,
+                    automation: AutomationId,
+                    vars: &[EnvVarId],
+                    values: &[ResolvedValue],
+                ) -> Result<()> {
+                    if values.iter().any(|v| !vars.contains(&v.env_var_id)) {
                         return Err(StoreError::NotFound);
                     }
-                    sqlx::query("DELETE FROM automation_environment_variables WHERE automation_id = $1")
-                        .bind(automation.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    for var in vars {
-                        let done = sqlx::query(
-                            "INSERT INTO automation_environment_variables (automation_id, env_var_id) SELECT $1, id FROM environment_variables WHERE org_id = $2 AND id = $3 ON CONFLICT DO NOTHING",
-                        )
-                        .bind(automation.to_string())
-                        .bind(org.to_string())
-                        .bind(var.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                        if done.rows_affected() == 0 {
-                            return Err(StoreError::NotFound);
-                        }
-                    }
+                    let mut tx = self.pool.begin().await?;
+                    assign_in(&mut tx, org, automation, vars).await?;
+                    replace_values_in(&mut tx, automation, values).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -314,21 +367,7 @@ macro_rules! impl_secret_store {
                     values: &[ResolvedValue],
                 ) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
-                    sqlx::query("DELETE FROM resolved_static_values WHERE automation_id = $1")
-                        .bind(automation.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    for v in values {
-                        sqlx::query(
-                            "INSERT INTO resolved_static_values (automation_id, env_var_id, sealed_value, resolved_at) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(automation.to_string())
-                        .bind(v.env_var_id.to_string())
-                        .bind(&v.sealed_value)
-                        .bind(v.resolved_at)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    replace_values_in(&mut tx, automation, values).await?;
                     tx.commit().await?;
                     Ok(())
                 }

@@ -1,34 +1,6 @@
 //! SQL for workload identity configs and LLM connections, shared by both backends like
 //! [`crate::sql`]; implements [`WorkloadStore`](crate::WorkloadStore).
 
-use crate::StoreError;
-
-/// A unique-index violation named by the index's key column: `(column, field)` pairs are tried
-/// in order (PostgreSQL names the index, SQLite lists `table.column`s); else `fallback`.
-pub(crate) fn unique_conflict(
-    fields: &'static [(&'static str, &'static str)],
-    fallback: &'static str,
-) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let said = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-            let field = fields
-                .iter()
-                .find(|(key, _)| said.contains(key))
-                .map_or(fallback, |(_, field)| field);
-            StoreError::Conflict { field }
-        }
-        // SQLite reports an ON DELETE RESTRICT as a constraint-trigger error (1811), not 787.
-        sqlx::Error::Database(db)
-            if db.is_foreign_key_violation()
-                || db.message().contains("FOREIGN KEY constraint failed") =>
-        {
-            StoreError::InUse
-        }
-        _ => StoreError::Database(e),
-    }
-}
-
 macro_rules! impl_workload_store {
     (store = $store:ty, db = $db:ty $(,)?) => {
         const _: () = {
@@ -37,8 +9,7 @@ macro_rules! impl_workload_store {
             use sqlx::Row as _;
 
             use crate::model::*;
-            use crate::sql::{expect_one, parse_id, parse_opt_id};
-            use crate::sql_workload::unique_conflict;
+            use crate::sql::{conflict, conflict_among, expect_one, parse_id, parse_opt_id};
             use crate::{Result, StoreError, WorkloadStore};
 
             type DbRow = <$db as sqlx::Database>::Row;
@@ -184,7 +155,7 @@ macro_rules! impl_workload_store {
                     .bind(&row.subject)
                     .execute(&mut *tx)
                     .await
-                    .map_err(unique_conflict(WI_CONFLICTS, "name"))?;
+                    .map_err(conflict_among(WI_CONFLICTS, "name"))?;
                     let id = row.id.to_string();
                     relink(&mut tx, "workload_identity_config_automations", "config_id", &id, &row.automations).await?;
                     tx.commit().await?;
@@ -246,7 +217,7 @@ macro_rules! impl_workload_store {
                     .bind(row.id.to_string())
                     .execute(&mut *tx)
                     .await
-                    .map_err(unique_conflict(WI_CONFLICTS, "name"))?;
+                    .map_err(conflict_among(WI_CONFLICTS, "name"))?;
                     expect_one(done.rows_affected())?;
                     let id = row.id.to_string();
                     relink(&mut tx, "workload_identity_config_automations", "config_id", &id, &row.automations).await?;
@@ -266,7 +237,7 @@ macro_rules! impl_workload_store {
                     .bind(id.to_string())
                     .execute(&self.pool)
                     .await
-                    .map_err(unique_conflict(&[], "id"))?;
+                    .map_err(conflict("id"))?;
                     expect_one(done.rows_affected())
                 }
 
@@ -287,7 +258,7 @@ macro_rules! impl_workload_store {
                     .bind(row.updated_at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(unique_conflict(&[], "name"))?;
+                    .map_err(conflict("name"))?;
                     let id = row.id.to_string();
                     relink(&mut tx, "llm_connection_automations", "connection_id", &id, &row.automations).await?;
                     tx.commit().await?;
@@ -351,7 +322,7 @@ macro_rules! impl_workload_store {
                     .bind(row.id.to_string())
                     .execute(&mut *tx)
                     .await
-                    .map_err(unique_conflict(&[], "name"))?;
+                    .map_err(conflict("name"))?;
                     expect_one(done.rows_affected())?;
                     let id = row.id.to_string();
                     relink(&mut tx, "llm_connection_automations", "connection_id", &id, &row.automations).await?;

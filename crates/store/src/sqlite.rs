@@ -128,10 +128,12 @@ impl SqliteStore {
     }
 }
 
-crate::sql::impl_store!(
+crate::sql::impl_store!(store = SqliteStore, db = sqlx::Sqlite, backend = "sqlite");
+crate::sql_tokens::impl_token_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_keys::impl_key_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_audit::impl_audit_store!(
     store = SqliteStore,
     db = sqlx::Sqlite,
-    backend = "sqlite",
     begin_audit = "BEGIN IMMEDIATE",
     lock_audit = "",
 );

@@ -25,7 +25,7 @@ use crate::state::AppState;
 const MAX_VALUE: usize = 32 * 1024;
 
 pub(crate) fn value_aad(id: EnvVarId) -> Vec<u8> {
-    format!("env_var:{id}").into_bytes()
+    keyward_store::crypto::Aad::EnvVar { id }.bytes()
 }
 
 /// `{id}` is the variable's UUID or its key.
@@ -433,9 +433,8 @@ pub(crate) async fn assign(
     let mut ids: Vec<EnvVarId> = chosen.iter().map(|r| r.id).collect();
     ids.sort();
     ids.dedup();
-    app.store.assign_env_vars(org, automation.id, &ids).await?;
     app.store
-        .replace_resolved_values(automation.id, &resolved)
+        .assign_env_vars_resolved(org, automation.id, &ids, &resolved)
         .await?;
     let rows = app.store.automation_env_vars(org, automation.id).await?;
     app.audit

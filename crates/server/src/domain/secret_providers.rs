@@ -27,7 +27,7 @@ fn invalid(e: SecretsError) -> ApiError {
 
 /// The additional data sealed static credentials are bound to: a copy in another row won't open.
 pub(crate) fn static_aad(id: SecretProviderId) -> Vec<u8> {
-    format!("secret_provider:{id}").into_bytes()
+    keyward_store::crypto::Aad::SecretProvider { id }.bytes()
 }
 
 /// Opened static credentials; the values are wiped when dropped.

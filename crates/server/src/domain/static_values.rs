@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use keyward_cloud::{Cause, Deadline, Secret};
-use keyward_core::secrets::{AuthKind, ProviderKind, SecretRef, json_field};
+use keyward_cloud::{Access, Deadline, Secret, SecretLocation, resolve_secret};
+use keyward_core::secrets::{AuthKind, ProviderKind, SecretRef, SecretUse};
 use keyward_core::{AutomationId, EnvVarId, OrgId};
 use keyward_store::{AutomationRow, EnvVarRow, ResolvedValue, SecretProviderRow};
 use serde_json::json;
@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 /// The additional data a resolved static value is sealed with: bound to its automation and variable.
 pub(crate) fn resolved_aad(automation: AutomationId, var: EnvVarId) -> Vec<u8> {
-    format!("resolved:{automation}:{var}").into_bytes()
+    keyward_store::crypto::Aad::Resolved { automation, var }.bytes()
 }
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -152,57 +152,32 @@ async fn fetch(
         .map_err(|e| format!("{}: {e}", var.key))?;
     let provider =
         ProviderKind::parse(&credential.provider).map_err(|e| format!("{}: {e}", var.key))?;
-    let name = reference.provider_name(provider);
-    let read = match session {
-        Session::Gcp(token) => {
-            let project = setting(credential, "project").unwrap_or_default();
-            clouds
-                .gcp()
-                .access_secret(token, &project, &name, "latest", deadline)
-                .await
-        }
-        Session::Azure(token) => {
-            let Some(vault) = setting(credential, "vault_url") else {
-                return Err(format!(
-                    "azure_vault_url is required for Azure secret resolution: {} (set vault_url on credential '{}')",
-                    var.key, credential.name
-                ));
-            };
-            clouds
-                .azure()
-                .get_secret(token, &vault, &name, None, deadline)
-                .await
-        }
-        Session::Aws(creds) => {
-            let region = setting(credential, "region").unwrap_or_else(|| "us-east-1".into());
-            clouds
-                .aws(&region)
-                .get_secret_value(creds, &name, deadline)
-                .await
-        }
+    let at = SecretLocation {
+        project: setting(credential, "project"),
+        vault_url: setting(credential, "vault_url"),
+        region: setting(credential, "region"),
     };
-    let value = read.map_err(|e| match e.cause() {
-        Some(Cause::SecretNotFound) => format!(
-            "secret not found: {} ({} secret '{name}' through credential '{}')",
-            var.key,
-            provider.as_str(),
-            credential.name
-        ),
-        _ => format!("{}: {e}", var.key),
-    })?;
-    match &reference.json_key {
-        None => Ok(value),
-        Some(key) => json_field(value.expose(), key)
-            .map(Secret::new)
-            .ok_or_else(|| {
-                format!(
-                    "JSON key not found: {} ('{key}' in {} secret '{}')",
-                    var.key,
-                    provider.as_str(),
-                    reference.name
-                )
-            }),
-    }
+    let access = match session {
+        Session::Gcp(token) => Access::Gcp(token.clone()),
+        Session::Azure(_) if at.vault_url.is_none() => {
+            return Err(format!(
+                "azure_vault_url is required for Azure secret resolution: {} (set vault_url on credential '{}')",
+                var.key, credential.name
+            ));
+        }
+        Session::Azure(token) => Access::Azure(token.clone()),
+        Session::Aws(creds) => Access::Aws(creds.clone()),
+    };
+    let wanted = SecretUse {
+        key: var.key.clone(),
+        provider: provider.as_str().to_owned(),
+        secret: reference.provider_name(provider),
+        credential: credential.name.clone(),
+        json_key: reference.json_key,
+    };
+    resolve_secret(clouds, &access, &at, &wanted, deadline)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// `POST /automations/{id}/redeploy`: resolves the static-backed values anew and returns the

@@ -121,7 +121,7 @@ pub fn totp_matches(secret: &[u8], code: &str, now: i64) -> bool {
 }
 
 pub fn totp_aad(user: UserId) -> Vec<u8> {
-    format!("totp:{user}").into_bytes()
+    keyward_store::crypto::Aad::Totp { user }.bytes()
 }
 
 /// A fresh 160-bit TOTP secret.
