@@ -2,6 +2,8 @@
 //! `KEYWARD_TEST_DATABASE_URL` is set) and use it over HTTPS like a client would.
 //!
 //! One test binary for all of them (modules below), so the binary is linked once.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 mod account_guards;
 mod admin_cli_resources;

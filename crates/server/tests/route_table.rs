@@ -1,4 +1,6 @@
 //! Walks the route table in-process: every declared need is enforced by the layer.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

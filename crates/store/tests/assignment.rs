@@ -1,5 +1,7 @@
 //! Assigning variables to an automation and storing their resolved static values is one
 //! transaction, on SQLite and (when `KEYWARD_TEST_DATABASE_URL` is set) PostgreSQL.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use keyward_core::{AutomationId, EnvVarId, OrgId, UserId};
 use keyward_store::*;

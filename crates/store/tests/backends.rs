@@ -1,5 +1,7 @@
 //! One test body per behaviour, run against SQLite and (when `KEYWARD_TEST_DATABASE_URL` is set)
 //! PostgreSQL.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use keyward_core::{AutomationId, OrgId, TokenId, UserId};
 use keyward_store::audit::ChainVerifier;

@@ -1,5 +1,7 @@
 //! The per-person guards (migration 0009) and the pending sign-in count on SQLite and (when
 //! `KEYWARD_TEST_DATABASE_URL` is set) PostgreSQL.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use keyward_core::UserId;
 use keyward_store::*;

@@ -1,5 +1,7 @@
 //! Listing every organization (the startup check of stored environment variables, review H4),
 //! on both backends.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The people store (device codes, rate counters, sessions, invitations) on SQLite and, when
 //! `KEYWARD_TEST_DATABASE_URL` is set, PostgreSQL: one test body per behaviour.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use keyward_core::{OrgId, UserId};
 use keyward_store::*;

@@ -1,5 +1,7 @@
 //! Roles, members and entity permissions, on SQLite and (when `KEYWARD_TEST_DATABASE_URL` is
 //! set) PostgreSQL.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use keyward_core::{AutomationId, EnvVarId, OrgId, RoleId, UserId};
 use keyward_store::*;

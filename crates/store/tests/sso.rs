@@ -1,5 +1,7 @@
 //! The SSO tables (migration 0006) on SQLite and (when `KEYWARD_TEST_DATABASE_URL` is set)
 //! PostgreSQL.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

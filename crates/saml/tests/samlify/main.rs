@@ -5,6 +5,8 @@
 //!
 //! Needs `node` and `openssl`; runs `npm ci` in interop/saml when its node_modules is missing.
 //! Fails (never skips) when they are absent, so that a green run means these cases ran.
+// Test helpers unwrap: a failed step is the test's failure.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
