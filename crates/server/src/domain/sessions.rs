@@ -384,7 +384,8 @@ async fn aws_keys(
     deadline: &Deadline,
     steps: &mut Vec<Value>,
 ) -> Option<Session> {
-    let region = setting(row, "region").unwrap_or_else(|| "us-east-1".into());
+    let region =
+        setting(row, "region").unwrap_or_else(|| keyward_cloud::aws::DEFAULT_REGION.into());
     let aws = clouds.aws(&region);
     let keys = SessionCredentials::static_keys(
         field(fields, "access_key_id"),
@@ -453,7 +454,8 @@ pub(crate) async fn list_names(
             }
         },
         Session::Aws(creds) => {
-            let region = setting(row, "region").unwrap_or_else(|| "us-east-1".into());
+            let region =
+                setting(row, "region").unwrap_or_else(|| keyward_cloud::aws::DEFAULT_REGION.into());
             clouds
                 .aws(&region)
                 .list_secrets(&creds, prefix, &deadline)
