@@ -101,8 +101,12 @@ pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
 
 fn try_start_idp(dir: &Path, keyward_url: &str, port: u16) -> Option<Idp> {
     let tls_dir = dir.join("idp-tls");
-    let tls = keyward_server::tls::ensure_self_signed(&tls_dir, &["127.0.0.1".to_owned()])
-        .expect("IdP certificate");
+    let tls = keyward_server::tls::ensure_self_signed(
+        &tls_dir,
+        &["127.0.0.1".to_owned()],
+        keyward_server::clock::now(),
+    )
+    .expect("IdP certificate");
     let mut child = Command::new("node")
         .arg(interop_dir().join("idp.js"))
         .env("IDP_TLS_CERT", &tls.cert)

@@ -34,6 +34,7 @@ use keyward_store::crypto::{CryptoError, MasterKey};
 use thiserror::Error;
 
 use crate::audit::Auditor;
+use crate::clock::Clock;
 use crate::config::{ServerConfig, TlsMode};
 use crate::keyring::{Keyring, KeyringError};
 use crate::state::AppState;
@@ -124,11 +125,15 @@ pub async fn serve(
     )
     .await?;
 
+    let clock = match &config.test_clock_file {
+        Some(path) => Clock::offset_by_file(path.clone()),
+        None => Clock::system(),
+    };
     let keyring = Arc::new(Keyring::new(store.clone(), master.clone(), config.rotation));
     if let Some(pem) = &config.oidc_private_key {
-        keyring.import_configured(pem, clock::now(), &audit).await?;
+        keyring.import_configured(pem, clock.now(), &audit).await?;
     }
-    first_keys(&keyring, &audit).await?;
+    first_keys(&keyring, &audit, &clock).await?;
 
     let (setup_link_secret, bootstrapped_org) =
         first_owner(&config, store.as_ref(), &audit).await?;
@@ -168,7 +173,12 @@ pub async fn serve(
                     hosts.push(host);
                 }
             }
-            Some(tls::ensure_self_signed(&config.data_dir, &hosts)?)
+            // Clients check the certificate against their own wall clocks, not a test's shifted one.
+            Some(tls::ensure_self_signed(
+                &config.data_dir,
+                &hosts,
+                Clock::system().now(),
+            )?)
         }
     };
 
@@ -206,11 +216,7 @@ pub async fn serve(
     }
     let cloud_endpoints = config.cloud_endpoints.clone();
     // After the public URL is known: it is in the callback and ACS URLs.
-    let sso = Arc::new(people::sso::Sso::build(&config).map_err(ServeError::Sso)?);
-    let clock = match &config.test_clock_file {
-        Some(path) => clock::Clock::offset_by_file(path.clone()),
-        None => clock::Clock::system(),
-    };
+    let sso = Arc::new(people::clients::Sso::build(&config).map_err(ServeError::Sso)?);
     let config = Arc::new(config);
     let state = AppState {
         cloud_endpoints,
@@ -221,9 +227,9 @@ pub async fn serve(
         audit: audit.clone(),
         metrics: ops::metrics_handle(),
         sso,
-        clock,
+        clock: clock.clone(),
     };
-    let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone()));
+    let rotation = tokio::spawn(rotation_loop(keyring.clone(), audit.clone(), clock));
 
     let handle = axum_server::Handle::new();
     let drain = handle.clone();
@@ -276,10 +282,10 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Runs the schedule until a key can sign. Another replica may hold the lease and be generating
 /// the first key; then this one waits for it to appear.
-async fn first_keys(keyring: &Keyring, audit: &Auditor) -> Result<(), ServeError> {
+async fn first_keys(keyring: &Keyring, audit: &Auditor, clock: &Clock) -> Result<(), ServeError> {
     for _ in 0..120 {
-        keyring.tick(clock::now(), audit).await?;
-        if keyring.signer(clock::now()).is_some() {
+        keyring.tick(clock.now(), audit).await?;
+        if keyring.signer(clock.now()).is_some() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -289,12 +295,12 @@ async fn first_keys(keyring: &Keyring, audit: &Auditor) -> Result<(), ServeError
     )))
 }
 
-async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor) {
+async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor, clock: Clock) {
     let mut interval = tokio::time::interval(keyring.tick_period());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(e) = keyring.tick(clock::now(), &audit).await {
+        if let Err(e) = keyring.tick(clock.now(), &audit).await {
             tracing::error!(error = %e, "signing key rotation failed; retrying at the next tick");
         }
     }
