@@ -17,8 +17,6 @@ use crate::state::AppState;
 
 /// How long a sign-in may stay at the identity provider.
 pub const PENDING_TTL: i64 = 600;
-/// Audit event of a person created by their first SSO sign-in.
-const USER_PROVISIONED: &str = "auth.user_provisioned";
 
 /// The person a verified identity names (see [`super::links`]: by the provider's subject,
 /// linked by a verified address the first time), provisioned on first sight into the SSO
@@ -55,7 +53,7 @@ pub async fn admit(
         }
         app.audit
             .record(
-                USER_PROVISIONED,
+                kind::USER_PROVISIONED,
                 org,
                 &format!("user:{}", user.id),
                 json!({"method": method, "provider": app.config.auth.name(), "email": email, "role": role, "new_user": created}),
