@@ -3,8 +3,6 @@
 //! password change ends the person's other sessions and CLI access tokens, sign-out ends the
 //! session for good, and personal access tokens must expire within `KEYWARD_MAX_PAT_TTL`.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -164,7 +162,7 @@ async fn cli_token(server: &Server) -> String {
     )
     .await;
     assert_eq!(status, 200, "{html}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance_clock(1);
     let (status, issued) = poll(server, started["device_code"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{issued}");
     issued["access_token"].as_str().unwrap().to_owned()
@@ -200,7 +198,7 @@ async fn a_password_change_ends_other_sessions_and_cli_tokens_and_sign_out_ends_
         let phone = sign_in(&server, "/device").await;
         let token = cli_token(&server).await;
         assert_eq!(api(&server, Method::GET, orgs, &token, None).await.0, 200);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(1);
 
         let (status, body) = api(
             &server,
@@ -234,7 +232,7 @@ async fn a_password_change_ends_other_sessions_and_cli_tokens_and_sign_out_ends_
         )
         .await;
         assert_eq!(status, 204);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(1);
         let fresh = cli_token(&server).await;
         let (status, body) = api(&server, Method::GET, orgs, &fresh, None).await;
         assert_eq!(status, 200, "{name}: {body}");

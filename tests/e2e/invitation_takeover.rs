@@ -1,8 +1,6 @@
 //! Security review C1, H1 and H2: an invitation never sets or checks an existing account's
 //! password, and inviting obeys the same "may assign this role" rule as adding a member.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -121,7 +119,7 @@ async fn new_person(server: &Server, email: &str, role: &str) -> (String, String
     )
     .await;
     assert_eq!(status, 200, "{html}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance_clock(1);
     let (status, issued) = poll(server, started["device_code"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{issued}");
     (cookie, issued["access_token"].as_str().unwrap().to_owned())

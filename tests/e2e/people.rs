@@ -254,7 +254,8 @@ async fn a_cli_signs_in_through_the_device_page_and_uses_its_token() {
         assert_eq!(status, 200, "{html}");
         assert!(html.contains("approved"), "{html}");
 
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // A token of the second the password was set would already be revoked.
+        server.advance_clock(1);
         let (status, issued) = poll(&server, device_code).await;
         assert_eq!(status, 200, "{issued}");
         assert_eq!(issued["token_type"], "Bearer");
@@ -382,7 +383,7 @@ async fn denied_and_expired_codes_answer_access_denied_and_expired_token() {
             "{body}"
         );
 
-        tokio::time::sleep(Duration::from_millis(3200)).await;
+        server.advance_clock(4);
         let (status, body) = poll(&server, expiring["device_code"].as_str().unwrap()).await;
         assert_eq!(
             (status, body["error"].as_str()),
@@ -517,7 +518,8 @@ async fn device_codes_live_in_the_database_shared_by_replicas() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.advance_clock(1);
+    b.advance_clock(1);
     let (status, issued) = poll(&a, device_code).await;
     assert_eq!(status, 200, "{issued}");
     let access = issued["access_token"].as_str().unwrap();
@@ -540,14 +542,15 @@ async fn device_codes_live_in_the_database_shared_by_replicas() {
     );
 }
 
-/// Seconds into the current minute (the server counts starts in fixed one-minute windows).
-#[allow(clippy::disallowed_methods)]
-fn second_of_minute() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60
+/// Moves `server`'s clock to the start of its next minute, so that the requests of the next
+/// seconds fall in one of the fixed one-minute windows the server counts starts in.
+pub fn advance_to_next_minute(server: &Server) {
+    let offset: i64 = std::fs::read_to_string(&server.clock_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    let now = keyward_server::clock::now() + offset;
+    server.advance_clock(60 - now.rem_euclid(60));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -556,9 +559,7 @@ async fn starting_device_logins_is_rate_limited_per_client_address() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&local_options(&Backend::Sqlite, dir.path()));
     // All 61 starts must fall in one window.
-    if second_of_minute() > 40 {
-        tokio::time::sleep(Duration::from_secs(61 - second_of_minute())).await;
-    }
+    advance_to_next_minute(&server);
     for _ in 0..60 {
         start_device_flow(&server).await;
     }

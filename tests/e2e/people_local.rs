@@ -1,8 +1,6 @@
 //! The `local` provider's people: invitations (join with a password through the link) and TOTP
 //! at sign-in.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::json;
 
@@ -119,7 +117,7 @@ async fn an_invited_person_joins_with_a_password_and_signs_in_their_cli() {
         )
         .await;
         assert_eq!(status, 200, "{html}");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(1);
         let (status, issued) = poll(&server, started["device_code"].as_str().unwrap()).await;
         assert_eq!(status, 200, "{issued}");
         let (status, orgs) = call(

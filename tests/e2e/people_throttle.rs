@@ -3,12 +3,12 @@
 //! from X-Forwarded-For only behind a trusted proxy; every 429 says when to retry; failed setup
 //! attempts are limited and audited; typed text that is not an email stays out of the audit log.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::common::*;
-use crate::people::{PASSWORD, browser, local_options, set_owner_password, start_device_flow};
+use crate::people::{
+    PASSWORD, advance_to_next_minute, browser, local_options, set_owner_password, start_device_flow,
+};
 
 const OWNER: &str = "owner@acme.example";
 
@@ -183,15 +183,7 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     );
 
     // Device logins are counted per client too, and their 429 says when to retry.
-    #[allow(clippy::disallowed_methods)]
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second > 40 {
-        tokio::time::sleep(Duration::from_secs(61 - second)).await;
-    }
+    advance_to_next_minute(&server);
     let start = |client: &'static str| {
         let req = browser(&server)
             .post(format!("{}/oauth2/device_authorization", server.url))

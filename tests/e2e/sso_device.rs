@@ -38,11 +38,28 @@ async fn device_login(home: &Path, trust: &Path, browser: &mut Browser, person: 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    // Read on a thread, so a CLI that never prints its URL fails the test instead of hanging it.
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(login.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let open = loop {
-        let line = lines.next().expect("login printed no URL").unwrap();
-        if let Some(url) = line.strip_prefix("1. Open: ") {
-            break url.to_owned();
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix("1. Open: ") {
+                    break url.to_owned();
+                }
+            }
+            Err(e) => {
+                let _ = login.kill();
+                let _ = login.wait();
+                panic!("keyward login printed no URL within 60 s: {e}");
+            }
         }
     };
     assert!(open.contains("/realms/acme/device?user_code="), "{open}");
@@ -67,7 +84,9 @@ async fn device_login(home: &Path, trust: &Path, browser: &mut Browser, person: 
     })
     .await
     .unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    // The CLI has exited: what is left of its output arrives at once (bounded all the same).
+    let rest: Vec<String> =
+        std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(5)).ok()).collect();
     assert!(status.0.success(), "{rest:?} {}", status.1);
     // No `interval` in the IdP's answer: the CLI waited RFC 8628's default 5 s before polling.
     assert!(started.elapsed() >= Duration::from_secs(5));
@@ -289,7 +308,7 @@ async fn a_rotated_idp_key_is_fetched_on_its_first_token_but_at_most_every_30_se
         "{body}"
     );
     // Once the window has passed, the token's unknown kid makes Keyward fetch the new keys.
-    tokio::time::sleep(Duration::from_secs(31).saturating_sub(keys_fetched.elapsed())).await;
+    server.advance_clock(31);
     let (status, body) = call(&client, Method::GET, &orgs, Some(&second), None).await;
     assert_eq!(status, 200, "{body}");
     drop(idp);

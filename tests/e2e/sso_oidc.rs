@@ -87,6 +87,9 @@ pub fn start_idp(dir: &Path, keyward_url: &str) -> Idp {
 /// [`start_idp`] on a given port (0: any), with a fresh signing key each time; the TLS files in
 /// `dir` are reused, so a restarted IdP is trusted as before.
 pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
+    if port != 0 {
+        wait_until_free(port);
+    }
     // A node started on a port its predecessor just released was seen (once, on a loaded
     // machine) never to listen nor exit: give each start a minute, then try afresh.
     for attempt in 1..=3 {
@@ -99,10 +102,26 @@ pub fn start_idp_on(dir: &Path, keyward_url: &str, port: u16) -> Idp {
     panic!("idp.js did not start in three attempts");
 }
 
+/// Waits (at most 20 s) until nothing listens on `port`, e.g. a killed predecessor's socket.
+fn wait_until_free(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} still taken 20 s after the IdP was stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn try_start_idp(dir: &Path, keyward_url: &str, port: u16) -> Option<Idp> {
     let tls_dir = dir.join("idp-tls");
-    let tls = keyward_server::tls::ensure_self_signed(&tls_dir, &["127.0.0.1".to_owned()])
-        .expect("IdP certificate");
+    let tls = keyward_server::tls::ensure_self_signed(
+        &tls_dir,
+        &["127.0.0.1".to_owned()],
+        keyward_server::clock::now(),
+    )
+    .expect("IdP certificate");
     let mut child = Command::new("node")
         .arg(interop_dir().join("idp.js"))
         .env("IDP_TLS_CERT", &tls.cert)

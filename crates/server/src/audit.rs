@@ -22,6 +22,7 @@ pub mod kind {
     pub const PASSWORD_SET: &str = "auth.password_set";
     pub const TOTP_ENABLED: &str = "auth.totp_enabled";
     pub const TOTP_DISABLED: &str = "auth.totp_disabled";
+    pub const USER_PROVISIONED: &str = "auth.user_provisioned";
     pub const DEVICE_APPROVED: &str = "device.approved";
     pub const DEVICE_DENIED: &str = "device.denied";
     pub const DEVICE_TOKEN_ISSUED: &str = "device.token_issued";

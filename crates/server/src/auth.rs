@@ -75,18 +75,18 @@ async fn resolve(
 ) -> Result<Caller, ApiError> {
     let now = app.clock.now();
     let token = bearer(headers)?;
-    let found = if crate::people::access::looks_like_jwt(token) {
+    let found = if crate::people::bearer::looks_like_jwt(token) {
         // Keyward's own access tokens with `local`, the external provider's otherwise.
         Bearer::Access(match app.config.auth {
-            crate::people::provider::AuthProvider::Local => {
-                crate::people::access::person(app, token).await?
+            crate::config::provider::AuthProvider::Local => {
+                crate::people::bearer::local_person(app, token, now).await?
             }
-            _ => crate::people::sso::bearer_person(app, token).await?,
+            _ => crate::people::bearer::provider_person(app, token, now).await?,
         })
     } else {
         let resolved = lookup(app, token, now).await?;
         if let Some(user) = &resolved.user {
-            crate::people::links::check_still_assigned(app, user.id).await?;
+            crate::people::bearer::check_still_assigned(app, user.id).await?;
         }
         Bearer::Stored(Box::new(resolved))
     };

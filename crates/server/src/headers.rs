@@ -1,5 +1,5 @@
 //! Security headers on every response (the console pages, the API and the issuer endpoints
-//! alike), added by one layer of the router (`routes::app`). A handler that sets one of these itself
+//! alike), added by one layer around the whole router. A handler that sets one of these itself
 //! (the pages' `X-Frame-Options`, say) keeps its own value.
 
 use axum::extract::State;

@@ -33,7 +33,7 @@ pub async fn discovery(State(app): State<AppState>) -> Result<Response, ApiError
     // As the people's IdP (`local`), the same document names the device flow's endpoints.
     if matches!(
         app.config.auth,
-        crate::people::provider::AuthProvider::Local
+        crate::config::provider::AuthProvider::Local
     ) && let (Some(public), Some(map)) = (app.config.public_url.as_deref(), doc.as_object_mut())
     {
         map.insert(

@@ -35,6 +35,7 @@ use keyward_store::crypto::{CryptoError, MasterKey};
 use thiserror::Error;
 
 use crate::audit::Auditor;
+use crate::clock::Clock;
 use crate::config::{ServerConfig, TlsMode};
 use crate::keyring::{Keyring, KeyringError};
 use crate::state::AppState;
@@ -117,8 +118,8 @@ pub async fn serve(
     )
     .await?;
     let clock = match &config.test_clock_file {
-        Some(path) => clock::Clock::offset_by_file(path.clone()),
-        None => clock::Clock::system(),
+        Some(path) => Clock::offset_by_file(path.clone()),
+        None => Clock::system(),
     };
     let audit = Auditor::with_clock(store.clone(), master.audit_key(), clock.clone());
     audit::seal_unkeyed(
@@ -173,7 +174,12 @@ pub async fn serve(
                     hosts.push(host);
                 }
             }
-            Some(tls::ensure_self_signed(&config.data_dir, &hosts)?)
+            // Clients check the certificate against their own wall clocks, not a test's shifted one.
+            Some(tls::ensure_self_signed(
+                &config.data_dir,
+                &hosts,
+                Clock::system().now(),
+            )?)
         }
     };
 
@@ -211,7 +217,7 @@ pub async fn serve(
     }
     let cloud_endpoints = config.cloud_endpoints.clone();
     // After the public URL is known: it is in the callback and ACS URLs.
-    let sso = Arc::new(people::sso::Sso::build(&config).map_err(ServeError::Sso)?);
+    let sso = Arc::new(people::clients::Sso::build(&config).map_err(ServeError::Sso)?);
     let config = Arc::new(config);
     let state = AppState {
         cloud_endpoints,
@@ -277,11 +283,7 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Runs the schedule until a key can sign. Another replica may hold the lease and be generating
 /// the first key; then this one waits for it to appear.
-async fn first_keys(
-    keyring: &Keyring,
-    audit: &Auditor,
-    clock: &clock::Clock,
-) -> Result<(), ServeError> {
+async fn first_keys(keyring: &Keyring, audit: &Auditor, clock: &Clock) -> Result<(), ServeError> {
     for _ in 0..120 {
         keyring.tick(clock.now(), audit).await?;
         if keyring.signer(clock.now()).is_some() {
@@ -294,7 +296,7 @@ async fn first_keys(
     )))
 }
 
-async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor, clock: clock::Clock) {
+async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor, clock: Clock) {
     let mut interval = tokio::time::interval(keyring.tick_period());
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
-use crate::clock;
 use crate::state::AppState;
 
 /// The process-wide metrics recorder (a global by nature), installed once.
@@ -36,7 +35,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// Ready when the database answers and a key can sign.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let database = app.store.ping().await;
-    let signer = app.keyring.signer(clock::now()).is_some();
+    let signer = app.keyring.signer(app.clock.now()).is_some();
     let ok = database.is_ok() && signer;
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },

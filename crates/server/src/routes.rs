@@ -19,7 +19,7 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
-use crate::people::{api as people_api, device, invitations, oidc, pages, saml, sso};
+use crate::people::{device, invitations, me, oidc, pages, saml};
 use crate::state::AppState;
 use crate::{issuer, ops, request_guards};
 
@@ -118,7 +118,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/setup" => Need::Public, setup::page;
         POST "/api/v1/setup" => Need::Public, setup::complete;
 
-        GET "/auth/parameters" => Need::Public, people_api::parameters;
+        GET "/auth/parameters" => Need::Public, me::parameters;
         POST "/oauth2/device_authorization" => Need::Public, device::authorize;
         POST "/oauth2/token" => Need::Public, device::token;
         GET "/login" => Need::Public, pages::login_page;
@@ -126,7 +126,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/logout" => Need::Public, pages::logout;
         GET "/auth/{provider}/login" => Need::Public, oidc::login;
         GET "/auth/{provider}/callback" => Need::Public, oidc::callback;
-        GET "/auth/session" => Need::Public, sso::session;
+        GET "/auth/session" => Need::Public, me::session;
         GET "/auth/saml/login" => Need::Public, saml::login;
         POST "/auth/saml/acs" => Need::Public, saml::acs;
         GET "/auth/saml/metadata" => Need::Public, saml::metadata;
@@ -134,10 +134,10 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/device" => Need::Public, pages::device_decide;
         POST "/api/v1/device/approve" => Need::Person, device::approve;
         POST "/api/v1/device/deny" => Need::Person, device::deny;
-        PUT "/api/v1/me/password" => Need::Person, people_api::set_password;
-        POST "/api/v1/me/totp" => Need::Person, people_api::enable_totp;
-        DELETE "/api/v1/me/totp" => Need::Person, people_api::disable_totp;
-        GET "/crewai_plus/api/v1/me/organizations" => Need::Person, people_api::organizations;
+        PUT "/api/v1/me/password" => Need::Person, me::set_password;
+        POST "/api/v1/me/totp" => Need::Person, me::enable_totp;
+        DELETE "/api/v1/me/totp" => Need::Person, me::disable_totp;
+        GET "/crewai_plus/api/v1/me/organizations" => Need::Person, me::organizations;
         POST "/api/v1/invitations" => INVITATIONS_MANAGE, invitations::create;
         GET "/invite" => Need::Public, invitations::page_get;
         POST "/invite" => Need::Public, invitations::accept;

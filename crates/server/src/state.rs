@@ -22,7 +22,7 @@ pub struct AppState {
     pub audit: Auditor,
     pub metrics: PrometheusHandle,
     /// Browser sign-in and bearer tokens of the external identity provider (OIDC, SAML).
-    pub sso: Arc<crate::people::sso::Sso>,
+    pub sso: Arc<crate::people::clients::Sso>,
     /// The server's time; read it once per request (`Caller::now`) and pass `now` on.
     pub clock: crate::clock::Clock,
 }

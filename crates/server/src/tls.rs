@@ -66,8 +66,8 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TlsError> {
     fs::rename(&tmp, path).map_err(io(path))
 }
 
-fn validity(params: &mut CertificateParams, days: i64) {
-    let now = clock::to_datetime(clock::now());
+fn validity(params: &mut CertificateParams, now: i64, days: i64) {
+    let now = clock::to_datetime(now);
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(days);
 }
@@ -89,8 +89,13 @@ fn ca_params() -> CertificateParams {
 }
 
 /// Ensures `<data_dir>/tls/{ca.pem,ca.key,server.pem,server.key}` exist and the server
-/// certificate names every host in `hosts` (plus localhost and the loopback addresses).
-pub fn ensure_self_signed(data_dir: &Path, hosts: &[String]) -> Result<TlsFiles, TlsError> {
+/// certificate names every host in `hosts` (plus localhost and the loopback addresses). New
+/// certificates are valid from a day before `now`.
+pub fn ensure_self_signed(
+    data_dir: &Path,
+    hosts: &[String],
+    now: i64,
+) -> Result<TlsFiles, TlsError> {
     let dir = data_dir.join("tls");
     fs::DirBuilder::new()
         .recursive(true)
@@ -114,7 +119,7 @@ pub fn ensure_self_signed(data_dir: &Path, hosts: &[String]) -> Result<TlsFiles,
     } else {
         let key_pair = KeyPair::generate()?;
         let mut params = ca_params();
-        validity(&mut params, 3650);
+        validity(&mut params, now, 3650);
         let ca = params.self_signed(&key_pair)?;
         write_file(&ca_key, &key_pair.serialize_pem(), 0o600)?;
         write_file(&ca_pem, &ca.pem(), 0o644)?;
@@ -135,7 +140,7 @@ pub fn ensure_self_signed(data_dir: &Path, hosts: &[String]) -> Result<TlsFiles,
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params, 825);
+        validity(&mut params, now, 825);
         let server = params.signed_by(&key_pair, &issuer)?;
         write_file(&key, &key_pair.serialize_pem(), 0o600)?;
         write_file(&cert, &format!("{}{}", server.pem(), ca_text), 0o644)?;

@@ -107,9 +107,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cloud_endpoints: args.cloud_endpoints,
         // Only the provider variables the SSO documentation names and Keyward's own SSO and SAML
         // settings, nothing else of the environment.
-        auth_env: keyward_server::people::provider::ENV_VARS
+        auth_env: keyward_server::config::provider::ENV_VARS
             .iter()
-            .chain(keyward_server::people::sso::ENV_VARS)
+            .chain(keyward_server::config::sso::ENV_VARS)
             .filter_map(|var| std::env::var(var).ok().map(|v| ((*var).to_owned(), v)))
             .collect(),
         device_code_ttl: args.device_code_ttl,

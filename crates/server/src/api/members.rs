@@ -15,7 +15,6 @@ use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
 // The invitation flow names and checks roles as adding a member does.
-pub(crate) use crate::domain::members::{check_may_assign, named_role as role};
 
 fn member_wire(row: &MemberRow) -> Member {
     Member {

@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use url::Url;
 
-use super::pages::{escape, page};
+use super::html::{escape, page};
 use crate::config::TlsMode;
 use crate::state::AppState;
 

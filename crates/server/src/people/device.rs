@@ -7,34 +7,24 @@
 
 use std::collections::HashMap;
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward_core::UserId;
 use keyward_store::{DeviceCodeRow, DeviceStatus, StoreError, secret};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::provider::LOCAL_CLIENT_ID;
+use super::device_codes::{decide, display_user_code, random_user_code};
 use crate::audit::kind;
 use crate::caller::Caller;
 use crate::client_addr::ClientAddr;
-use crate::clock;
+use crate::config::provider::LOCAL_CLIENT_ID;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// RFC 8628 §6.1: no vowels (no words), no look-alikes; 20^8 ≈ 2^34 codes.
-const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
-const USER_CODE_LEN: usize = 8;
-/// Wrong user codes a person may enter per window before entry is refused.
-pub const USER_CODE_FAILURES: i64 = 5;
-pub const USER_CODE_WINDOW: i64 = 10 * 60;
-/// Wrong user codes one client address may enter per window, over all its accounts.
-pub const USER_CODE_FAILURES_PER_ADDRESS: i64 = 20;
 /// Device authorizations one client address may start per minute (each stores a row).
 pub const STARTS_PER_MINUTE: i64 = 60;
 /// A poll counts as too fast below this share of the interval (clients' timers are not exact).
@@ -138,36 +128,6 @@ fn check_client(fields: &HashMap<String, String>) -> Result<String, OAuthError> 
     Ok(client.to_owned())
 }
 
-fn random_user_code() -> Option<String> {
-    let rng = SystemRandom::new();
-    let mut code = String::with_capacity(USER_CODE_LEN);
-    while code.len() < USER_CODE_LEN {
-        let mut byte = [0u8; 1];
-        rng.fill(&mut byte).ok()?;
-        // 240 is the largest multiple of 20 below 256: no letter is likelier than another.
-        if byte[0] < 240 {
-            code.push(USER_CODE_ALPHABET[(byte[0] % 20) as usize] as char);
-        }
-    }
-    Some(code)
-}
-
-/// `BCDF-GHJK` as people read it.
-fn display_user_code(code: &str) -> String {
-    format!("{}-{}", &code[..4], &code[4..])
-}
-
-/// The canonical form of a typed user code, or `None` when it cannot be one.
-pub fn normalize_user_code(typed: &str) -> Option<String> {
-    let code: String = typed
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    (code.len() == USER_CODE_LEN && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)))
-        .then_some(code)
-}
-
 /// `POST /oauth2/device_authorization`.
 pub async fn authorize(
     State(app): State<AppState>,
@@ -179,7 +139,7 @@ pub async fn authorize(
     let client_id = check_client(&fields)?;
     if client.0.is_some() {
         let key = format!("device_start:{}", client.limit_key());
-        let now = clock::now();
+        let now = app.clock.now();
         if app.store.bump_rate_counter(&key, now, 60).await? > STARTS_PER_MINUTE {
             return Err(OAuthError::throttled(
                 format!(
@@ -193,7 +153,7 @@ pub async fn authorize(
     // Fails with the setting to fix when the public URL is unknown.
     super::local_issuer(&app)?;
     let public = app.config.public_url.clone().unwrap_or_default();
-    let now = clock::now();
+    let now = app.clock.now();
     // Expired authorizations are kept a day so a late poll still hears `expired_token`.
     app.store.purge_device_codes(now - 24 * 3600).await?;
     let device_code =
@@ -262,7 +222,7 @@ pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Response,
             "this device_code was issued to another client",
         ));
     }
-    let now_ms = clock::now_ms();
+    let now_ms = app.clock.now_ms();
     let now = now_ms / 1000;
     if row.status == DeviceStatus::Consumed {
         return Err(OAuthError::new(
@@ -331,77 +291,6 @@ pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Response,
     }
 }
 
-/// Approves or denies the authorization with `typed` user code for `user`. Wrong codes count
-/// against the person in every replica; past the limit entry is refused for the window.
-pub async fn decide(
-    app: &AppState,
-    client: &ClientAddr,
-    user: UserId,
-    typed: &str,
-    approve: bool,
-) -> Result<DeviceCodeRow, ApiError> {
-    super::require_local(app)?;
-    let now = clock::now();
-    let key = format!("user_code:{user}");
-    // Per address as well: one client with many accounts must not multiply its guesses.
-    let address_key = format!("user_code_addr:{}", client.limit_key());
-    for (key, limit) in [
-        (&key, USER_CODE_FAILURES),
-        (&address_key, USER_CODE_FAILURES_PER_ADDRESS),
-    ] {
-        if app.store.rate_counter(key, now, USER_CODE_WINDOW).await? >= limit {
-            let window_end = (now.div_euclid(USER_CODE_WINDOW) + 1) * USER_CODE_WINDOW;
-            return Err(ApiError::Throttled {
-                message: format!(
-                    "too many wrong codes: code entry is blocked for up to {} minutes",
-                    USER_CODE_WINDOW / 60
-                ),
-                retry_after: (window_end - now) as u64,
-            });
-        }
-    }
-    let wrong = || {
-        ApiError::Invalid {
-        code: "invalid_user_code",
-        message: "no pending sign-in has this code: check the code your terminal shows (it expires after a few minutes)".into(),
-        field: Some("user_code"),
-    }
-    };
-    let decided = match normalize_user_code(typed) {
-        Some(code) => {
-            app.store
-                .decide_device(&secret::hash_token(&code), user, approve, now)
-                .await
-        }
-        None => Err(StoreError::NotFound),
-    };
-    let row = match decided {
-        Ok(row) => row,
-        Err(StoreError::NotFound) => {
-            for key in [&key, &address_key] {
-                app.store
-                    .bump_rate_counter(key, now, USER_CODE_WINDOW)
-                    .await?;
-            }
-            return Err(wrong());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    app.audit
-        .record(
-            if approve {
-                kind::DEVICE_APPROVED
-            } else {
-                kind::DEVICE_DENIED
-            },
-            None,
-            &format!("user:{user}"),
-            json!({"client_id": row.client_id, "scope": row.scope}),
-        )
-        .await?;
-    Ok(row)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserCodeBody {
@@ -415,7 +304,15 @@ pub async fn approve(
     caller: Caller,
     ApiJson(body): ApiJson<UserCodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(&app, &client, caller.user()?, &body.user_code, true).await?;
+    decide(
+        &app,
+        &client,
+        caller.user()?,
+        &body.user_code,
+        true,
+        caller.now,
+    )
+    .await?;
     Ok(Json(json!({"status": "approved"})))
 }
 
@@ -426,21 +323,14 @@ pub async fn deny(
     caller: Caller,
     ApiJson(body): ApiJson<UserCodeBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    decide(&app, &client, caller.user()?, &body.user_code, false).await?;
+    decide(
+        &app,
+        &client,
+        caller.user()?,
+        &body.user_code,
+        false,
+        caller.now,
+    )
+    .await?;
     Ok(Json(json!({"status": "denied"})))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_codes_are_drawn_from_the_safe_alphabet_and_read_back() {
-        let code = random_user_code().unwrap();
-        assert_eq!(code.len(), 8);
-        let shown = display_user_code(&code);
-        assert_eq!(normalize_user_code(&shown.to_lowercase()), Some(code));
-        assert_eq!(normalize_user_code("AEIO-UBCD"), None);
-        assert_eq!(normalize_user_code("BCDF"), None);
-    }
 }

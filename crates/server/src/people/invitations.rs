@@ -19,13 +19,14 @@ use keyward_store::{InvitationRow, StoreError, UserRow, secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::pages::{error_page, escape, page, page_with_csp, redirect, signed_in};
-use super::{local, throttle};
-use crate::api::members;
+use super::cookies::signed_in;
+use super::html::{error_page, escape, page, page_with_csp, redirect};
+use super::{local, passwords, throttle};
 use crate::audit::kind;
 use crate::caller::Caller;
 use crate::client_addr::ClientAddr;
 use crate::clock;
+use crate::domain::members;
 use crate::error::{ApiError, ApiJson, set_retry_after};
 use crate::state::AppState;
 
@@ -60,7 +61,7 @@ pub async fn create(
     }
     // The same rules as adding a member: any role of the organization (custom ones too), but none
     // that grants more than the inviter's own.
-    let role = members::role(
+    let role = members::named_role(
         &app,
         org.id,
         body.role.as_deref().unwrap_or(RoleGrants::MEMBER),
@@ -79,7 +80,7 @@ pub async fn create(
     let public = app.config.public_url.clone().unwrap_or(issuer);
     let token =
         secret::generate_token("kwi_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
-    let now = clock::now();
+    let now = caller.now;
     let row = InvitationRow {
         hash: secret::hash_token(&token),
         org_id: org.id,
@@ -131,7 +132,7 @@ pub async fn page_get(State(app): State<AppState>, headers: HeaderMap) -> Respon
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
-    let body = match local::session_user(&app, &headers, clock::now()).await {
+    let body = match local::session_user(&app, &headers, app.clock.now()).await {
         Ok(Some((user, session))) => format!(
             "<p>Signed in as {email}. If the invitation is for this account, join with it:</p>\
              <form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
@@ -195,11 +196,11 @@ pub async fn accept(
             &format!("<p class=\"error\">{}</p>", escape(message)),
         )
     };
-    let now = clock::now();
+    let now = app.clock.now();
     let address = throttle::address("invite", &client);
     let wait = match throttle::admit(&app, &client, now).await {
         Ok(Some(wait)) => Some(wait),
-        Ok(None) => match throttle::wait_for(&app, &[&address], clock::now_ms()).await {
+        Ok(None) => match throttle::wait_for(&app, &[&address], app.clock.now_ms()).await {
             Ok(wait) => wait,
             Err(e) => return error_page(e),
         },
@@ -231,7 +232,7 @@ pub async fn accept(
         Ok(Joined::NewAccount(session)) => signed_in(&app, &session, "/device"),
         Ok(Joined::Member) => redirect("/device"),
         Ok(Joined::InvalidLink) => {
-            if let Err(e) = throttle::failed(&app, &[&address], clock::now_ms()).await {
+            if let Err(e) = throttle::failed(&app, &[&address], app.clock.now_ms()).await {
                 return error_page(e);
             }
             refuse(
@@ -302,10 +303,10 @@ async fn join(
         // "Join as <me>" for an invitation to an address that has no account yet.
         return Ok(Joined::OtherAccount);
     }
-    if let Err(ApiError::Invalid { message, .. }) = local::check_password_policy(password) {
+    if let Err(ApiError::Invalid { message, .. }) = passwords::check_password_policy(password) {
         return Ok(Joined::Policy(message));
     }
-    let password_hash = local::hash_password(password.to_owned()).await?;
+    let password_hash = passwords::hash_password(password.to_owned()).await?;
     // The atomic claim: of two concurrent acceptances one wins.
     let Some(invitation) = app.store.accept_invitation(&hash, now).await? else {
         return Ok(Joined::InvalidLink);

@@ -14,7 +14,7 @@ use keyward_sso::Identity;
 use keyward_store::{SsoLinkRow, StoreError, UserRow};
 use serde_json::json;
 
-use super::sso::{ROLE_ADMIN, Refusal};
+use super::refusal::{ROLE_ADMIN, Refusal};
 use crate::audit::kind;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -219,24 +219,5 @@ pub async fn sync_owner(app: &AppState, user: &UserRow, who: &Identity) -> Resul
             Ok(())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Refuses a person's stored tokens while their most recent sign-in through the identity
-/// provider was refused for lack of a role: the provider withdrew them, and tokens they made
-/// earlier must not outlive that.
-pub async fn check_still_assigned(app: &AppState, user: UserId) -> Result<(), ApiError> {
-    if app.sso.oidc.is_none() && app.sso.saml.is_none() {
-        return Ok(());
-    }
-    match app.store.sso_admitted(user).await? {
-        Some(false) => Err(ApiError::Forbidden {
-            code: "not_assigned",
-            message: format!(
-                "your most recent sign-in through the identity provider showed you are no longer assigned to this application (neither `{}` nor `{ROLE_ADMIN}`), so your personal access tokens are suspended: ask the provider's administrator to assign you again, then sign in once",
-                super::sso::ROLE_MEMBER
-            ),
-        }),
-        _ => Ok(()),
     }
 }

@@ -1,24 +1,36 @@
-//! People (SPEC §7): the identity provider settings, Keyward's own `local` provider (passwords,
-//! TOTP, console sessions), the RFC 8628 device flow in the WorkOS layout the CrewAI CLI
-//! speaks, people's access tokens, and the CrewAI-compatible endpoints around them.
+//! People (SPEC §7): sign-in through the external identity provider (OIDC, SAML), Keyward's own
+//! `local` provider (passwords, TOTP, console sessions), the RFC 8628 device flow in the WorkOS
+//! layout the CrewAI CLI speaks, people's access tokens, and the CrewAI-compatible endpoints
+//! around them. The provider settings themselves are configuration (`crate::config`).
 
-pub mod access;
-pub mod api;
-pub mod csrf;
+// Handlers: each serves its routes and imports no other handler module.
 pub mod device;
 pub mod invitations;
+pub mod me;
+pub mod oidc;
+pub mod pages;
+pub mod saml;
+
+// What the handlers (and the auth layer) build on.
+pub mod access;
+pub mod admission;
+pub mod bearer;
+pub mod clients;
+pub mod cookies;
+pub mod csrf;
+pub mod device_codes;
+pub mod html;
 pub mod links;
 pub mod local;
 pub mod next_path;
-pub mod oidc;
-pub mod pages;
+pub mod passwords;
 pub mod pending_bounds;
-pub mod provider;
-pub mod saml;
+pub mod refusal;
 pub mod second_factor;
-pub mod sso;
 pub mod throttle;
+pub mod totp;
 
+use crate::config::provider::AuthProvider;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -47,7 +59,7 @@ pub fn local_issuer(app: &AppState) -> Result<String, ApiError> {
 /// The device flow and password sign-in exist only when Keyward is the identity provider.
 pub fn require_local(app: &AppState) -> Result<(), ApiError> {
     match &app.config.auth {
-        provider::AuthProvider::Local => Ok(()),
+        AuthProvider::Local => Ok(()),
         other => Err(ApiError::Forbidden {
             code: "local_provider_disabled",
             message: format!(

@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use keyward_store::{SsoPendingRow, secret};
 use serde::Deserialize;
 
-use super::pages::{escape, page, redirect};
-use super::sso::{
-    PENDING_TTL, Refusal, add_cookie, admit, audit_refusal, cookie, land, safe_next, secure,
-};
-use crate::clock;
+use super::admission::{PENDING_TTL, admit, land, safe_next};
+use super::cookies::{add_cookie, cookie, secure};
+use super::html::{error_page, escape, page, redirect};
+use super::pending_bounds;
+use super::refusal::{Refusal, audit_refusal};
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,7 +51,7 @@ pub struct LoginQuery {
 pub async fn login(
     State(app): State<AppState>,
     Path(provider): Path<String>,
-    client: crate::client_addr::ClientAddr,
+    client: ClientAddr,
     Query(q): Query<LoginQuery>,
 ) -> Response {
     if let Some(response) = unknown_provider(&app, &provider) {
@@ -59,9 +60,8 @@ pub async fn login(
     let Some(oidc) = app.sso.oidc.as_ref() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let now = clock::now();
-    if let Err(refused) = super::pending_bounds::admit(&app, &client, q.next.as_deref(), now).await
-    {
+    let now = app.clock.now();
+    if let Err(refused) = pending_bounds::admit(&app, &client, q.next.as_deref(), now).await {
         return refused;
     }
     let begin = match oidc.begin(now).await {
@@ -88,7 +88,7 @@ pub async fn login(
         expires_at: now + PENDING_TTL,
     };
     if let Err(e) = app.store.create_sso_pending(&row).await {
-        return super::pages::error_page(e.into());
+        return error_page(e.into());
     }
     let mut response = redirect(&begin.url);
     // SameSite=Lax: the callback is a top-level GET navigation from the provider, which Lax
@@ -150,7 +150,7 @@ async fn finish(
         .oidc
         .as_ref()
         .ok_or_else(|| Refusal::Other(ApiError::internal("no OIDC relying party")))?;
-    let now = clock::now();
+    let now = app.clock.now();
     let Some(started) = cookie(headers, STATE_COOKIE) else {
         return Err(Refusal::State(
             "This sign-in was not started in this browser (or it took longer than 10 minutes): start again.",

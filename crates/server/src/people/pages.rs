@@ -8,102 +8,20 @@
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::local::{self, SESSION_COOKIE, SESSION_TTL, SignInError};
-use super::{device, throttle};
+use super::admission::logout_location;
+use super::cookies::{session_cookie, signed_in};
+use super::device_codes::decide;
+use super::html::{error_page, escape, page, redirect};
+use super::local::{self, SignInError};
+use super::throttle;
 use crate::audit::kind;
 use crate::client_addr::ClientAddr;
-use crate::clock;
 use crate::error::{ApiError, set_retry_after};
 use crate::state::AppState;
-
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    page_with_csp(
-        status,
-        title,
-        body,
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-    )
-}
-
-pub(crate) fn page_with_csp(
-    status: StatusCode,
-    title: &str,
-    body: &str,
-    csp: &'static str,
-) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Keyward</title>\
-         <meta name=\"viewport\" content=\"width=device-width\">\
-         <style>body{{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}\
-         input,button{{font:inherit;padding:.4rem;margin:.2rem 0}}input{{width:100%}}\
-         .error{{color:#a00}}code{{font-size:1.3rem;letter-spacing:.1rem}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title)
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
-}
-
-pub(crate) fn error_page(e: ApiError) -> Response {
-    let retry_after = e.retry_after();
-    let response = e.into_response();
-    let status = response.status();
-    let message = match status {
-        _ if retry_after.is_some() => {
-            "The server is busy with other sign-ins; wait a few seconds and try again."
-        }
-        StatusCode::FORBIDDEN => {
-            "Keyward is not the identity provider on this server: sign in through your company's identity provider."
-        }
-        StatusCode::SERVICE_UNAVAILABLE => {
-            "The server is not fully configured (KEYWARD_PUBLIC_URL); ask its operator."
-        }
-        _ => "Something went wrong on the server; its log has the details.",
-    };
-    let mut page = page(
-        status,
-        "Keyward",
-        &format!("<p class=\"error\">{message}</p>"),
-    );
-    if let Some(secs) = retry_after {
-        set_retry_after(&mut page, secs);
-    }
-    page
-}
-
-pub(crate) fn redirect(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
 
 /// Only this server's own paths may be returned to after sign-in ([`super::next_path`]).
 fn safe_next(next: Option<&str>) -> String {
@@ -162,7 +80,7 @@ pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes)
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     let next = safe_next(fields.get("next").map(String::as_str));
     let email = field("email").trim().to_lowercase();
-    let now = clock::now();
+    let now = app.clock.now();
     let totp = Some(field("totp")).filter(|t| !t.is_empty());
     match local::sign_in(
         &app,
@@ -230,32 +148,11 @@ pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes)
     }
 }
 
-/// A redirect to `next` that sets the session cookie.
-pub(crate) fn signed_in(app: &AppState, session: &str, next: &str) -> Response {
-    let secure = if app
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
-    {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_TTL}{secure}"
-    );
-    let mut response = redirect(next);
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
 /// `POST /logout`: ends the console session.
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(cookie) = local::session_cookie(&headers) {
-        if let Ok(Some((user, _))) = local::session_user(&app, &headers, clock::now()).await {
+    let now = app.clock.now();
+    if let Some(cookie) = session_cookie(&headers) {
+        if let Ok(Some((user, _))) = local::session_user(&app, &headers, now).await {
             let _ = app
                 .audit
                 .record(kind::LOGOUT, None, &format!("user:{}", user.id), json!({}))
@@ -267,7 +164,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response
             .await;
     }
     // With an external provider, on to its end-session endpoint so its session ends too.
-    let mut response = redirect(&super::sso::logout_location(&app).await);
+    let mut response = redirect(&logout_location(&app, now).await);
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("keyward_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
@@ -310,7 +207,8 @@ pub async fn device_page(
         return error_page(e);
     }
     let code = q.user_code.unwrap_or_default();
-    match local::session_user(&app, &headers, clock::now()).await {
+    let now = app.clock.now();
+    match local::session_user(&app, &headers, now).await {
         Ok(Some((user, session))) => page(
             StatusCode::OK,
             "Approve a CLI sign-in",
@@ -338,7 +236,8 @@ pub async fn device_decide(
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
-    let (user, session) = match local::session_user(&app, &headers, clock::now()).await {
+    let now = app.clock.now();
+    let (user, session) = match local::session_user(&app, &headers, now).await {
         Ok(Some(found)) => found,
         Ok(None) => return redirect("/login?next=%2Fdevice"),
         Err(e) => return error_page(e),
@@ -369,7 +268,7 @@ pub async fn device_decide(
             );
         }
     };
-    match device::decide(&app, &client, user.id, field("user_code"), approve).await {
+    match decide(&app, &client, user.id, field("user_code"), approve, now).await {
         Ok(_) if approve => page(
             StatusCode::OK,
             "Sign-in approved",
@@ -425,13 +324,5 @@ mod tests {
             assert_eq!(safe_next(Some(hostile)), "/device", "{hostile}");
         }
         assert_eq!(safe_next(None), "/device");
-    }
-
-    #[test]
-    fn page_text_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">'&"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
-        );
     }
 }

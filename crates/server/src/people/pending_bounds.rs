@@ -7,8 +7,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::html::{error_page, escape, page};
 use super::next_path;
-use super::pages::{escape, page};
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,7 +37,7 @@ fn refusal(status: StatusCode, retry_after: Option<i64>, text: &str) -> Response
 /// Whether a new pending sign-in may be written; the refusal page otherwise.
 pub async fn admit(
     app: &AppState,
-    client: &crate::client_addr::ClientAddr,
+    client: &ClientAddr,
     next: Option<&str>,
     now: i64,
 ) -> Result<(), Response> {
@@ -50,7 +51,7 @@ pub async fn admit(
             ),
         ));
     }
-    let store_error = |e: keyward_store::StoreError| super::pages::error_page(ApiError::from(e));
+    let store_error = |e: keyward_store::StoreError| error_page(ApiError::from(e));
     if client.0.is_some() {
         // Behind a trusted proxy, the forwarded client; IPv6 counted per /64.
         let key = format!("sso_start:{}", client.limit_key());

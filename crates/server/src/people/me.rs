@@ -1,19 +1,45 @@
-//! People's JSON endpoints: CLI auto-configuration, the CrewAI-compatible organization list, and
-//! a person's own local credentials.
+//! A person's own JSON endpoints: who this browser is signed in as, CLI auto-configuration, the
+//! CrewAI-compatible organization list, and their own local credentials.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::local;
+use super::admission::login_path;
+use super::second_factor::reauthenticate;
+use super::{local, passwords, totp};
 use crate::audit::kind;
-use crate::caller::Caller;
-use crate::clock;
+use crate::caller::{Caller, Principal};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
+
+/// `GET /auth/session`: whether and as whom this browser is signed in (for the console and
+/// scripts). Always 200: not being signed in is an answer here, not an authentication failure.
+pub async fn session(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let body = match local::session_user(&app, &headers, app.clock.now()).await? {
+        None => json!({
+            "signed_in": false,
+            "provider": app.config.auth.name(),
+            "login": login_path(&app),
+        }),
+        Some((user, _)) => {
+            let orgs = app.store.memberships(user.id).await?;
+            json!({
+                "signed_in": true,
+                "user": {"id": user.id, "email": user.email},
+                "provider": app.config.auth.name(),
+                "organizations": orgs.iter().map(|m| json!({"uuid": m.org.id, "name": m.org.name, "role": m.role})).collect::<Vec<_>>(),
+            })
+        }
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}
 
 /// `GET /auth/parameters`: what `crewai enterprise configure <url>` (and `keyward configure`)
 /// need to log in through this server's identity provider.
@@ -66,12 +92,12 @@ pub async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     super::require_local(&app)?;
     let user = caller.user()?;
-    local::check_password_policy(&body.password)?;
+    passwords::check_password_policy(&body.password)?;
     // Through the re-authentication throttle (and TOTP when on): a stolen bearer token must be
     // no unthrottled oracle for the password, nor a way to replace it without the second factor.
     if app.store.local_credential(user).await?.is_some() {
         let current = body.current_password.unwrap_or_default();
-        super::second_factor::reauthenticate(&app, user, current, body.totp.as_deref(), clock::now())
+        reauthenticate(&app, user, current, body.totp.as_deref(), caller.now)
             .await
             .map_err(|e| match e {
                 ApiError::Forbidden { .. } => ApiError::Forbidden {
@@ -81,8 +107,8 @@ pub async fn set_password(
                 other => other,
             })?;
     }
-    let hash = local::hash_password(body.password).await?;
-    let now = clock::now();
+    let hash = passwords::hash_password(body.password).await?;
+    let now = caller.now;
     app.store.set_local_password(user, &hash, now).await?;
     // Whoever held the old password may hold a session or a CLI token from it: both end here.
     let sessions_ended = app.store.end_other_sessions(user, None, now).await?;
@@ -120,27 +146,27 @@ pub async fn enable_totp(
             message: "set a password first (PUT /api/v1/me/password)".into(),
             field: Some("password"),
         })?;
-    if !local::verify_password(body.password, credential.password_hash).await? {
+    if !passwords::verify_password(body.password, credential.password_hash).await? {
         return Err(ApiError::Forbidden {
             code: "wrong_password",
             message: "the password is not right".into(),
         });
     }
-    let secret = local::new_totp_secret()?;
+    let secret = totp::new_totp_secret()?;
     let sealed = app
         .master
-        .seal(&local::totp_aad(user), &secret)
+        .seal(&totp::totp_aad(user), &secret)
         .map_err(ApiError::internal)?;
     app.store
-        .set_local_totp(user, Some(&sealed), clock::now())
+        .set_local_totp(user, Some(&sealed), caller.now)
         .await?;
     app.audit
         .record(kind::TOTP_ENABLED, None, &caller.actor(), json!({}))
         .await?;
-    let encoded = local::base32(&secret);
+    let encoded = totp::base32(&secret);
     let email = match &caller.principal {
-        crate::caller::Principal::Person { email, .. } => email.clone(),
-        crate::caller::Principal::Automation { .. } => String::new(),
+        Principal::Person { email, .. } => email.clone(),
+        Principal::Automation { .. } => String::new(),
     };
     let label: String =
         form_urlencoded::byte_serialize(format!("Keyward:{email}").as_bytes()).collect();
@@ -170,9 +196,8 @@ pub async fn disable_totp(
 ) -> Result<StatusCode, ApiError> {
     super::require_local(&app)?;
     let user = caller.user()?;
-    let now = clock::now();
-    super::second_factor::reauthenticate(&app, user, body.password, body.totp.as_deref(), now)
-        .await?;
+    let now = caller.now;
+    reauthenticate(&app, user, body.password, body.totp.as_deref(), now).await?;
     app.store
         .set_local_totp(user, None, now)
         .await

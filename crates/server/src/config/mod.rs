@@ -2,13 +2,16 @@
 //! [`RawServerConfig`]; [`RawServerConfig::validate`] turns that into a [`ServerConfig`] or an
 //! error that names the setting at fault.
 
+pub mod provider;
+pub mod sso;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use keyward_jose::RotationPolicy;
 use thiserror::Error;
 
-use crate::people::provider::{AuthProvider, ProviderError};
+use provider::{AuthProvider, ProviderError};
 
 /// Shortest and longest workload token lifetimes (SPEC §3).
 pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<i64> = 300..=3600;
@@ -54,7 +57,7 @@ pub struct RawServerConfig {
     /// `KEYWARD_CLOUD_ENDPOINTS`: where the server's own cloud calls go (Test Connection, redeploy).
     pub cloud_endpoints: Option<PathBuf>,
     /// `AUTH_PROVIDER` and the provider variables (names in
-    /// [`crate::people::provider::ENV_VARS`]) as found in the environment.
+    /// [`provider::ENV_VARS`]) as found in the environment.
     pub auth_env: std::collections::BTreeMap<String, String>,
     /// `KEYWARD_DEVICE_CODE_TTL`: how long a device authorization waits for approval (seconds).
     pub device_code_ttl: Option<i64>,
@@ -100,7 +103,7 @@ pub struct ServerConfig {
     pub auth: AuthProvider,
     pub device: DeviceSettings,
     /// `KEYWARD_SSO_*` and `SAML_*`.
-    pub sso: crate::people::sso::SsoSettings,
+    pub sso: sso::SsoSettings,
     /// `KEYWARD_TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<crate::proxies::Cidr>,
     /// `KEYWARD_LOGIN_BACKOFF_MAX`: the cap of the exponential backoff after failed sign-ins.
@@ -274,8 +277,7 @@ impl RawServerConfig {
         };
 
         let auth = AuthProvider::from_env(&self.auth_env)?;
-        let sso = crate::people::sso::SsoSettings::from_env(&self.auth_env, &auth)
-            .map_err(ConfigError::Sso)?;
+        let sso = sso::SsoSettings::from_env(&self.auth_env, &auth).map_err(ConfigError::Sso)?;
         let device = DeviceSettings {
             code_ttl: check_range(
                 "KEYWARD_DEVICE_CODE_TTL",
