@@ -22,9 +22,29 @@ pub fn segment(value: &str) -> String {
     utf8_percent_encode(value, SEGMENT).to_string()
 }
 
-/// An HTTPS client under the crate's TLS policy (the platform's roots plus `ca_file`), following
-/// no redirect. The people's CLI uses it for the identity provider too.
+/// Which certificates a client trusts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Keyward's own API: a given CA bundle is the only anchor (the server's own CA; loading and
+    /// parsing the system store costs more CPU than a whole kickoff, measured with bench/run.sh);
+    /// without a bundle, the platform's roots.
+    Keyward,
+    /// Sign-in, which also reaches the company's identity provider: the platform's roots plus the
+    /// bundle.
+    KeywardAndPlatform,
+}
+
+/// An HTTPS client for Keyward's API under the crate's TLS policy, following no redirect.
 pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, ClientError> {
+    http_client_trusting(ca_file, Trust::Keyward)
+}
+
+/// An HTTPS client trusting `ca_file` as `trust` says, following no redirect (a bearer token or a
+/// device code would go along wherever it points).
+pub fn http_client_trusting(
+    ca_file: Option<&Path>,
+    trust: Trust,
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
@@ -39,9 +59,12 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, ClientErro
                 path: path.to_owned(),
                 error,
             })?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+        builder = match trust {
+            Trust::Keyward => builder.tls_certs_only(certs),
+            Trust::KeywardAndPlatform => certs
+                .into_iter()
+                .fold(builder, |b, cert| b.add_root_certificate(cert)),
+        };
     }
     builder.build().map_err(ClientError::Build)
 }

@@ -57,10 +57,13 @@ pub enum OrgCommand {
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// One HTTPS client for Keyward and the identity provider, under the client crate's TLS policy:
-/// redirects are not followed, since tokens and device codes would go along wherever they point.
+/// One HTTPS client for Keyward and the identity provider: the provider may be a public one
+/// (Okta, Entra) while Keyward runs on its own CA, so both the platform's roots and the bundle.
 fn http(args: &PeopleArgs) -> anyhow::Result<reqwest::Client> {
-    Ok(keyward_client::http_client(args.ca_file.as_deref())?)
+    Ok(keyward_client::http_client_trusting(
+        args.ca_file.as_deref(),
+        keyward_client::Trust::KeywardAndPlatform,
+    )?)
 }
 
 /// The provider's device, token and key endpoints and its issuer, as the CrewAI CLI derives them.
