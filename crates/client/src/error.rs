@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use keyward_core::api::v1::ErrorBody;
+use keyward_core::error_chain::root_cause;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -84,15 +85,6 @@ impl ClientError {
             cause: root_cause(e),
         }
     }
-}
-
-/// The innermost source: reqwest's own message ("error sending request") says nothing of why.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
 use crate::error::{Cause, CloudError, Refusal, Step};
+use keyward_core::error_chain::root_cause;
 
 /// When the caller stops waiting for a call, retries included.
 #[derive(Clone, Copy, Debug)]
@@ -165,7 +166,7 @@ impl Transport {
                     let headers = response.headers().clone();
                     let url = response.url().to_string();
                     match response.bytes().await {
-                        Err(e) => format!("the answer from {url} broke off: {}", root(&e)),
+                        Err(e) => format!("the answer from {url} broke off: {}", root_cause(&e)),
                         Ok(body) => {
                             let answer = Answer {
                                 status,
@@ -247,19 +248,10 @@ fn describe_send_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("{url} did not answer in time")
     } else if e.is_connect() {
-        format!("could not connect to {url}: {}", root(e))
+        format!("could not connect to {url}: {}", root_cause(e))
     } else {
-        format!("the connection to {url} failed: {}", root(e))
+        format!("the connection to {url} failed: {}", root_cause(e))
     }
-}
-
-/// The innermost cause, which is the readable one (`connection refused`, `unknown issuer`).
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod audience;
 pub mod endpoints;
 pub mod env_keys;
+pub mod error_chain;
 pub mod ids;
 pub mod names;
 pub mod permission;

@@ -10,6 +10,7 @@ use keyward_core::WorkloadIdentityConfigId;
 use keyward_core::api::v1::{KickoffPlan, MintRequest, MintResponse};
 
 use crate::RuntimeError;
+use keyward_core::error_chain::root_cause;
 
 type MintCache = HashMap<(WorkloadIdentityConfigId, String), MintResponse>;
 
@@ -98,7 +99,7 @@ impl Platform {
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(None, format!("cannot fetch: {}", root(&e))))?;
+            .map_err(|e| fail(None, format!("cannot fetch: {}", root_cause(&e))))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(Some(status.as_u16()), "not 200".into()));
@@ -126,14 +127,6 @@ impl Platform {
             message,
         }
     }
-}
-
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }
 
 #[cfg(test)]
