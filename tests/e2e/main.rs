@@ -16,6 +16,7 @@ mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
+mod docs_examples;
 mod doctor;
 mod edge_hardening;
 mod env_reserved;

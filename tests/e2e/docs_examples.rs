@@ -1,0 +1,266 @@
+//! The README's and docs/' marked shell examples, run exactly as written so they cannot drift.
+//!
+//! A ```sh block preceded by `<!-- test: <group> -->` belongs to that group; a ```text block
+//! preceded by `<!-- test: <group> output -->` lists lines the group's output must show (the text
+//! before a `…` on each line). Group `quickstart` (the README's) runs alone; every other group runs
+//! after the quickstart's blocks, then the blocks of group `quickstart-stop` end the processes.
+//! Each group runs with bash -e in an empty directory, offline, with the test build's `keyward`
+//! first on PATH and a free port in `KEYWARD_URL`.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Pages whose examples are checked, relative to the workspace root.
+const PAGES: &[&str] = &[
+    "README.md",
+    "docs/issuer.md",
+    "docs/workload-identity.md",
+    "docs/secrets.md",
+    "docs/runtime.md",
+    "docs/people.md",
+    "docs/rbac.md",
+    "docs/settings.md",
+    "docs/operations.md",
+];
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+#[derive(Debug, Clone)]
+struct Block {
+    page: String,
+    line: usize,
+    group: String,
+    output: bool,
+    text: String,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Every marked block of `text` (page `page`), in order.
+fn marked_blocks(page: &str, text: &str) -> Vec<Block> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let marker = lines[i]
+            .trim()
+            .strip_prefix("<!-- test:")
+            .and_then(|m| m.strip_suffix("-->"));
+        let Some(marker) = marker else {
+            i += 1;
+            continue;
+        };
+        let mut words = marker.split_whitespace();
+        let group = words.next().unwrap_or_default().to_owned();
+        let output = words.next() == Some("output");
+        let fence = lines.get(i + 1).map(|l| l.trim()).unwrap_or_default();
+        let expected = if output { "```text" } else { "```sh" };
+        assert_eq!(
+            fence,
+            expected,
+            "{page}:{}: the marker must be followed by a {expected} block",
+            i + 1
+        );
+        let start = i + 2;
+        let end = (start..lines.len())
+            .find(|&j| lines[j].trim() == "```")
+            .unwrap_or_else(|| panic!("{page}:{}: unterminated block", i + 2));
+        blocks.push(Block {
+            page: page.to_owned(),
+            line: i + 3,
+            group,
+            output,
+            text: lines[start..end].join("\n"),
+        });
+        i = end + 1;
+    }
+    blocks
+}
+
+fn all_blocks() -> Vec<Block> {
+    let root = root();
+    PAGES
+        .iter()
+        .filter_map(|page| {
+            let text = std::fs::read_to_string(root.join(page)).ok()?;
+            Some(marked_blocks(page, &text))
+        })
+        .flatten()
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The script for `blocks`: each block as written, preceded by a line naming it for the error trap.
+fn script(blocks: &[&Block]) -> String {
+    let mut s = String::from("trap 'echo \"docs example failed: $KEYWARD_DOCS_BLOCK\" >&2' ERR\n");
+    for b in blocks {
+        s.push_str(&format!(
+            "KEYWARD_DOCS_BLOCK='{} block at line {}'\n{}\n",
+            b.page, b.line, b.text
+        ));
+    }
+    s
+}
+
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `script` with bash -e in a fresh directory; kills whatever it left running.
+fn run_script(script: &str) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_keyward")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg("-e")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("LANG", "C.UTF-8")
+        .env("KEYWARD_URL", format!("https://127.0.0.1:{}", free_port()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    let pgid = child.id() as i32;
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read(Box::new(stdout));
+    let err = read(Box::new(stderr));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > TIMEOUT {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Background servers the script started (and did not stop, on failure) share its group.
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pgid}")])
+        .status();
+    let _ = child.wait();
+    let mut stderr = err.join().unwrap();
+    if status.is_none() {
+        stderr.push_str(&format!("\n(timed out after {TIMEOUT:?})"));
+    }
+    Outcome {
+        ok: status.is_some_and(|s| s.success()),
+        stdout: out.join().unwrap(),
+        stderr,
+    }
+}
+
+/// Runs `group` (after the quickstart unless it is the quickstart) and checks its output blocks.
+fn run_group(group: &str) -> Outcome {
+    let blocks = all_blocks();
+    let of = |g: &str| -> Vec<&Block> {
+        blocks
+            .iter()
+            .filter(|b| b.group == g && !b.output)
+            .collect()
+    };
+    let mut chosen = of("quickstart");
+    assert!(!chosen.is_empty(), "the README has no quickstart block");
+    if group != "quickstart" {
+        let own = of(group);
+        assert!(!own.is_empty(), "no block marked `<!-- test: {group} -->`");
+        chosen.extend(own);
+    }
+    chosen.extend(of("quickstart-stop"));
+    let outcome = run_script(&script(&chosen));
+    assert!(
+        outcome.ok,
+        "group {group} failed\n--- stdout\n{}\n--- stderr\n{}",
+        outcome.stdout, outcome.stderr
+    );
+    for expected in blocks.iter().filter(|b| b.group == group && b.output) {
+        for line in expected.text.lines().filter(|l| !l.trim().is_empty()) {
+            let want = line.split('…').next().unwrap_or_default();
+            assert!(
+                outcome.stdout.contains(want),
+                "{} block at line {}: the output lacks {want:?}\n--- stdout\n{}\n--- stderr\n{}",
+                expected.page,
+                expected.line,
+                outcome.stdout,
+                outcome.stderr
+            );
+        }
+    }
+    outcome
+}
+
+#[test]
+fn readme_quickstart_runs_as_written_and_reads_a_secret_from_each_cloud() {
+    let outcome = run_group("quickstart");
+    for store in [
+        "GCP Secret Manager:",
+        "Azure Key Vault:",
+        "AWS Secrets Manager:",
+    ] {
+        let line = outcome
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(store))
+            .unwrap_or_else(|| panic!("no {store} line in\n{}", outcome.stdout));
+        assert!(line.contains("-demo-"), "{line}");
+    }
+}
+
+#[test]
+fn docs_every_marked_group_runs() {
+    let mut groups: Vec<String> = all_blocks()
+        .into_iter()
+        .map(|b| b.group)
+        .filter(|g| g != "quickstart" && g != "quickstart-stop")
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        run_group(&group);
+    }
+}
+
+#[test]
+fn docs_marker_parsing_finds_blocks_and_their_lines() {
+    let text =
+        "# T\n<!-- test: g -->\n```sh\necho hi\n```\n<!-- test: g output -->\n```text\nhi…\n```\n";
+    let blocks = marked_blocks("x.md", text);
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0].text, "echo hi");
+    assert_eq!(blocks[0].line, 4);
+    assert!(blocks[1].output);
+}
