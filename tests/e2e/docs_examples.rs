@@ -264,3 +264,67 @@ fn docs_marker_parsing_finds_blocks_and_their_lines() {
     assert_eq!(blocks[0].line, 4);
     assert!(blocks[1].output);
 }
+
+/// Every `"NAME"` string literal with one of `prefixes` in the product sources before their tests.
+fn variables_read(prefixes: &[&str]) -> Vec<String> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(root().join("crates")).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut files);
+        }
+    }
+    let mut names = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let product = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for piece in product.split('"').skip(1).step_by(2) {
+            let is_name = !piece.is_empty()
+                && !piece.ends_with('_')
+                && piece
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if is_name && prefixes.iter().any(|p| piece.starts_with(p)) {
+                names.push(piece.to_owned());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn docs_settings_name_every_variable_the_code_reads() {
+    let page = std::fs::read_to_string(root().join("docs/settings.md")).unwrap();
+    let names = variables_read(&[
+        "KEYWARD_",
+        "AUTH_",
+        "SAML_",
+        "OIDC_",
+        "ENTRA_ID_",
+        "OKTA_",
+        "AUTH0_",
+        "KEYCLOAK_",
+        "WORKOS_",
+    ]);
+    assert!(names.len() > 40, "{names:?}");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !page.contains(&format!("`{n}`")) && !page.contains(&format!("`{n}=")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/settings.md does not name {missing:?}"
+    );
+}
