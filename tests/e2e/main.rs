@@ -47,4 +47,5 @@ mod static_values;
 mod web_hardening;
 mod wi_subject;
 mod wi_subject_cloud;
+mod wire_format;
 mod workload_configs;

@@ -183,7 +183,7 @@ async fn lookup(app: &AppState, token: &str, now: i64) -> Result<ResolvedToken, 
                 "token '{}' ({}…) expired at {}; create a new one",
                 record.name,
                 record.prefix,
-                clock::to_datetime(expires_at)
+                clock::rfc3339(expires_at)
             ),
         });
     }

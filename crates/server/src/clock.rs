@@ -70,6 +70,15 @@ pub fn to_datetime(secs: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Unix seconds as RFC 3339 text, for `json!` bodies and audit details: `OffsetDateTime`'s own
+/// `Serialize` writes an array of numbers. Outside years 0–9999 (which no expiry this server sets
+/// reaches) RFC 3339 has no form, and the epoch stands in.
+pub fn rfc3339(secs: i64) -> String {
+    to_datetime(secs)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
 pub fn ms_to_datetime(ms: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)

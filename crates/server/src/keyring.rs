@@ -14,6 +14,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::audit::{Auditor, kind};
+use crate::clock;
 
 const LEASE: &str = "signing-key-rotation";
 const ACTOR: &str = "system:key-rotation";
@@ -231,7 +232,7 @@ impl Keyring {
                 kind::KEY_PUBLISHED,
                 None,
                 ACTOR,
-                json!({"kid": row.kid, "alg": row.alg, "source": source.as_str(), "activates_at": activates_at}),
+                json!({"kid": row.kid, "alg": row.alg, "source": source.as_str(), "activates_at": clock::rfc3339(activates_at)}),
             )
             .await?;
         tracing::info!(kid = %row.kid, activates_at, source = source.as_str(), "signing key published");
@@ -301,7 +302,7 @@ impl Keyring {
                         kind::KEY_SUPERSEDED,
                         None,
                         ACTOR,
-                        json!({"kid": kid, "retires_at": retires_at}),
+                        json!({"kid": kid, "retires_at": clock::rfc3339(retires_at)}),
                     )
                     .await?;
             }

@@ -240,7 +240,7 @@ pub async fn serve(
         drain.graceful_shutdown(Some(Duration::from_secs(10)));
     });
 
-    tracing::info!(url = %banner.url, backend = banner.backend, issuer = ?banner.issuer, "keyward is serving");
+    tracing::info!(url = %banner.url, backend = banner.backend, issuer = banner.issuer.as_deref(), "keyward is serving");
     on_ready(&banner);
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = match rustls {

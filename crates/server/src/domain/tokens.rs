@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::audit::kind;
 use crate::caller::Caller;
+use crate::clock;
 use crate::error::{ApiError, or_not_found};
 use crate::state::AppState;
 
@@ -105,7 +106,7 @@ pub(crate) async fn create_personal_token(
             kind::PERSONAL_TOKEN_CREATED,
             None,
             &caller.actor(),
-            json!({"token_id": row.id, "name": row.name, "prefix": row.prefix, "expires_at": row.expires_at}),
+            json!({"token_id": row.id, "name": row.name, "prefix": row.prefix, "expires_at": row.expires_at.map(clock::rfc3339)}),
         )
         .await?;
     Ok((row, token))
@@ -160,7 +161,7 @@ pub(crate) async fn create_automation_token(
                 "token_id": row.id,
                 "name": row.name,
                 "prefix": row.prefix,
-                "expires_at": row.expires_at,
+                "expires_at": row.expires_at.map(clock::rfc3339),
             }),
         )
         .await?;

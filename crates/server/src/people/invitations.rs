@@ -97,7 +97,7 @@ pub async fn create(
             kind::INVITATION_CREATED,
             Some(org.id),
             &caller.actor(),
-            json!({"email": email, "role": role, "expires_at": row.expires_at}),
+            json!({"email": email, "role": role, "expires_at": clock::rfc3339(row.expires_at)}),
         )
         .await?;
     Ok((
@@ -106,7 +106,7 @@ pub async fn create(
             "email": email,
             "role": role,
             "organization": org.id,
-            "expires_at": clock::to_datetime(row.expires_at),
+            "expires_at": clock::rfc3339(row.expires_at),
             "invitation_url": format!("{public}/invite#token={token}"),
         })),
     ))

@@ -149,6 +149,6 @@ pub async fn audit_refusal(app: &AppState, method: &str, refusal: &Refusal) {
         .record(kind::LOGIN_FAILED, org, "anonymous", detail)
         .await
     {
-        tracing::error!(error = ?e, "recording a refused sign-in failed");
+        tracing::error!(error = %e, "recording a refused sign-in failed");
     }
 }
