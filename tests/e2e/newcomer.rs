@@ -1,0 +1,101 @@
+//! The newcomer's first hour (issue 15): a setup link survives a typo, leftover bootstrap
+//! variables are named instead of fatal, direct-database commands refuse a wrong directory.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_setup_form_keeps_the_link_usable() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ServerOptions::new(&Backend::Sqlite, dir.path());
+    options.bootstrap = false;
+    let server = Server::start(&options);
+    let secret = server
+        .banner
+        .iter()
+        .find_map(|l| l.split_once("/setup#token=").map(|(_, s)| s.to_owned()))
+        .expect("setup link printed");
+    let client = server.client();
+    let setup = format!("{}/api/v1/setup", server.url);
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &setup,
+        None,
+        Some(json!({"setup_token": secret, "org_name": "Acme", "email": "not an email"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &setup,
+        None,
+        Some(json!({"setup_token": secret, "org_name": "", "email": "me@acme.example"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &setup,
+        None,
+        Some(json!({"setup_token": secret, "org_name": "Acme", "email": "me@acme.example"})),
+    )
+    .await;
+    assert_eq!(status, 201, "the link survives a refused form: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_variables_after_setup_are_named_on_the_console_and_a_leftover_is_not_fatal() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, dir.path());
+    let server = Server::start(&options);
+    assert!(
+        !server.banner.iter().any(|l| l.contains("ignored")),
+        "{:?}",
+        server.banner
+    );
+    server.terminate();
+
+    let server = Server::start(&options);
+    let line = server
+        .banner
+        .iter()
+        .find(|l| l.starts_with("KEYWARD_BOOTSTRAP_* ignored"))
+        .unwrap_or_else(|| panic!("no console line: {:?}", server.banner));
+    assert!(line.contains("already has an owner"), "{line}");
+    assert!(line.contains("--data-dir"), "{line}");
+    server.terminate();
+
+    // Only the token left in the environment: still starts, and says so.
+    let mut lone = ServerOptions::new(&Backend::Sqlite, dir.path())
+        .env("KEYWARD_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN);
+    lone.bootstrap = false;
+    let server = Server::try_start(&lone).expect("a leftover token must not stop the server");
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("KEYWARD_BOOTSTRAP_* ignored")),
+        "{:?}",
+        server.banner
+    );
+    server.terminate();
+
+    // On an empty database the partial set is still refused, naming what is missing.
+    let empty = tempfile::tempdir().unwrap();
+    let mut fresh = ServerOptions::new(&Backend::Sqlite, empty.path())
+        .env("KEYWARD_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN);
+    fresh.bootstrap = false;
+    let failure = Server::try_start(&fresh).err().expect("refused");
+    assert!(
+        failure.stderr.contains("KEYWARD_BOOTSTRAP_ORG"),
+        "{}",
+        failure.stderr
+    );
+}
