@@ -99,3 +99,44 @@ async fn bootstrap_variables_after_setup_are_named_on_the_console_and_a_leftover
         failure.stderr
     );
 }
+
+#[test]
+fn direct_database_commands_refuse_a_directory_without_a_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        &["audit", "verify"][..],
+        &["keys", "list"][..],
+        &["keys", "rotate"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(args)
+            .current_dir(cwd.path())
+            .env_remove("KEYWARD_DATA_DIR")
+            .env_remove("KEYWARD_DATABASE_URL")
+            .env_remove("KEYWARD_MASTER_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains("keyward-data"), "{args:?}: {stderr}");
+        assert!(stderr.contains("--data-dir"), "{args:?}: {stderr}");
+        assert!(stderr.contains("KEYWARD_DATA_DIR"), "{args:?}: {stderr}");
+        assert!(
+            !cwd.path().join("keyward-data").exists(),
+            "{args:?} created a data directory"
+        );
+    }
+    // A directory that exists but holds no database is refused the same way.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(empty.path())
+        .env_remove("KEYWARD_DATABASE_URL")
+        .env_remove("KEYWARD_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keyward.db"));
+    assert!(!empty.path().join("keyward.db").exists());
+    assert!(!empty.path().join("master.key").exists());
+}

@@ -75,6 +75,25 @@ pub struct StorageArgs {
     pub master_key: Option<String>,
 }
 
+impl StorageArgs {
+    /// Checks that an installation exists, for a command that works on the database directly.
+    /// Unlike `serve`, it never creates one: a fresh empty database (and master key) from a
+    /// wrong working directory would only give confusing answers.
+    pub fn ensure_existing(&self) -> anyhow::Result<()> {
+        let hint = "point at the server's data with --data-dir or KEYWARD_DATA_DIR (and KEYWARD_DATABASE_URL for PostgreSQL)";
+        let dir = self.data_dir.display();
+        // The master key lives in the directory unless given; a new one would decrypt nothing.
+        let needs_dir = self.database_url.is_none() || self.master_key.is_none();
+        if needs_dir && !self.data_dir.is_dir() {
+            anyhow::bail!("no Keyward data directory at {dir}: {hint}");
+        }
+        if self.database_url.is_none() && !self.data_dir.join("keyward.db").is_file() {
+            anyhow::bail!("no Keyward database (keyward.db) in {dir}: {hint}");
+        }
+        Ok(())
+    }
+}
+
 /// The key rotation schedule. Durations take s, m, h or d suffixes (plain numbers are seconds).
 #[derive(Debug, Clone, Args)]
 pub struct RotationArgs {
