@@ -140,3 +140,69 @@ fn direct_database_commands_refuse_a_directory_without_a_database() {
     assert!(!empty.path().join("keyward.db").exists());
     assert!(!empty.path().join("master.key").exists());
 }
+
+/// `keyward <args>` as the bootstrap owner, with its own settings directory.
+fn owner_cli(server: &Server, config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .env("KEYWARD_CONFIG_DIR", config)
+        .env_remove("KEYWARD_ORG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_several_organizations_the_error_lists_them_and_a_default_can_be_set() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let first = org_id(&server);
+    let second = create_as_owner(&server, "/orgs", json!({"name": "Second"})).await;
+    let second = second["uuid"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &server.client(),
+        Method::GET,
+        &format!("{}/api/v1/automations", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "organization_required");
+    let message = body["message"].as_str().unwrap();
+    for part in [
+        "\"Acme\"",
+        first.as_str(),
+        "\"Second\"",
+        second.as_str(),
+        "X-Keyward-Organization-Id",
+        "--org",
+        "KEYWARD_ORG",
+    ] {
+        assert!(message.contains(part), "{part} missing: {message}");
+    }
+
+    let config = tempfile::tempdir().unwrap();
+    let (ok, out) = owner_cli(&server, config.path(), &["automation", "list"]);
+    assert!(!ok);
+    assert!(out.contains(&second), "the CLI passes the list on: {out}");
+    let (ok, out) = owner_cli(
+        &server,
+        config.path(),
+        &["config", "set", "org_uuid", &second],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = owner_cli(&server, config.path(), &["automation", "list"]);
+    assert!(ok, "the default organization is used: {out}");
+}
