@@ -206,3 +206,54 @@ async fn with_several_organizations_the_error_lists_them_and_a_default_can_be_se
     let (ok, out) = owner_cli(&server, config.path(), &["automation", "list"]);
     assert!(ok, "the default organization is used: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_names_an_unreachable_endpoint_and_says_which_endpoints_it_used() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = dir.path().join("endpoints.json");
+    std::fs::write(
+        &endpoints,
+        json!({"aws": {"sts_url": "https://nonexistent.invalid", "secrets_manager_url": "https://nonexistent.invalid"}})
+            .to_string(),
+    )
+    .unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, &dir.path().join("kw"))
+        .env("KEYWARD_CLOUD_ENDPOINTS", endpoints.to_str().unwrap());
+    let server = Server::start(&options);
+    create_as_owner(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1"}),
+    )
+    .await;
+    create_as_owner(
+        &server,
+        "/secret-providers",
+        json!({"name": "aws", "provider": "aws_secrets_manager", "auth": "workload_identity", "workload_identity_config": "aws", "region": "us-east-1"}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (status, result) = call(
+        &server.client(),
+        Method::POST,
+        &format!("{}/api/v1/secret-providers/aws/test", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "no retries on DNS"
+    );
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["endpoints"], "simulated", "{result}");
+    let failed = result["steps"].as_array().unwrap().last().unwrap().clone();
+    let cause = failed["cause"].as_str().unwrap();
+    assert!(cause.contains("could not be reached"), "{failed}");
+    assert!(!cause.contains("throttling"), "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("DNS"), "{failed}");
+    assert!(!message.contains("cause:"), "cause and fix once: {failed}");
+}

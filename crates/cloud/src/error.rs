@@ -372,7 +372,7 @@ impl Cause {
                 "check the cloud's status and the network path, then retry, or allow a longer deadline"
             }
             Cause::Unreachable => {
-                "check the endpoint's host name and port, DNS and the network path (firewall, proxy); to use the cloud simulator instead, set KEYWARD_CLOUD_ENDPOINTS to its endpoints file"
+                "check the endpoint's host name and port, DNS and the network path (firewall, proxy), then retry; to use the cloud simulator instead, set KEYWARD_CLOUD_ENDPOINTS to its endpoints file"
             }
             Cause::Other => "read the provider's code and message above",
         }

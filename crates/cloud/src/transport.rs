@@ -276,7 +276,10 @@ fn describe_send_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         format!("{url} did not answer in time")
     } else if is_dns_failure(e) {
-        format!("the host name of {url} does not resolve (DNS): {}", root_cause(e))
+        format!(
+            "the host name of {url} does not resolve (DNS): {}",
+            root_cause(e)
+        )
     } else if e.is_connect() {
         format!("could not connect to {url}: {}", root_cause(e))
     } else {
