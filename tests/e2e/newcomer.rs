@@ -257,3 +257,103 @@ async fn test_connection_names_an_unreachable_endpoint_and_says_which_endpoints_
     assert!(message.contains("DNS"), "{failed}");
     assert!(!message.contains("cause:"), "cause and fix once: {failed}");
 }
+
+fn runtime_cli(
+    server: &Server,
+    token: &str,
+    endpoints: Option<&std::path::Path>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(args)
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_AUTOMATION_TOKEN", token)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .env_remove("KEYWARD_LOG")
+        .env_remove("KEYWARD_CLOUD_ENDPOINTS");
+    if let Some(path) = endpoints {
+        cmd.env("KEYWARD_CLOUD_ENDPOINTS", path);
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_an_unresolvable_endpoint_once_and_says_when_it_uses_the_real_clouds() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(
+        &Backend::Sqlite,
+        &dir.path().join("kw"),
+    ));
+    let (_, token) = automation_with_token(&server, "crew").await;
+    create_as_owner(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
+    )
+    .await;
+    let endpoints = dir.path().join("endpoints.json");
+    std::fs::write(
+        &endpoints,
+        json!({"aws": {"sts_url": "https://nonexistent.invalid", "secrets_manager_url": "https://nonexistent.invalid"}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = runtime_cli(&server, &token, Some(&endpoints), &["doctor"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("could not be reached"), "{stdout}");
+    assert!(stdout.contains("DNS"), "{stdout}");
+    assert!(!stdout.contains("throttling"), "{stdout}");
+    assert_eq!(stdout.matches("cause:").count(), 1, "cause once: {stdout}");
+    assert_eq!(stdout.matches("fix:").count(), 1, "fix once: {stdout}");
+    assert!(!stdout.contains("real clouds"), "{stdout}");
+}
+
+#[test]
+fn doctor_without_endpoints_says_it_uses_the_real_clouds() {
+    // Nothing listens on the URL: doctor fails at its first step, after naming the endpoints.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["doctor"])
+        .env("KEYWARD_URL", "https://127.0.0.1:9")
+        .env("KEYWARD_AUTOMATION_TOKEN", "kwa_x")
+        .env_remove("KEYWARD_CLOUD_ENDPOINTS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("real clouds") && stdout.contains("set KEYWARD_CLOUD_ENDPOINTS"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_is_quiet_by_default_and_never_colours_a_pipe() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(
+        &Backend::Sqlite,
+        &dir.path().join("kw"),
+    ));
+    let (_, token) = automation_with_token(&server, "crew").await;
+    // A default identity: run mints and writes its token, which it used to log at INFO.
+    create_as_owner(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
+    )
+    .await;
+    let out = runtime_cli(&server, &token, None, &["run", "--", "sh", "-c", "echo hi"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert!(!out.stderr.contains(&0x1b), "no ANSI escapes: {stderr:?}");
+    assert!(!stderr.contains("INFO"), "quiet by default: {stderr}");
+
+    let out = runtime_cli(&server, &token, None, &["run", "-v", "--", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("INFO"), "-v shows the steps: {stderr}");
+    assert!(!out.stderr.contains(&0x1b), "no ANSI escapes: {stderr:?}");
+}

@@ -533,6 +533,16 @@ impl CloudError {
         }
     }
 
+    /// What happened, without the `cause:` and `fix:` lines: for reports that show
+    /// [`CloudError::cause`] in their own fields, so the reader sees them once.
+    pub fn headline(&self) -> String {
+        let text = self.to_string();
+        match text.split_once("\n  cause:") {
+            Some((head, _)) => head.to_owned(),
+            None => text,
+        }
+    }
+
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             CloudError::Refused(r) => Some(r),

@@ -54,7 +54,7 @@ pub(crate) fn step_failed(step: &str, e: &CloudError) -> Value {
                           "message": r.message, "cause": r.cause.summary(), "fix": r.cause.fix()}),
         // The error's text ends with its cause and fix; they go in their own fields, once.
         None => json!({"step": step, "ok": false,
-                       "message": e.to_string().split("\n  cause:").next().unwrap_or_default(),
+                       "message": e.headline(),
                        "cause": e.cause().map(|c| c.summary()), "fix": e.cause().map(|c| c.fix())}),
     }
 }
