@@ -14,21 +14,43 @@ pub struct ApiArgs {
         long,
         env = "KEYWARD_URL",
         default_value = "https://127.0.0.1:8443",
-        global = true
+        global = true,
+        help_heading = "Connection options"
     )]
     pub url: String,
     /// A personal access token (kwp_…). Prefer KEYWARD_TOKEN or --token-file: a flag is
     /// visible in the process list.
-    #[arg(long, env = "KEYWARD_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_TOKEN",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub token: Option<String>,
     /// Read the personal access token from this file (`-`: from stdin).
-    #[arg(long, env = "KEYWARD_TOKEN_FILE", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_TOKEN_FILE",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub token_file: Option<PathBuf>,
     /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
-    #[arg(long, env = "KEYWARD_CA_FILE", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_CA_FILE",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub ca_file: Option<PathBuf>,
     /// The organization, when the token's owner belongs to several.
-    #[arg(long, env = "KEYWARD_ORG", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_ORG",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub org: Option<String>,
 }
 

@@ -23,6 +23,7 @@ pub enum EnvCommand {
     List(ListOutput),
     /// One variable (id or name).
     Show {
+        /// The variable's key (id or name for an existing one).
         key: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -32,15 +33,18 @@ pub enum EnvCommand {
     Create(EnvFields),
     /// Change a variable; a blank `--value ''` keeps the stored value.
     Update {
+        /// The variable's key (id or name for an existing one).
         key: String,
         #[command(flatten)]
         fields: EnvUpdate,
     },
     Delete {
+        /// The variable's key (id or name for an existing one).
         key: String,
     },
     /// Replace an automation's assigned variables.
     Assign {
+        /// The automation (id or name).
         automation: String,
         /// Variable keys (or ids).
         keys: Vec<String>,
@@ -49,13 +53,18 @@ pub enum EnvCommand {
 
 #[derive(Debug, Args)]
 pub struct EnvFields {
+    /// The variable's key (letters, digits and _; not starting with a digit).
     pub key: String,
+    /// The value (visible in the process list: prefer --value-file for secrets).
     #[arg(long)]
     pub value: Option<String>,
+    /// Store the value as a secret (true or false).
     #[arg(long)]
     pub secret: bool,
+    /// The secret provider credential (id or name).
     #[arg(long)]
     pub credential: Option<String>,
+    /// The provider (see the API reference for the accepted values).
     #[arg(long)]
     pub provider: Option<String>,
     /// `name` or `name#json_key`.
@@ -65,19 +74,26 @@ pub struct EnvFields {
 
 #[derive(Debug, Args)]
 pub struct EnvUpdate {
-    #[arg(long)]
+    /// A new key.
+    // Its own id: `env update <key>` already has a positional `key`, and clap refuses two.
+    #[arg(long = "key", id = "new_key")]
     pub key: Option<String>,
+    /// A new value.
     #[arg(long)]
     pub value: Option<String>,
     /// true or false.
     #[arg(long)]
     pub secret: Option<bool>,
+    /// Where the value comes from: direct or secret_provider.
     #[arg(long)]
     pub source: Option<String>,
+    /// The secret provider credential (id or name).
     #[arg(long)]
     pub credential: Option<String>,
+    /// The provider (see the API reference for the accepted values).
     #[arg(long)]
     pub provider: Option<String>,
+    /// `name` or `name#json_key` in the provider.
     #[arg(long)]
     pub secret_name: Option<String>,
 }

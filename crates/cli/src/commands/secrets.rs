@@ -21,6 +21,7 @@ pub enum SecretProviderCommand {
     List(ListOutput),
     /// One credential (id or name).
     Show {
+        /// The secret provider credential (id or name).
         credential: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -29,15 +30,18 @@ pub enum SecretProviderCommand {
     Create(SecretProviderFields),
     /// Change a credential; absent flags keep their value, a blank `--static KEY=` keeps the stored one.
     Update {
+        /// The secret provider credential (id or name).
         credential: String,
         #[command(flatten)]
         fields: SecretProviderUpdate,
     },
     Delete {
+        /// The secret provider credential (id or name).
         credential: String,
     },
     /// Test Connection: the federation handshake, step by step.
     Test {
+        /// The secret provider credential (id or name).
         credential: String,
         /// For a config with `subject = automation`: the automation to test as (default: the
         /// config's only listed automation).
@@ -46,7 +50,9 @@ pub enum SecretProviderCommand {
     },
     /// Secret names from the provider, by prefix.
     Secrets {
+        /// The secret provider credential (id or name).
         credential: String,
+        /// Only names starting with this.
         #[arg(long, default_value = "")]
         prefix: String,
     },
@@ -54,6 +60,7 @@ pub enum SecretProviderCommand {
 
 #[derive(Debug, Args)]
 pub struct SecretProviderFields {
+    /// Its name (unique in the organization).
     #[arg(long)]
     pub name: String,
     /// aws_secrets_manager, gcp_secret_manager or azure_key_vault.
@@ -62,34 +69,47 @@ pub struct SecretProviderFields {
     /// workload_identity or static.
     #[arg(long)]
     pub auth: String,
+    /// The workload identity config (id or name) it federates through.
     #[arg(long = "wi-config")]
     pub workload_identity_config: Option<String>,
+    /// AWS region.
     #[arg(long)]
     pub region: Option<String>,
+    /// GCP project id.
     #[arg(long)]
     pub project: Option<String>,
+    /// Azure Key Vault URL (https://<vault>.vault.azure.net).
     #[arg(long)]
     pub vault_url: Option<String>,
+    /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Vec<(String, String)>,
+    /// Make it the default credential for its provider.
     #[arg(long = "default")]
     pub default_for_provider: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SecretProviderUpdate {
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
+    /// How it authenticates: workload_identity or static.
     #[arg(long)]
     pub auth: Option<String>,
+    /// The workload identity config (id or name) it federates through.
     #[arg(long = "wi-config")]
     pub workload_identity_config: Option<String>,
+    /// AWS region.
     #[arg(long)]
     pub region: Option<String>,
+    /// GCP project id.
     #[arg(long)]
     pub project: Option<String>,
+    /// Azure Key Vault URL (https://<vault>.vault.azure.net).
     #[arg(long)]
     pub vault_url: Option<String>,
+    /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Option<Vec<(String, String)>>,
     /// true or false.

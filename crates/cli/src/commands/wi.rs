@@ -22,6 +22,7 @@ pub enum WiCommand {
     List(ListOutput),
     /// Show one config (id or name).
     Show {
+        /// The workload identity config (id or name).
         config: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -30,16 +31,21 @@ pub enum WiCommand {
     Create(WiFields),
     /// Change a config's fields (id or name); absent flags keep their value.
     Update {
+        /// The workload identity config (id or name).
         config: String,
         #[command(flatten)]
         fields: WiUpdateFields,
     },
     /// Delete a config (id or name).
-    Delete { config: String },
+    Delete {
+        /// The workload identity config (id or name).
+        config: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct WiFields {
+    /// Its name (unique in the organization).
     #[arg(long)]
     pub name: String,
     /// gcp, azure or aws.
@@ -80,6 +86,7 @@ pub struct WiCloudFields {
 
 #[derive(Debug, Args)]
 pub struct WiUpdateFields {
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]
