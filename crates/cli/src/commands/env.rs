@@ -1,6 +1,10 @@
 //! `keyward env`: environment variables and their assignment to automations, over the API.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
 
 use clap::{Args, Subcommand};
 use keyward_core::api::v1::{
@@ -58,6 +62,9 @@ pub struct EnvFields {
     /// The value (visible in the process list: prefer --value-file for secrets).
     #[arg(long)]
     pub value: Option<String>,
+    /// Read the value from this file (`-`: from stdin); one trailing newline is dropped.
+    #[arg(long, value_name = "PATH|-", conflicts_with = "value")]
+    pub value_file: Option<PathBuf>,
     /// Store the value as a secret (true or false).
     #[arg(long)]
     pub secret: bool,
@@ -76,11 +83,14 @@ pub struct EnvFields {
 pub struct EnvUpdate {
     /// A new key.
     // Its own id: `env update <key>` already has a positional `key`, and clap refuses two.
-    #[arg(long = "key", id = "new_key")]
+    #[arg(long = "key", id = "new_key", value_name = "KEY")]
     pub key: Option<String>,
-    /// A new value.
+    /// A new value (visible in the process list: prefer --value-file for secrets).
     #[arg(long)]
     pub value: Option<String>,
+    /// Read the new value from this file (`-`: from stdin); one trailing newline is dropped.
+    #[arg(long, value_name = "PATH|-", conflicts_with = "value")]
+    pub value_file: Option<PathBuf>,
     /// true or false.
     #[arg(long)]
     pub secret: Option<bool>,
@@ -119,6 +129,28 @@ const SHOWN: &[&str] = &[
     "secret_name",
 ];
 
+/// `--value`, or the content of `--value-file` (stdin for `-`) so a secret stays out of the
+/// process list and the shell history.
+fn value_from(value: Option<String>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(value);
+    };
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the value from stdin")?;
+    } else {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the value file {}", path.display()))?;
+    }
+    let trimmed = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    Ok(Some(trimmed.to_owned()))
+}
+
 pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
     let api = client(&args.api)?;
     match args.command {
@@ -126,8 +158,8 @@ pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         EnvCommand::Show { key, out } => print_one(&api.env_var(&key).await?, SHOWN, out.output)?,
         EnvCommand::Create(f) => {
             let body = CreateEnvironmentVariable {
+                value: value_from(f.value, f.value_file.as_deref())?,
                 key: f.key,
-                value: f.value,
                 source: None,
                 provider: f.provider,
                 credential: f.credential,
@@ -138,8 +170,8 @@ pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         }
         EnvCommand::Update { key, fields: f } => {
             let body = UpdateEnvironmentVariable {
+                value: value_from(f.value, f.value_file.as_deref())?,
                 key: f.key,
-                value: f.value,
                 source: f.source,
                 provider: f.provider,
                 credential: f.credential,
@@ -161,4 +193,25 @@ pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_file_gives_its_content_without_the_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v");
+        std::fs::write(&path, "s3cret \n").unwrap();
+        assert_eq!(
+            value_from(None, Some(&path)).unwrap().as_deref(),
+            Some("s3cret ")
+        );
+        assert_eq!(
+            value_from(Some("x".into()), None).unwrap().as_deref(),
+            Some("x")
+        );
+        assert!(value_from(None, Some(&dir.path().join("missing"))).is_err());
+    }
 }
