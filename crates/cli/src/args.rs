@@ -112,4 +112,19 @@ mod tests {
             assert_eq!(arg.get_help_heading(), Some("Connection options"), "{id}");
         }
     }
+
+    #[test]
+    fn default_has_one_shape_in_create_and_update() {
+        for line in [
+            "keyward wi create --name a --cloud gcp --default",
+            "keyward wi create --name a --cloud gcp --default false",
+            "keyward wi update a --default",
+            "keyward wi update a --default false",
+            "keyward secret-provider update a --default",
+            "keyward secret-provider update a --default true",
+        ] {
+            let parsed = Cli::try_parse_from(line.split(' '));
+            assert!(parsed.is_ok(), "{line}: {}", parsed.unwrap_err());
+        }
+    }
 }

@@ -84,9 +84,10 @@ pub struct SecretProviderFields {
     /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Vec<(String, String)>,
-    /// Make it the default credential for its provider.
-    #[arg(long = "default")]
-    pub default_for_provider: bool,
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub default_for_provider: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +113,9 @@ pub struct SecretProviderUpdate {
     /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Option<Vec<(String, String)>>,
-    /// true or false.
-    #[arg(long = "default")]
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub default_for_provider: Option<bool>,
 }
 
@@ -159,7 +161,7 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 vault_url: f.vault_url,
                 static_credentials: (!f.static_fields.is_empty())
                     .then(|| f.static_fields.into_iter().collect()),
-                default_for_provider: Some(f.default_for_provider),
+                default_for_provider: Some(f.default_for_provider.unwrap_or(false)),
             };
             print(&api.create_secret_provider(&body).await?)?;
         }
