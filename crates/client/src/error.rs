@@ -108,7 +108,10 @@ mod tests {
         let hinted = with_ca_hint("invalid peer certificate: UnknownIssuer".into());
         assert!(hinted.contains("KEYWARD_CA_FILE"), "{hinted}");
         assert!(hinted.contains("tls/ca.pem"), "{hinted}");
-        assert_eq!(with_ca_hint("Connection refused".into()), "Connection refused");
+        assert_eq!(
+            with_ca_hint("Connection refused".into()),
+            "Connection refused"
+        );
     }
 
     #[test]

@@ -194,6 +194,12 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 .test_secret_provider(&credential, automation.as_deref())
                 .await?;
             print(&result)?;
+            if let Some(note) = endpoints_mismatch(
+                result["endpoints"].as_str(),
+                std::env::var_os("KEYWARD_CLOUD_ENDPOINTS").is_some_and(|v| !v.is_empty()),
+            ) {
+                eprintln!("{note}");
+            }
             if result["ok"] != serde_json::Value::Bool(true) {
                 return Ok(ExitCode::FAILURE);
             }
@@ -210,4 +216,28 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The test runs on the server, with the server's endpoints: a CLI with KEYWARD_CLOUD_ENDPOINTS
+/// (the simulator) against a server without it reaches the real clouds, which surprises.
+fn endpoints_mismatch(server: Option<&str>, cli_simulated: bool) -> Option<&'static str> {
+    (server == Some("real") && cli_simulated).then_some(
+        "note: KEYWARD_CLOUD_ENDPOINTS is set here, but the server has none and tested against the real clouds; set KEYWARD_CLOUD_ENDPOINTS on the server to use the simulator",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simulated_cli_against_a_real_server_is_told() {
+        assert!(
+            endpoints_mismatch(Some("real"), true)
+                .unwrap()
+                .contains("on the server")
+        );
+        assert_eq!(endpoints_mismatch(Some("simulated"), true), None);
+        assert_eq!(endpoints_mismatch(Some("real"), false), None);
+    }
 }
