@@ -357,3 +357,31 @@ async fn run_is_quiet_by_default_and_never_colours_a_pipe() {
     assert!(stderr.contains("INFO"), "-v shows the steps: {stderr}");
     assert!(!out.stderr.contains(&0x1b), "no ANSI escapes: {stderr:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_certificate_names_the_ca_file_once() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(
+        &Backend::Sqlite,
+        &dir.path().join("kw"),
+    ));
+    let (_, token) = automation_with_token(&server, "crew").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["run", "--", "true"])
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_AUTOMATION_TOKEN", &token)
+        .env_remove("KEYWARD_CA_FILE")
+        .env_remove("KEYWARD_LOG")
+        .env("SSL_CERT_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("tls/ca.pem"), "{stderr}");
+    assert_eq!(
+        stderr.matches("KEYWARD_CA_FILE").count(),
+        1,
+        "once: {stderr}"
+    );
+}
