@@ -25,6 +25,7 @@ mod env_vars;
 mod invitation_takeover;
 mod issuer;
 mod moto;
+mod newcomer;
 mod people;
 mod people_cli;
 mod people_local;

@@ -65,3 +65,66 @@ pub enum Command {
     /// Members of the organization and their roles.
     Member(rbac::MemberArgs),
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every option and positional of every command, with the path to it, that has no help line.
+    fn undocumented(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_option_has_a_help_line() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "keyward", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_connection_options_are_grouped_apart_from_the_commands_own() {
+        let mut cli = Cli::command();
+        // Global options reach the subcommands when the tree is built.
+        cli.build();
+        let list = cli
+            .find_subcommand("automation")
+            .and_then(|c| c.find_subcommand("list"))
+            .unwrap();
+        for id in ["url", "token", "token_file", "ca_file", "org"] {
+            let arg = list
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .unwrap_or_else(|| panic!("{id}"));
+            assert_eq!(arg.get_help_heading(), Some("Connection options"), "{id}");
+        }
+    }
+
+    #[test]
+    fn default_has_one_shape_in_create_and_update() {
+        for line in [
+            "keyward wi create --name a --cloud gcp --default",
+            "keyward wi create --name a --cloud gcp --default false",
+            "keyward wi update a --default",
+            "keyward wi update a --default false",
+            "keyward secret-provider update a --default",
+            "keyward secret-provider update a --default true",
+        ] {
+            let parsed = Cli::try_parse_from(line.split(' '));
+            assert!(parsed.is_ok(), "{line}: {}", parsed.unwrap_err());
+        }
+    }
+}

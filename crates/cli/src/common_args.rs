@@ -14,21 +14,43 @@ pub struct ApiArgs {
         long,
         env = "KEYWARD_URL",
         default_value = "https://127.0.0.1:8443",
-        global = true
+        global = true,
+        help_heading = "Connection options"
     )]
     pub url: String,
     /// A personal access token (kwp_…). Prefer KEYWARD_TOKEN or --token-file: a flag is
     /// visible in the process list.
-    #[arg(long, env = "KEYWARD_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_TOKEN",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub token: Option<String>,
     /// Read the personal access token from this file (`-`: from stdin).
-    #[arg(long, env = "KEYWARD_TOKEN_FILE", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_TOKEN_FILE",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub token_file: Option<PathBuf>,
     /// A CA certificate to trust for Keyward's TLS (its generated keyward-data/tls/ca.pem).
-    #[arg(long, env = "KEYWARD_CA_FILE", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_CA_FILE",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub ca_file: Option<PathBuf>,
     /// The organization, when the token's owner belongs to several.
-    #[arg(long, env = "KEYWARD_ORG", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_ORG",
+        global = true,
+        help_heading = "Connection options"
+    )]
     pub org: Option<String>,
 }
 
@@ -73,6 +95,25 @@ pub struct StorageArgs {
     /// Base64 master key (32 bytes) for encryption at rest; otherwise <data-dir>/master.key.
     #[arg(long, env = "KEYWARD_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
+}
+
+impl StorageArgs {
+    /// Checks that an installation exists, for a command that works on the database directly.
+    /// Unlike `serve`, it never creates one: a fresh empty database (and master key) from a
+    /// wrong working directory would only give confusing answers.
+    pub fn ensure_existing(&self) -> anyhow::Result<()> {
+        let hint = "point at the server's data with --data-dir or KEYWARD_DATA_DIR (and KEYWARD_DATABASE_URL for PostgreSQL)";
+        let dir = self.data_dir.display();
+        // The master key lives in the directory unless given; a new one would decrypt nothing.
+        let needs_dir = self.database_url.is_none() || self.master_key.is_none();
+        if needs_dir && !self.data_dir.is_dir() {
+            anyhow::bail!("no Keyward data directory at {dir}: {hint}");
+        }
+        if self.database_url.is_none() && !self.data_dir.join("keyward.db").is_file() {
+            anyhow::bail!("no Keyward database (keyward.db) in {dir}: {hint}");
+        }
+        Ok(())
+    }
 }
 
 /// The key rotation schedule. Durations take s, m, h or d suffixes (plain numbers are seconds).

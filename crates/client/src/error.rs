@@ -82,14 +82,37 @@ impl ClientError {
     pub(crate) fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
         ClientError::Unreachable {
             url: url.to_owned(),
-            cause: root_cause(e),
+            cause: with_ca_hint(root_cause(e)),
         }
+    }
+}
+
+/// A self-signed server's certificate fails with rustls's bare `UnknownIssuer`; a newcomer needs
+/// the setting and the file.
+fn with_ca_hint(cause: String) -> String {
+    if cause.contains("UnknownIssuer") || cause.contains("unknown issuer") {
+        format!(
+            "{cause}; Keyward's certificate is not signed by a trusted CA: set KEYWARD_CA_FILE (or --ca-file) to the server's CA, <data-dir>/tls/ca.pem (the server's banner prints it as \"TLS CA certificate:\")"
+        )
+    } else {
+        cause
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_issuer_names_the_ca_setting_and_file() {
+        let hinted = with_ca_hint("invalid peer certificate: UnknownIssuer".into());
+        assert!(hinted.contains("KEYWARD_CA_FILE"), "{hinted}");
+        assert!(hinted.contains("tls/ca.pem"), "{hinted}");
+        assert_eq!(
+            with_ca_hint("Connection refused".into()),
+            "Connection refused"
+        );
+    }
 
     #[test]
     fn an_error_body_becomes_a_typed_api_error() {

@@ -163,6 +163,8 @@ pub enum Cause {
     BadRequest,
     /// The cloud was throttling or failing; retried until the deadline.
     Unavailable,
+    /// The endpoint's name did not resolve (DNS) or no connection could be made: nothing answered.
+    Unreachable,
     /// A refusal this client does not know more about; the provider's code and text say it all.
     Other,
 }
@@ -263,6 +265,9 @@ impl Cause {
             }
             Cause::BadRequest => "the cloud rejected the request as malformed",
             Cause::Unavailable => "the cloud kept throttling or failing",
+            Cause::Unreachable => {
+                "the endpoint could not be reached: its host name did not resolve (DNS) or the connection failed"
+            }
             Cause::Other => "the cloud refused the request",
         }
     }
@@ -365,6 +370,9 @@ impl Cause {
             Cause::BadRequest => "check the request parameters named in the cloud's message",
             Cause::Unavailable => {
                 "check the cloud's status and the network path, then retry, or allow a longer deadline"
+            }
+            Cause::Unreachable => {
+                "check the endpoint's host name and port, DNS and the network path (firewall, proxy), then retry; to use the cloud simulator instead, set KEYWARD_CLOUD_ENDPOINTS to its endpoints file"
             }
             Cause::Other => "read the provider's code and message above",
         }
@@ -470,16 +478,25 @@ pub enum CloudError {
     Refused(Box<Refusal>),
     /// Transient failures went on until the caller's deadline.
     #[error(
-        "{step}: gave up after {attempts} attempt(s) because the deadline of {deadline:?} passed; last failure: {last}\n  cause: {cause}\n  fix: {fix}",
-        cause = Cause::Unavailable.summary(),
-        fix = Cause::Unavailable.fix()
+        "{step}: gave up after {attempts} attempt(s) because the deadline of {deadline:?} passed; last failure: {last}\n  cause: {summary}\n  fix: {fix}",
+        summary = cause.summary(),
+        fix = cause.fix()
     )]
     DeadlineExceeded {
         step: Step,
         attempts: u32,
         deadline: Duration,
         last: String,
+        /// [`Cause::Unreachable`] when the last attempt could not connect, else `Unavailable`.
+        cause: Cause,
     },
+    /// The endpoint's host name does not resolve: retrying cannot help.
+    #[error(
+        "{step}: {detail}\n  cause: {summary}\n  fix: {fix}",
+        summary = Cause::Unreachable.summary(),
+        fix = Cause::Unreachable.fix()
+    )]
+    Unresolvable { step: Step, detail: String },
     /// The cloud answered with something that is not its API's shape.
     #[error(
         "{step}: {url} answered HTTP {status} with a body that is not the cloud's API format ({detail}); check that the endpoint URL points at the real service"
@@ -510,8 +527,19 @@ impl CloudError {
     pub fn cause(&self) -> Option<Cause> {
         match self {
             CloudError::Refused(r) => Some(r.cause),
-            CloudError::DeadlineExceeded { .. } => Some(Cause::Unavailable),
+            CloudError::DeadlineExceeded { cause, .. } => Some(*cause),
+            CloudError::Unresolvable { .. } => Some(Cause::Unreachable),
             _ => None,
+        }
+    }
+
+    /// What happened, without the `cause:` and `fix:` lines: for reports that show
+    /// [`CloudError::cause`] in their own fields, so the reader sees them once.
+    pub fn headline(&self) -> String {
+        let text = self.to_string();
+        match text.split_once("\n  cause:") {
+            Some((head, _)) => head.to_owned(),
+            None => text,
         }
     }
 
@@ -526,6 +554,7 @@ impl CloudError {
         match self {
             CloudError::Refused(r) => Some(r.step),
             CloudError::DeadlineExceeded { step, .. }
+            | CloudError::Unresolvable { step, .. }
             | CloudError::UnexpectedResponse { step, .. }
             | CloudError::InvalidArgument { step, .. } => Some(*step),
             CloudError::Config(_) => None,

@@ -149,10 +149,12 @@ impl Transport {
                     attempts,
                     deadline: deadline.total(),
                     last: "no attempt fitted in the time left".into(),
+                    cause: Cause::Unavailable,
                 });
             }
             attempts += 1;
             let mut asked_wait = None;
+            let mut cause = Cause::Unavailable;
             let last = match build()?.timeout(remaining).send().await {
                 Err(e) if e.is_builder() => {
                     return Err(CloudError::InvalidArgument {
@@ -160,7 +162,18 @@ impl Transport {
                         detail: format!("the request could not be built: {e}"),
                     });
                 }
-                Err(e) => describe_send_error(&e),
+                Err(e) if is_dns_failure(&e) => {
+                    return Err(CloudError::Unresolvable {
+                        step,
+                        detail: describe_send_error(&e),
+                    });
+                }
+                Err(e) => {
+                    if e.is_connect() {
+                        cause = Cause::Unreachable;
+                    }
+                    describe_send_error(&e)
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let headers = response.headers().clone();
@@ -209,9 +222,11 @@ impl Transport {
                     attempts,
                     deadline: deadline.total(),
                     last,
+                    cause,
                 });
             }
-            tracing::debug!(%step, attempts, wait_ms = wait.as_millis() as u64, %last, "transient cloud failure; retrying");
+            // Shown by the doctor (a line per retry), so a slow failure is not a silent one.
+            tracing::info!(%step, attempts, wait_ms = wait.as_millis() as u64, %last, "transient cloud failure; retrying");
             tokio::time::sleep(wait).await;
         }
     }
@@ -243,10 +258,28 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// The host name did not resolve: a typo or an unknown host, which no retry fixes.
+fn is_dns_failure(e: &reqwest::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 fn describe_send_error(e: &reqwest::Error) -> String {
     let url = e.url().map(|u| u.as_str()).unwrap_or("the endpoint");
     if e.is_timeout() {
         format!("{url} did not answer in time")
+    } else if is_dns_failure(e) {
+        format!(
+            "the host name of {url} does not resolve (DNS): {}",
+            root_cause(e)
+        )
     } else if e.is_connect() {
         format!("could not connect to {url}: {}", root_cause(e))
     } else {
@@ -277,6 +310,55 @@ mod tests {
             }
         });
         (url, hits)
+    }
+
+    fn refuse(_: &Answer) -> Refusal {
+        unreachable!("nothing answers")
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_host_fails_at_once_as_unreachable() {
+        let transport = Transport::new(None, RetryPolicy::default()).unwrap();
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let started = std::time::Instant::now();
+        let err = transport
+            .call(
+                Step::AwsCallerIdentity,
+                &deadline,
+                || Ok(transport.http().get("https://nonexistent.invalid/")),
+                refuse,
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "no retries");
+        assert_eq!(err.cause(), Some(Cause::Unreachable));
+        let text = err.to_string();
+        assert!(text.contains("DNS"), "{text}");
+        assert!(!text.contains("throttling"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_named_unreachable_at_the_deadline() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let transport = Transport::new(None, RetryPolicy::default()).unwrap();
+        let deadline = Deadline::after(Duration::from_millis(800));
+        let url = format!("http://127.0.0.1:{port}/");
+        let err = transport
+            .call(
+                Step::AwsCallerIdentity,
+                &deadline,
+                || Ok(transport.http().get(&url)),
+                refuse,
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.cause(), Some(Cause::Unreachable), "{err}");
+        assert!(err.to_string().contains("could not connect"), "{err}");
     }
 
     #[tokio::test]

@@ -66,7 +66,8 @@ fn cloud_failure(e: CloudError) -> Outcome {
             fix: Some(r.cause.fix().to_owned()),
         },
         None => Outcome::Failed {
-            message: e.to_string(),
+            // The cause and fix have their own lines in the report: once, not twice.
+            message: e.headline(),
             cause: e.cause().map(|c| c.summary().to_owned()),
             fix: e.cause().map(|c| c.fix().to_owned()),
         },

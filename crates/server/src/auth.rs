@@ -270,10 +270,15 @@ async fn select_org(
                 1 => all.pop(),
                 0 if required => return Err(ApiError::not_found("organization")),
                 n if required && n > 1 => {
+                    let listed: Vec<String> = all
+                        .iter()
+                        .map(|m| format!("{:?} ({})", m.org.name, m.org.id))
+                        .collect();
                     return Err(ApiError::Invalid {
                         code: "organization_required",
                         message: format!(
-                            "you belong to {n} organizations: choose one with the X-Keyward-Organization-Id header"
+                            "you belong to {n} organizations: {}; choose one with the X-Keyward-Organization-Id header (CLI: --org <uuid>, KEYWARD_ORG, or `keyward org switch <uuid>` for a default)",
+                            listed.join(", ")
                         ),
                         field: Some("X-Keyward-Organization-Id"),
                     });

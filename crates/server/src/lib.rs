@@ -81,6 +81,8 @@ pub struct Banner {
     pub setup_link: Option<String>,
     /// The organization created by the headless bootstrap, on that first start.
     pub bootstrapped_org: Option<keyward_core::OrgId>,
+    /// `KEYWARD_BOOTSTRAP_*` were set on an installation that already has an owner.
+    pub bootstrap_ignored: bool,
     pub issuer: Option<String>,
     pub backend: &'static str,
 }
@@ -136,8 +138,7 @@ pub async fn serve(
     }
     first_keys(&keyring, &audit, &clock).await?;
 
-    let (setup_link_secret, bootstrapped_org) =
-        first_owner(&config, store.as_ref(), &audit, clock.now()).await?;
+    let first = first_owner(&config, store.as_ref(), &audit, clock.now()).await?;
     reserved_env::report(store.as_ref()).await;
 
     let listener =
@@ -197,13 +198,25 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{shown_host}"));
     let banner = Banner {
-        setup_link: setup_link_secret.map(|s| format!("{url}/setup#token={s}")),
+        setup_link: match &first {
+            FirstOwner::SetupLink(s) => Some(format!("{url}/setup#token={s}")),
+            _ => None,
+        },
+        bootstrap_ignored: matches!(
+            first,
+            FirstOwner::Exists {
+                bootstrap_ignored: true
+            }
+        ),
         url,
         ca_file: tls_files
             .as_ref()
             .and_then(|t| t.ca.clone())
             .map(|p| std::path::absolute(&p).unwrap_or(p)),
-        bootstrapped_org,
+        bootstrapped_org: match first {
+            FirstOwner::Bootstrapped(org) => Some(org),
+            _ => None,
+        },
         issuer: config.issuer.clone(),
         backend: store.backend(),
     };
@@ -307,18 +320,36 @@ async fn rotation_loop(keyring: Arc<Keyring>, audit: Auditor, clock: Clock) {
     }
 }
 
+/// How the installation got (or will get) its owner, on this start.
+enum FirstOwner {
+    /// An owner exists; `bootstrap_ignored` when `KEYWARD_BOOTSTRAP_*` were set anyway.
+    Exists {
+        bootstrap_ignored: bool,
+    },
+    Bootstrapped(keyward_core::OrgId),
+    /// The one-time setup secret.
+    SetupLink(String),
+}
+
 /// On a store with no people yet: the headless bootstrap, or a one-time setup link.
 async fn first_owner(
     config: &ServerConfig,
     store: &dyn Store,
     audit: &Auditor,
     now: i64,
-) -> Result<(Option<String>, Option<keyward_core::OrgId>), ServeError> {
+) -> Result<FirstOwner, ServeError> {
     if store.user_count().await? > 0 {
-        if config.bootstrap.is_some() {
-            tracing::info!("KEYWARD_BOOTSTRAP_* ignored: this installation already has an owner");
-        }
-        return Ok((None, None));
+        return Ok(FirstOwner::Exists {
+            bootstrap_ignored: config.bootstrap.is_some() || config.bootstrap_missing.is_some(),
+        });
+    }
+    if let Some(missing) = &config.bootstrap_missing {
+        return Err(ServeError::Bootstrap(
+            config::ConfigError::BootstrapPartial {
+                missing: missing.clone(),
+            }
+            .to_string(),
+        ));
     }
     match &config.bootstrap {
         Some(b) => {
@@ -326,13 +357,13 @@ async fn first_owner(
                 api::setup::create_owner(store, audit, &b.org, &b.admin_email, Some(&b.token), now)
                     .await
                     .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
-            Ok((None, Some(org.uuid)))
+            Ok(FirstOwner::Bootstrapped(org.uuid))
         }
         None => {
             let secret = api::setup::issue_setup_token(store, audit, now)
                 .await
                 .map_err(|e| ServeError::Bootstrap(format!("{e:?}")))?;
-            Ok((Some(secret), None))
+            Ok(FirstOwner::SetupLink(secret))
         }
     }
 }

@@ -17,9 +17,16 @@ pub fn client(args: &ApiArgs) -> anyhow::Result<Client> {
     )?
     .context("no token: set KEYWARD_TOKEN (or --token-file) to a personal access token (kwp_…)")?;
     super::token_input::warn_if_cleartext(&args.url);
+    // Without --org / KEYWARD_ORG, the organization chosen with `keyward org switch` (if any).
+    let org = match &args.org {
+        Some(org) => Some(org.clone()),
+        None => super::settings::Settings::load()
+            .ok()
+            .and_then(|s| s.org_uuid),
+    };
     Ok(Client::new(&args.url, args.ca_file.as_deref())?
         .token(&token)
-        .organization(args.org.as_deref()))
+        .organization(org.as_deref()))
 }
 
 /// The API's JSON, pretty-printed.

@@ -87,6 +87,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Verify { storage } => {
             // Offline: the database and the master key (KEYWARD_MASTER_KEY or the key file in
             // the data directory) are all it takes; no server needs to run.
+            storage.ensure_existing()?;
             let (store, master) = keyward_server::open_storage(
                 &storage.data_dir,
                 storage.database_url.as_deref(),

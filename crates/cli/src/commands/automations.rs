@@ -24,33 +24,45 @@ pub enum AutomationCommand {
     List(ListOutput),
     /// One automation (id or name).
     Show {
+        /// The automation (id or name).
         automation: String,
         #[command(flatten)]
         out: ShowOutput,
     },
     /// Create an automation.
     Create {
+        /// Its name (unique in the organization).
         name: String,
+        /// A description shown in listings.
         #[arg(long)]
         description: Option<String>,
     },
     /// Rename an automation or change its description (id or name).
     Update {
+        /// The automation (id or name).
         automation: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A description shown in listings.
         #[arg(long)]
         description: Option<String>,
     },
     /// Delete an automation (id or name) and its tokens.
-    Delete { automation: String },
+    Delete {
+        /// The automation (id or name).
+        automation: String,
+    },
     /// The automation's tokens (kwa_…), which `keyward run` and `keyward agent` use.
     Token {
         #[command(subcommand)]
         command: AutomationTokenCommand,
     },
     /// Resolve the automation's static-backed values again (they are kept until the next redeploy).
-    Redeploy { automation: String },
+    Redeploy {
+        /// The automation (id or name).
+        automation: String,
+    },
     /// Show who may see and act on an automation; with any flag, replace it all.
     Permissions(AutomationPermissionArgs),
 }
@@ -59,19 +71,23 @@ pub enum AutomationCommand {
 pub enum AutomationTokenCommand {
     /// Create a token; it is printed once, on stdout, and never again.
     Create {
+        /// The automation (id or name).
         automation: String,
         #[command(flatten)]
         token: TokenCreateArgs,
     },
     /// The automation's tokens (never their secrets).
     List {
+        /// The automation (id or name).
         automation: String,
         #[command(flatten)]
         out: ListOutput,
     },
     /// Revoke a token by its id: it stops working at once.
     Revoke {
+        /// The automation (id or name).
         automation: String,
+        /// The token's id (see `list`).
         token_id: String,
     },
 }

@@ -84,9 +84,12 @@ pub enum CloudsimSecretCommand {
         /// The endpoints file the simulator printed (KEYWARD_CLOUD_ENDPOINTS).
         #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
         endpoints: PathBuf,
+        /// The cloud: gcp, azure or aws.
         #[arg(long, value_parser = ["gcp", "azure", "aws"])]
         cloud: String,
+        /// Its name (unique in the organization).
         name: String,
+        /// The value (visible in the process list: prefer --value-file for secrets).
         value: String,
     },
 }

@@ -50,6 +50,7 @@ async fn open(
     let mut raw = RawServerConfig::default();
     raw_rotation(rotation, &mut raw);
     let config = raw.validate().context("invalid rotation settings")?;
+    storage.ensure_existing()?;
     let (store, master) = keyward_server::open_storage(
         &storage.data_dir,
         storage.database_url.as_deref(),

@@ -22,6 +22,7 @@ pub enum LlmCommand {
     List(ListOutput),
     /// Show one connection (id or name).
     Show {
+        /// The LLM connection (id or name).
         connection: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -30,16 +31,21 @@ pub enum LlmCommand {
     Create(LlmFields),
     /// Change a connection (id or name); absent flags keep their value, '' clears a text field.
     Update {
+        /// The LLM connection (id or name).
         connection: String,
         #[command(flatten)]
         fields: LlmUpdateFields,
     },
     /// Delete a connection (id or name).
-    Delete { connection: String },
+    Delete {
+        /// The LLM connection (id or name).
+        connection: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct LlmFields {
+    /// Its name (unique in the organization).
     #[arg(long)]
     pub name: String,
     /// vertex, azure_openai, bedrock, openai, anthropic, …
@@ -51,6 +57,7 @@ pub struct LlmFields {
     /// Vertex: the service account to impersonate.
     #[arg(long = "service-account")]
     pub service_account_email: Option<String>,
+    /// The model (e.g. google/gemini-2.0-flash).
     #[arg(long)]
     pub model: Option<String>,
     /// KEY=VALUE, repeatable (e.g. GOOGLE_CLOUD_LOCATION=global).
@@ -63,14 +70,19 @@ pub struct LlmFields {
 
 #[derive(Debug, Args)]
 pub struct LlmUpdateFields {
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
+    /// The provider (see the API reference for the accepted values).
     #[arg(long)]
     pub provider: Option<String>,
+    /// The workload identity config (id or name) it federates through.
     #[arg(long = "wi-config")]
     pub workload_identity_config: Option<String>,
+    /// GCP service account to impersonate.
     #[arg(long = "service-account")]
     pub service_account_email: Option<String>,
+    /// The model (e.g. google/gemini-2.0-flash).
     #[arg(long)]
     pub model: Option<String>,
     /// Replace the env (repeatable KEY=VALUE).

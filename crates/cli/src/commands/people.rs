@@ -34,7 +34,12 @@ pub enum ConfigCommand {
     /// Print every setting.
     List,
     /// Validate and set one setting.
-    Set { key: String, value: String },
+    Set {
+        /// One of the keys `keyward config list` shows.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
     /// Forget every setting.
     Reset,
 }
@@ -52,7 +57,10 @@ pub enum OrgCommand {
     /// List your organizations (the current one is marked).
     List(ListOutput),
     /// Act in this organization from now on.
-    Switch { org_uuid: String },
+    Switch {
+        /// The organization's UUID (see `keyward org list`).
+        org_uuid: String,
+    },
 }
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -32,6 +32,7 @@ pub enum RoleCommand {
     List(ListOutput),
     /// One role (name or id) with its level on every feature.
     Show {
+        /// The role (id or name).
         role: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -40,25 +41,34 @@ pub enum RoleCommand {
     /// environment_variables, llm_connections, default_settings, organization_settings and
     /// studio_projects take manage or none only). Features left out get none.
     Create {
+        /// Its name (unique in the organization).
         name: String,
+        /// A description shown in listings.
         #[arg(long)]
         description: Option<String>,
+        /// Feature levels as feature=level (repeatable).
         #[arg(long = "grant", value_name = "FEATURE=LEVEL")]
         grants: Vec<String>,
     },
     /// Change a custom role; any `--grant` replaces the whole set of grants.
     Update {
+        /// The role (id or name).
         role: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A description shown in listings.
         #[arg(long)]
         description: Option<String>,
+        /// Feature levels as feature=level (repeatable).
         #[arg(long = "grant", value_name = "FEATURE=LEVEL")]
         grants: Vec<String>,
     },
     /// Delete a custom role; `--reassign-to` moves its members first.
     Delete {
+        /// The role (id or name).
         role: String,
+        /// The member who takes over the removed member's resources.
         #[arg(long)]
         reassign_to: Option<String>,
     },
@@ -77,6 +87,7 @@ pub enum MemberCommand {
     List(ListOutput),
     /// Add a person who already has a Keyward account (they signed in once).
     Add {
+        /// The person's email.
         email: String,
         /// A role name or id (default: member).
         #[arg(long)]
@@ -84,17 +95,21 @@ pub enum MemberCommand {
     },
     /// Change a member's role (member by email or user id).
     SetRole {
+        /// The member (id or email).
         member: String,
+        /// The role (id or name).
         role: String,
     },
     /// Remove a member from the organization (by email or user id).
     Remove {
+        /// The member (id or email).
         member: String,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct AutomationPermissionArgs {
+    /// The automation (id or name).
     pub automation: String,
     /// `private` (only the owner, the whitelist and grant holders see it) or `public`.
     #[arg(long)]

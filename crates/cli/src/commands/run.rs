@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Do not rewrite token files while the command runs (for testing what refresh prevents).
     #[arg(long, env = "KEYWARD_NO_REFRESH", value_parser = BoolishValueParser::new(), action = ArgAction::SetTrue)]
     pub no_refresh: bool,
+    /// Log each step (token minted, files written, refreshes) on stderr; warnings only otherwise.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -71,18 +74,23 @@ pub(crate) fn endpoints(args: &PlatformArgs) -> anyhow::Result<Option<EndpointsF
 }
 
 /// Plain lines on stderr (the child owns stdout): `keyward run` is used by people and workers.
-fn init_logging() {
+/// `default` applies unless KEYWARD_LOG says otherwise; colour only when stderr is a terminal, so
+/// a log file or a pipe gets no escape codes.
+pub(crate) fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    // Quiet by default: the child's output is what the person reads.
+    init_logging(if args.verbose { "info" } else { "warn" });
     let platform = platform(&args.platform)?;
     let options = RunOptions {
         automation: args.automation,
@@ -100,7 +108,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging("info");
     let platform = platform(&args.platform)?;
     let options = AgentOptions {
         automation: args.automation,

@@ -21,6 +21,7 @@ pub enum SecretProviderCommand {
     List(ListOutput),
     /// One credential (id or name).
     Show {
+        /// The secret provider credential (id or name).
         credential: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -29,15 +30,18 @@ pub enum SecretProviderCommand {
     Create(SecretProviderFields),
     /// Change a credential; absent flags keep their value, a blank `--static KEY=` keeps the stored one.
     Update {
+        /// The secret provider credential (id or name).
         credential: String,
         #[command(flatten)]
         fields: SecretProviderUpdate,
     },
     Delete {
+        /// The secret provider credential (id or name).
         credential: String,
     },
     /// Test Connection: the federation handshake, step by step.
     Test {
+        /// The secret provider credential (id or name).
         credential: String,
         /// For a config with `subject = automation`: the automation to test as (default: the
         /// config's only listed automation).
@@ -46,7 +50,9 @@ pub enum SecretProviderCommand {
     },
     /// Secret names from the provider, by prefix.
     Secrets {
+        /// The secret provider credential (id or name).
         credential: String,
+        /// Only names starting with this.
         #[arg(long, default_value = "")]
         prefix: String,
     },
@@ -54,6 +60,7 @@ pub enum SecretProviderCommand {
 
 #[derive(Debug, Args)]
 pub struct SecretProviderFields {
+    /// Its name (unique in the organization).
     #[arg(long)]
     pub name: String,
     /// aws_secrets_manager, gcp_secret_manager or azure_key_vault.
@@ -62,38 +69,53 @@ pub struct SecretProviderFields {
     /// workload_identity or static.
     #[arg(long)]
     pub auth: String,
+    /// The workload identity config (id or name) it federates through.
     #[arg(long = "wi-config")]
     pub workload_identity_config: Option<String>,
+    /// AWS region.
     #[arg(long)]
     pub region: Option<String>,
+    /// GCP project id.
     #[arg(long)]
     pub project: Option<String>,
+    /// Azure Key Vault URL (https://<vault>.vault.azure.net).
     #[arg(long)]
     pub vault_url: Option<String>,
+    /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Vec<(String, String)>,
-    #[arg(long = "default")]
-    pub default_for_provider: bool,
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub default_for_provider: Option<bool>,
 }
 
 #[derive(Debug, Args)]
 pub struct SecretProviderUpdate {
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
+    /// How it authenticates: workload_identity or static.
     #[arg(long)]
     pub auth: Option<String>,
+    /// The workload identity config (id or name) it federates through.
     #[arg(long = "wi-config")]
     pub workload_identity_config: Option<String>,
+    /// AWS region.
     #[arg(long)]
     pub region: Option<String>,
+    /// GCP project id.
     #[arg(long)]
     pub project: Option<String>,
+    /// Azure Key Vault URL (https://<vault>.vault.azure.net).
     #[arg(long)]
     pub vault_url: Option<String>,
+    /// Static credential fields as KEY=VALUE (repeatable).
     #[arg(long = "static", value_parser = parse_env_pair)]
     pub static_fields: Option<Vec<(String, String)>>,
-    /// true or false.
-    #[arg(long = "default")]
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub default_for_provider: Option<bool>,
 }
 
@@ -139,7 +161,7 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 vault_url: f.vault_url,
                 static_credentials: (!f.static_fields.is_empty())
                     .then(|| f.static_fields.into_iter().collect()),
-                default_for_provider: Some(f.default_for_provider),
+                default_for_provider: Some(f.default_for_provider.unwrap_or(false)),
             };
             print(&api.create_secret_provider(&body).await?)?;
         }
@@ -172,6 +194,12 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
                 .test_secret_provider(&credential, automation.as_deref())
                 .await?;
             print(&result)?;
+            if let Some(note) = endpoints_mismatch(
+                result["endpoints"].as_str(),
+                std::env::var_os("KEYWARD_CLOUD_ENDPOINTS").is_some_and(|v| !v.is_empty()),
+            ) {
+                eprintln!("{note}");
+            }
             if result["ok"] != serde_json::Value::Bool(true) {
                 return Ok(ExitCode::FAILURE);
             }
@@ -188,4 +216,28 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The test runs on the server, with the server's endpoints: a CLI with KEYWARD_CLOUD_ENDPOINTS
+/// (the simulator) against a server without it reaches the real clouds, which surprises.
+fn endpoints_mismatch(server: Option<&str>, cli_simulated: bool) -> Option<&'static str> {
+    (server == Some("real") && cli_simulated).then_some(
+        "note: KEYWARD_CLOUD_ENDPOINTS is set here, but the server has none and tested against the real clouds; set KEYWARD_CLOUD_ENDPOINTS on the server to use the simulator",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_simulated_cli_against_a_real_server_is_told() {
+        assert!(
+            endpoints_mismatch(Some("real"), true)
+                .unwrap()
+                .contains("on the server")
+        );
+        assert_eq!(endpoints_mismatch(Some("simulated"), true), None);
+        assert_eq!(endpoints_mismatch(Some("real"), false), None);
+    }
 }

@@ -164,6 +164,12 @@ fn print_banner(banner: &Banner) {
             banner.url
         );
     }
+    if banner.bootstrap_ignored {
+        let _ = writeln!(
+            out,
+            "KEYWARD_BOOTSTRAP_* ignored: this installation already has an owner (bootstrap runs only on an empty database). Sign in with the owner's existing token, or start with a fresh --data-dir to bootstrap anew."
+        );
+    }
     // The last banner line: scripts wait for it.
     let _ = writeln!(out, "Ready.");
     let _ = out.flush();

@@ -25,7 +25,10 @@ pub enum TokenCommand {
     /// Your tokens (never their secrets).
     List(ListOutput),
     /// Revoke one of your tokens by its id: it stops working at once.
-    Revoke { token_id: String },
+    Revoke {
+        /// The token's id (see `keyward token list`).
+        token_id: String,
+    },
 }
 
 #[derive(Debug, Args)]

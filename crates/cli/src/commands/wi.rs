@@ -22,6 +22,7 @@ pub enum WiCommand {
     List(ListOutput),
     /// Show one config (id or name).
     Show {
+        /// The workload identity config (id or name).
         config: String,
         #[command(flatten)]
         out: ShowOutput,
@@ -30,16 +31,21 @@ pub enum WiCommand {
     Create(WiFields),
     /// Change a config's fields (id or name); absent flags keep their value.
     Update {
+        /// The workload identity config (id or name).
         config: String,
         #[command(flatten)]
         fields: WiUpdateFields,
     },
     /// Delete a config (id or name).
-    Delete { config: String },
+    Delete {
+        /// The workload identity config (id or name).
+        config: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct WiFields {
+    /// Its name (unique in the organization).
     #[arg(long)]
     pub name: String,
     /// gcp, azure or aws.
@@ -47,9 +53,10 @@ pub struct WiFields {
     pub cloud: String,
     #[command(flatten)]
     pub cloud_fields: WiCloudFields,
-    /// Make it the organization's default for its cloud.
-    #[arg(long = "default")]
-    pub default_for_cloud: bool,
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub default_for_cloud: Option<bool>,
     /// Restrict it to this automation (repeatable); none means every automation.
     #[arg(long = "automation")]
     pub automations: Vec<String>,
@@ -80,12 +87,14 @@ pub struct WiCloudFields {
 
 #[derive(Debug, Args)]
 pub struct WiUpdateFields {
+    /// A new name.
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]
     pub cloud_fields: WiCloudFields,
-    /// true or false.
-    #[arg(long = "default")]
+    /// Make it the default (`--default`, `--default true` or `--default false`).
+    // One shape for create and update: a bare flag means true.
+    #[arg(long = "default", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub default_for_cloud: Option<bool>,
     /// Replace the restriction (repeatable); `--automation ''` clears it.
     #[arg(long = "automation")]
@@ -120,7 +129,7 @@ pub async fn run(args: WiArgs) -> anyhow::Result<ExitCode> {
                 client_id: f.cloud_fields.client_id,
                 role_arn: f.cloud_fields.role_arn,
                 region: f.cloud_fields.region,
-                default_for_cloud: Some(f.default_for_cloud),
+                default_for_cloud: Some(f.default_for_cloud.unwrap_or(false)),
                 automations: Some(f.automations),
                 subject: f.subject,
             };

@@ -35,8 +35,14 @@ pub async fn test(
     let row = find_secret_provider(&app, caller.org()?.id, &id).await?;
     let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let ok = done.session.is_some();
+    let simulated = app.cloud_endpoints.is_some();
+    // A newcomer with the simulator running but not configured on the server reaches the real
+    // clouds; say so where the failure shows.
+    let hint = (!ok && !simulated).then(|| real_clouds_hint(&row.provider));
     Ok(Json(json!({
         "ok": ok,
+        "endpoints": if simulated { "simulated" } else { "real" },
+        "hint": hint,
         "credential": row.name,
         "provider": row.provider,
         "auth": row.auth,
@@ -80,6 +86,19 @@ pub async fn secrets(
     }))
 }
 
+/// What a failed test on a server without `KEYWARD_CLOUD_ENDPOINTS` adds: where it went.
+fn real_clouds_hint(provider: &str) -> String {
+    let endpoint = match provider.split('_').next() {
+        Some("gcp") => "https://sts.googleapis.com",
+        Some("azure") => "https://login.microsoftonline.com",
+        Some("aws") => "https://sts.amazonaws.com",
+        _ => "the provider's public endpoints",
+    };
+    format!(
+        "this server talks to the real clouds ({endpoint}); set KEYWARD_CLOUD_ENDPOINTS on the server to use the simulator"
+    )
+}
+
 fn hint_of(step: &Value) -> String {
     match (
         step["code"].as_str(),
@@ -91,5 +110,22 @@ fn hint_of(step: &Value) -> String {
             .as_str()
             .unwrap_or("the provider refused")
             .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_against_the_real_clouds_names_the_endpoint_and_the_simulator_setting() {
+        let hint = real_clouds_hint("aws_secrets_manager");
+        assert!(hint.contains("https://sts.amazonaws.com"), "{hint}");
+        assert!(
+            hint.contains("set KEYWARD_CLOUD_ENDPOINTS on the server"),
+            "{hint}"
+        );
+        assert!(real_clouds_hint("gcp_secret_manager").contains("sts.googleapis.com"));
+        assert!(real_clouds_hint("azure_key_vault").contains("login.microsoftonline.com"));
     }
 }

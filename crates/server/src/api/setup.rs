@@ -33,15 +33,7 @@ pub(crate) async fn create_owner(
     token: Option<&str>,
     now: i64,
 ) -> Result<(Org, TokenCreated, UserId), ApiError> {
-    names::validate_display_name("org_name", org_name)
-        .map_err(|e| ApiError::invalid("org_name", e.to_string()))?;
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid(
-            "email",
-            format!("{email:?} is not an email address"),
-        ));
-    }
+    let email = validate_owner(org_name, email)?;
     let user = UserRow {
         id: UserId::new_random(),
         email: email.clone(),
@@ -97,6 +89,21 @@ pub(crate) async fn create_owner(
     ))
 }
 
+/// Checks the organization's name and the owner's email, returning the email as stored. Runs
+/// before the setup link is consumed, so a typo does not burn the one-time link.
+fn validate_owner(org_name: &str, email: &str) -> Result<String, ApiError> {
+    names::validate_display_name("org_name", org_name)
+        .map_err(|e| ApiError::invalid("org_name", e.to_string()))?;
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "email",
+            format!("{email:?} is not an email address"),
+        ));
+    }
+    Ok(email)
+}
+
 /// Issues a fresh one-time setup secret (only the newest works) and returns it.
 pub(crate) async fn issue_setup_token(
     store: &dyn Store,
@@ -147,6 +154,9 @@ pub async fn complete(
             retry_after,
         });
     }
+    // Input is checked before the link is consumed: a refused form keeps the link usable. The
+    // consumption itself stays the single atomic step that lets only one of two racing setups on.
+    validate_owner(&body.org_name, &body.email)?;
     if !app
         .store
         .consume_setup_token(&secret::hash_token(&body.setup_token), now)

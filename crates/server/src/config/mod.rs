@@ -97,6 +97,9 @@ pub struct ServerConfig {
     pub token_ttl: i64,
     pub rotation: RotationPolicy,
     pub bootstrap: Option<Bootstrap>,
+    /// Some but not all `KEYWARD_BOOTSTRAP_*` are set: the missing ones. Only an error on a store
+    /// without an owner (where a bootstrap would run); a leftover variable after setup is ignored.
+    pub bootstrap_missing: Option<String>,
     pub max_body_bytes: usize,
     pub cloud_endpoints: Option<PathBuf>,
     /// Who signs people in (`AUTH_PROVIDER`).
@@ -236,6 +239,7 @@ impl RawServerConfig {
             automatic: self.oidc_private_key.is_none(),
         };
 
+        let mut bootstrap_missing = None;
         let bootstrap = match (
             self.bootstrap_org,
             self.bootstrap_admin_email,
@@ -270,9 +274,8 @@ impl RawServerConfig {
                 .into_iter()
                 .filter_map(|(absent, name)| absent.then_some(name))
                 .collect();
-                return Err(ConfigError::BootstrapPartial {
-                    missing: missing.join(", "),
-                });
+                bootstrap_missing = Some(missing.join(", "));
+                None
             }
         };
 
@@ -323,6 +326,7 @@ impl RawServerConfig {
             token_ttl,
             rotation,
             bootstrap,
+            bootstrap_missing,
             max_body_bytes: 64 * 1024,
             cloud_endpoints: self.cloud_endpoints,
             auth,
@@ -454,12 +458,17 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.to_string().contains("KEYWARD_TOKEN_TTL"));
-        let err = RawServerConfig {
+        // A partial set is refused when the bootstrap would run (no owner yet), not here.
+        let partial = RawServerConfig {
             bootstrap_org: Some("Acme".into()),
             ..Default::default()
         }
         .validate()
-        .unwrap_err();
+        .unwrap();
+        assert!(partial.bootstrap.is_none());
+        let err = ConfigError::BootstrapPartial {
+            missing: partial.bootstrap_missing.unwrap(),
+        };
         assert_eq!(
             err.to_string(),
             "headless bootstrap needs KEYWARD_BOOTSTRAP_ORG, KEYWARD_BOOTSTRAP_ADMIN_EMAIL and KEYWARD_BOOTSTRAP_TOKEN together; missing: KEYWARD_BOOTSTRAP_ADMIN_EMAIL, KEYWARD_BOOTSTRAP_TOKEN"

@@ -52,7 +52,9 @@ pub(crate) fn step_failed(step: &str, e: &CloudError) -> Value {
     match e.refusal() {
         Some(r) => json!({"step": step, "ok": false, "status": r.status, "code": r.code,
                           "message": r.message, "cause": r.cause.summary(), "fix": r.cause.fix()}),
-        None => json!({"step": step, "ok": false, "message": e.to_string(),
+        // The error's text ends with its cause and fix; they go in their own fields, once.
+        None => json!({"step": step, "ok": false,
+                       "message": e.headline(),
                        "cause": e.cause().map(|c| c.summary()), "fix": e.cause().map(|c| c.fix())}),
     }
 }
