@@ -38,6 +38,16 @@ async fn a_refused_setup_form_keeps_the_link_usable() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // A wrong link is logged with the client's address as a value, not a Rust debug string.
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &setup,
+        None,
+        Some(json!({"setup_token": "kws_wrong", "org_name": "Acme", "email": "me@acme.example"})),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
     let (status, body) = call(
         &client,
         Method::POST,
@@ -47,6 +57,13 @@ async fn a_refused_setup_form_keeps_the_link_usable() {
     )
     .await;
     assert_eq!(status, 201, "the link survives a refused form: {body}");
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("invalid setup token"))
+        .unwrap_or_else(|| panic!("the refused link is logged: {log}"));
+    assert!(!line.contains("Some("), "{line}");
+    assert!(line.contains("\"address\":\"127.0.0.1\""), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -384,4 +401,71 @@ async fn an_untrusted_certificate_names_the_ca_file_once() {
         1,
         "once: {stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_shows_progress_while_it_retries_an_endpoint_that_refuses_connections() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(
+        &Backend::Sqlite,
+        &dir.path().join("kw"),
+    ));
+    let (_, token) = automation_with_token(&server, "crew").await;
+    create_as_owner(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
+    )
+    .await;
+    // A port nothing listens on: every attempt is refused, so doctor retries until its deadline.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let endpoints = dir.path().join("endpoints.json");
+    std::fs::write(
+        &endpoints,
+        json!({"aws": {"sts_url": format!("https://127.0.0.1:{port}"), "secrets_manager_url": format!("https://127.0.0.1:{port}")}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = runtime_cli(&server, &token, Some(&endpoints), &["doctor"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.matches("retrying").count() >= 2,
+        "a line per retry while it waits: {stderr}"
+    );
+    assert!(!stdout.contains("throttling"), "{stdout}");
+    assert_eq!(stdout.matches("cause:").count(), 1, "cause once: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_setup_that_fails_in_the_database_keeps_the_link_usable() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = ServerOptions::new(&Backend::Sqlite, dir.path());
+    options.bootstrap = false;
+    let server = Server::start(&options);
+    let secret = server
+        .banner
+        .iter()
+        .find_map(|l| l.split_once("/setup#token=").map(|(_, s)| s.to_owned()))
+        .expect("setup link printed");
+    let client = server.client();
+    let setup = format!("{}/api/v1/setup", server.url);
+    let form = json!({"setup_token": secret, "org_name": "Acme", "email": "me@acme.example"});
+    // The owner's row cannot be written (after the link was consumed): the setup fails…
+    exec_sql(
+        &options,
+        "CREATE TRIGGER no_users BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
+    )
+    .await;
+    let (status, body) = call(&client, Method::POST, &setup, None, Some(form.clone())).await;
+    assert_eq!(status, 500, "{body}");
+    // …and once the database is fine again, the same link still works.
+    exec_sql(&options, "DROP TRIGGER no_users").await;
+    let (status, body) = call(&client, Method::POST, &setup, None, Some(form)).await;
+    assert_eq!(status, 201, "the link survives a failed setup: {body}");
 }

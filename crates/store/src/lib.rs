@@ -270,8 +270,9 @@ pub trait TokenStore: Send + Sync {
 
     /// Replaces any earlier setup token: only the newest printed link works.
     async fn replace_setup_token(&self, hash: &str, expires_at: i64) -> Result<()>;
-    /// Deletes the setup token and reports whether it existed and was unexpired.
-    async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<bool>;
+    /// Deletes the setup token; its expiry when it existed and was unexpired (so a setup that
+    /// fails afterwards can put the link back with [`TokenStore::replace_setup_token`]).
+    async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<Option<i64>>;
 }
 
 /// The issuer's signing keys (sealed private halves) and the lease that lets one replica rotate.

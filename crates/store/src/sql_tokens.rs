@@ -175,14 +175,14 @@ macro_rules! impl_token_store {
                     Ok(())
                 }
 
-                async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<bool> {
+                async fn consume_setup_token(&self, hash: &str, now: i64) -> Result<Option<i64>> {
                     let row = sqlx::query("DELETE FROM setup_tokens WHERE hash = $1 RETURNING expires_at")
                         .bind(hash)
                         .fetch_optional(&self.pool)
                         .await?;
                     Ok(match row {
-                        Some(r) => now < r.try_get::<i64, _>("expires_at")?,
-                        None => false,
+                        Some(r) => Some(r.try_get::<i64, _>("expires_at")?).filter(|&at| now < at),
+                        None => None,
                     })
                 }
             }

@@ -269,16 +269,19 @@ async fn a_setup_token_works_once_and_only_until_it_expires() {
         s.replace_setup_token("h1", 100).await.unwrap();
         s.replace_setup_token("h2", 100).await.unwrap();
         assert!(
-            !s.consume_setup_token("h1", 10).await.unwrap(),
+            s.consume_setup_token("h1", 10).await.unwrap().is_none(),
             "only the newest link works"
         );
-        assert!(s.consume_setup_token("h2", 10).await.unwrap());
+        assert!(s.consume_setup_token("h2", 10).await.unwrap().is_some());
         assert!(
-            !s.consume_setup_token("h2", 10).await.unwrap(),
+            s.consume_setup_token("h2", 10).await.unwrap().is_none(),
             "single use"
         );
         s.replace_setup_token("h3", 100).await.unwrap();
-        assert!(!s.consume_setup_token("h3", 100).await.unwrap(), "expired");
+        assert!(
+            s.consume_setup_token("h3", 100).await.unwrap().is_none(),
+            "expired"
+        );
     }
 }
 

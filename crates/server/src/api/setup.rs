@@ -157,14 +157,14 @@ pub async fn complete(
     // Input is checked before the link is consumed: a refused form keeps the link usable. The
     // consumption itself stays the single atomic step that lets only one of two racing setups on.
     validate_owner(&body.org_name, &body.email)?;
-    if !app
-        .store
-        .consume_setup_token(&secret::hash_token(&body.setup_token), now)
-        .await?
-    {
+    let hash = secret::hash_token(&body.setup_token);
+    let Some(expires_at) = app.store.consume_setup_token(&hash, now).await? else {
         throttle::failed(&app, &[&address], now_ms).await?;
         let ip = client.0.map(|ip| ip.to_string());
-        tracing::warn!(address = ?ip, "setup attempt with an invalid setup token");
+        tracing::warn!(
+            address = ip.as_deref(),
+            "setup attempt with an invalid setup token"
+        );
         app.audit
             .record(
                 kind::SETUP_FAILED,
@@ -177,8 +177,8 @@ pub async fn complete(
             code: "invalid_setup_token",
             message: "the setup link is invalid, used or expired; restart keyward serve to print a new one".into(),
         });
-    }
-    let (org, token, user) = create_owner(
+    };
+    let created = create_owner(
         app.store.as_ref(),
         &app.audit,
         &body.org_name,
@@ -186,7 +186,18 @@ pub async fn complete(
         None,
         now,
     )
-    .await?;
+    .await;
+    let (org, token, user) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            // No owner came of it (the setup route refuses once one exists): the link stays
+            // usable, so a passing database failure does not force a restart for a new one.
+            if let Err(restore) = app.store.replace_setup_token(&hash, expires_at).await {
+                tracing::error!(error = %restore, "the setup link could not be put back after a failed setup");
+            }
+            return Err(e);
+        }
+    };
     app.audit
         .record(
             kind::LOGIN,
