@@ -469,3 +469,73 @@ async fn a_setup_that_fails_in_the_database_keeps_the_link_usable() {
     let (status, body) = call(&client, Method::POST, &setup, None, Some(form)).await;
     assert_eq!(status, 201, "the link survives a failed setup: {body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_variable_value_comes_from_stdin_or_a_file_instead_of_the_command_line() {
+    use std::io::Write;
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&ServerOptions::new(
+        &Backend::Sqlite,
+        &dir.path().join("kw"),
+    ));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["env", "create", "FROM_STDIN", "--value-file", "-"])
+        .env("KEYWARD_URL", &server.url)
+        .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
+        .env("KEYWARD_CA_FILE", server.ca_file.as_ref().unwrap())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped value\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.path().join("value.txt");
+    std::fs::write(&file, "file value\n").unwrap();
+    let (ok, _, err) = admin_cli(
+        &server,
+        &[
+            "env",
+            "create",
+            "FROM_FILE",
+            "--value-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, listing, err) = admin_cli(&server, &["env", "list", "--output", "json"]);
+    assert!(ok, "{err}");
+    let vars: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let value_of = |key: &str| {
+        vars.as_array()
+            .and_then(|all| all.iter().find(|v| v["key"] == key))
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(
+        value_of("FROM_STDIN"),
+        Some(json!("piped value")),
+        "{listing}"
+    );
+    assert_eq!(
+        value_of("FROM_FILE"),
+        Some(json!("file value")),
+        "{listing}"
+    );
+    // Both at once is refused before any request.
+    let (ok, _, err) = admin_cli(
+        &server,
+        &["env", "create", "BOTH", "--value", "x", "--value-file", "-"],
+    );
+    assert!(!ok && !err.is_empty(), "{err}");
+}
