@@ -539,3 +539,42 @@ async fn a_variable_value_comes_from_stdin_or_a_file_instead_of_the_command_line
     );
     assert!(!ok && !err.is_empty(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_shows_progress_while_test_connection_retries_a_refusing_endpoint() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: the server retries each refused connection until its deadline.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let endpoints = dir.path().join("endpoints.json");
+    std::fs::write(
+        &endpoints,
+        json!({"aws": {"sts_url": format!("https://127.0.0.1:{port}"), "secrets_manager_url": format!("https://127.0.0.1:{port}")}})
+            .to_string(),
+    )
+    .unwrap();
+    let options = ServerOptions::new(&Backend::Sqlite, &dir.path().join("kw"))
+        .env("KEYWARD_CLOUD_ENDPOINTS", endpoints.to_str().unwrap());
+    let server = Server::start(&options);
+    create_as_owner(
+        &server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1"}),
+    )
+    .await;
+    create_as_owner(
+        &server,
+        "/secret-providers",
+        json!({"name": "aws", "provider": "aws_secrets_manager", "auth": "workload_identity", "workload_identity_config": "aws", "region": "us-east-1"}),
+    )
+    .await;
+    let (ok, out, err) = admin_cli(&server, &["secret-provider", "test", "aws"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("still testing 'aws'"),
+        "progress while the server retries: {err}"
+    );
+    assert!(!out.contains("throttling"), "{out}");
+}

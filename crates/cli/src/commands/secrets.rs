@@ -190,9 +190,11 @@ pub async fn provider(args: SecretProviderArgs) -> anyhow::Result<ExitCode> {
             credential,
             automation,
         } => {
-            let result = api
-                .test_secret_provider(&credential, automation.as_deref())
-                .await?;
+            let result = with_progress(
+                &credential,
+                api.test_secret_provider(&credential, automation.as_deref()),
+            )
+            .await?;
             print(&result)?;
             if let Some(note) = endpoints_mismatch(
                 result["endpoints"].as_str(),
@@ -224,6 +226,26 @@ fn endpoints_mismatch(server: Option<&str>, cli_simulated: bool) -> Option<&'sta
     (server == Some("real") && cli_simulated).then_some(
         "note: KEYWARD_CLOUD_ENDPOINTS is set here, but the server has none and tested against the real clouds; set KEYWARD_CLOUD_ENDPOINTS on the server to use the simulator",
     )
+}
+
+/// Awaits Test Connection, saying on stderr every few seconds that it is still waiting: the
+/// server retries a failing cloud step for up to ten seconds, and silence reads as a hang.
+async fn with_progress<T>(credential: &str, call: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(3),
+    );
+    tokio::pin!(call);
+    loop {
+        tokio::select! {
+            done = &mut call => return done,
+            _ = ticks.tick() => eprintln!(
+                "still testing '{credential}' ({} s): the server retries each cloud step for up to 10 s",
+                started.elapsed().as_secs()
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
