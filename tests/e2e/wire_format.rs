@@ -159,4 +159,15 @@ async fn log_fields_carry_values_not_debug_strings() {
         .find(|entry| entry["fields"]["message"] == "keyward is serving")
         .unwrap_or_else(|| panic!("no 'keyward is serving' JSON line in:\n{log}"));
     assert_eq!(serving["fields"]["issuer"], issuer, "{serving}");
+    // The test clock (set for every e2e server) is announced as a warning, never silent.
+    let warned = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| {
+            entry["level"] == "WARN"
+                && entry["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("KEYWARD_TEST_CLOCK_FILE"))
+        });
+    assert!(warned.is_some(), "{log}");
 }

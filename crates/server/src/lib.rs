@@ -120,7 +120,14 @@ pub async fn serve(
     )
     .await?;
     let clock = match &config.test_clock_file {
-        Some(path) => Clock::offset_by_file(path.clone()),
+        Some(path) => {
+            // Whoever can write the file can stretch every token's lifetime: say so loudly.
+            tracing::warn!(
+                file = %path.display(),
+                "KEYWARD_TEST_CLOCK_FILE is set: the server's clock is shifted by that file; never set it outside tests"
+            );
+            Clock::offset_by_file(path.clone())
+        }
         None => Clock::system(),
     };
     let audit = Auditor::with_clock(store.clone(), master.audit_key(), clock.clone());
