@@ -6,6 +6,44 @@ use serde_json::json;
 
 use crate::common::*;
 
+/// The one-time setup link's secret from the server's banner.
+fn setup_secret(server: &Server) -> String {
+    server
+        .banner
+        .iter()
+        .find_map(|l| l.split_once("/setup#token=").map(|(_, s)| s.to_owned()))
+        .expect("setup link printed")
+}
+
+/// An endpoints file sending AWS STS and Secrets Manager to `url`.
+fn aws_endpoints(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let endpoints = dir.join("endpoints.json");
+    std::fs::write(
+        &endpoints,
+        json!({"aws": {"sts_url": url, "secrets_manager_url": url}}).to_string(),
+    )
+    .unwrap();
+    endpoints
+}
+
+/// A loopback URL nothing listens on: every connection is refused.
+fn closed_port_url() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    format!("https://127.0.0.1:{port}")
+}
+
+/// An AWS workload identity config named `aws`.
+async fn aws_identity(server: &Server, default: bool) {
+    create_as_owner(
+        server,
+        "/workload-identity-configs",
+        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": default}),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_setup_form_keeps_the_link_usable() {
     install_crypto();
@@ -13,11 +51,7 @@ async fn a_refused_setup_form_keeps_the_link_usable() {
     let mut options = ServerOptions::new(&Backend::Sqlite, dir.path());
     options.bootstrap = false;
     let server = Server::start(&options);
-    let secret = server
-        .banner
-        .iter()
-        .find_map(|l| l.split_once("/setup#token=").map(|(_, s)| s.to_owned()))
-        .expect("setup link printed");
+    let secret = setup_secret(&server);
     let client = server.client();
     let setup = format!("{}/api/v1/setup", server.url);
     let (status, body) = call(
@@ -57,7 +91,15 @@ async fn a_refused_setup_form_keeps_the_link_usable() {
     )
     .await;
     assert_eq!(status, 201, "the link survives a refused form: {body}");
-    let log = server.stderr();
+    // The server's stderr is collected by a reader thread: give it a moment to catch up.
+    let mut log = server.stderr();
+    for _ in 0..50 {
+        if log.contains("invalid setup token") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        log = server.stderr();
+    }
     let line = log
         .lines()
         .find(|l| l.contains("invalid setup token"))
@@ -228,22 +270,11 @@ async fn with_several_organizations_the_error_lists_them_and_a_default_can_be_se
 async fn test_connection_names_an_unreachable_endpoint_and_says_which_endpoints_it_used() {
     install_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let endpoints = dir.path().join("endpoints.json");
-    std::fs::write(
-        &endpoints,
-        json!({"aws": {"sts_url": "https://nonexistent.invalid", "secrets_manager_url": "https://nonexistent.invalid"}})
-            .to_string(),
-    )
-    .unwrap();
+    let endpoints = aws_endpoints(dir.path(), "https://nonexistent.invalid");
     let options = ServerOptions::new(&Backend::Sqlite, &dir.path().join("kw"))
         .env("KEYWARD_CLOUD_ENDPOINTS", endpoints.to_str().unwrap());
     let server = Server::start(&options);
-    create_as_owner(
-        &server,
-        "/workload-identity-configs",
-        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1"}),
-    )
-    .await;
+    aws_identity(&server, false).await;
     create_as_owner(
         &server,
         "/secret-providers",
@@ -303,19 +334,8 @@ async fn doctor_names_an_unresolvable_endpoint_once_and_says_when_it_uses_the_re
         &dir.path().join("kw"),
     ));
     let (_, token) = automation_with_token(&server, "crew").await;
-    create_as_owner(
-        &server,
-        "/workload-identity-configs",
-        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
-    )
-    .await;
-    let endpoints = dir.path().join("endpoints.json");
-    std::fs::write(
-        &endpoints,
-        json!({"aws": {"sts_url": "https://nonexistent.invalid", "secrets_manager_url": "https://nonexistent.invalid"}})
-            .to_string(),
-    )
-    .unwrap();
+    aws_identity(&server, true).await;
+    let endpoints = aws_endpoints(dir.path(), "https://nonexistent.invalid");
     let out = runtime_cli(&server, &token, Some(&endpoints), &["doctor"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
@@ -355,12 +375,7 @@ async fn run_is_quiet_by_default_and_never_colours_a_pipe() {
     ));
     let (_, token) = automation_with_token(&server, "crew").await;
     // A default identity: run mints and writes its token, which it used to log at INFO.
-    create_as_owner(
-        &server,
-        "/workload-identity-configs",
-        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
-    )
-    .await;
+    aws_identity(&server, true).await;
     let out = runtime_cli(&server, &token, None, &["run", "--", "sh", "-c", "echo hi"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -412,23 +427,9 @@ async fn doctor_shows_progress_while_it_retries_an_endpoint_that_refuses_connect
         &dir.path().join("kw"),
     ));
     let (_, token) = automation_with_token(&server, "crew").await;
-    create_as_owner(
-        &server,
-        "/workload-identity-configs",
-        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1", "default_for_cloud": true}),
-    )
-    .await;
+    aws_identity(&server, true).await;
     // A port nothing listens on: every attempt is refused, so doctor retries until its deadline.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let endpoints = dir.path().join("endpoints.json");
-    std::fs::write(
-        &endpoints,
-        json!({"aws": {"sts_url": format!("https://127.0.0.1:{port}"), "secrets_manager_url": format!("https://127.0.0.1:{port}")}})
-            .to_string(),
-    )
-    .unwrap();
+    let endpoints = aws_endpoints(dir.path(), &closed_port_url());
     let out = runtime_cli(&server, &token, Some(&endpoints), &["doctor"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -448,11 +449,7 @@ async fn a_setup_that_fails_in_the_database_keeps_the_link_usable() {
     let mut options = ServerOptions::new(&Backend::Sqlite, dir.path());
     options.bootstrap = false;
     let server = Server::start(&options);
-    let secret = server
-        .banner
-        .iter()
-        .find_map(|l| l.split_once("/setup#token=").map(|(_, s)| s.to_owned()))
-        .expect("setup link printed");
+    let secret = setup_secret(&server);
     let client = server.client();
     let setup = format!("{}/api/v1/setup", server.url);
     let form = json!({"setup_token": secret, "org_name": "Acme", "email": "me@acme.example"});
@@ -545,25 +542,11 @@ async fn the_cli_shows_progress_while_test_connection_retries_a_refusing_endpoin
     install_crypto();
     let dir = tempfile::tempdir().unwrap();
     // A port nothing listens on: the server retries each refused connection until its deadline.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let endpoints = dir.path().join("endpoints.json");
-    std::fs::write(
-        &endpoints,
-        json!({"aws": {"sts_url": format!("https://127.0.0.1:{port}"), "secrets_manager_url": format!("https://127.0.0.1:{port}")}})
-            .to_string(),
-    )
-    .unwrap();
+    let endpoints = aws_endpoints(dir.path(), &closed_port_url());
     let options = ServerOptions::new(&Backend::Sqlite, &dir.path().join("kw"))
         .env("KEYWARD_CLOUD_ENDPOINTS", endpoints.to_str().unwrap());
     let server = Server::start(&options);
-    create_as_owner(
-        &server,
-        "/workload-identity-configs",
-        json!({"name": "aws", "cloud": "aws", "role_arn": "arn:aws:iam::123456789012:role/reader", "region": "us-east-1"}),
-    )
-    .await;
+    aws_identity(&server, false).await;
     create_as_owner(
         &server,
         "/secret-providers",

@@ -151,7 +151,15 @@ async fn log_fields_carry_values_not_debug_strings() {
     assert_eq!(status, 200, "{discovery}");
     let issuer = discovery["issuer"].as_str().unwrap();
 
-    let log = server.stderr();
+    // The server's stderr is collected by a reader thread: give it a moment to catch up.
+    let mut log = server.stderr();
+    for _ in 0..50 {
+        if log.contains("keyward is serving") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        log = server.stderr();
+    }
     assert!(!log.contains("Some("), "{log}");
     let serving: Value = log
         .lines()
