@@ -1,0 +1,136 @@
+//! The facts a decision is taken on: who calls (verified by the gateway's identity phase) and
+//! what the request says (read by the gateway, the body only within the route's inspection limit).
+
+use serde_json::Value;
+
+/// How the caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    /// A Keyward workload token (an automation's identity).
+    Workload,
+    /// An access token of the organization's identity provider.
+    Idp,
+    /// A Keyward personal access token or device-login token (a person).
+    Pat,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Workload => "workload",
+            PrincipalKind::Idp => "idp",
+            PrincipalKind::Pat => "pat",
+        }
+    }
+}
+
+/// A verified caller. Every field comes from a checked signature or a stored row, never from a
+/// header the caller chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// The organization's uuid.
+    pub org: String,
+    /// `sub` of the token, or `user:<uuid>` for a person's token.
+    pub subject: String,
+    pub email: Option<String>,
+    /// The identity provider's groups (`groups` claim), empty for other kinds.
+    pub groups: Vec<String>,
+    /// The person's Keyward role in the organization (`owner`, `member`, a custom role's name).
+    pub role: Option<String>,
+    /// The automation's name, for workload tokens.
+    pub automation: Option<String>,
+}
+
+/// What the request says, as the policy sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestFacts {
+    /// The route's name.
+    pub route: String,
+    /// Upper case, as sent (`GET`, `POST`, …).
+    pub method: String,
+    /// The path as received, before any prefix is stripped, without the query.
+    pub path: String,
+    /// Query parameters in order, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased; credential headers are included by name only when the gateway
+    /// strips them (their values never reach a policy).
+    pub headers: Vec<(String, String)>,
+    /// The JSON body's fields, when the body was read (within the inspection limit and JSON).
+    pub body: Option<BodyFacts>,
+}
+
+/// JSON body fields a policy may read. The whole parsed body is kept so new fields need no new
+/// code here; the named ones are typed in the schema.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BodyFacts {
+    pub json: Value,
+    /// Present when the body is an MCP JSON-RPC request.
+    pub mcp: Option<McpFacts>,
+}
+
+/// An MCP JSON-RPC request: its `method`, and for `tools/call` the tool's name and arguments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct McpFacts {
+    pub method: String,
+    pub tool: Option<String>,
+    pub arguments: Option<Value>,
+}
+
+impl BodyFacts {
+    /// Reads the facts of a JSON body; `None` when the bytes are not JSON.
+    pub fn from_json_bytes(bytes: &[u8]) -> Option<BodyFacts> {
+        let json: Value = serde_json::from_slice(bytes).ok()?;
+        let mcp = McpFacts::from_json(&json);
+        Some(BodyFacts { json, mcp })
+    }
+}
+
+impl McpFacts {
+    fn from_json(json: &Value) -> Option<McpFacts> {
+        if json.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return None;
+        }
+        let method = json.get("method")?.as_str()?.to_owned();
+        let params = json.get("params");
+        let (tool, arguments) = if method == "tools/call" {
+            (
+                params
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                params.and_then(|p| p.get("arguments")).cloned(),
+            )
+        } else {
+            (None, None)
+        };
+        Some(McpFacts {
+            method,
+            tool,
+            arguments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_tool_call_is_read() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo","arguments":{"repo":"x"}}}"#;
+        let facts = BodyFacts::from_json_bytes(body).unwrap();
+        let mcp = facts.mcp.unwrap();
+        assert_eq!(mcp.method, "tools/call");
+        assert_eq!(mcp.tool.as_deref(), Some("delete_repo"));
+        assert_eq!(mcp.arguments.unwrap()["repo"], "x");
+    }
+
+    #[test]
+    fn a_plain_json_body_is_not_mcp() {
+        let facts = BodyFacts::from_json_bytes(br#"{"model":"gpt-4o","stream":true}"#).unwrap();
+        assert!(facts.mcp.is_none());
+        assert_eq!(facts.json["model"], "gpt-4o");
+        assert!(BodyFacts::from_json_bytes(b"not json").is_none());
+    }
+}
