@@ -71,6 +71,10 @@ uuid_id!(
     /// A role of an organization (Owner, Member or a custom one).
     RoleId
 );
+uuid_id!(
+    /// A gateway route stored through the API.
+    GatewayRouteId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod gateway;
 pub mod links;
 pub mod model;
 mod postgres;
@@ -13,6 +14,7 @@ pub mod rbac;
 pub mod secret;
 mod sql;
 mod sql_audit;
+mod sql_gateway;
 mod sql_guards;
 mod sql_keys;
 mod sql_links;
@@ -34,6 +36,7 @@ use keyward_core::{
 };
 use thiserror::Error;
 
+pub use gateway::{GatewayRouteRow, GatewayStore};
 pub use links::{SsoLinkRow, SsoLinkStore};
 pub use model::*;
 pub use postgres::PostgresStore;
@@ -317,6 +320,7 @@ pub trait Store:
     + SsoStore
     + GuardStore
     + SsoLinkStore
+    + GatewayStore
     + Send
     + Sync
     + 'static

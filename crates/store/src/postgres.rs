@@ -84,6 +84,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0010_sso_links.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            11,
+            Cow::Borrowed("gateway_routes"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0011_gateway_routes.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -129,3 +136,4 @@ crate::sql_rbac::impl_rbac_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_guards::impl_guard_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_links::impl_link_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_gateway::impl_gateway_store!(store = PostgresStore, db = sqlx::Postgres);

@@ -91,6 +91,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0010_sso_links.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            11,
+            Cow::Borrowed("gateway_routes"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0011_gateway_routes.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -145,3 +152,4 @@ crate::sql_rbac::impl_rbac_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_links::impl_link_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_gateway::impl_gateway_store!(store = SqliteStore, db = sqlx::Sqlite);
