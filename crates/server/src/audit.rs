@@ -45,6 +45,9 @@ pub mod kind {
     pub const LLM_CONNECTION_CREATED: &str = "llm_connection.created";
     pub const LLM_CONNECTION_UPDATED: &str = "llm_connection.updated";
     pub const LLM_CONNECTION_DELETED: &str = "llm_connection.deleted";
+    pub const GATEWAY_ROUTE_CREATED: &str = "gateway_route.created";
+    pub const GATEWAY_ROUTE_UPDATED: &str = "gateway_route.updated";
+    pub const GATEWAY_ROUTE_DELETED: &str = "gateway_route.deleted";
     pub const SECRET_PROVIDER_CREATED: &str = "secret_provider.created";
     pub const SECRET_PROVIDER_UPDATED: &str = "secret_provider.updated";
     pub const SECRET_PROVIDER_DELETED: &str = "secret_provider.deleted";

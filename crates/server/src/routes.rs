@@ -14,8 +14,9 @@ use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, env_vars, llm_connections, members, orgs, permissions, provider_checks,
-    roles, runtime, secret_providers, setup, static_values, tokens, wi_configs, workload_identity,
+    audit, automations, env_vars, gateway_routes, llm_connections, members, orgs, permissions,
+    provider_checks, roles, runtime, secret_providers, setup, static_values, tokens, wi_configs,
+    workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -42,6 +43,8 @@ macro_rules! table {
     };
 }
 
+const GATEWAY_READ: Need = Need::Feature(Feature::Gateway, Level::Read);
+const GATEWAY_MANAGE: Need = Need::Feature(Feature::Gateway, Level::Manage);
 const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
 const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
 /// One automation (`{id}`): hidden when private and not shared with the caller.
@@ -194,6 +197,12 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/audit" => AUDIT_READ, audit::list;
         GET "/api/v1/audit/verify" => AUDIT_READ, audit::verify;
 
+        // Gateway routes (SPEC §9), for gateways that run without a route file.
+        GET "/api/v1/gateway/routes" => GATEWAY_READ, gateway_routes::list;
+        POST "/api/v1/gateway/routes" => GATEWAY_MANAGE, gateway_routes::create;
+        GET "/api/v1/gateway/routes/{id}" => GATEWAY_READ, gateway_routes::get;
+        PUT "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::replace;
+        DELETE "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::delete;
         // RBAC (SPEC §8): roles, members, entity permissions.
         GET "/api/v1/roles" => MEMBERS_READ, roles::list;
         POST "/api/v1/roles" => ROLES_MANAGE, roles::create;

@@ -47,7 +47,9 @@ async fn gateway_routes_are_scoped_to_their_organization() {
         let other = new_org(s, "gw-other").await;
         let a = route(org, "openai", 1);
         s.create_gateway_route(&a).await.unwrap();
-        s.create_gateway_route(&route(other, "openai", 2)).await.unwrap();
+        s.create_gateway_route(&route(other, "openai", 2))
+            .await
+            .unwrap();
         assert!(
             matches!(
                 s.create_gateway_route(&route(org, "openai", 3)).await,
@@ -55,9 +57,16 @@ async fn gateway_routes_are_scoped_to_their_organization() {
             ),
             "{backend}: a second route of the same name in one organization is a conflict"
         );
-        assert_eq!(s.get_gateway_route(org, a.id).await.unwrap(), a, "{backend}");
+        assert_eq!(
+            s.get_gateway_route(org, a.id).await.unwrap(),
+            a,
+            "{backend}"
+        );
         assert!(
-            matches!(s.get_gateway_route(other, a.id).await, Err(StoreError::NotFound)),
+            matches!(
+                s.get_gateway_route(other, a.id).await,
+                Err(StoreError::NotFound)
+            ),
             "{backend}: another organization's route is not found"
         );
         assert!(matches!(
@@ -66,10 +75,14 @@ async fn gateway_routes_are_scoped_to_their_organization() {
         ));
 
         let mut changed = a.clone();
-        changed.spec = json!({"name": "openai", "path_prefix": "/v2", "upstream": "http://127.0.0.1:9/"});
+        changed.spec =
+            json!({"name": "openai", "path_prefix": "/v2", "upstream": "http://127.0.0.1:9/"});
         changed.updated_at = 10;
         s.update_gateway_route(&changed).await.unwrap();
-        assert_eq!(s.list_gateway_routes(org).await.unwrap(), vec![changed.clone()]);
+        assert_eq!(
+            s.list_gateway_routes(org).await.unwrap(),
+            vec![changed.clone()]
+        );
         assert_eq!(s.all_gateway_routes().await.unwrap().len(), 2, "{backend}");
 
         s.delete_gateway_route(org, a.id).await.unwrap();

@@ -1,4 +1,5 @@
 //! Wire types of the HTTP API, by version. Serde only; validated at the edge by the server.
 
+pub mod gateway;
 pub mod rbac;
 pub mod v1;

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod automations;
 pub mod env_vars;
+pub mod gateway_routes;
 pub mod kickoff;
 pub mod llm_connections;
 pub mod members;
