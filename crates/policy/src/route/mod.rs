@@ -1,16 +1,23 @@
 //! A gateway route as written (TOML file, or JSON through `/api/v1/gateway/routes`) and as
 //! validated.
 //!
-//! SKELETON — the policy helper owns this file and replaces every `todo!()`; the types below are
-//! the contract the gateway and the server code against (add fields, do not rename).
+//! The types below are the contract the gateway and the server code against. Validation is in
+//! `validate.rs` (the same for files and stored routes), quantities (`5s`, `1MiB`) in
+//! `quantity.rs`, and the TOML positions errors point at in `spans.rs`.
+
+mod quantity;
+mod spans;
+mod validate;
+
+pub use quantity::{Quantity, parse_duration, parse_size};
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::ConfigError;
 use crate::cedar::Policies;
+use crate::{ConfigError, Location};
 
 /// Which kinds of caller a route accepts (default: all three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +113,11 @@ pub struct RawRoute {
     pub policy: Option<String>,
     pub no_match: Option<NoMatch>,
     /// `1MiB`, `512KiB`, or a number of bytes.
-    pub inspect_limit: Option<toml::Value>,
+    pub inspect_limit: Option<Quantity>,
     /// `5s`, `2m`, or seconds.
-    pub connect_timeout: Option<toml::Value>,
+    pub connect_timeout: Option<Quantity>,
     /// Until the upstream's response headers.
-    pub timeout: Option<toml::Value>,
+    pub timeout: Option<Quantity>,
     pub credential: Option<CredentialSpec>,
 }
 
@@ -165,12 +172,81 @@ pub fn parse_route_file(
     text: &str,
     read: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<RouteFile, ConfigError> {
-    let _ = (file_name, text, read);
-    todo!()
+    let raw: RawRouteFile = toml::from_str(text).map_err(|e| ConfigError {
+        location: e
+            .span()
+            .map(|span| crate::location_at(file_name, text, span.start)),
+        field: None,
+        message: format!("the route file is not valid: {}", e.message().trim_end()),
+    })?;
+    let spans = spans::FileSpans::parse(text);
+    let at = |offset: Option<usize>| offset.map(|o| crate::location_at(file_name, text, o));
+    if let Some(organization) = &raw.organization
+        && organization.trim().is_empty()
+    {
+        return Err(ConfigError {
+            location: at(spans.root_key("organization")),
+            field: Some("organization".into()),
+            message: "`organization` is empty; write the organization's name or uuid".into(),
+        });
+    }
+    if raw.routes.is_empty() {
+        return Err(ConfigError {
+            location: Some(Location {
+                file: file_name.to_owned(),
+                line: 1,
+                column: 1,
+            }),
+            field: None,
+            message: "the route file has no route; add a `[[route]]` table with at least `name`, \
+                      `path_prefix` or `host`, and `upstream`"
+                .into(),
+        });
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (index, raw_route) in raw.routes.iter().enumerate() {
+        let files = validate::Files::Readable { read };
+        let route = validate::validate(raw_route, &files).map_err(|mut e| {
+            if e.location.is_none() {
+                e.location = at(spans.route_field(index, e.field.as_deref()));
+            } else if let Some(location) = &mut e.location
+                && let Some(inline) = spans.inline_policy(index)
+                && location.file == validate::inline_source_name(raw_route)
+            {
+                // An inline policy's position, moved into the route file.
+                let start = crate::location_at(file_name, text, inline);
+                if location.line == 1 {
+                    location.column += start.column - 1;
+                }
+                location.line += start.line - 1;
+                location.file = file_name.to_owned();
+            }
+            e
+        })?;
+        validate::check_unique(&routes, &route).map_err(|mut e| {
+            e.location = at(spans.route_field(index, e.field.as_deref()));
+            e
+        })?;
+        routes.push(route);
+    }
+    Ok(RouteFile {
+        organization: raw.organization.map(|o| o.trim().to_owned()),
+        routes,
+    })
 }
 
 /// Validates a route stored through the API (JSON; inline policy only, no files).
 pub fn route_from_json(value: &serde_json::Value) -> Result<Route, ConfigError> {
-    let _ = value;
-    todo!()
+    let raw: RawRoute = serde_json::from_value(value.clone()).map_err(|e| {
+        let message = e.to_string();
+        ConfigError {
+            location: None,
+            field: validate::field_of_serde_message(&message),
+            message: format!("the route is not valid: {message}"),
+        }
+    })?;
+    validate::validate(&raw, &validate::Files::Refused)
 }
+
+#[cfg(test)]
+mod tests;
