@@ -17,9 +17,8 @@ use cedar_policy::{
 };
 use serde_json::Value;
 
-use super::{Decision, Effect, Policies};
+use super::{Decision, Effect, NoMatch, Policies};
 use crate::facts::{BodyFacts, McpFacts, Principal, RequestFacts};
-use crate::route::NoMatch;
 
 /// The id of the per-request entities that hold tags (one of each per request).
 const REQUEST_ENTITY_ID: &str = "request";

@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
+use serde::{Deserialize, Serialize};
 
-use crate::route::PolicySource;
 use crate::{ConfigError, location_at};
 
 /// The Cedar schema every policy is validated against (`schema.cedarschema`).
@@ -45,6 +45,23 @@ struct Inner {
     /// Policy ids in load order (sources in order, policies in text order).
     ids: Vec<String>,
     reads_body: bool,
+}
+
+/// What happens when no policy matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoMatch {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// A policy's text and the name errors and decisions use for it (file name, or
+/// `<route>/inline`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySource {
+    pub name: String,
+    pub text: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

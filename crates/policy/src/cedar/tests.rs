@@ -2,7 +2,6 @@ use serde_json::json;
 
 use super::*;
 use crate::facts::{BodyFacts, PrincipalKind};
-use crate::route::NoMatch;
 use crate::{Principal, RequestFacts};
 
 fn source(name: &str, text: &str) -> PolicySource {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::cedar::Policies;
+pub use crate::cedar::{NoMatch, PolicySource};
 use crate::{ConfigError, Location};
 
 /// Which kinds of caller a route accepts (default: all three).
@@ -26,15 +27,6 @@ pub enum Accept {
     Workload,
     Idp,
     Pat,
-}
-
-/// What happens when no policy matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoMatch {
-    #[default]
-    Deny,
-    Allow,
 }
 
 /// The credential the gateway adds for the upstream. Secrets and tokens are had through an
@@ -93,31 +85,46 @@ fn default_header() -> String {
 }
 
 /// One route as written. `deny_unknown_fields`: a misspelt key is an error, not a default.
+/// Serialized (the JSON `spec` of a stored route), absent fields are left out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches the `Host` (or `:authority`) without port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Matches paths that start with it, on a segment boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
     /// Remove `path_prefix` before forwarding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// PEM file of an extra CA the upstream's certificate may chain to (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept: Option<Vec<Accept>>,
     /// Policy files, relative to the route file (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<String>>,
     /// Inline Cedar policy text (files and stored routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_match: Option<NoMatch>,
     /// `1MiB`, `512KiB`, or a number of bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspect_limit: Option<Quantity>,
     /// `5s`, `2m`, or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout: Option<Quantity>,
     /// Until the upstream's response headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
 }
 
@@ -128,14 +135,6 @@ pub struct RawRouteFile {
     pub organization: Option<String>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
-}
-
-/// A policy's text and the name errors and decisions use for it (file name, or
-/// `<route>/inline`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicySource {
-    pub name: String,
-    pub text: String,
 }
 
 /// A validated route.
