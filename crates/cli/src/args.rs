@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run, secrets, serve,
-    tokens, wi,
+    audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run, secrets,
+    serve, tokens, wi,
 };
 use crate::common_args::PeopleArgs;
 

@@ -91,3 +91,7 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "listener_tests.rs"]
+mod tests;

@@ -178,7 +178,7 @@ fn route_to(addr: SocketAddr, policy: Arc<dyn PolicyPhase>) -> RouteEntry {
     route
 }
 
-fn gateway(routes: Vec<RouteEntry>) -> (Gateway, AuditReceiver) {
+pub(crate) fn test_gateway(routes: Vec<RouteEntry>) -> (Gateway, AuditReceiver) {
     let (audit, rx) = channel(100);
     let table = RouteTable::new(Snapshot {
         generation: 1,
@@ -230,7 +230,7 @@ async fn exchange(
 #[tokio::test]
 async fn an_allowed_request_reaches_the_upstream_with_the_route_credential_only() {
     let (addr, hits) = echo_upstream().await;
-    let (gw, mut rx) = gateway(vec![route_to(addr, Arc::new(AllowAll))]);
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(AllowAll))]);
     let (status, echo, event) = exchange(
         &gw,
         &mut rx,
@@ -270,7 +270,7 @@ async fn an_allowed_request_reaches_the_upstream_with_the_route_credential_only(
 #[tokio::test]
 async fn no_token_is_401_before_anything_else_happens() {
     let (addr, hits) = echo_upstream().await;
-    let (gw, mut rx) = gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
     let (status, body, event) =
         exchange(&gw, &mut rx, request("POST", "/openai/x", None, "{}")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -293,7 +293,7 @@ async fn no_token_is_401_before_anything_else_happens() {
 #[tokio::test]
 async fn a_policy_reading_the_body_denies_with_its_id_and_over_the_limit_is_413() {
     let (addr, hits) = echo_upstream().await;
-    let (gw, mut rx) = gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
     let (status, body, event) = exchange(
         &gw,
         &mut rx,
@@ -335,7 +335,7 @@ async fn a_policy_reading_the_body_denies_with_its_id_and_over_the_limit_is_413(
 #[tokio::test]
 async fn a_permit_needing_approval_is_refused_until_approvals_exist() {
     let (addr, hits) = echo_upstream().await;
-    let (gw, mut rx) = gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(ModelPolicy))]);
     let (status, body, event) = exchange(
         &gw,
         &mut rx,
@@ -358,7 +358,7 @@ async fn no_route_is_404_and_a_missing_credential_is_502() {
         token_env: "T".into(),
         audience: "a".into(),
     };
-    let (gw, mut rx) = gateway(vec![route]);
+    let (gw, mut rx) = test_gateway(vec![route]);
     let (status, body, event) =
         exchange(&gw, &mut rx, request("GET", "/elsewhere", Some("good"), "")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -374,7 +374,7 @@ async fn no_route_is_404_and_a_missing_credential_is_502() {
 #[tokio::test]
 async fn a_slow_upstream_is_504_within_the_timeout() {
     let (addr, _) = echo_upstream().await;
-    let (gw, mut rx) = gateway(vec![route_to(addr, Arc::new(AllowAll))]);
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(AllowAll))]);
     let started = Instant::now();
     let (status, body, event) = exchange(
         &gw,

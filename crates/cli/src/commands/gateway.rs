@@ -58,7 +58,11 @@ pub struct GatewayRunArgs {
     #[arg(long, env = "KEYWARD_GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address of the admin listener (/metrics and /healthz, plain HTTP).
-    #[arg(long, env = "KEYWARD_GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:9444")]
+    #[arg(
+        long,
+        env = "KEYWARD_GATEWAY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9444"
+    )]
     pub admin_listen: SocketAddr,
     /// Keyward's URL: workload tokens are checked against its JWKS; credentials are had through it.
     #[arg(long, env = "KEYWARD_PLATFORM_URL")]
@@ -67,7 +71,11 @@ pub struct GatewayRunArgs {
     #[arg(long, env = "KEYWARD_PLATFORM_CA")]
     pub platform_ca: Option<PathBuf>,
     /// The audience (`aud`) workload tokens must carry to be accepted here.
-    #[arg(long, env = "KEYWARD_GATEWAY_AUDIENCE", default_value = "keyward-gateway")]
+    #[arg(
+        long,
+        env = "KEYWARD_GATEWAY_AUDIENCE",
+        default_value = "keyward-gateway"
+    )]
     pub audience: String,
     /// Issuer of the organization IdP's access tokens (accepting them needs --idp-audience).
     #[arg(long, env = "KEYWARD_GATEWAY_IDP_ISSUER", requires = "idp_audience")]
@@ -79,7 +87,11 @@ pub struct GatewayRunArgs {
     #[arg(long, env = "KEYWARD_GATEWAY_IDP_JWKS_URL")]
     pub idp_jwks_url: Option<url::Url>,
     /// The claim holding a person's groups.
-    #[arg(long, env = "KEYWARD_GATEWAY_IDP_GROUPS_CLAIM", default_value = "groups")]
+    #[arg(
+        long,
+        env = "KEYWARD_GATEWAY_IDP_GROUPS_CLAIM",
+        default_value = "groups"
+    )]
     pub idp_groups_claim: String,
     /// A CA certificate the IdP's TLS chains to.
     #[arg(long, env = "KEYWARD_GATEWAY_IDP_CA")]
