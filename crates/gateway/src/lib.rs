@@ -74,8 +74,10 @@ struct StoreRoutes(#[allow(dead_code)] Arc<dyn Store>);
 #[async_trait]
 impl RouteRows for StoreRoutes {
     async fn all_gateway_routes(&self) -> Result<Vec<GatewayRouteRow>, String> {
-        // LEAD (merge): `self.0.all_gateway_routes().await` mapped to `GatewayRouteRow` once the
-        // store has the `gateway_routes` table.
+        // LEAD (merge), once the store has `GatewayStore`:
+        // self.0.all_gateway_routes().await.map_err(|e| format!("reading gateway_routes: {e}"))
+        //     .map(|rows| rows.into_iter().map(|r| GatewayRouteRow { id: r.id.to_string(),
+        //         org_id: r.org_id, name: r.name, spec: r.spec, updated_at: r.updated_at }).collect())
         Err("this build's store has no gateway_routes table yet: start the gateway with --config <routes.toml>".into())
     }
 }
@@ -102,6 +104,8 @@ pub async fn run(
     on_ready: impl FnOnce(&Ready),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    // The recorder first: counters from startup on (the first load) must be kept.
+    let _ = admin::metrics_handle();
     let (store, master) = keyward_server::open_storage(
         &settings.data_dir,
         settings.database_url.as_deref(),
@@ -204,7 +208,7 @@ pub async fn run(
 
     let watcher = match settings.config.clone() {
         Some(path) => tokio::spawn(reload::watch_file(reloader.clone(), path, store.clone())),
-        None => tokio::spawn(reload::watch_rows(reloader.clone(), rows)),
+        None => tokio::spawn(reload::watch_rows(reloader.clone(), rows, stored)),
     };
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();

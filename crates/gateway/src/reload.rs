@@ -199,9 +199,20 @@ pub async fn watch_file(reloader: Arc<Reloader>, path: PathBuf, store: Arc<dyn S
     }
 }
 
-/// Re-reads the stored routes every [`DB_POLL`], installing them when any changed.
-pub async fn watch_rows(reloader: Arc<Reloader>, rows: Arc<dyn RouteRows>) {
-    let mut seen: Option<Vec<(String, i64)>> = None;
+/// What tells stored routes changed: each route's id and last update.
+pub fn stamp(rows: &[GatewayRouteRow]) -> Vec<(String, i64)> {
+    let mut stamp: Vec<(String, i64)> = rows.iter().map(|r| (r.id.clone(), r.updated_at)).collect();
+    stamp.sort();
+    stamp
+}
+
+/// Re-reads the stored routes every [`DB_POLL`], installing them when any changed since `seen`
+/// (the stamp of the routes installed at startup).
+pub async fn watch_rows(
+    reloader: Arc<Reloader>,
+    rows: Arc<dyn RouteRows>,
+    mut seen: Option<Vec<(String, i64)>>,
+) {
     let mut tick = tokio::time::interval(DB_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
