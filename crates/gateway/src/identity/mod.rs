@@ -14,6 +14,8 @@ mod jwt;
 mod people;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_people;
 
 use std::path::PathBuf;
 use std::sync::Arc;
