@@ -31,17 +31,29 @@ async fn gateway_verifier_accepts_workload_personal_and_idp_tokens_of_a_real_pla
     if !node_ready() {
         return;
     }
+    for backend in backends().await {
+        run(&backend).await;
+    }
+}
+
+async fn run(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let port = crate::sso_oidc::free_port();
     let keyward_url = format!("https://127.0.0.1:{port}");
     let idp = start_idp(dir.path(), &keyward_url);
-    let options = keycloak_options(&Backend::Sqlite, dir.path(), &idp, port);
+    let options = keycloak_options(backend, dir.path(), &idp, port);
     let server = Server::start(&options);
     let org = org_id(&server);
     let ca = server.ca_file.clone().unwrap();
 
     // The gateway shares the platform's store and trusts its CA for discovery and keys.
-    let store = keyward_store::open(None, &options.data_dir).await.unwrap();
+    let database_url = match backend {
+        Backend::Postgres { url } => Some(url.as_str()),
+        Backend::Sqlite => None,
+    };
+    let store = keyward_store::open(database_url, &options.data_dir)
+        .await
+        .unwrap();
     let settings = IdentitySettings {
         platform_url: Some(url::Url::parse(&server.url).unwrap()),
         platform_ca: Some(ca.clone()),
@@ -107,8 +119,8 @@ async fn gateway_verifier_accepts_workload_personal_and_idp_tokens_of_a_real_pla
     assert_eq!(principal.role.as_deref(), Some("owner"));
     assert!(principal.subject.starts_with("user:"), "{principal:?}");
 
-    // The IdP's access token from `keyward login`: alice signs in to Keyward once (her
-    // identity is linked and she joins Acme as a member), then the gateway maps it to her.
+    // The IdP's access token from `keyward login`, which signs alice in to Keyward on the way
+    // (her identity is linked and she joins Acme as a member): the gateway maps it to her.
     let trust = dir.path().join("trust.pem");
     let mut bundle = std::fs::File::create(&trust).unwrap();
     bundle.write_all(&std::fs::read(&ca).unwrap()).unwrap();
@@ -124,24 +136,6 @@ async fn gateway_verifier_accepts_workload_personal_and_idp_tokens_of_a_real_pla
     assert!(out.status.success(), "{out:?}");
     let mut browser = Browser::new(&[ca.as_path(), idp.trust.as_path()]);
     let idp_token = device_login(home.path(), &trust, &mut browser, "alice@acme.example").await;
-    // Before her first call to Keyward, the gateway does not know her.
-    match verifier.verify(&bearer(&idp_token), &ALL, now()).await {
-        Err(IdentityError::Refused { check }) => {
-            assert!(check.contains("is not known to Keyward"), "{check}");
-            assert!(!check.contains(&idp_token));
-        }
-        other => panic!("{other:?}"),
-    }
-    let (status, orgs) = call(
-        &server.client(),
-        Method::GET,
-        &format!("{keyward_url}/crewai_plus/api/v1/me/organizations"),
-        Some(&idp_token),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{orgs}");
-    // The refusal above was not cached: people are cached only once found.
     let principal = verifier
         .verify(&bearer(&idp_token), &ALL, now())
         .await
@@ -160,6 +154,33 @@ async fn gateway_verifier_accepts_workload_personal_and_idp_tokens_of_a_real_pla
         .await
     {
         Err(IdentityError::NotAccepted { kind, .. }) => assert_eq!(kind, "idp"),
+        other => panic!("{other:?}"),
+    }
+
+    // A person of the same IdP whom Keyward refused (no role in the IdP): refused here too.
+    let home = tempfile::tempdir().unwrap();
+    let out = people_cli(home.path(), &trust)
+        .args(["configure", &keyward_url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut browser = Browser::new(&[ca.as_path(), idp.trust.as_path()]);
+    let nobody = device_login(home.path(), &trust, &mut browser, "nobody@acme.example").await;
+    let (status, body) = call(
+        &server.client(),
+        Method::GET,
+        &format!("{keyward_url}/crewai_plus/api/v1/me/organizations"),
+        Some(&nobody),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    match verifier.verify(&bearer(&nobody), &ALL, now()).await {
+        Err(IdentityError::Refused { check }) => {
+            // Keyward refused nobody before linking any identity: the gateway knows no person.
+            assert!(check.contains("is not known to Keyward"), "{check}");
+            assert!(!check.contains(&nobody));
+        }
         other => panic!("{other:?}"),
     }
 }
