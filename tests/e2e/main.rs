@@ -22,6 +22,7 @@ mod edge_hardening;
 mod env_reserved;
 mod env_run;
 mod env_vars;
+mod gateway_credentials;
 mod invitation_takeover;
 mod issuer;
 mod moto;
