@@ -118,6 +118,22 @@ fn deny_by_path_and_segment() {
         decide(&p, &request("GET", "/openai/v1/models")).effect,
         Effect::Allow
     );
+    // Encoded, dotted or doubled paths are normalized first and cannot slip past.
+    for sneaky in [
+        "/openai/v1/%66iles",
+        "/openai/v1/models/../files",
+        "//openai//v1/files",
+    ] {
+        assert_eq!(
+            decide(&p, &request("GET", sneaky)).policy_ids,
+            vec!["p.cedar#1"],
+            "{sneaky}"
+        );
+    }
+    assert_eq!(
+        decide(&p, &request("GET", "/openai/%61dmin")).policy_ids,
+        vec!["p.cedar#2"]
+    );
 }
 
 #[test]
