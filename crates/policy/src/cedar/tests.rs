@@ -433,6 +433,22 @@ fn unknown_attribute_and_unguarded_optional_are_load_errors() {
 }
 
 #[test]
+fn of_several_schema_errors_the_first_in_reading_order_is_reported() {
+    let text = "forbid(principal, action, resource) when { context.mehtod == \"GET\" };\n\
+                forbid(principal, action, resource) when { context.pth == \"/\" };\n\
+                forbid(principal, action, resource) when { context.bdy has model };";
+    for _ in 0..5 {
+        let err = Policies::load(&[
+            source("a.cedar", "permit(principal, action, resource);"),
+            source("b.cedar", text),
+        ])
+        .unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "b.cedar:1:44");
+        assert!(err.message.contains("mehtod"), "{}", err.message);
+    }
+}
+
+#[test]
 fn a_syntax_error_names_line_and_column() {
     let err =
         load_err("permit(principal, action, resource);\n\npermit(principal action, resource);");
