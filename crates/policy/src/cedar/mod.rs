@@ -306,4 +306,6 @@ impl Policies {
 }
 
 #[cfg(test)]
+mod doc_tests;
+#[cfg(test)]
 mod tests;
