@@ -281,15 +281,16 @@ impl Verifier {
             .typ
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case(keyward_jose::access::ACCESS_TOKEN_TYP));
-        let local_issuers = [
-            https_form(&published.issuer),
-            self.settings
-                .platform_url
-                .as_ref()
-                .map(|u| https_form(u.as_str()))
-                .unwrap_or_default(),
-        ];
-        if access && local_issuers.contains(&iss) {
+        // Keyward issues people's access tokens as `https://<its domain>`.
+        let local = || {
+            iss == https_form(&published.issuer)
+                || self
+                    .settings
+                    .platform_url
+                    .as_ref()
+                    .is_some_and(|u| iss == https_form(u.as_str()))
+        };
+        if access && local() {
             // A device-login (`keyward login`) access token: a person, like a PAT.
             accepts(accept, Accept::Pat)?;
             let (published, _) = platform.key_for(parsed.kid.as_deref(), now).await?;
