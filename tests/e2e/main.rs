@@ -23,6 +23,7 @@ mod env_reserved;
 mod env_run;
 mod env_vars;
 mod gateway_credentials;
+mod gateway_credentials_refresh;
 mod invitation_takeover;
 mod issuer;
 mod moto;
