@@ -24,6 +24,7 @@ mod env_run;
 mod env_vars;
 mod gateway_common;
 mod gateway_credentials;
+mod gateway_credentials_refresh;
 mod gateway_identity;
 mod gateway_proxy;
 mod gateway_routes_api;
