@@ -414,3 +414,54 @@ async fn gateway_check_validates_a_route_file_and_names_the_place_of_a_typo() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("policy.cedar:"), "{stderr}");
 }
+
+#[tokio::test]
+async fn gateway_sighup_reloads_and_sigterm_lets_a_running_stream_finish() {
+    let upstream = Upstream::start().await;
+    let mut s = setup(&Backend::Sqlite, &upstream.url(), ALLOW).await;
+    // SIGHUP re-reads at once, even when nothing changed: a new generation.
+    s.gateway.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while s.gateway.healthz().await["generation"] != 2 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let client = s.gateway.client(true);
+    let stream = client
+        .get(format!("{}/echo/sse", s.gateway.url))
+        .bearer_auth(BOOTSTRAP_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let reading = tokio::spawn(sse_arrivals(stream));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.gateway.signal("TERM");
+    // The running stream completes although shutdown has begun.
+    let (arrivals, text) = reading.await.unwrap();
+    assert_eq!(
+        arrivals.len(),
+        20,
+        "the stream was cut by the shutdown: {text}"
+    );
+    let status = s.gateway.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", s.gateway.stderr());
+    // Its audit event was written before the process ended.
+    let platform = s.platform.client();
+    let (_, page) = call(
+        &platform,
+        reqwest::Method::GET,
+        &format!("{}/api/v1/audit?type=gateway.request", s.platform.url),
+        Some(BOOTSTRAP_TOKEN),
+        None,
+    )
+    .await;
+    let events = page["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(
+            |e| e["data"]["path"] == "/echo/sse" && e["data"]["bytes_out"].as_u64() > Some(200)
+        ),
+        "{page}"
+    );
+}
