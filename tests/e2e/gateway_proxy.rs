@@ -465,3 +465,63 @@ async fn gateway_sighup_reloads_and_sigterm_lets_a_running_stream_finish() {
         "{page}"
     );
 }
+
+/// Without `--config` the routes are the database's (`/api/v1/gateway/routes`), and a change
+/// through the API reaches the running gateway within its 2 s poll. Needs the store's
+/// `all_gateway_routes` wired into the gateway (`StoreRoutes` in crates/gateway/src/lib.rs).
+#[tokio::test]
+async fn gateway_without_a_route_file_serves_the_stored_routes_and_follows_changes() {
+    let upstream = Upstream::start().await;
+    for backend in common::backends().await {
+        common::install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let options = ServerOptions::new(&backend, dir.path());
+        let platform = Server::start(&options);
+        let route = |policy: &str| {
+            serde_json::json!({
+                "name": "stored",
+                "path_prefix": "/stored",
+                "upstream": upstream.url(),
+                "policy": policy,
+            })
+        };
+        common::create_as_owner(
+            &platform,
+            "/gateway/routes",
+            route("permit(principal, action, resource);"),
+        )
+        .await;
+        let mut gateway_options =
+            GatewayOptions::new(&options, &platform, std::path::Path::new("unused"));
+        gateway_options.config = None;
+        let gateway = GatewayProcess::start(&gateway_options);
+        let client = gateway.client(false);
+        let (status, body) = get(&client, &format!("{}/stored/x", gateway.url)).await;
+        assert_eq!(status, 200, "{}: {body}", backend.name());
+        assert_eq!(upstream.last().path, "/v1/x");
+
+        let (status, body) = call(
+            &platform.client(),
+            reqwest::Method::PUT,
+            &format!("{}/api/v1/gateway/routes/stored", platform.url),
+            Some(BOOTSTRAP_TOKEN),
+            Some(route("forbid(principal, action, resource);")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let deadline = Instant::now() + Duration::from_secs(6);
+        loop {
+            let (status, _) = get(&client, &format!("{}/stored/x", gateway.url)).await;
+            if status == 403 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: the stored change did not reach the gateway within 6 s",
+                backend.name()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(gateway.healthz().await["generation"], 2);
+    }
+}
