@@ -162,17 +162,27 @@ fn watched(path: &Path) -> Vec<PathBuf> {
         .unwrap_or_else(|_| vec![path.to_path_buf()])
 }
 
-/// Re-reads the route file when it or a file it names changes, and on SIGHUP.
-pub async fn watch_file(reloader: Arc<Reloader>, path: PathBuf, store: Arc<dyn Store>) {
-    let mut files = watched(&path);
-    let mut seen = fingerprint(&files);
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+/// Installs the SIGHUP handler. Call it before announcing readiness: until it is installed a
+/// SIGHUP terminates the process (the signal's default action).
+pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "SIGHUP cannot be watched; the route file is still polled");
             None
         }
-    };
+    }
+}
+
+/// Re-reads the route file when it or a file it names changes, and on SIGHUP.
+pub async fn watch_file(
+    reloader: Arc<Reloader>,
+    path: PathBuf,
+    store: Arc<dyn Store>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
+    let mut files = watched(&path);
+    let mut seen = fingerprint(&files);
     let mut tick = tokio::time::interval(FILE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
