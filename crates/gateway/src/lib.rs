@@ -69,16 +69,26 @@ pub fn check(path: &Path) -> Result<usize, String> {
 }
 
 /// The stored routes, read through the platform's store.
-struct StoreRoutes(#[allow(dead_code)] Arc<dyn Store>);
+struct StoreRoutes(Arc<dyn Store>);
 
 #[async_trait]
 impl RouteRows for StoreRoutes {
     async fn all_gateway_routes(&self) -> Result<Vec<GatewayRouteRow>, String> {
-        // LEAD (merge), once the store has `GatewayStore`:
-        // self.0.all_gateway_routes().await.map_err(|e| format!("reading gateway_routes: {e}"))
-        //     .map(|rows| rows.into_iter().map(|r| GatewayRouteRow { id: r.id.to_string(),
-        //         org_id: r.org_id, name: r.name, spec: r.spec, updated_at: r.updated_at }).collect())
-        Err("this build's store has no gateway_routes table yet: start the gateway with --config <routes.toml>".into())
+        let rows = self
+            .0
+            .all_gateway_routes()
+            .await
+            .map_err(|e| format!("cannot read the stored gateway routes: {e}"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| GatewayRouteRow {
+                id: r.id.to_string(),
+                org_id: r.org_id,
+                name: r.name,
+                spec: r.spec,
+                updated_at: r.updated_at,
+            })
+            .collect())
     }
 }
 
