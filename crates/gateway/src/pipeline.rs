@@ -390,7 +390,7 @@ fn request_facts(
     parts: &http::request::Parts,
     body: Option<&[u8]>,
 ) -> RequestFacts {
-    let headers = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .map(|(name, value)| {
@@ -403,6 +403,12 @@ fn request_facts(
             (name, value)
         })
         .collect();
+    // HTTP/2 carries the host as `:authority`; policies read it as `host` either way.
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+    {
+        headers.push(("host".to_owned(), authority.as_str().to_owned()));
+    }
     let query = parts
         .uri
         .query()

@@ -398,3 +398,56 @@ async fn a_slow_upstream_is_504_within_the_timeout() {
     );
     assert!(event.data.get("upstream_status").is_none());
 }
+
+/// Keeps the facts it was asked about.
+struct Recording(std::sync::Mutex<Option<RequestFacts>>);
+
+impl PolicyPhase for Recording {
+    fn reads_body(&self) -> bool {
+        true
+    }
+    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision {
+        *self.0.lock().unwrap() = Some(request.clone());
+        AllowAll.decide(principal, request, no_match)
+    }
+}
+
+#[tokio::test]
+async fn the_policy_sees_the_request_but_never_a_credentials_value() {
+    let (addr, _) = echo_upstream().await;
+    let policy = Arc::new(Recording(std::sync::Mutex::new(None)));
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, policy.clone())]);
+    // An HTTP/2 request: absolute URI, no Host header.
+    let request = Request::builder()
+        .method("POST")
+        .uri("https://gateway.test:8444/openai/chat?model=a%20b&x=1")
+        .header("authorization", "Bearer good")
+        .header("x-api-key", "caller-secret")
+        .header("X-Custom", "v")
+        .body(Full::new(Bytes::from_static(br#"{"model":"gpt-4o"}"#)))
+        .unwrap();
+    let (status, _, _) = exchange(&gw, &mut rx, request).await;
+    assert_eq!(status, StatusCode::OK);
+    let facts = policy.0.lock().unwrap().clone().unwrap();
+    assert_eq!(facts.route, "openai");
+    assert_eq!(facts.method, "POST");
+    // The path as received, before the prefix is stripped; the query decoded.
+    assert_eq!(facts.path, "/openai/chat");
+    assert_eq!(
+        facts.query,
+        vec![("model".into(), "a b".into()), ("x".into(), "1".into())]
+    );
+    let header = |name: &str| {
+        facts
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-custom").as_deref(), Some("v"));
+    assert_eq!(header("host").as_deref(), Some("gateway.test:8444"));
+    // Named, never valued.
+    assert_eq!(header("authorization").as_deref(), Some(""));
+    assert_eq!(header("x-api-key").as_deref(), Some(""));
+    assert_eq!(facts.body.unwrap().json["model"], "gpt-4o");
+}
