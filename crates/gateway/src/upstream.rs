@@ -4,7 +4,7 @@
 //! timeout until response headers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName};
@@ -216,6 +216,9 @@ impl Upstream {
         remove_hop_by_hop(request.headers_mut());
         // The client writes `Host` (HTTP/1.1) or `:authority` (h2) from the URI.
         request.headers_mut().remove(header::HOST);
+        // The caller's `Expect: 100-continue` was answered by the listener when the body was
+        // read; the upstream gets the body without waiting for a 100 of its own.
+        request.headers_mut().remove(header::EXPECT);
         // The client picks HTTP/1.1 or h2 by ALPN; a caller's h2 must not force it.
         *request.version_mut() = Version::HTTP_11;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
@@ -301,9 +304,6 @@ pub fn show_duration(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     }
 }
-
-/// Shared by every route: the clients' cache.
-pub type SharedClients = Arc<UpstreamClients>;
 
 #[cfg(test)]
 mod tests {
