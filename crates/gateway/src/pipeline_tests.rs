@@ -72,6 +72,7 @@ impl IdentityPhase for TokenIdentity {
         &self,
         headers: &HeaderMap,
         _: &[Accept],
+        _: Option<OrgId>,
         _: i64,
     ) -> Result<Principal, IdentityError> {
         match headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -450,4 +451,29 @@ async fn the_policy_sees_the_request_but_never_a_credentials_value() {
     assert_eq!(header("authorization").as_deref(), Some(""));
     assert_eq!(header("x-api-key").as_deref(), Some(""));
     assert_eq!(facts.body.unwrap().json["model"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn a_caller_of_another_organization_is_refused_whatever_the_policy() {
+    let (addr, hits) = echo_upstream().await;
+    let mut other = route_to(addr, Arc::new(AllowAll));
+    other.org = Some("00000000-0000-4000-8000-000000000002".parse().unwrap());
+    let mut own = route_to(addr, Arc::new(AllowAll));
+    own.name = "own".into();
+    own.path_prefix = Some("/own".into());
+    own.org = Some("00000000-0000-4000-8000-000000000001".parse().unwrap());
+    let (gw, mut rx) = test_gateway(vec![other, own]);
+    let (status, body, event) =
+        exchange(&gw, &mut rx, request("GET", "/openai/x", Some("good"), "")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "forbidden");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // The event belongs to the route's organization and names the caller.
+    assert_eq!(
+        event.org.map(|o| o.to_string()).as_deref(),
+        Some("00000000-0000-4000-8000-000000000002")
+    );
+    assert_eq!(event.actor, "automation:bot");
+    let (status, _, _) = exchange(&gw, &mut rx, request("GET", "/own/x", Some("good"), "")).await;
+    assert_eq!(status, StatusCode::OK);
 }
