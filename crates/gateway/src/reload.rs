@@ -209,9 +209,15 @@ pub async fn watch_file(
     }
 }
 
-/// What tells stored routes changed: each route's id and last update.
-pub fn stamp(rows: &[GatewayRouteRow]) -> Vec<(String, i64)> {
-    let mut stamp: Vec<(String, i64)> = rows.iter().map(|r| (r.id.clone(), r.updated_at)).collect();
+/// What tells stored routes changed: each route's id, last update and spec (two updates within
+/// one second of `updated_at` still differ by their spec).
+pub type Stamp = Vec<(String, i64, String)>;
+
+pub fn stamp(rows: &[GatewayRouteRow]) -> Stamp {
+    let mut stamp: Stamp = rows
+        .iter()
+        .map(|r| (r.id.clone(), r.updated_at, r.spec.to_string()))
+        .collect();
     stamp.sort();
     stamp
 }
@@ -221,7 +227,7 @@ pub fn stamp(rows: &[GatewayRouteRow]) -> Vec<(String, i64)> {
 pub async fn watch_rows(
     reloader: Arc<Reloader>,
     rows: Arc<dyn RouteRows>,
-    mut seen: Option<Vec<(String, i64)>>,
+    mut seen: Option<Stamp>,
 ) {
     let mut tick = tokio::time::interval(DB_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -234,11 +240,7 @@ pub async fn watch_rows(
                 continue;
             }
         };
-        let mut stamp: Vec<(String, i64)> = current
-            .iter()
-            .map(|r| (r.id.clone(), r.updated_at))
-            .collect();
-        stamp.sort();
+        let stamp = stamp(&current);
         if seen.as_ref() == Some(&stamp) {
             continue;
         }
