@@ -21,7 +21,7 @@ use crate::cloudsim_env::Sim;
 use crate::common::{self, Server};
 use crate::run::configure;
 
-const TOKEN_ENV: &str = "CREW_AUTOMATION_TOKEN";
+pub const TOKEN_ENV: &str = "CREW_AUTOMATION_TOKEN";
 const CALLER_SECRET: &str = "caller-own-credential-must-not-pass";
 
 /// Headers one request to the recording upstream carried (names lowercased).
