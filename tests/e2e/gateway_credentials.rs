@@ -459,7 +459,7 @@ async fn every_credential_kind_reaches_an_upstream_that_checks_it_and_the_caller
 }
 
 #[tokio::test]
-async fn a_wrong_automation_or_a_missing_identity_is_a_named_error_without_the_token() {
+async fn a_wrong_automation_or_a_refusing_cloud_is_a_named_error_with_the_fix() {
     let (server, sim, injector, _dir) = setup().await;
     let other = CredentialSpec::Gcp {
         automation: "someone-else".into(),
@@ -491,6 +491,7 @@ async fn a_wrong_automation_or_a_missing_identity_is_a_named_error_without_the_t
         "{err}"
     );
     assert!(err.contains("fix:"), "{err}");
+    assert_eq!(err.matches("GCP STS token exchange").count(), 1, "{err}");
     assert!(started.elapsed() < Duration::from_secs(40));
     drop(server);
 }
