@@ -417,6 +417,23 @@ async fn every_credential_kind_reaches_an_upstream_that_checks_it_and_the_caller
         "{answer}"
     );
     assert!(!access_key_of(&headers).is_empty());
+    // A real Bedrock model id has a colon, which SDKs send percent-encoded: signed as AWS
+    // wants it (the path encoded once more), the verifier accepts it.
+    let claude = bedrock_url(&sim).replace(
+        "amazon.titan-text-express-v1",
+        "anthropic.claude-3-haiku-20240307-v1%3A0",
+    );
+    let (status, answer, _) = through(
+        &injector,
+        &http,
+        "bedrock",
+        &aws_spec(),
+        caller_request("POST", &claude),
+        TITAN_BODY,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model"], "anthropic.claude-3-haiku-20240307-v1:0");
     // The signature covers the body: the same headers with another body are refused.
     let mut parts = caller_request("POST", &bedrock_url(&sim));
     strip_caller_credentials(&mut parts.headers);
