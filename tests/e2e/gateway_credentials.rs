@@ -21,7 +21,7 @@ use crate::cloudsim_env::Sim;
 use crate::common::{self, Server};
 use crate::run::configure;
 
-const TOKEN_ENV: &str = "CREW_AUTOMATION_TOKEN";
+pub const TOKEN_ENV: &str = "CREW_AUTOMATION_TOKEN";
 const CALLER_SECRET: &str = "caller-own-credential-must-not-pass";
 
 /// Headers one request to the recording upstream carried (names lowercased).
@@ -417,6 +417,23 @@ async fn every_credential_kind_reaches_an_upstream_that_checks_it_and_the_caller
         "{answer}"
     );
     assert!(!access_key_of(&headers).is_empty());
+    // A real Bedrock model id has a colon, which SDKs send percent-encoded: signed as AWS
+    // wants it (the path encoded once more), the verifier accepts it.
+    let claude = bedrock_url(&sim).replace(
+        "amazon.titan-text-express-v1",
+        "anthropic.claude-3-haiku-20240307-v1%3A0",
+    );
+    let (status, answer, _) = through(
+        &injector,
+        &http,
+        "bedrock",
+        &aws_spec(),
+        caller_request("POST", &claude),
+        TITAN_BODY,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["model"], "anthropic.claude-3-haiku-20240307-v1:0");
     // The signature covers the body: the same headers with another body are refused.
     let mut parts = caller_request("POST", &bedrock_url(&sim));
     strip_caller_credentials(&mut parts.headers);
@@ -459,7 +476,7 @@ async fn every_credential_kind_reaches_an_upstream_that_checks_it_and_the_caller
 }
 
 #[tokio::test]
-async fn a_wrong_automation_or_a_missing_identity_is_a_named_error_without_the_token() {
+async fn a_wrong_automation_or_a_refusing_cloud_is_a_named_error_with_the_fix() {
     let (server, sim, injector, _dir) = setup().await;
     let other = CredentialSpec::Gcp {
         automation: "someone-else".into(),
@@ -491,6 +508,7 @@ async fn a_wrong_automation_or_a_missing_identity_is_a_named_error_without_the_t
         "{err}"
     );
     assert!(err.contains("fix:"), "{err}");
+    assert_eq!(err.matches("GCP STS token exchange").count(), 1, "{err}");
     assert!(started.elapsed() < Duration::from_secs(40));
     drop(server);
 }
