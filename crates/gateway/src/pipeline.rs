@@ -12,97 +12,19 @@ use http::{HeaderMap, Request, Response};
 use hyper::body::Body;
 use keyward_core::OrgId;
 use keyward_policy::{
-    Accept, BodyFacts, CredentialSpec, Decision, Effect, NoMatch, Policies, Principal, RequestFacts,
+    Accept, BodyFacts, CredentialSpec, Decision, Effect, NoMatch, Principal, RequestFacts,
 };
 use keyward_server::clock::Clock;
 use serde_json::json;
 
 use crate::audit::{AuditSender, GatewayEvent};
 use crate::body::{BoxError, Counted, GatewayBody, ReadError, read_limited};
-use crate::credentials::{
-    CALLER_CREDENTIAL_HEADERS, CredentialError, Injector, strip_caller_credentials,
-};
+use crate::credentials::{CALLER_CREDENTIAL_HEADERS, CredentialError, strip_caller_credentials};
 use crate::error::GatewayError;
-use crate::identity::{IdentityError, Verifier};
+use crate::identity::IdentityError;
+use crate::phases::{CredentialPhase, IdentityPhase};
 use crate::table::{RouteEntry, RouteTable, request_host};
 use crate::upstream::{UpstreamError, remove_hop_by_hop};
-
-/// Who is calling (request side, first phase), for a route owned by `route_org` (a person acts
-/// in that organization; a caller of another one is refused).
-#[async_trait]
-pub trait IdentityPhase: Send + Sync {
-    async fn identify(
-        &self,
-        headers: &HeaderMap,
-        accept: &[Accept],
-        route_org: Option<OrgId>,
-        now: i64,
-    ) -> Result<Principal, IdentityError>;
-}
-
-#[async_trait]
-impl IdentityPhase for Verifier {
-    async fn identify(
-        &self,
-        headers: &HeaderMap,
-        accept: &[Accept],
-        route_org: Option<OrgId>,
-        now: i64,
-    ) -> Result<Principal, IdentityError> {
-        // LEAD (merge): the identity branch adds `verify_for`; call
-        // `self.verify_for(headers, accept, route_org, now)` so a person of several
-        // organizations acts in the route's. Until then the pipeline's own check below refuses
-        // a caller of another organization.
-        let _ = route_org;
-        self.verify(headers, accept, now).await
-    }
-}
-
-/// What a route's policy says about a request.
-pub trait PolicyPhase: Send + Sync {
-    fn reads_body(&self) -> bool;
-    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision;
-}
-
-impl PolicyPhase for Policies {
-    fn reads_body(&self) -> bool {
-        Policies::reads_body(self)
-    }
-
-    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision {
-        Policies::decide(self, principal, request, no_match)
-    }
-}
-
-/// The upstream credential (request side, after the decision).
-#[async_trait]
-pub trait CredentialPhase: Send + Sync {
-    fn needs_body(&self, spec: &CredentialSpec) -> bool;
-    async fn apply(
-        &self,
-        route: &str,
-        spec: &CredentialSpec,
-        request: &mut http::request::Parts,
-        body: Option<&[u8]>,
-    ) -> Result<(), CredentialError>;
-}
-
-#[async_trait]
-impl CredentialPhase for Injector {
-    fn needs_body(&self, spec: &CredentialSpec) -> bool {
-        Injector::needs_body(spec)
-    }
-
-    async fn apply(
-        &self,
-        route: &str,
-        spec: &CredentialSpec,
-        request: &mut http::request::Parts,
-        body: Option<&[u8]>,
-    ) -> Result<(), CredentialError> {
-        Injector::apply(self, route, spec, request, body).await
-    }
-}
 
 /// Everything the data path shares between requests.
 pub struct Gateway {
@@ -135,19 +57,33 @@ impl Gateway {
         let started = Instant::now();
         // The snapshot is taken once: a reload during this request does not change its route.
         let snapshot = self.table.load();
+        // One form of the path for matching, policy and upstream: what the policy decides on is
+        // what the upstream serves (`/openai/../admin` is `/admin`, which no `/openai` route
+        // matches). An encoded slash or backslash would be a separator to some upstreams and not
+        // to us; it is refused rather than guessed at.
+        let raw_path = request.uri().path();
+        let refused_path = has_encoded_separator(raw_path);
+        let path = keyward_policy::normalize_path(raw_path);
         let mut outcome = Outcome {
             route: None,
             method: request.method().as_str().to_owned(),
-            path: request.uri().path().to_owned(),
+            path,
             principal: None,
             decision: None,
             upstream_status: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
         };
-        let response = match snapshot
-            .find(&request_host(&request), request.uri().path())
-            .cloned()
-        {
+        let found = if refused_path {
+            None
+        } else {
+            snapshot
+                .find(&request_host(&request), &outcome.path)
+                .cloned()
+        };
+        let response = match found {
+            None if refused_path => Err(GatewayError::BadRequest(
+                "the path contains an encoded '/' or '\\' (%2F, %5C) or a '\\'; send the path with plain '/' separators".into(),
+            )),
             None => Err(GatewayError::NoRoute {
                 host: request_host(&request),
                 path: outcome.path.clone(),
@@ -232,7 +168,7 @@ impl Gateway {
 
         // 3. Policy: forbid beats permit, no match follows the route's `no_match`; every
         //    decision keeps the ids of the policies that took it (audit and 403 body).
-        let facts = request_facts(route, &parts, buffered.as_deref());
+        let facts = request_facts(route, &parts, &outcome.path, buffered.as_deref());
         let decision = route.policy.decide(&principal, &facts, route.no_match);
         outcome.decision = Some(decision.clone());
         if decision.effect == Effect::Deny {
@@ -397,6 +333,7 @@ fn deny_message(route: &RouteEntry, decision: &Decision) -> String {
 fn request_facts(
     route: &RouteEntry,
     parts: &http::request::Parts,
+    path: &str,
     body: Option<&[u8]>,
 ) -> RequestFacts {
     let mut headers: Vec<(String, String)> = parts
@@ -430,11 +367,17 @@ fn request_facts(
     RequestFacts {
         route: route.name.clone(),
         method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
+        path: path.to_owned(),
         query,
         headers,
         body: body.and_then(BodyFacts::from_json_bytes),
     }
+}
+
+/// Whether `path` carries a separator in a form upstreams disagree on.
+fn has_encoded_separator(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2f") || lower.contains("%5c") || path.contains('\\')
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::audit::{AuditReceiver, channel};
+use crate::phases::PolicyPhase;
 use crate::table::tests::entry;
 use crate::table::{RouteEntry, Snapshot};
 use crate::upstream::{Upstream, UpstreamClients};
@@ -476,4 +477,38 @@ async fn a_caller_of_another_organization_is_refused_whatever_the_policy() {
     assert_eq!(event.actor, "automation:bot");
     let (status, _, _) = exchange(&gw, &mut rx, request("GET", "/own/x", Some("good"), "")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// Attack: a path that leaves the route's prefix after normalization, or hides a separator in an
+/// escape, must not reach the route's upstream outside its base path.
+#[tokio::test]
+async fn a_path_is_matched_and_forwarded_in_its_normalized_form() {
+    let (addr, hits) = echo_upstream().await;
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, Arc::new(AllowAll))]);
+    // `/openai/../admin` is `/admin`: no route, the upstream never sees it.
+    let (status, body, _) = exchange(
+        &gw,
+        &mut rx,
+        request("GET", "/openai/../admin", Some("good"), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // An encoded slash is refused rather than interpreted one way here and another upstream.
+    for path in ["/openai/..%2Fadmin", "/openai/x%5c..%5cadmin"] {
+        let (status, body, _) =
+            exchange(&gw, &mut rx, request("GET", path, Some("good"), "")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // Dots and escaped letters inside the route reach the upstream resolved.
+    let (status, echo, event) = exchange(
+        &gw,
+        &mut rx,
+        request("GET", "/openai/a/./b/../%63hat", Some("good"), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["path"], "/v1/a/chat");
+    assert_eq!(event.data["path"], "/openai/a/chat");
 }

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use keyward_core::OrgId;
 use keyward_policy::{Accept, CredentialSpec, NoMatch, Route};
 
-use crate::pipeline::PolicyPhase;
+use crate::phases::PolicyPhase;
 use crate::upstream::{Upstream, UpstreamClients};
 
 /// One route as the data path uses it.
