@@ -6,20 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use hyper::body::Body;
-use keyward_core::OrgId;
-use keyward_policy::{
-    Accept, BodyFacts, CredentialSpec, Decision, Effect, NoMatch, Principal, RequestFacts,
-};
+use keyward_policy::{BodyFacts, Decision, Effect, Principal, RequestFacts};
 use keyward_server::clock::Clock;
 use serde_json::json;
 
 use crate::audit::{AuditSender, GatewayEvent};
 use crate::body::{BoxError, Counted, GatewayBody, ReadError, read_limited};
-use crate::credentials::{CALLER_CREDENTIAL_HEADERS, CredentialError, strip_caller_credentials};
+use crate::credentials::{CALLER_CREDENTIAL_HEADERS, strip_caller_credentials};
 use crate::error::GatewayError;
 use crate::identity::IdentityError;
 use crate::phases::{CredentialPhase, IdentityPhase};

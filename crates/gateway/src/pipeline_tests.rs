@@ -13,8 +13,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_policy::PrincipalKind;
 use serde_json::Value;
 
+use async_trait::async_trait;
+use http::HeaderMap;
+use keyward_core::OrgId;
+use keyward_policy::{Accept, CredentialSpec, NoMatch};
+
 use super::*;
 use crate::audit::{AuditReceiver, channel};
+use crate::credentials::CredentialError;
 use crate::phases::PolicyPhase;
 use crate::table::tests::entry;
 use crate::table::{RouteEntry, Snapshot};
