@@ -489,6 +489,16 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
         let role = api
             .owner(Method::GET, "/api/v1/roles/reader", None, 200)
             .await;
+        let gateway_route = api
+            .owner(
+                Method::POST,
+                "/api/v1/gateway/routes",
+                Some(json!({"name": "openai", "path_prefix": "/openai",
+                            "upstream": "https://api.openai.com/v1",
+                            "policy": "permit(principal, action, resource);"})),
+                201,
+            )
+            .await;
         // Another person's personal token, and an organization the owner is not in.
         let member_tokens = api
             .call(
@@ -538,6 +548,8 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 s(&llm)
             } else if path.starts_with("/api/v1/roles/") {
                 s(&role)
+            } else if path.starts_with("/api/v1/gateway/routes/") {
+                s(&gateway_route)
             } else if path.starts_with("/api/v1/tokens/") {
                 s(&member_tokens[0])
             } else {
