@@ -29,6 +29,7 @@ mod gateway_credentials_refresh;
 mod gateway_identity;
 mod gateway_proxy;
 mod gateway_routes_api;
+mod gateway_tenancy;
 mod invitation_takeover;
 mod issuer;
 mod moto;

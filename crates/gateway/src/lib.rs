@@ -163,7 +163,10 @@ pub async fn run(
     );
 
     let identity = Arc::new(Verifier::new(settings.identity.clone(), store.clone()).await?);
-    let injector = Arc::new(Injector::new(settings.credentials.clone())?);
+    let injector = Arc::new(Injector::with_store(
+        settings.credentials.clone(),
+        store.clone(),
+    )?);
 
     let (audit, audit_rx) = audit::channel(audit::QUEUE);
     let writer = tokio::spawn(audit::write_batches(

@@ -59,8 +59,10 @@ impl PolicyPhase for Policies {
 #[async_trait]
 pub trait CredentialPhase: Send + Sync {
     fn needs_body(&self, spec: &CredentialSpec) -> bool;
+    /// Adds the credential of route `route` of organization `org`.
     async fn apply(
         &self,
+        org: Option<OrgId>,
         route: &str,
         spec: &CredentialSpec,
         request: &mut http::request::Parts,
@@ -76,11 +78,12 @@ impl CredentialPhase for Injector {
 
     async fn apply(
         &self,
+        org: Option<OrgId>,
         route: &str,
         spec: &CredentialSpec,
         request: &mut http::request::Parts,
         body: Option<&[u8]>,
     ) -> Result<(), CredentialError> {
-        Injector::apply(self, route, spec, request, body).await
+        Injector::apply_for(self, org, route, spec, request, body).await
     }
 }

@@ -189,6 +189,7 @@ impl Gateway {
         strip_caller_credentials(&mut parts.headers);
         self.credentials
             .apply(
+                route.org,
                 &route.name,
                 &route.credential,
                 &mut parts,

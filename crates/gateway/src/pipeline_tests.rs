@@ -110,6 +110,7 @@ impl CredentialPhase for HeaderCredential {
     }
     async fn apply(
         &self,
+        _: Option<OrgId>,
         route: &str,
         spec: &CredentialSpec,
         request: &mut http::request::Parts,

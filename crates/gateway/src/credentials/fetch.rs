@@ -10,9 +10,11 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderName, HeaderValue};
 use keyward_client::Client;
 use keyward_cloud::{Clouds, Deadline, aws};
+use keyward_core::OrgId;
 use keyward_core::api::v1::{KickoffIdentity, KickoffPlan, MintRequest};
 use keyward_policy::CredentialSpec;
 use keyward_runtime::{Platform, RuntimeError};
+use keyward_store::Store;
 
 use super::cache::Fresh;
 use super::{CredentialError, CredentialSettings};
@@ -103,6 +105,8 @@ pub struct Fetcher {
     env: EnvLookup,
     /// One platform client per automation token (by the token's variable name and value).
     platforms: Mutex<HashMap<(String, String), (Platform, Client)>>,
+    /// The platform's store, to check whose an automation token is (see `check_owner`).
+    pub(crate) store: Option<Arc<dyn Store>>,
 }
 
 impl Fetcher {
@@ -121,6 +125,7 @@ impl Fetcher {
             clouds,
             env,
             platforms: Mutex::default(),
+            store: None,
         })
     }
 
@@ -155,6 +160,38 @@ impl Fetcher {
             .token(&token);
         platforms.insert(key, (platform.clone(), client.clone()));
         Ok((platform, client))
+    }
+
+    /// The automation token belongs to the route's organization. Routes of several
+    /// organizations share one gateway process (stored routes); without this a route could name
+    /// the variable holding another organization's token and send its credential to its own
+    /// upstream.
+    async fn check_owner(
+        &self,
+        org: Option<OrgId>,
+        route: &str,
+        spec: &CredentialSpec,
+    ) -> Result<(), CredentialError> {
+        let (Some(org), Some(store)) = (org, self.store.as_ref()) else {
+            return Ok(());
+        };
+        let fail = |detail: String| failure(route, spec, "the automation token", detail);
+        let name = token_env(spec);
+        let token = (self.env)(name).unwrap_or_default();
+        let resolved = store
+            .resolve_token(&keyward_store::secret::hash_token(token.trim()))
+            .await
+            .map_err(|e| fail(format!("the token could not be looked up: {e}")))?;
+        match resolved.and_then(|r| r.automation) {
+            Some(automation) if automation.org_id == org => Ok(()),
+            Some(_) => Err(fail(format!(
+                "the token in {name} belongs to an automation of another organization than the route's; a route may only use its own organization's automations"
+            ))),
+            None => Err(fail(format!(
+                "the token in {name} is not an automation token Keyward knows (revoked, or a personal token); create one with POST /api/v1/automations/{}/tokens",
+                automation(spec)
+            ))),
+        }
     }
 
     /// The automation's kickoff plan, checked to be the route's automation's.
@@ -228,10 +265,12 @@ impl Fetcher {
     /// Fetches the route's credential.
     pub async fn fetch(
         &self,
+        org: Option<OrgId>,
         route: &str,
         spec: &CredentialSpec,
     ) -> Result<Fresh<Credential>, CredentialError> {
         let (platform, client) = self.platform(route, spec)?;
+        self.check_owner(org, route, spec).await?;
         let plan = self.kickoff(route, spec, &platform).await?;
         let deadline = Deadline::after(DEADLINE);
         // The cloud's error names its step (and the cause and fix) itself.

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use keyward_core::OrgId;
 use keyward_policy::CredentialSpec;
+use keyward_store::Store;
 
 use cache::Slot;
 use fetch::{Credential, EnvLookup, Fetcher};
@@ -66,7 +68,8 @@ struct RouteSlot {
 /// Every route's credentials, cached until shortly before they expire.
 pub struct Injector {
     fetcher: Arc<Fetcher>,
-    slots: Mutex<HashMap<String, RouteSlot>>,
+    /// By organization and route name: two organizations' routes of one name never share.
+    slots: Mutex<HashMap<(Option<OrgId>, String), RouteSlot>>,
 }
 
 impl Injector {
@@ -80,20 +83,46 @@ impl Injector {
         settings: CredentialSettings,
         env: EnvLookup,
     ) -> Result<Injector, CredentialError> {
+        Injector::with_env_and_store(settings, env, None)
+    }
+
+    /// [`Injector::new`] that checks, in the platform's store, that a route's automation token
+    /// is its organization's ([`Injector::apply_for`]); what `keyward gateway` runs.
+    pub fn with_store(
+        settings: CredentialSettings,
+        store: Arc<dyn Store>,
+    ) -> Result<Injector, CredentialError> {
+        let env: EnvLookup = Arc::new(|name: &str| std::env::var(name).ok());
+        Injector::with_env_and_store(settings, env, Some(store))
+    }
+
+    pub fn with_env_and_store(
+        settings: CredentialSettings,
+        env: EnvLookup,
+        store: Option<Arc<dyn Store>>,
+    ) -> Result<Injector, CredentialError> {
+        let mut fetcher = Fetcher::new(settings, env)?;
+        fetcher.store = store;
         Ok(Injector {
-            fetcher: Arc::new(Fetcher::new(settings, env)?),
+            fetcher: Arc::new(fetcher),
             slots: Mutex::default(),
         })
     }
 
-    fn slot(&self, route: &str, spec: &CredentialSpec) -> Arc<Slot<Credential>> {
+    fn slot(
+        &self,
+        org: Option<OrgId>,
+        route: &str,
+        spec: &CredentialSpec,
+    ) -> Arc<Slot<Credential>> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        match slots.get(route) {
+        let key = (org, route.to_owned());
+        match slots.get(&key) {
             Some(found) if found.spec == *spec => found.slot.clone(),
             _ => {
                 let slot = Arc::new(Slot::default());
                 slots.insert(
-                    route.to_owned(),
+                    key,
                     RouteSlot {
                         spec: spec.clone(),
                         slot: slot.clone(),
@@ -114,6 +143,20 @@ impl Injector {
         request: &mut http::request::Parts,
         body: Option<&[u8]>,
     ) -> Result<(), CredentialError> {
+        self.apply_for(None, route, spec, request, body).await
+    }
+
+    /// [`Injector::apply`] for a route of organization `org`: the automation whose token the
+    /// route names must be that organization's (checked in the store when the injector has
+    /// one), so a route can never borrow another organization's credentials.
+    pub async fn apply_for(
+        &self,
+        org: Option<OrgId>,
+        route: &str,
+        spec: &CredentialSpec,
+        request: &mut http::request::Parts,
+        body: Option<&[u8]>,
+    ) -> Result<(), CredentialError> {
         if matches!(spec, CredentialSpec::None) {
             return Ok(());
         }
@@ -121,8 +164,8 @@ impl Injector {
         let (fetcher, owned_route, owned_spec) =
             (self.fetcher.clone(), route.to_owned(), spec.clone());
         let credential = self
-            .slot(route, spec)
-            .get(move || async move { fetcher.fetch(&owned_route, &owned_spec).await })
+            .slot(org, route, spec)
+            .get(move || async move { fetcher.fetch(org, &owned_route, &owned_spec).await })
             .await?;
         match (&*credential, spec) {
             (Credential::Header { name, value }, _) => {
