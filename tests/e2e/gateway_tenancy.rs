@@ -1,6 +1,7 @@
 //! Attacks across organizations on one gateway (stored routes of every organization share the
 //! process): a route of organization B naming the variable that holds organization A's
-//! automation token must not get A's credential, and a person acts in the route's organization.
+//! automation token must not get A's credential, nor take A's traffic with a route matching
+//! the same path; a person acts in the route's organization.
 
 use serde_json::{Value, json};
 
@@ -63,6 +64,15 @@ async fn gateway_route_cannot_borrow_another_organizations_automation_token() {
     store_route(&platform, &org_a, borrowing_route("a", &upstream.url())).await;
     // B's admin names the variable that holds A's token, and an upstream of their choosing.
     store_route(&platform, &org_b, borrowing_route("b", &upstream.url())).await;
+    // And a route of B's matching exactly what A's older route matches, to take its traffic.
+    let shadow = Upstream::start().await;
+    store_route(
+        &platform,
+        &org_b,
+        json!({"name": "shadow", "path_prefix": "/a", "upstream": shadow.url(),
+               "policy": "permit(principal, action, resource);"}),
+    )
+    .await;
 
     let mut gateway_options =
         GatewayOptions::new(&options, &platform, std::path::Path::new("unused"));
@@ -93,6 +103,15 @@ async fn gateway_route_cannot_borrow_another_organizations_automation_token() {
         seen.headers
     );
     let before = upstream.seen.lock().unwrap().len();
+    assert!(
+        shadow.seen.lock().unwrap().is_empty(),
+        "the newer duplicate route took A's traffic"
+    );
+    assert!(
+        gateway.stderr().contains("an older route already matches"),
+        "{}",
+        gateway.stderr()
+    );
 
     // B's route is refused before anything reaches its upstream.
     let answer = get("/b/x").await.unwrap();

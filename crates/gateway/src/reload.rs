@@ -116,11 +116,34 @@ impl Reloader {
     }
 
     /// Installs the stored routes; one that does not validate refuses the whole generation.
+    ///
+    /// Rows come oldest first. A route matching exactly what an older one matches (same host
+    /// and path prefix) is left out with an error in the log: organizations share the gateway,
+    /// and a newer route of one must not take another's traffic, nor stop every other change
+    /// from loading.
     pub fn install_rows(&self, rows: &[GatewayRouteRow]) -> Result<u64, String> {
-        let mut routes = Vec::with_capacity(rows.len());
+        let mut routes: Vec<(Route, Option<OrgId>)> = Vec::with_capacity(rows.len());
+        let mut taken: Vec<(Option<String>, Option<String>, String)> = Vec::new();
         for row in rows {
             let route = route_from_json(&row.spec)
                 .map_err(|e| format!("stored route {} ({}): {e}", row.name, row.id))?;
+            if let Some((_, _, first)) = taken
+                .iter()
+                .find(|(host, prefix, _)| *host == route.host && *prefix == route.path_prefix)
+            {
+                tracing::error!(
+                    route = %row.name,
+                    route_id = %row.id,
+                    older_route_id = %first,
+                    "stored gateway route left out: an older route already matches the same host and path prefix; change its path_prefix or host"
+                );
+                continue;
+            }
+            taken.push((
+                route.host.clone(),
+                route.path_prefix.clone(),
+                row.id.clone(),
+            ));
             routes.push((route, Some(row.org_id)));
         }
         self.install(routes)
