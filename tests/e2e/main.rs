@@ -22,6 +22,8 @@ mod edge_hardening;
 mod env_reserved;
 mod env_run;
 mod env_vars;
+mod gateway_common;
+mod gateway_proxy;
 mod invitation_takeover;
 mod issuer;
 mod moto;

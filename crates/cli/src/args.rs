@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    audit, automations, cloudsim, doctor, env, keys, llm, people, rbac, run, secrets, serve,
-    tokens, wi,
+    audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run, secrets,
+    serve, tokens, wi,
 };
 use crate::common_args::PeopleArgs;
 
@@ -29,6 +29,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Work with the audit log: verify the chain (on the database directly) or list events (over the API).
     Audit(audit::AuditArgs),
+    /// Run the gateway: an enforcing reverse proxy (identity, Cedar policy, credential injection,
+    /// streaming, audit) in front of LLM APIs, MCP servers and internal APIs.
+    Gateway(Box<gateway::GatewayArgs>),
     /// Run a local simulator of the GCP, Azure and AWS federation and secret endpoints.
     Cloudsim(Box<cloudsim::CloudsimArgs>),
     /// Run one kickoff: mint the automation's cloud identities, point the SDKs at them, and run

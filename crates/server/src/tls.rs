@@ -96,6 +96,17 @@ pub fn ensure_self_signed(
     hosts: &[String],
     now: i64,
 ) -> Result<TlsFiles, TlsError> {
+    ensure_self_signed_named(data_dir, "server", hosts, now)
+}
+
+/// [`ensure_self_signed`] for another listener of the installation (the gateway): the same local
+/// CA signs `<name>.pem`/`<name>.key`, so the server's own certificate is never rewritten.
+pub fn ensure_self_signed_named(
+    data_dir: &Path,
+    name: &str,
+    hosts: &[String],
+    now: i64,
+) -> Result<TlsFiles, TlsError> {
     let dir = data_dir.join("tls");
     fs::DirBuilder::new()
         .recursive(true)
@@ -103,8 +114,11 @@ pub fn ensure_self_signed(
         .create(&dir)
         .map_err(io(&dir))?;
     let (ca_pem, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-    let names_file = dir.join("server.names");
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let names_file = dir.join(format!("{name}.names"));
 
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     for host in hosts {
@@ -136,7 +150,7 @@ pub fn ensure_self_signed(
         let key_pair = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.clone())?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "Keyward server");
+        dn.push(DnType::CommonName, format!("Keyward {name}"));
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

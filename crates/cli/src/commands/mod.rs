@@ -6,6 +6,7 @@ pub mod automations;
 pub mod cloudsim;
 pub mod doctor;
 pub mod env;
+pub mod gateway;
 pub mod keys;
 pub mod llm;
 pub mod people;

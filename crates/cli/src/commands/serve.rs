@@ -175,7 +175,7 @@ fn print_banner(banner: &Banner) {
     let _ = out.flush();
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

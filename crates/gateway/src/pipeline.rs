@@ -1,0 +1,427 @@
+//! The data path: one ordered function ([`Gateway::handle`] → `forward`) that every request
+//! passes. The phases are traits so the order is tested with stand-ins and the real verifier,
+//! Cedar policies and credential injector are wired in `lib.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use hyper::body::Body;
+use keyward_policy::{
+    Accept, BodyFacts, CredentialSpec, Decision, Effect, NoMatch, Policies, Principal, RequestFacts,
+};
+use keyward_server::clock::Clock;
+use serde_json::json;
+
+use crate::audit::{AuditSender, GatewayEvent};
+use crate::body::{BoxError, Counted, GatewayBody, ReadError, read_limited};
+use crate::credentials::{
+    CALLER_CREDENTIAL_HEADERS, CredentialError, Injector, strip_caller_credentials,
+};
+use crate::error::GatewayError;
+use crate::identity::{IdentityError, Verifier};
+use crate::table::{RouteEntry, RouteTable, request_host};
+use crate::upstream::{UpstreamError, remove_hop_by_hop};
+
+/// Who is calling (request side, first phase).
+#[async_trait]
+pub trait IdentityPhase: Send + Sync {
+    async fn identify(
+        &self,
+        headers: &HeaderMap,
+        accept: &[Accept],
+        now: i64,
+    ) -> Result<Principal, IdentityError>;
+}
+
+#[async_trait]
+impl IdentityPhase for Verifier {
+    async fn identify(
+        &self,
+        headers: &HeaderMap,
+        accept: &[Accept],
+        now: i64,
+    ) -> Result<Principal, IdentityError> {
+        self.verify(headers, accept, now).await
+    }
+}
+
+/// What a route's policy says about a request.
+pub trait PolicyPhase: Send + Sync {
+    fn reads_body(&self) -> bool;
+    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision;
+}
+
+impl PolicyPhase for Policies {
+    fn reads_body(&self) -> bool {
+        Policies::reads_body(self)
+    }
+
+    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision {
+        Policies::decide(self, principal, request, no_match)
+    }
+}
+
+/// The upstream credential (request side, after the decision).
+#[async_trait]
+pub trait CredentialPhase: Send + Sync {
+    fn needs_body(&self, spec: &CredentialSpec) -> bool;
+    async fn apply(
+        &self,
+        route: &str,
+        spec: &CredentialSpec,
+        request: &mut http::request::Parts,
+        body: Option<&[u8]>,
+    ) -> Result<(), CredentialError>;
+}
+
+#[async_trait]
+impl CredentialPhase for Injector {
+    fn needs_body(&self, spec: &CredentialSpec) -> bool {
+        Injector::needs_body(spec)
+    }
+
+    async fn apply(
+        &self,
+        route: &str,
+        spec: &CredentialSpec,
+        request: &mut http::request::Parts,
+        body: Option<&[u8]>,
+    ) -> Result<(), CredentialError> {
+        Injector::apply(self, route, spec, request, body).await
+    }
+}
+
+/// Everything the data path shares between requests.
+pub struct Gateway {
+    pub table: Arc<RouteTable>,
+    pub identity: Arc<dyn IdentityPhase>,
+    pub credentials: Arc<dyn CredentialPhase>,
+    pub audit: AuditSender,
+    pub clock: Clock,
+}
+
+/// What one request's audit event and metrics say; filled in as the phases pass.
+struct Outcome {
+    route: Option<Arc<RouteEntry>>,
+    method: String,
+    path: String,
+    principal: Option<Principal>,
+    decision: Option<Decision>,
+    upstream_status: Option<u16>,
+    bytes_in: Arc<AtomicU64>,
+}
+
+impl Gateway {
+    /// Answers one request. Never fails: every refusal is a response with the JSON error body,
+    /// and every request ends in one audit event once its response body is done.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<GatewayBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError> + std::fmt::Display,
+    {
+        let started = Instant::now();
+        // The snapshot is taken once: a reload during this request does not change its route.
+        let snapshot = self.table.load();
+        let mut outcome = Outcome {
+            route: None,
+            method: request.method().as_str().to_owned(),
+            path: request.uri().path().to_owned(),
+            principal: None,
+            decision: None,
+            upstream_status: None,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+        };
+        let response = match snapshot
+            .find(&request_host(&request), request.uri().path())
+            .cloned()
+        {
+            None => Err(GatewayError::NoRoute {
+                host: request_host(&request),
+                path: outcome.path.clone(),
+            }),
+            Some(route) => {
+                outcome.route = Some(route.clone());
+                self.forward(&route, request, &mut outcome).await
+            }
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                if matches!(error, GatewayError::Unavailable(_)) {
+                    tracing::error!(error = %error, "a request could not be identified");
+                }
+                error.into_response()
+            }
+        };
+        self.finish(response, outcome, started)
+    }
+
+    /// The phases, in order. Each returns early with the refusal the caller gets.
+    async fn forward<B>(
+        &self,
+        route: &RouteEntry,
+        request: Request<B>,
+        outcome: &mut Outcome,
+    ) -> Result<Response<GatewayBody>, GatewayError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError> + std::fmt::Display,
+    {
+        let (mut parts, body) = request.into_parts();
+
+        // 1. Identity first: nothing about the request (body, policy, upstream) is looked at
+        //    for a caller we cannot name, and a 401 costs no upstream work.
+        let principal = self
+            .identity
+            .identify(&parts.headers, &route.accept, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                IdentityError::Unavailable(m) => GatewayError::Unavailable(format!(
+                    "the caller's token could not be checked right now: {m}"
+                )),
+                other => GatewayError::Unauthenticated(other.to_string()),
+            })?;
+        // A route belongs to one organization; a caller of another one is never let through,
+        // whatever the policy says (policies are written per organization).
+        if let Some(org) = route.org
+            && principal.org != org.to_string()
+        {
+            outcome.principal = Some(principal);
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "route {} belongs to another organization than the caller's",
+                    route.name
+                ),
+                policy_ids: Vec::new(),
+            });
+        }
+        outcome.principal = Some(principal.clone());
+
+        // 2. The body, only when the policy reads it or the credential signs it (AWS), and
+        //    only up to the inspection limit: everything else streams untouched. Before the
+        //    decision, because the decision may depend on it.
+        let needs_body =
+            route.policy.reads_body() || self.credentials.needs_body(&route.credential);
+        let (buffered, streamed): (Option<Bytes>, Option<Counted<B>>) = if needs_body {
+            let bytes = read_limited(body_counted(body, &outcome.bytes_in), route.inspect_limit)
+                .await
+                .map_err(|e| match e {
+                    ReadError::TooLarge => GatewayError::PayloadTooLarge {
+                        route: route.name.clone(),
+                        limit: route.inspect_limit,
+                    },
+                    ReadError::Failed(m) => GatewayError::BadRequest(m),
+                })?;
+            (Some(bytes), None)
+        } else {
+            (None, Some(body_counted(body, &outcome.bytes_in)))
+        };
+
+        // 3. Policy: forbid beats permit, no match follows the route's `no_match`; every
+        //    decision keeps the ids of the policies that took it (audit and 403 body).
+        let facts = request_facts(route, &parts, buffered.as_deref());
+        let decision = route.policy.decide(&principal, &facts, route.no_match);
+        outcome.decision = Some(decision.clone());
+        if decision.effect == Effect::Deny {
+            return Err(GatewayError::Forbidden {
+                message: deny_message(route, &decision),
+                policy_ids: decision.policy_ids,
+            });
+        }
+
+        // 4. Approval (next issue): a permit carrying `@approval("required")` will be held for
+        //    a human's approval here, after the decision and before any credential is fetched.
+        //    Until then it is refused, never let through.
+        if decision.approval_required {
+            return Err(GatewayError::ApprovalRequired {
+                policy_ids: decision.policy_ids,
+            });
+        }
+
+        // 5. Credentials: the caller's own are stripped (they are for the gateway, not the
+        //    upstream), then the route's is added. Last before sending, so a refused request
+        //    never costs a token exchange.
+        strip_caller_credentials(&mut parts.headers);
+        self.credentials
+            .apply(
+                &route.name,
+                &route.credential,
+                &mut parts,
+                buffered.as_deref(),
+            )
+            .await
+            .map_err(|e| GatewayError::CredentialUnavailable(e.to_string()))?;
+
+        // 6. Upstream: the path past the route prefix joined onto the upstream's, the query
+        //    kept; the body is the buffered one, or the caller's stream passed through.
+        parts.uri = route
+            .upstream
+            .uri_for(&route.forwarded_path(&outcome.path), parts.uri.query())
+            .map_err(GatewayError::BadGateway)?;
+        let body = match (buffered, streamed) {
+            (Some(bytes), _) => GatewayBody::full(bytes),
+            (None, Some(stream)) => GatewayBody::new(stream),
+            (None, None) => GatewayBody::empty(),
+        };
+        let upstream_response = route
+            .upstream
+            .send(Request::from_parts(parts, body), route.timeout)
+            .await
+            .map_err(|e| {
+                metrics::counter!(
+                    "keyward_gateway_upstream_errors_total",
+                    "route" => route.name.clone(),
+                    "kind" => e.kind()
+                )
+                .increment(1);
+                match e {
+                    UpstreamError::Timeout(m) => GatewayError::GatewayTimeout(m),
+                    UpstreamError::Connect(m) | UpstreamError::Failed(m) => {
+                        GatewayError::BadGateway(m)
+                    }
+                }
+            })?;
+        outcome.upstream_status = Some(upstream_response.status().as_u16());
+
+        // 7. Response (masking and recording, next issue, wrap this body here): streamed frame
+        //    by frame, never collected, so SSE events leave as they arrive.
+        let (mut response_parts, incoming) = upstream_response.into_parts();
+        remove_hop_by_hop(&mut response_parts.headers);
+        Ok(Response::from_parts(
+            response_parts,
+            GatewayBody::new(incoming),
+        ))
+    }
+
+    /// Counts the response body as it streams and, once it is done or abandoned, records the
+    /// request's metrics and audit event (8: off the hot path, batched by `audit`).
+    fn finish(
+        &self,
+        response: Response<GatewayBody>,
+        outcome: Outcome,
+        started: Instant,
+    ) -> Response<GatewayBody> {
+        let status = response.status().as_u16();
+        let route_name = outcome
+            .route
+            .as_ref()
+            .map_or_else(String::new, |r| r.name.clone());
+        let allowed = outcome
+            .decision
+            .as_ref()
+            .is_some_and(|d| d.effect == Effect::Allow && !d.approval_required);
+        let decision = if allowed { "allow" } else { "deny" };
+        metrics::histogram!("keyward_gateway_request_duration_seconds", "route" => route_name.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(
+            "keyward_gateway_requests_total",
+            "route" => route_name.clone(),
+            "decision" => decision,
+            "status" => status.to_string()
+        )
+        .increment(1);
+
+        let bytes_out = Arc::new(AtomicU64::new(0));
+        let counted = bytes_out.clone();
+        let audit = self.audit.clone();
+        let clock = self.clock.clone();
+        let (parts, body) = response.into_parts();
+        let body = Counted::new(body, counted).on_drop(move || {
+            let principal = outcome.principal.as_ref();
+            let mut data = json!({
+                "route": outcome.route.as_ref().map(|r| r.name.clone()),
+                "method": outcome.method,
+                "path": outcome.path,
+                "decision": decision,
+                "policy_ids": outcome.decision.as_ref().map(|d| d.policy_ids.clone()).unwrap_or_default(),
+                "status": status,
+                "bytes_in": outcome.bytes_in.load(Ordering::Relaxed),
+                "bytes_out": bytes_out.load(Ordering::Relaxed),
+                "duration_ms": started.elapsed().as_millis() as u64,
+                "principal_kind": principal.map(|p| p.kind.as_str()),
+            });
+            if let Some(code) = outcome.upstream_status {
+                data["upstream_status"] = json!(code);
+            }
+            if let Some(name) = principal.and_then(|p| p.automation.as_ref()) {
+                data["automation"] = json!(name);
+            }
+            if let Some(email) = principal.and_then(|p| p.email.as_ref()) {
+                data["email"] = json!(email);
+            }
+            audit.send(GatewayEvent {
+                at_ms: clock.now_ms(),
+                org: outcome.route.as_ref().and_then(|r| r.org),
+                actor: principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
+                data,
+            });
+        });
+        Response::from_parts(parts, GatewayBody::new(body))
+    }
+}
+
+fn body_counted<B>(body: B, count: &Arc<AtomicU64>) -> Counted<B> {
+    Counted::new(body, count.clone())
+}
+
+fn deny_message(route: &RouteEntry, decision: &Decision) -> String {
+    if decision.no_match || decision.policy_ids.is_empty() {
+        format!(
+            "no policy of route {} permits this request, and the route denies what no policy permits (no_match = \"deny\")",
+            route.name
+        )
+    } else {
+        format!(
+            "denied by policy {} of route {}",
+            decision.policy_ids.join(", "),
+            route.name
+        )
+    }
+}
+
+/// What the policy sees. Credential headers appear by name only: their values are the
+/// caller's secrets and never reach a policy.
+fn request_facts(
+    route: &RouteEntry,
+    parts: &http::request::Parts,
+    body: Option<&[u8]>,
+) -> RequestFacts {
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str().to_ascii_lowercase();
+            let value = if CALLER_CREDENTIAL_HEADERS.contains(&name.as_str()) {
+                String::new()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name, value)
+        })
+        .collect();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    RequestFacts {
+        route: route.name.clone(),
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query,
+        headers,
+        body: body.and_then(BodyFacts::from_json_bytes),
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+pub(crate) mod tests;
