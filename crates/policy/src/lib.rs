@@ -13,11 +13,14 @@ mod cedar;
 mod facts;
 mod route;
 
-pub use cedar::{APPROVAL_ANNOTATION, Decision, Effect, Policies, SCHEMA};
+pub use cedar::{
+    APPROVAL_ANNOTATION, APPROVAL_REQUIRED, Decision, Effect, ID_ANNOTATION, Policies, SCHEMA,
+    schema,
+};
 pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts};
 pub use route::{
-    Accept, CredentialSpec, NoMatch, PolicySource, RawRoute, RawRouteFile, Route, RouteFile,
-    parse_route_file, route_from_json,
+    Accept, CredentialSpec, NoMatch, PolicySource, Quantity, RawRoute, RawRouteFile, Route,
+    RouteFile, parse_duration, parse_route_file, parse_size, route_from_json,
 };
 
 /// Where in which source a problem is: `file:line:column`, 1-based, as editors jump to it.
@@ -43,4 +46,38 @@ pub struct ConfigError {
     /// The route's field the problem is in (`upstream`, `policies[1]`, …), for API answers.
     pub field: Option<String>,
     pub message: String,
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`, as a [`Location`]
+/// in `file`. An offset past the end points just after the last character.
+pub(crate) fn location_at(file: &str, text: &str, offset: usize) -> Location {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    Location {
+        file: file.to_owned(),
+        line,
+        column,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_one_based_lines_and_columns() {
+        let text = "ab\ncdé\nf";
+        assert_eq!(location_at("f", text, 0).to_string(), "f:1:1");
+        assert_eq!(location_at("f", text, 3).to_string(), "f:2:1");
+        // `é` is two bytes and one column.
+        assert_eq!(location_at("f", text, 7).to_string(), "f:2:4");
+        assert_eq!(location_at("f", text, 8).to_string(), "f:3:1");
+        assert_eq!(location_at("f", text, 99).to_string(), "f:3:2");
+    }
 }

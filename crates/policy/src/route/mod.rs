@@ -1,16 +1,24 @@
 //! A gateway route as written (TOML file, or JSON through `/api/v1/gateway/routes`) and as
 //! validated.
 //!
-//! SKELETON — the policy helper owns this file and replaces every `todo!()`; the types below are
-//! the contract the gateway and the server code against (add fields, do not rename).
+//! The types below are the contract the gateway and the server code against. Validation is in
+//! `validate.rs` (the same for files and stored routes), quantities (`5s`, `1MiB`) in
+//! `quantity.rs`, and the TOML positions errors point at in `spans.rs`.
+
+mod quantity;
+mod spans;
+mod validate;
+
+pub use quantity::{Quantity, parse_duration, parse_size};
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::ConfigError;
 use crate::cedar::Policies;
+pub use crate::cedar::{NoMatch, PolicySource};
+use crate::{ConfigError, Location};
 
 /// Which kinds of caller a route accepts (default: all three).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,15 +27,6 @@ pub enum Accept {
     Workload,
     Idp,
     Pat,
-}
-
-/// What happens when no policy matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoMatch {
-    #[default]
-    Deny,
-    Allow,
 }
 
 /// The credential the gateway adds for the upstream. Secrets and tokens are had through an
@@ -86,31 +85,46 @@ fn default_header() -> String {
 }
 
 /// One route as written. `deny_unknown_fields`: a misspelt key is an error, not a default.
+/// Serialized (the JSON `spec` of a stored route), absent fields are left out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Matches the `Host` (or `:authority`) without port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// Matches paths that start with it, on a segment boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
     /// Remove `path_prefix` before forwarding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// PEM file of an extra CA the upstream's certificate may chain to (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept: Option<Vec<Accept>>,
     /// Policy files, relative to the route file (files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<String>>,
     /// Inline Cedar policy text (files and stored routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_match: Option<NoMatch>,
     /// `1MiB`, `512KiB`, or a number of bytes.
-    pub inspect_limit: Option<toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect_limit: Option<Quantity>,
     /// `5s`, `2m`, or seconds.
-    pub connect_timeout: Option<toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Quantity>,
     /// Until the upstream's response headers.
-    pub timeout: Option<toml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
 }
 
@@ -121,14 +135,6 @@ pub struct RawRouteFile {
     pub organization: Option<String>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
-}
-
-/// A policy's text and the name errors and decisions use for it (file name, or
-/// `<route>/inline`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicySource {
-    pub name: String,
-    pub text: String,
 }
 
 /// A validated route.
@@ -165,12 +171,81 @@ pub fn parse_route_file(
     text: &str,
     read: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<RouteFile, ConfigError> {
-    let _ = (file_name, text, read);
-    todo!()
+    let raw: RawRouteFile = toml::from_str(text).map_err(|e| ConfigError {
+        location: e
+            .span()
+            .map(|span| crate::location_at(file_name, text, span.start)),
+        field: None,
+        message: format!("the route file is not valid: {}", e.message().trim_end()),
+    })?;
+    let spans = spans::FileSpans::parse(text);
+    let at = |offset: Option<usize>| offset.map(|o| crate::location_at(file_name, text, o));
+    if let Some(organization) = &raw.organization
+        && organization.trim().is_empty()
+    {
+        return Err(ConfigError {
+            location: at(spans.root_key("organization")),
+            field: Some("organization".into()),
+            message: "`organization` is empty; write the organization's name or uuid".into(),
+        });
+    }
+    if raw.routes.is_empty() {
+        return Err(ConfigError {
+            location: Some(Location {
+                file: file_name.to_owned(),
+                line: 1,
+                column: 1,
+            }),
+            field: None,
+            message: "the route file has no route; add a `[[route]]` table with at least `name`, \
+                      `path_prefix` or `host`, and `upstream`"
+                .into(),
+        });
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (index, raw_route) in raw.routes.iter().enumerate() {
+        let files = validate::Files::Readable { read };
+        let route = validate::validate(raw_route, &files).map_err(|mut e| {
+            if e.location.is_none() {
+                e.location = at(spans.route_field(index, e.field.as_deref()));
+            } else if let Some(location) = &mut e.location
+                && let Some(inline) = spans.inline_policy(index)
+                && location.file == validate::inline_source_name(raw_route)
+            {
+                // An inline policy's position, moved into the route file.
+                let start = crate::location_at(file_name, text, inline);
+                if location.line == 1 {
+                    location.column += start.column - 1;
+                }
+                location.line += start.line - 1;
+                location.file = file_name.to_owned();
+            }
+            e
+        })?;
+        validate::check_unique(&routes, &route).map_err(|mut e| {
+            e.location = at(spans.route_field(index, e.field.as_deref()));
+            e
+        })?;
+        routes.push(route);
+    }
+    Ok(RouteFile {
+        organization: raw.organization.map(|o| o.trim().to_owned()),
+        routes,
+    })
 }
 
 /// Validates a route stored through the API (JSON; inline policy only, no files).
 pub fn route_from_json(value: &serde_json::Value) -> Result<Route, ConfigError> {
-    let _ = value;
-    todo!()
+    let raw: RawRoute = serde_json::from_value(value.clone()).map_err(|e| {
+        let message = e.to_string();
+        ConfigError {
+            location: None,
+            field: validate::field_of_serde_message(&message),
+            message: format!("the route is not valid: {message}"),
+        }
+    })?;
+    validate::validate(&raw, &validate::Files::Refused)
 }
+
+#[cfg(test)]
+mod tests;
