@@ -17,7 +17,7 @@ use crate::sso_oidc::{
     Browser, Outcome, drive, keycloak_options, node_ready, start_idp, start_idp_on,
 };
 
-fn people_cli(home: &Path, trust: &Path) -> Command {
+pub fn people_cli(home: &Path, trust: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.env("KEYWARD_CONFIG_DIR", home)
         .env("HOME", home)
@@ -29,7 +29,12 @@ fn people_cli(home: &Path, trust: &Path) -> Command {
 }
 
 /// Runs `keyward login`, approves it in the IdP's pages as `person`; returns the access token.
-async fn device_login(home: &Path, trust: &Path, browser: &mut Browser, person: &str) -> String {
+pub async fn device_login(
+    home: &Path,
+    trust: &Path,
+    browser: &mut Browser,
+    person: &str,
+) -> String {
     let started = Instant::now();
     let mut login = people_cli(home, trust)
         .arg("login")

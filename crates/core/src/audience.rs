@@ -1,5 +1,6 @@
 //! The `aud` values Keyward mints workload tokens for. Only the three forms the clouds accept are
-//! valid; anything else would produce a token no cloud takes, so it is refused up front.
+//! valid, plus Keyward's own services (`keyward-gateway`, SPEC §9); anything else would produce a
+//! token nobody takes, so it is refused up front.
 
 use std::fmt;
 
@@ -11,6 +12,8 @@ pub const GCP_AUDIENCE_PREFIX: &str = "//iam.googleapis.com/";
 pub const AZURE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// The audience AWS STS `AssumeRoleWithWebIdentity` expects.
 pub const AWS_AUDIENCE: &str = "sts.amazonaws.com";
+/// Prefix of the audiences of Keyward's own services; the gateway's default is `keyward-gateway`.
+pub const KEYWARD_AUDIENCE_PREFIX: &str = "keyward-";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Audience {
@@ -18,6 +21,9 @@ pub enum Audience {
     Gcp(GcpProvider),
     Azure,
     Aws,
+    /// A Keyward service, `keyward-<name>` (`keyward-gateway`): lowercase letters, digits and
+    /// hyphens, at most 64 characters.
+    Keyward(String),
 }
 
 /// A parsed GCP workload identity provider resource name.
@@ -90,7 +96,7 @@ fn is_gcp_resource_id(id: &str) -> bool {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AudienceError {
     #[error(
-        "unsupported audience {value:?}: use '//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<id>' (GCP), '{AZURE_AUDIENCE}' (Azure) or '{AWS_AUDIENCE}' (AWS)"
+        "unsupported audience {value:?}: use '//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<id>' (GCP), '{AZURE_AUDIENCE}' (Azure), '{AWS_AUDIENCE}' (AWS) or 'keyward-gateway' (the Keyward gateway)"
     )]
     Unsupported { value: String },
     #[error(
@@ -120,6 +126,15 @@ impl Audience {
         if let Some(rest) = value.strip_prefix(GCP_AUDIENCE_PREFIX) {
             return GcpProvider::parse_resource_name(rest).map(Audience::Gcp);
         }
+        if let Some(name) = value.strip_prefix(KEYWARD_AUDIENCE_PREFIX)
+            && value.len() <= 64
+            && !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Ok(Audience::Keyward(value.to_owned()));
+        }
         Err(AudienceError::Unsupported {
             value: value.to_owned(),
         })
@@ -131,6 +146,7 @@ impl Audience {
             Audience::Gcp(_) => "gcp",
             Audience::Azure => "azure",
             Audience::Aws => "aws",
+            Audience::Keyward(_) => "keyward",
         }
     }
 }
@@ -141,6 +157,7 @@ impl fmt::Display for Audience {
             Audience::Gcp(p) => write!(f, "{GCP_AUDIENCE_PREFIX}{}", p.resource_name()),
             Audience::Azure => f.write_str(AZURE_AUDIENCE),
             Audience::Aws => f.write_str(AWS_AUDIENCE),
+            Audience::Keyward(name) => f.write_str(name),
         }
     }
 }
@@ -153,7 +170,7 @@ mod tests {
 
     #[test]
     fn the_three_cloud_forms_parse_and_print_back_unchanged() {
-        for value in [GCP, AZURE_AUDIENCE, AWS_AUDIENCE] {
+        for value in [GCP, AZURE_AUDIENCE, AWS_AUDIENCE, "keyward-gateway"] {
             let aud = Audience::parse(value).unwrap();
             assert_eq!(aud.to_string(), value);
         }
@@ -184,6 +201,9 @@ mod tests {
             "https://example.com",
             "api://azureadtokenexchange",
             "sts.amazonaws.com.evil",
+            "keyward-",
+            "keyward-Gateway",
+            "keyward-gateway/x",
             "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool1",
             "//iam.googleapis.com/projects/1/locations/us/workloadIdentityPools/pool1/providers/prov1",
             "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/P/providers/prov1",

@@ -3,15 +3,36 @@
 //! (issuer, audience, JWKS), and Keyward personal access tokens / device-login tokens (looked up
 //! once, then cached briefly).
 //!
-//! SKELETON — the identity helper owns this folder; the types and signatures below are the
-//! contract the pipeline codes against (add, do not rename).
+//! How a token is told apart: an opaque one is a personal access token; a JWT goes to the
+//! issuer it names — the organization IdP, or the platform (a workload token, or with `typ`
+//! `at+jwt` a device-login access token) — and is then verified with that issuer's keys only.
+//! Every refusal names the check that failed and never contains the token.
+
+mod idp;
+mod jwks;
+mod jwt;
+mod people;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_people;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use keyward_policy::{Accept, Principal};
+use keyward_client::Trust;
+use keyward_core::OrgId;
+use keyward_policy::{Accept, Principal, PrincipalKind};
 use keyward_store::Store;
 use url::Url;
+
+use idp::IdpVerifier;
+use jwks::{Locator, RemoteKeys};
+use people::{Person, PersonCache};
+
+pub use jwks::{MAX_AGE_SECS, MIN_REFETCH_SECS};
+pub use jwt::LEEWAY_SECS;
+pub use people::PERSON_TTL_SECS;
 
 /// Where tokens come from and what they must say.
 #[derive(Clone, Debug)]
@@ -54,27 +75,322 @@ pub enum IdentityError {
     Unavailable(String),
 }
 
+/// The audience of Keyward's own device-login access tokens.
+use keyward_server::config::provider::LOCAL_AUDIENCE;
+
 /// The verifiers, built once and shared by every request.
-pub struct Verifier {}
+pub struct Verifier {
+    settings: IdentitySettings,
+    store: Arc<dyn Store>,
+    /// The platform's keys: workload tokens and device-login access tokens.
+    platform: Option<RemoteKeys>,
+    idp: Option<IdpVerifier>,
+    people: PersonCache,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn discovery_url(base: &str) -> Result<Url, IdentityError> {
+    let text = format!(
+        "{}/.well-known/openid-configuration",
+        base.trim_end_matches('/')
+    );
+    Url::parse(&text).map_err(|e| {
+        IdentityError::Unavailable(format!(
+            "{base} cannot name a discovery document ({e}): give an absolute https:// URL"
+        ))
+    })
+}
+
+fn http(
+    ca: Option<&std::path::Path>,
+    trust: Trust,
+    base: &str,
+) -> Result<keyward_client::Client, IdentityError> {
+    keyward_client::http_client_trusting(ca, trust)
+        .and_then(|http| keyward_client::Client::with_http(http, base))
+        .map_err(|e| IdentityError::Unavailable(format!("the HTTP client for {base}: {e}")))
+}
+
+/// `https://<host>[:port][/path]` of a URL: the issuer of Keyward's own access tokens for a
+/// server reached at that URL.
+fn https_form(url: &str) -> String {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    format!("https://{}", rest.trim_end_matches('/'))
+}
+
+fn accept_name(a: Accept) -> &'static str {
+    match a {
+        Accept::Workload => "workload",
+        Accept::Idp => "idp",
+        Accept::Pat => "pat",
+    }
+}
+
+fn refused(check: impl Into<String>) -> IdentityError {
+    IdentityError::Refused {
+        check: check.into(),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let text = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
 
 impl Verifier {
     pub async fn new(
         settings: IdentitySettings,
         store: Arc<dyn Store>,
     ) -> Result<Verifier, IdentityError> {
-        let _ = (settings, store);
-        todo!()
+        let platform = match &settings.platform_url {
+            Some(url) => Some(RemoteKeys::new(
+                "the platform",
+                http(
+                    settings.platform_ca.as_deref(),
+                    Trust::Keyward,
+                    url.as_str(),
+                )?,
+                Locator::Discovery {
+                    url: discovery_url(url.as_str())?,
+                    expect_issuer: None,
+                },
+            )),
+            None => None,
+        };
+        let idp = match &settings.idp {
+            Some(idp) => {
+                let locator = match &idp.jwks_url {
+                    Some(url) => Locator::Jwks {
+                        url: url.clone(),
+                        issuer: idp.issuer.clone(),
+                    },
+                    None => Locator::Discovery {
+                        url: discovery_url(&idp.issuer)?,
+                        expect_issuer: Some(idp.issuer.clone()),
+                    },
+                };
+                let client = http(
+                    idp.ca_file.as_deref(),
+                    Trust::KeywardAndPlatform,
+                    &idp.issuer,
+                )?;
+                Some(IdpVerifier {
+                    settings: idp.clone(),
+                    keys: RemoteKeys::new("the identity provider", client, locator),
+                })
+            }
+            None => None,
+        };
+        Ok(Verifier {
+            settings,
+            store,
+            platform,
+            idp,
+            people: PersonCache::default(),
+        })
+    }
+
+    /// Fetches the key sets now (at startup), so the first request does not wait for them.
+    /// A failure is worth a log line, not a refusal to start: requests retry, rate-limited.
+    pub async fn warm_up(&self, now: i64) -> Result<(), IdentityError> {
+        if let Some(platform) = &self.platform {
+            platform.published(now).await?;
+        }
+        if let Some(idp) = &self.idp {
+            idp.keys.published(now).await?;
+        }
+        Ok(())
+    }
+
+    /// How many times the platform's and the identity provider's key sets were fetched
+    /// (for `/metrics`).
+    pub fn key_fetches(&self) -> (u64, u64) {
+        (
+            self.platform.as_ref().map_or(0, RemoteKeys::fetch_count),
+            self.idp.as_ref().map_or(0, |i| i.keys.fetch_count()),
+        )
     }
 
     /// Verifies the request's bearer token (`Authorization`) for a route accepting `accept`.
-    /// `now` is Unix seconds.
+    /// `now` is Unix seconds. A person who belongs to several organizations is refused here;
+    /// routes owned by an organization use [`Verifier::verify_for`].
     pub async fn verify(
         &self,
         headers: &http::HeaderMap,
         accept: &[Accept],
         now: i64,
     ) -> Result<Principal, IdentityError> {
-        let _ = (headers, accept, now);
-        todo!()
+        self.verify_for(headers, accept, None, now).await
     }
+
+    /// [`Verifier::verify`] for a route owned by `route_org`: a person must be a member of it
+    /// (their role there is the principal's role), and a workload token must belong to it.
+    pub async fn verify_for(
+        &self,
+        headers: &http::HeaderMap,
+        accept: &[Accept],
+        route_org: Option<OrgId>,
+        now: i64,
+    ) -> Result<Principal, IdentityError> {
+        let token = bearer(headers).ok_or(IdentityError::Missing)?;
+        if !jwt::looks_like_jwt(token) {
+            accepts(accept, Accept::Pat)?;
+            let person =
+                people::personal_token(self.store.as_ref(), &self.people, token, now).await?;
+            return person_principal(PrincipalKind::Pat, &person, route_org, None, Vec::new());
+        }
+        let parsed = jwt::parse(token)?;
+        let iss = parsed.issuer().unwrap_or("").to_owned();
+        if let Some(idp) = &self.idp
+            && iss == idp.settings.issuer
+        {
+            accepts(accept, Accept::Idp)?;
+            let found = idp
+                .verify(self.store.as_ref(), &self.people, &parsed, now)
+                .await?;
+            return person_principal(
+                PrincipalKind::Idp,
+                &found.person,
+                route_org,
+                found.email,
+                found.groups,
+            );
+        }
+        let Some(platform) = &self.platform else {
+            return Err(self.untrusted_issuer(&iss, None));
+        };
+        let published = platform.published(now).await?;
+        let access = parsed
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(keyward_jose::access::ACCESS_TOKEN_TYP));
+        let local_issuers = [
+            https_form(&published.issuer),
+            self.settings
+                .platform_url
+                .as_ref()
+                .map(|u| https_form(u.as_str()))
+                .unwrap_or_default(),
+        ];
+        if access && local_issuers.contains(&iss) {
+            // A device-login (`keyward login`) access token: a person, like a PAT.
+            accepts(accept, Accept::Pat)?;
+            let (published, _) = platform.key_for(parsed.kid.as_deref(), now).await?;
+            let claims = keyward_jose::verify_access(
+                token,
+                &published.jose,
+                &iss,
+                LOCAL_AUDIENCE,
+                now,
+                LEEWAY_SECS,
+            )
+            .map_err(|e| refused(e.to_string()))?;
+            let person =
+                people::access_token_person(self.store.as_ref(), &self.people, token, &claims, now)
+                    .await?;
+            return person_principal(PrincipalKind::Pat, &person, route_org, None, Vec::new());
+        }
+        if access || iss != published.issuer {
+            return Err(self.untrusted_issuer(&iss, Some(&published.issuer)));
+        }
+        accepts(accept, Accept::Workload)?;
+        let (published, key) = platform.key_for(parsed.kid.as_deref(), now).await?;
+        parsed.check_signature(&key, platform.who)?;
+        let claims = &parsed.claims;
+        jwt::check_claims(
+            claims,
+            &published.issuer,
+            &self.settings.workload_audience,
+            now,
+        )?;
+        let org = jwt::required(claims, "organization_id")?;
+        let org_id: OrgId = org
+            .parse()
+            .map_err(|_| refused("the token's organization_id is not an organization uuid"))?;
+        if let Some(route_org) = route_org
+            && route_org != org_id
+        {
+            return Err(refused(format!(
+                "the token belongs to organization {org_id}; this route belongs to organization {route_org}"
+            )));
+        }
+        Ok(Principal {
+            kind: PrincipalKind::Workload,
+            org: org_id.to_string(),
+            subject: jwt::required(claims, "sub")?.to_owned(),
+            email: None,
+            groups: Vec::new(),
+            role: None,
+            automation: Some(jwt::required(claims, "automation_name")?.to_owned()),
+        })
+    }
+
+    fn untrusted_issuer(&self, iss: &str, platform: Option<&str>) -> IdentityError {
+        let mut trusted = Vec::new();
+        if let Some(p) = platform {
+            trusted.push(format!("{p:?} (workload tokens)"));
+        }
+        if let Some(idp) = &self.idp {
+            trusted.push(format!("{:?} (identity provider)", idp.settings.issuer));
+        }
+        let trusted = if trusted.is_empty() {
+            "no JWT issuer (give --platform-url or the --idp-* settings)".to_owned()
+        } else {
+            trusted.join(", ")
+        };
+        refused(format!(
+            "the token's issuer is {iss:?}, this gateway accepts {trusted}"
+        ))
+    }
+}
+
+fn accepts(accept: &[Accept], kind: Accept) -> Result<(), IdentityError> {
+    if accept.contains(&kind) {
+        return Ok(());
+    }
+    let accepted = if accept.is_empty() {
+        "none".to_owned()
+    } else {
+        accept
+            .iter()
+            .map(|a| accept_name(*a))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(IdentityError::NotAccepted {
+        kind: accept_name(kind).to_owned(),
+        accepted,
+    })
+}
+
+fn person_principal(
+    kind: PrincipalKind,
+    person: &Person,
+    route_org: Option<OrgId>,
+    email: Option<String>,
+    groups: Vec<String>,
+) -> Result<Principal, IdentityError> {
+    let member = person.choose(route_org)?;
+    Ok(Principal {
+        kind,
+        org: member.org.to_string(),
+        subject: format!("user:{}", person.user),
+        email: Some(email.unwrap_or_else(|| person.email.clone())),
+        groups,
+        role: Some(member.role.clone()),
+        automation: None,
+    })
 }
