@@ -23,6 +23,7 @@ mod env_reserved;
 mod env_run;
 mod env_vars;
 mod gateway_common;
+mod gateway_credentials;
 mod gateway_identity;
 mod gateway_proxy;
 mod invitation_takeover;

@@ -36,6 +36,13 @@ struct NewKey {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TokenLifetime {
+    /// Seconds; `null` restores each cloud's own lifetime.
+    secs: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Clock {
     offset_secs: i64,
 }
@@ -111,9 +118,19 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
             }
             Err(r) => r,
         },
+        ("POST", "token-lifetime") => match parse::<TokenLifetime>(req) {
+            Ok(TokenLifetime { secs: Some(secs) }) if secs < 1 => {
+                bad("secs must be at least 1 (or null for the clouds' own lifetimes)")
+            }
+            Ok(body) => {
+                sim.lock().token_lifetime = body.secs;
+                json_response(StatusCode::OK, json!({"secs": body.secs}))
+            }
+            Err(r) => r,
+        },
         _ => json_response(
             StatusCode::NOT_FOUND,
-            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock|gcp/service-account-keys, DELETE gcp/service-account-keys/<id>, GET requests|faults|vaults, DELETE requests|faults", req.method)}),
+            json!({"error": "not_found", "message": format!("no admin endpoint {} /_cloudsim/{route}; try POST secrets|faults|clock|token-lifetime|gcp/service-account-keys, DELETE gcp/service-account-keys/<id>, GET requests|faults|vaults, DELETE requests|faults", req.method)}),
         ),
     }
 }

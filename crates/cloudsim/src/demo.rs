@@ -95,6 +95,11 @@ value = {azure_value}
 name = "db-credentials"
 value = {azure_json}
 
+[azure.openai]
+tenant = "{tenant}"
+deployments = ["gpt-4o"]
+role_assignments = [{{ principal = "{client}", role = "Cognitive Services OpenAI User" }}]
+
 [aws]
 account_id = "{AWS_ACCOUNT}"
 region = "{AWS_REGION}"
@@ -109,6 +114,7 @@ trust = {{ federated = "arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}", string
 policies = [
   {{ actions = ["secretsmanager:ListSecrets"], resources = ["*"] }},
   {{ actions = ["secretsmanager:GetSecretValue"], resources = ["arn:aws:secretsmanager:{AWS_REGION}:{AWS_ACCOUNT}:secret:*"] }},
+  {{ actions = ["bedrock:InvokeModel"], resources = ["arn:aws:bedrock:{AWS_REGION}::foundation-model/*"] }},
 ]
 
 [[aws.secrets]]

@@ -374,6 +374,12 @@ fn route(req: &Req) -> Option<&'static str> {
     if p.starts_with("/vaults/") {
         return Some("azure.keyvault");
     }
+    if p.starts_with("/openai/deployments/") {
+        return Some("azure.openai");
+    }
+    if p.starts_with("/model/") {
+        return Some("aws.bedrock");
+    }
     if p.ends_with("/oauth2/v2.0/token") {
         return Some("azure.token");
     }
@@ -465,6 +471,8 @@ async fn serve_request(sim: Arc<Sim>, vault: Option<&str>, request: Request<Body
         "azure.discovery" => azure::entra::discovery(&sim, &req),
         "aws.sts" => aws::sts::serve(&sim, &req).await,
         "aws.secretsmanager" => aws::secrets_manager::serve(&sim, &req).await,
+        "azure.openai" => azure::openai::serve(&sim, &req).await,
+        "aws.bedrock" => aws::bedrock::serve(&sim, &req).await,
         _ => json_response(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
     }
 }

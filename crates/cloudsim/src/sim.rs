@@ -91,6 +91,8 @@ pub const ENDPOINTS: &[&str] = &[
     "azure.keyvault",
     "aws.sts",
     "aws.secretsmanager",
+    "azure.openai",
+    "aws.bedrock",
 ];
 
 pub enum Injected {
@@ -115,6 +117,9 @@ pub struct Mutable {
     pub faults: Vec<Fault>,
     pub counts: BTreeMap<String, u64>,
     pub clock_offset: i64,
+    /// Set through `POST /_cloudsim/token-lifetime`: every access token, federated token and
+    /// session issued from then on lives at most this long (refresh tests).
+    pub token_lifetime: Option<i64>,
 }
 
 pub struct Sim {
@@ -258,6 +263,14 @@ impl Sim {
     /// Unix seconds as the simulated clouds see them (wall clock plus the admin offset).
     pub fn now(&self) -> i64 {
         crate::clock::wall_unix() + self.lock().clock_offset
+    }
+
+    /// A token's lifetime: `default`, shortened by the token-lifetime knob when set.
+    pub fn lifetime(&self, default: i64) -> i64 {
+        match self.lock().token_lifetime {
+            Some(max) => default.min(max),
+            None => default,
+        }
     }
 
     pub fn issue(&self, grant: Grant, prefix: &str) -> String {

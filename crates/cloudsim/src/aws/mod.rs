@@ -1,7 +1,8 @@
 //! AWS: STS `AssumeRoleWithWebIdentity`, `AssumeRole` and `GetCallerIdentity` (query protocol,
-//! XML answers) and Secrets Manager (JSON 1.1 protocol), with SigV4 checked on every signed call
+//! XML answers), Secrets Manager (JSON 1.1 protocol) and Bedrock `InvokeModel` (REST), with SigV4 checked on every signed call
 //! and IAM trust and identity policies evaluated as AWS does for these actions.
 
+pub mod bedrock;
 mod caller;
 mod policy;
 pub mod secrets_manager;

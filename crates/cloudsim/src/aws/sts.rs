@@ -128,7 +128,13 @@ async fn assume_role_with_web_identity(sim: &Sim, form: &[(String, String)]) -> 
         return denied();
     }
     let acct = aws.account_id.get_ref();
-    let credentials = start_session(sim, acct, role.name.get_ref(), session, now + duration);
+    let credentials = start_session(
+        sim,
+        acct,
+        role.name.get_ref(),
+        session,
+        now + sim.lifetime(duration),
+    );
     let sub = token.str_claim("sub").unwrap_or_default();
     sts_ok(
         "AssumeRoleWithWebIdentity",
@@ -261,7 +267,7 @@ fn assume_role(sim: &Sim, req: &Req, form: &[(String, String)]) -> Response {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let exp = sim.now() + duration;
+    let exp = sim.now() + sim.lifetime(duration);
     let credentials = start_session(sim, acct, role.name.get_ref(), session_name, exp);
     sts_ok("AssumeRole", &credentials)
 }

@@ -217,7 +217,7 @@ async fn token(sim: &Sim, req: &Req, tenant: &str) -> Response {
         Ok(now) => now,
         Err(r) => return r,
     };
-    access_token(sim, tenant, client_id, resource, now + ACCESS_TOKEN_SECS)
+    access_token(sim, tenant, client_id, resource, now)
 }
 
 /// The client assertion as Entra checks it: an RSA signature, a federated credential matching
@@ -331,13 +331,7 @@ fn client_secret_token(
         Ok(r) => r,
         Err(r) => return r,
     };
-    access_token(
-        sim,
-        tenant,
-        client_id,
-        resource,
-        sim.now() + ACCESS_TOKEN_SECS,
-    )
+    access_token(sim, tenant, client_id, resource, sim.now())
 }
 
 /// The resource a client-credentials scope asks for, if the tenant knows it; `unknown_hint`
@@ -374,7 +368,10 @@ fn requested_resource(
 }
 
 /// Issues the app's access token for the resource.
-fn access_token(sim: &Sim, tenant: &str, client_id: &str, resource: String, exp: i64) -> Response {
+/// Issued at `now`; it lives an hour unless the token-lifetime knob shortens it.
+fn access_token(sim: &Sim, tenant: &str, client_id: &str, resource: String, now: i64) -> Response {
+    let life = sim.lifetime(ACCESS_TOKEN_SECS);
+    let exp = now + life;
     let access = sim.issue(
         Grant::Entra {
             tenant: tenant.to_owned(),
@@ -386,7 +383,7 @@ fn access_token(sim: &Sim, tenant: &str, client_id: &str, resource: String, exp:
     );
     json_response(
         StatusCode::OK,
-        json!({"token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECS, "ext_expires_in": ACCESS_TOKEN_SECS, "access_token": access}),
+        json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": access}),
     )
 }
 

@@ -4,3 +4,4 @@
 
 pub mod entra;
 pub mod key_vault;
+pub mod openai;

@@ -93,7 +93,7 @@ async fn generate_access_token(sim: &Sim, req: &Req, email: &str) -> Response {
             }
         },
     };
-    let exp = sim.now() + lifetime;
+    let exp = sim.now() + sim.lifetime(lifetime);
     let token = sim.issue(
         Grant::GcpServiceAccount {
             email: email.to_owned(),

@@ -71,19 +71,20 @@ pub async fn token(sim: &Sim, req: &Req) -> Response {
         Ok(admitted) => admitted,
         Err(r) => return r,
     };
+    let life = sim.lifetime(ACCESS_TOKEN_SECS);
     let access = sim.issue(
         Grant::GcpFederated {
             project_number: gcp.project_number.get_ref().clone(),
             pool: provider.pool.get_ref().clone(),
             subject,
             attributes: mapped.attribute,
-            exp: sim.now() + ACCESS_TOKEN_SECS,
+            exp: sim.now() + life,
         },
         "ya29.d.sim-",
     );
     json_response(
         StatusCode::OK,
-        json!({"access_token": access, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECS}),
+        json!({"access_token": access, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer", "expires_in": life}),
     )
 }
 

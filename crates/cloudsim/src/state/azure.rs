@@ -14,6 +14,21 @@ pub struct AzureState {
     pub apps: Vec<AzureApp>,
     #[serde(default)]
     pub vaults: Vec<AzureVault>,
+    /// The Azure OpenAI resource behind `/openai/deployments/…` (one per simulated world).
+    #[serde(default)]
+    pub openai: Option<AzureOpenAi>,
+}
+
+/// An Azure OpenAI resource: its tenant, deployments, and who may call them (Azure RBAC on the
+/// data plane, as Azure OpenAI checks it for Entra tokens).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureOpenAi {
+    pub tenant: S<String>,
+    #[serde(default)]
+    pub deployments: Vec<S<String>>,
+    #[serde(default)]
+    pub role_assignments: Vec<RoleAssignment>,
 }
 
 #[derive(Debug, Deserialize)]
