@@ -57,7 +57,7 @@ async fn setup(backend: &Backend, upstream: &str, policy: &str) -> Setup {
         _dir: dir,
         routes_dir,
         options,
-        platform: platform,
+        platform,
         gateway,
     }
 }

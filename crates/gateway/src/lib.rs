@@ -127,12 +127,13 @@ pub async fn run(
         clients: Arc::new(UpstreamClients::default()),
     });
     let rows: Arc<dyn RouteRows> = Arc::new(StoreRoutes(store.clone()));
-    match &settings.config {
+    let stored = match &settings.config {
         Some(path) => {
             reloader
                 .reload_file(path, store.as_ref())
                 .await
                 .map_err(StartError::Config)?;
+            None
         }
         None => {
             let current = rows
@@ -142,8 +143,9 @@ pub async fn run(
             reloader
                 .install_rows(&current)
                 .map_err(StartError::Config)?;
+            Some(reload::stamp(&current))
         }
-    }
+    };
     reload::record(
         &Ok(1),
         settings.config.as_ref().map_or("database", |_| "file"),
