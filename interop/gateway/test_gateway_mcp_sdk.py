@@ -8,6 +8,7 @@ gateway's identity phase; no token is refused with 401 before anything reaches t
 
 import json
 import pathlib
+import ssl
 import tempfile
 
 import anyio
@@ -83,7 +84,7 @@ class Session:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return httpx.AsyncClient(
             headers=headers,
-            verify=self.gateway.ca_file,
+            verify=ssl.create_default_context(cafile=self.gateway.ca_file),
             timeout=httpx.Timeout(30, read=60),
             event_hooks={"response": [self._keep_errors]},
         )

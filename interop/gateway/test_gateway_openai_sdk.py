@@ -11,6 +11,7 @@ before the upstream sees it.
 
 import json
 import pathlib
+import ssl
 import tempfile
 import time
 
@@ -87,7 +88,7 @@ class Client:
         self.versions: list[str] = []
         self.http = httpx.Client(
             http2=http2,
-            verify=gateway.ca_file,
+            verify=ssl.create_default_context(cafile=gateway.ca_file),
             timeout=httpx.Timeout(30),
             event_hooks={"response": [lambda r: self.versions.append(r.http_version)]},
         )
