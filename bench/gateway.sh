@@ -10,7 +10,8 @@
 # connection (wrk -c1: each request's own time, no queueing); throughput with CONNECTIONS
 # connections. Then the time to the first SSE event of a streamed completion (bench/gateway/ttfb.py),
 # direct against through the gateway. Prints figures; it is not a pass/fail test.
-#   bash bench/gateway.sh      (DURATION=10 LAT_DURATION=10 CONNECTIONS=32 WRK_THREADS=2 TTFB_REQUESTS=300)
+#   bash bench/gateway.sh      (DURATION=10 LAT_DURATION=10 CONNECTIONS=32 WRK_THREADS=2 TTFB_REQUESTS=300;
+#                               KEYWARD_BIN=<binary> skips the release build, for checking the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +35,15 @@ for tool in curl openssl python3; do
     command -v "$tool" >/dev/null || { echo "bench/gateway.sh needs $tool" >&2; exit 1; }
 done
 
-echo "building keyward (release)…" >&2
-cargo build -q --release -p keyward --bin keyward
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/keyward
+if [ -n "${KEYWARD_BIN:-}" ]; then
+    # A quick check of the script itself with another build; figures come from the release build.
+    bin=$KEYWARD_BIN
+    echo "using $bin (not built here)" >&2
+else
+    echo "building keyward (release)…" >&2
+    cargo build -q --release -p keyward --bin keyward
+    bin=${CARGO_TARGET_DIR:-$PWD/target}/release/keyward
+fi
 
 work=$(mktemp -d)
 pids=()
