@@ -49,7 +49,8 @@ pub struct RequestFacts {
     pub route: String,
     /// Upper case, as sent (`GET`, `POST`, …).
     pub method: String,
-    /// The path as received, before any prefix is stripped, without the query.
+    /// The path as received, before any prefix is stripped, without the query. The policy sees
+    /// it through [`normalize_path`].
     pub path: String,
     /// Query parameters in order, percent-decoded.
     pub query: Vec<(String, String)>,
@@ -112,6 +113,76 @@ impl McpFacts {
     }
 }
 
+/// The path as a policy sees it: percent-encoded unreserved characters decoded (`%61` → `a`),
+/// other escapes upper-cased (`%2f` → `%2F`), `.` and `..` segments resolved and empty segments
+/// dropped (`/a//./b/../c` → `/a/c`), a trailing `/` kept. So `/%61dmin`, `/x/../admin` and
+/// `//admin` cannot slip past a policy about `/admin`; the gateway forwards this same form so
+/// the upstream serves what the policy decided on.
+pub fn normalize_path(path: &str) -> String {
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut normalized = String::with_capacity(decoded.len() + 1);
+    for segment in &segments {
+        normalized.push('/');
+        normalized.push_str(segment);
+    }
+    let ends_in_directory = decoded.ends_with('/')
+        || decoded.ends_with("/.")
+        || decoded.ends_with("/..")
+        || decoded == "."
+        || decoded == "..";
+    if normalized.is_empty() || ends_in_directory {
+        normalized.push('/');
+    }
+    normalized
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex_value),
+                bytes.get(i + 2).copied().and_then(hex_value),
+            )
+        {
+            let byte = hi * 16 + lo;
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+            i += 3;
+            continue;
+        }
+        // Copy one whole character (paths are ASCII on the wire, but be safe with UTF-8).
+        let width = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + width]);
+        i += width;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +195,22 @@ mod tests {
         assert_eq!(mcp.method, "tools/call");
         assert_eq!(mcp.tool.as_deref(), Some("delete_repo"));
         assert_eq!(mcp.arguments.unwrap()["repo"], "x");
+    }
+
+    #[test]
+    fn paths_are_normalized_before_a_policy_sees_them() {
+        assert_eq!(normalize_path("/openai/v1/chat"), "/openai/v1/chat");
+        assert_eq!(normalize_path("/%61dmin/x"), "/admin/x");
+        assert_eq!(normalize_path("/a//./b/../c"), "/a/c");
+        assert_eq!(normalize_path("/a/%2e%2e/admin"), "/admin");
+        assert_eq!(normalize_path("/../../etc"), "/etc");
+        assert_eq!(normalize_path("/a/b/"), "/a/b/");
+        assert_eq!(normalize_path("/a/b/.."), "/a/");
+        assert_eq!(normalize_path("/a%2fb"), "/a%2Fb");
+        assert_eq!(normalize_path("/100%"), "/100%");
+        assert_eq!(normalize_path("/é/%zz"), "/é/%zz");
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path("/"), "/");
     }
 
     #[test]

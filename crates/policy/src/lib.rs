@@ -17,7 +17,7 @@ pub use cedar::{
     APPROVAL_ANNOTATION, APPROVAL_REQUIRED, Decision, Effect, ID_ANNOTATION, Policies, SCHEMA,
     schema,
 };
-pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts};
+pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts, normalize_path};
 pub use route::{
     Accept, CredentialSpec, NoMatch, PolicySource, Quantity, RawRoute, RawRouteFile, Route,
     RouteFile, parse_duration, parse_route_file, parse_size, route_from_json,

@@ -18,7 +18,7 @@ use cedar_policy::{
 use serde_json::Value;
 
 use super::{Decision, Effect, NoMatch, Policies};
-use crate::facts::{BodyFacts, McpFacts, Principal, RequestFacts};
+use crate::facts::{BodyFacts, McpFacts, Principal, RequestFacts, normalize_path};
 
 /// The id of the per-request entities that hold tags (one of each per request).
 const REQUEST_ENTITY_ID: &str = "request";
@@ -228,14 +228,11 @@ fn cedar_request(
     ))?);
     entities.push(headers_entity(names, &request.headers)?);
     entities.push(query_entity(names, &request.query)?);
-    let segments = request
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(string);
+    let path = normalize_path(&request.path);
+    let segments = path.split('/').filter(|s| !s.is_empty()).map(string);
     let mut context = vec![
         ("method".to_owned(), string(&request.method)),
-        ("path".to_owned(), string(&request.path)),
+        ("path".to_owned(), string(&path)),
         (
             "segments".to_owned(),
             RestrictedExpression::new_set(segments),

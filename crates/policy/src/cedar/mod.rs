@@ -250,7 +250,19 @@ impl Policies {
             }
         }
         let result = validator.validate(&set, ValidationMode::Strict);
-        if let Some(error) = result.validation_errors().next() {
+        // The first error in reading order (sources in order, then position), whatever order
+        // the validator found them in, so the same file always gives the same message.
+        let first = result.validation_errors().min_by_key(|error| {
+            let offset = error
+                .labels()
+                .and_then(|mut labels| labels.next())
+                .map_or(usize::MAX, |l| l.offset());
+            (
+                origin.get(error.policy_id()).copied().unwrap_or(usize::MAX),
+                offset,
+            )
+        });
+        if let Some(error) = first {
             let source = origin
                 .get(error.policy_id())
                 .and_then(|i| sources.get(*i))
@@ -293,5 +305,7 @@ impl Policies {
     }
 }
 
+#[cfg(test)]
+mod doc_tests;
 #[cfg(test)]
 mod tests;

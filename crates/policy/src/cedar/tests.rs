@@ -4,7 +4,7 @@ use super::*;
 use crate::facts::{BodyFacts, PrincipalKind};
 use crate::{Principal, RequestFacts};
 
-fn source(name: &str, text: &str) -> PolicySource {
+pub(super) fn source(name: &str, text: &str) -> PolicySource {
     PolicySource {
         name: name.into(),
         text: text.into(),
@@ -19,7 +19,7 @@ fn load_err(text: &str) -> ConfigError {
     Policies::load(&[source("p.cedar", text)]).unwrap_err()
 }
 
-fn workload() -> Principal {
+pub(super) fn workload() -> Principal {
     Principal {
         kind: PrincipalKind::Workload,
         org: "8f6c0d1e-0000-4000-8000-000000000001".into(),
@@ -31,7 +31,7 @@ fn workload() -> Principal {
     }
 }
 
-fn person(groups: &[&str]) -> Principal {
+pub(super) fn person(groups: &[&str]) -> Principal {
     Principal {
         kind: PrincipalKind::Idp,
         org: "8f6c0d1e-0000-4000-8000-000000000001".into(),
@@ -43,7 +43,7 @@ fn person(groups: &[&str]) -> Principal {
     }
 }
 
-fn request(method: &str, path: &str) -> RequestFacts {
+pub(super) fn request(method: &str, path: &str) -> RequestFacts {
     RequestFacts {
         route: "openai".into(),
         method: method.into(),
@@ -52,14 +52,14 @@ fn request(method: &str, path: &str) -> RequestFacts {
     }
 }
 
-fn with_body(mut r: RequestFacts, body: serde_json::Value) -> RequestFacts {
+pub(super) fn with_body(mut r: RequestFacts, body: serde_json::Value) -> RequestFacts {
     r.body = BodyFacts::from_json_bytes(body.to_string().as_bytes());
     r
 }
 
 const PERMIT_ALL: &str = "@id(\"allow-all\")\npermit(principal, action, resource);\n";
 
-fn decide(policies: &Policies, r: &RequestFacts) -> Decision {
+pub(super) fn decide(policies: &Policies, r: &RequestFacts) -> Decision {
     policies.decide(&workload(), r, NoMatch::Deny)
 }
 
@@ -117,6 +117,22 @@ fn deny_by_path_and_segment() {
     assert_eq!(
         decide(&p, &request("GET", "/openai/v1/models")).effect,
         Effect::Allow
+    );
+    // Encoded, dotted or doubled paths are normalized first and cannot slip past.
+    for sneaky in [
+        "/openai/v1/%66iles",
+        "/openai/v1/models/../files",
+        "//openai//v1/files",
+    ] {
+        assert_eq!(
+            decide(&p, &request("GET", sneaky)).policy_ids,
+            vec!["p.cedar#1"],
+            "{sneaky}"
+        );
+    }
+    assert_eq!(
+        decide(&p, &request("GET", "/openai/%61dmin")).policy_ids,
+        vec!["p.cedar#2"]
     );
 }
 
@@ -417,6 +433,22 @@ fn unknown_attribute_and_unguarded_optional_are_load_errors() {
 }
 
 #[test]
+fn of_several_schema_errors_the_first_in_reading_order_is_reported() {
+    let text = "forbid(principal, action, resource) when { context.mehtod == \"GET\" };\n\
+                forbid(principal, action, resource) when { context.pth == \"/\" };\n\
+                forbid(principal, action, resource) when { context.bdy has model };";
+    for _ in 0..5 {
+        let err = Policies::load(&[
+            source("a.cedar", "permit(principal, action, resource);"),
+            source("b.cedar", text),
+        ])
+        .unwrap_err();
+        assert_eq!(err.location.unwrap().to_string(), "b.cedar:1:44");
+        assert!(err.message.contains("mehtod"), "{}", err.message);
+    }
+}
+
+#[test]
 fn a_syntax_error_names_line_and_column() {
     let err =
         load_err("permit(principal, action, resource);\n\npermit(principal action, resource);");
@@ -474,76 +506,4 @@ fn reads_body_only_when_a_policy_reads_it() {
             .reads_body()
     );
     assert!(load("forbid(principal, action, resource) when { context has mcp };").reads_body());
-}
-
-/// The fenced blocks of `docs/gateway-policy.md` with `info` as their language.
-fn doc_blocks(info: &str) -> Vec<(usize, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/gateway-policy.md");
-    let doc = std::fs::read_to_string(path).unwrap();
-    let mut blocks = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (index, line) in doc.lines().enumerate() {
-        match &mut current {
-            None if line.trim_end() == format!("```{info}") => {
-                current = Some((index + 2, String::new()))
-            }
-            Some(_) if line.trim_end() == "```" => blocks.extend(current.take()),
-            Some((_, text)) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
-}
-
-#[test]
-fn every_cedar_example_of_the_policy_doc_loads() {
-    let blocks = doc_blocks("cedar");
-    assert!(
-        blocks.len() >= 6,
-        "expected the five examples and more, found {}",
-        blocks.len()
-    );
-    for (line, text) in &blocks {
-        let name = format!("docs/gateway-policy.md (block at line {line})");
-        if let Err(e) = Policies::load(&[source(&name, text)]) {
-            panic!("{e}");
-        }
-    }
-    // The examples do what their titles say.
-    let example = |n: usize| Policies::load(&[source("example", &blocks[n].1)]).unwrap();
-    let deny_delete = example(1);
-    assert_eq!(
-        decide(&deny_delete, &request("DELETE", "/x")).policy_ids,
-        vec!["no-delete"]
-    );
-    let models = example(4);
-    let d = models.decide(
-        &person(&["admins"]),
-        &with_body(request("POST", "/v1/chat"), json!({"model": "o1"})),
-        NoMatch::Deny,
-    );
-    assert!(d.effect == Effect::Allow && d.approval_required);
-    let mini = with_body(
-        request("POST", "/v1/chat"),
-        json!({"model": "gpt-4o-mini", "max_tokens": 10000}),
-    );
-    assert_eq!(decide(&models, &mini).policy_ids, vec!["max-tokens"]);
-    let other = with_body(request("POST", "/v1/chat"), json!({"model": "gpt-4o"}));
-    assert!(decide(&models, &other).no_match);
-    let mcp = example(5);
-    let call = with_body(
-        request("POST", "/mcp"),
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "deploy", "arguments": {"env": "prod"}}}),
-    );
-    assert_eq!(decide(&mcp, &call).policy_ids, vec!["no-delete-repo"]);
-}
-
-#[test]
-fn the_policy_doc_shows_the_schema_as_shipped() {
-    let blocks = doc_blocks("cedarschema");
-    assert_eq!(blocks.len(), 1);
-    assert_eq!(blocks[0].1, SCHEMA);
 }

@@ -240,7 +240,15 @@ pub fn route_from_json(value: &serde_json::Value) -> Result<Route, ConfigError> 
         let message = e.to_string();
         ConfigError {
             location: None,
-            field: validate::field_of_serde_message(&message),
+            // The top-level key that fails, and inside it the field serde names
+            // (`credential.token_env`).
+            field: match (
+                validate::field_failing_alone(value),
+                validate::field_of_serde_message(&message),
+            ) {
+                (Some(top), Some(inner)) if top != inner => Some(format!("{top}.{inner}")),
+                (top, inner) => top.or(inner),
+            },
             message: format!("the route is not valid: {message}"),
         }
     })?;

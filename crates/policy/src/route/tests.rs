@@ -331,6 +331,23 @@ fn a_stored_route_is_validated_the_same_way() {
     assert_eq!(err.field.as_deref(), Some("policy"));
     assert_eq!(at(&err), "x/inline:2:2");
 
+    let err = route_from_json(&json!({
+        "name": "x", "path_prefix": "/x", "upstream": "http://x", "timeout": [5]
+    }))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("timeout"));
+    assert!(
+        err.message
+            .contains("expected a number or a string with a unit"),
+        "{err}"
+    );
+    let err = route_from_json(&json!({
+        "name": "x", "path_prefix": "/x", "upstream": "http://x", "credential": {"kind": "aws", "automation": "a"}
+    }))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("credential.token_env"));
+    assert!(err.message.contains("missing field `token_env`"), "{err}");
+
     let err = route_from_json(&json!({"path_prefix": "/x", "upstream": "http://x"})).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("name"));
     assert!(err.location.is_none());

@@ -46,6 +46,18 @@ pub(super) fn field_of_serde_message(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
+/// The first key of a JSON route that fails to deserialize on its own (serde's type errors do
+/// not name the field): every field of [`RawRoute`] is optional, so only the bad one fails.
+pub(super) fn field_failing_alone(value: &serde_json::Value) -> Option<String> {
+    let object = value.as_object()?;
+    object.iter().find_map(|(key, field)| {
+        let alone = serde_json::Value::Object([(key.clone(), field.clone())].into_iter().collect());
+        serde_json::from_value::<RawRoute>(alone)
+            .is_err()
+            .then(|| key.clone())
+    })
+}
+
 fn name(raw: &RawRoute) -> Result<String, ConfigError> {
     let name = raw.name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() {
