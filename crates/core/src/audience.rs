@@ -12,8 +12,10 @@ pub const GCP_AUDIENCE_PREFIX: &str = "//iam.googleapis.com/";
 pub const AZURE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// The audience AWS STS `AssumeRoleWithWebIdentity` expects.
 pub const AWS_AUDIENCE: &str = "sts.amazonaws.com";
-/// Prefix of the audiences of Keyward's own services; the gateway's default is `keyward-gateway`.
-pub const KEYWARD_AUDIENCE_PREFIX: &str = "keyward-";
+/// The Keyward gateway's default audience (`keyward gateway --audience`); gateways with their own
+/// audience use `keyward-gateway-<name>`. Nothing else of Keyward's: `keyward-api` (people's
+/// access tokens) must never be minted for an automation.
+pub const GATEWAY_AUDIENCE: &str = "keyward-gateway";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Audience {
@@ -21,8 +23,8 @@ pub enum Audience {
     Gcp(GcpProvider),
     Azure,
     Aws,
-    /// A Keyward service, `keyward-<name>` (`keyward-gateway`): lowercase letters, digits and
-    /// hyphens, at most 64 characters.
+    /// A Keyward gateway: `keyward-gateway`, or `keyward-gateway-<name>` (lowercase letters,
+    /// digits and hyphens, at most 64 characters in all).
     Keyward(String),
 }
 
@@ -126,13 +128,18 @@ impl Audience {
         if let Some(rest) = value.strip_prefix(GCP_AUDIENCE_PREFIX) {
             return GcpProvider::parse_resource_name(rest).map(Audience::Gcp);
         }
-        if let Some(name) = value.strip_prefix(KEYWARD_AUDIENCE_PREFIX)
-            && value.len() <= 64
-            && !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        let gateway = value == GATEWAY_AUDIENCE
+            || value
+                .strip_prefix(GATEWAY_AUDIENCE)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|name| {
+                    !name.is_empty()
+                        && value.len() <= 64
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                });
+        if gateway {
             return Ok(Audience::Keyward(value.to_owned()));
         }
         Err(AudienceError::Unsupported {
@@ -170,7 +177,13 @@ mod tests {
 
     #[test]
     fn the_three_cloud_forms_parse_and_print_back_unchanged() {
-        for value in [GCP, AZURE_AUDIENCE, AWS_AUDIENCE, "keyward-gateway"] {
+        for value in [
+            GCP,
+            AZURE_AUDIENCE,
+            AWS_AUDIENCE,
+            "keyward-gateway",
+            "keyward-gateway-eu",
+        ] {
             let aud = Audience::parse(value).unwrap();
             assert_eq!(aud.to_string(), value);
         }
@@ -201,9 +214,12 @@ mod tests {
             "https://example.com",
             "api://azureadtokenexchange",
             "sts.amazonaws.com.evil",
+            "keyward-api",
             "keyward-",
-            "keyward-Gateway",
+            "keyward-gateway-",
+            "keyward-gateway-EU",
             "keyward-gateway/x",
+            "keyward-gatewayx",
             "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool1",
             "//iam.googleapis.com/projects/1/locations/us/workloadIdentityPools/pool1/providers/prov1",
             "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/P/providers/prov1",

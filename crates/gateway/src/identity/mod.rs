@@ -7,6 +7,11 @@
 //! issuer it names — the organization IdP, or the platform (a workload token, or with `typ`
 //! `at+jwt` a device-login access token) — and is then verified with that issuer's keys only.
 //! Every refusal names the check that failed and never contains the token.
+//!
+//! For the pipeline: [`Verifier::verify_for`] with the route's organization (a person acts in
+//! that organization with their role there; a workload token of another organization is
+//! refused); `Missing`, `Refused` and `NotAccepted` are the caller's (401), `Unavailable` is
+//! the platform's (its keys or database unreachable; not the caller's fault).
 
 mod idp;
 mod jwks;
@@ -23,6 +28,8 @@ use std::sync::Arc;
 use keyward_client::Trust;
 use keyward_core::OrgId;
 use keyward_policy::{Accept, Principal, PrincipalKind};
+// The audience of Keyward's own device-login access tokens.
+use keyward_server::config::provider::LOCAL_AUDIENCE;
 use keyward_store::Store;
 use url::Url;
 
@@ -74,9 +81,6 @@ pub enum IdentityError {
     #[error("{0}")]
     Unavailable(String),
 }
-
-/// The audience of Keyward's own device-login access tokens.
-use keyward_server::config::provider::LOCAL_AUDIENCE;
 
 /// The verifiers, built once and shared by every request.
 pub struct Verifier {
@@ -277,15 +281,16 @@ impl Verifier {
             .typ
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case(keyward_jose::access::ACCESS_TOKEN_TYP));
-        let local_issuers = [
-            https_form(&published.issuer),
-            self.settings
-                .platform_url
-                .as_ref()
-                .map(|u| https_form(u.as_str()))
-                .unwrap_or_default(),
-        ];
-        if access && local_issuers.contains(&iss) {
+        // Keyward issues people's access tokens as `https://<its domain>`.
+        let local = || {
+            iss == https_form(&published.issuer)
+                || self
+                    .settings
+                    .platform_url
+                    .as_ref()
+                    .is_some_and(|u| iss == https_form(u.as_str()))
+        };
+        if access && local() {
             // A device-login (`keyward login`) access token: a person, like a PAT.
             accepts(accept, Accept::Pat)?;
             let (published, _) = platform.key_for(parsed.kid.as_deref(), now).await?;

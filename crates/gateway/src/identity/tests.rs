@@ -284,6 +284,17 @@ async fn a_valid_workload_token_passes_with_its_automation_and_organization() {
 }
 
 #[tokio::test]
+async fn the_verifier_is_shared_across_tasks() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let w = world().await;
+    send_sync(&w.verifier);
+    let headers = bearer("x");
+    let future = w.verifier.verify_for(&headers, &ALL, None, NOW);
+    send(&future);
+}
+
+#[tokio::test]
 async fn no_bearer_token_is_missing() {
     let w = world().await;
     let none = w.verifier.verify(&http::HeaderMap::new(), &ALL, NOW).await;

@@ -335,3 +335,139 @@ fn groups_are_read_from_a_claim_or_a_dotted_path() {
     assert_eq!(idp::groups(claims, "one"), ["x"]);
     assert!(idp::groups(claims, "missing.path").is_empty());
 }
+
+/// An IdP whose key set is named directly (`jwks_url`, no discovery) and signs with ES256 (a
+/// P-256 key made like the platform's TLS keys).
+#[tokio::test]
+async fn an_es256_idp_key_verifies_and_is_bound_to_its_algorithm() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let files =
+        keyward_server::tls::ensure_self_signed(dir.path(), &["127.0.0.1".into()], NOW).unwrap();
+    let pem = std::fs::read(&files.key).unwrap();
+    let signing = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+    let mut public =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, jsonwebtoken::Algorithm::ES256)
+            .unwrap();
+    public.common.key_id = Some("ec1".into());
+    let keys = Issuer::start(&[]).await;
+    keys.keys
+        .lock()
+        .unwrap()
+        .push(serde_json::to_value(&public).unwrap());
+
+    let (_dir, store) = store().await;
+    let alice = UserId::new_random();
+    store
+        .create_user(&UserRow {
+            id: alice,
+            email: "alice@acme.example".into(),
+            created_at: NOW,
+        })
+        .await
+        .unwrap();
+    let acme = OrgId::new_random();
+    let org = OrgRow {
+        id: acme,
+        name: "Acme".into(),
+        created_at: NOW,
+    };
+    store.create_org(&org, alice, "member").await.unwrap();
+    let issuer = "https://idp.example/realms/acme";
+    store
+        .create_sso_link(&SsoLinkRow {
+            issuer: issuer.into(),
+            subject: "s1".into(),
+            user_id: alice,
+            email: None,
+            admitted: true,
+            created_at: NOW,
+            last_seen_at: NOW,
+        })
+        .await
+        .unwrap();
+    let settings = IdentitySettings {
+        platform_url: None,
+        platform_ca: None,
+        workload_audience: "keyward-gateway".into(),
+        idp: Some(IdpSettings {
+            issuer: issuer.into(),
+            audience: "gateway-api".into(),
+            jwks_url: Some(Url::parse(&format!("{}/jwks", keys.url)).unwrap()),
+            groups_claim: "groups".into(),
+            ca_file: None,
+        }),
+    };
+    let verifier = Verifier::new(settings, store).await.unwrap();
+    let claims = json!({"iss": issuer, "sub": "s1", "aud": "gateway-api", "exp": NOW + 60,
+                        "groups": ["admins"]});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("ec1".into());
+    let token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+    let principal = verifier.verify(&bearer(&token), &ALL, NOW).await.unwrap();
+    assert_eq!(principal.kind, PrincipalKind::Idp);
+    assert_eq!(principal.org, acme.to_string());
+    assert_eq!(principal.groups, ["admins"]);
+    assert_eq!(principal.role.as_deref(), Some("member"));
+    assert_eq!(principal.email.as_deref(), Some("alice@acme.example"));
+
+    // The EC key under another algorithm's name is refused before any signature check.
+    let rsa = SigningKey::generate().unwrap();
+    for alg in ["RS256", "ES384"] {
+        let header = json!({"alg": alg, "typ": "JWT", "kid": "ec1"});
+        let token = signed(&rsa, header, &claims);
+        let message = refusal(verifier.verify(&bearer(&token), &ALL, NOW).await, &token);
+        assert!(message.contains(&format!("says alg {alg}")), "{message}");
+        assert!(message.contains("is for ES256"), "{message}");
+    }
+    // Without a platform, tokens of any other issuer have nobody to vouch for them.
+    let stranger = json!({"iss": "https://other.example", "sub": "s1", "aud": "gateway-api",
+                          "exp": NOW + 60});
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": rsa.kid()});
+    let token = signed(&rsa, header, &stranger);
+    let message = refusal(verifier.verify(&bearer(&token), &ALL, NOW).await, &token);
+    assert!(
+        message.starts_with("the token's issuer is \"https://other.example\""),
+        "{message}"
+    );
+    assert_eq!(keys.fetches(), 1);
+}
+
+/// Discovery must name exactly the configured issuer; a document naming another is not used.
+#[tokio::test]
+async fn an_idp_whose_discovery_names_another_issuer_is_unavailable() {
+    install_crypto();
+    let idp_key = SigningKey::generate().unwrap();
+    let idp = Issuer::start(&[&idp_key]).await;
+    let (_dir, store) = store().await;
+    // The test server's discovery says `iss` is its base URL, not this realm.
+    let configured = format!("{}/realms/acme", idp.url);
+    let settings = IdentitySettings {
+        platform_url: None,
+        platform_ca: None,
+        workload_audience: "keyward-gateway".into(),
+        idp: Some(IdpSettings {
+            issuer: configured.clone(),
+            audience: "gateway-api".into(),
+            jwks_url: None,
+            groups_claim: "groups".into(),
+            ca_file: None,
+        }),
+    };
+    let verifier = Verifier::new(settings, store).await.unwrap();
+    let claims = json!({"iss": configured, "sub": "s1", "aud": "gateway-api", "exp": NOW + 60});
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": idp_key.kid()});
+    let token = signed(&idp_key, header, &claims);
+    match verifier.verify(&bearer(&token), &ALL, NOW).await {
+        Err(IdentityError::Unavailable(message)) => {
+            assert!(message.contains("names issuer"), "{message}");
+            assert!(message.contains(&configured), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        idp.fetches(),
+        0,
+        "no keys are fetched from a mismatched document"
+    );
+}
