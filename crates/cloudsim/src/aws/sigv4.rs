@@ -145,12 +145,12 @@ fn canonical_request(req: &Req, signed_headers: &[String]) -> String {
     } else {
         req.path.as_str()
     };
+    // Every service but S3 encodes each segment as it travels once more (AWS: "URI-encoded
+    // twice"): a Bedrock model id `…-v1:0` sent as `…-v1%3A0` is signed as `…-v1%253A0`, which
+    // is what the SDKs (botocore, aws-sigv4's default) sign.
     let uri: Vec<String> = path
         .split('/')
-        .map(|seg| {
-            let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
-            utf8_percent_encode(&decoded, SIGV4).to_string()
-        })
+        .map(|seg| utf8_percent_encode(seg, SIGV4).to_string())
         .collect();
     let mut query: Vec<(String, String)> = req
         .query

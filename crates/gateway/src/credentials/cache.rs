@@ -129,10 +129,12 @@ impl<T> Slot<T> {
                 };
                 match self.attempt(fetch).await {
                     Ok(fresh) => Ok(fresh),
-                    Err(e) => {
+                    // The failed attempt took time: the old one serves only if it still may.
+                    Err(e) if self.still_usable() => {
                         tracing::warn!(error = %e, "credential refresh failed; the current credential is still valid and stays in use");
                         Ok(value)
                     }
+                    Err(e) => Err(e),
                 }
             }
             Look::Missing => {
@@ -144,6 +146,13 @@ impl<T> Slot<T> {
                 self.attempt(fetch).await
             }
         }
+    }
+
+    fn still_usable(&self) -> bool {
+        self.state()
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.usable(Instant::now()))
     }
 
     /// The outcome of a refresh that finished after `seen`, if one did.
@@ -268,6 +277,19 @@ mod tests {
         let err = slot.get(failing).await.unwrap_err().to_string();
         assert!(err.contains("the cloud said no"), "{err}");
         assert_eq!(*slot.get(|| async { ok(3, 60) }).await.unwrap(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_that_fails_after_the_old_credentials_end_gives_the_error_not_the_old_one() {
+        let slot = Slot::<u32>::default();
+        slot.get(|| async { ok(1, 60) }).await.unwrap();
+        tokio::time::advance(Duration::from_secs(50)).await;
+        let slow_failure = || async {
+            // A cloud retried until its deadline.
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            failed()
+        };
+        assert!(slot.get(slow_failure).await.is_err());
     }
 
     #[tokio::test(start_paused = true)]

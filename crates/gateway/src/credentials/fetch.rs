@@ -234,7 +234,14 @@ impl Fetcher {
         let (platform, client) = self.platform(route, spec)?;
         let plan = self.kickoff(route, spec, &platform).await?;
         let deadline = Deadline::after(DEADLINE);
-        let cloud = |step: &str, e: keyward_cloud::CloudError| failure(route, spec, step, e);
+        // The cloud's error names its step (and the cause and fix) itself.
+        let cloud = |e: keyward_cloud::CloudError| {
+            CredentialError::Unavailable(format!(
+                "route '{route}': {} credential (automation '{}'): {e}",
+                kind(spec),
+                automation(spec)
+            ))
+        };
         match spec {
             CredentialSpec::None => Err(failure(route, spec, "none", "nothing to fetch")),
             CredentialSpec::Secret {
@@ -265,12 +272,12 @@ impl Fetcher {
                 let federated = gcp
                     .exchange(&audience, &token, &deadline)
                     .await
-                    .map_err(|e| cloud("GCP STS token exchange", e))?;
+                    .map_err(cloud)?;
                 let access = match identity.service_account_email.as_deref() {
                     Some(email) if !email.is_empty() => gcp
                         .generate_access_token(&federated, email, GCP_TOKEN_LIFETIME, &deadline)
                         .await
-                        .map_err(|e| cloud("GCP service account impersonation", e))?,
+                        .map_err(cloud)?,
                     _ => federated,
                 };
                 let lifetime = match (&access.expire_time, access.expires_in) {
@@ -298,7 +305,7 @@ impl Fetcher {
                         &deadline,
                     )
                     .await
-                    .map_err(|e| cloud("Microsoft Entra token", e))?;
+                    .map_err(cloud)?;
                 Ok(Fresh {
                     value: bearer(route, spec, access.token.expose())?,
                     lifetime: access
@@ -327,7 +334,7 @@ impl Fetcher {
                         &deadline,
                     )
                     .await
-                    .map_err(|e| cloud("AWS AssumeRoleWithWebIdentity", e))?;
+                    .map_err(cloud)?;
                 let lifetime = until(route, spec, &credentials.expiration)?;
                 Ok(Fresh {
                     value: Credential::Aws {
