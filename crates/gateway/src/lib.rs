@@ -209,7 +209,12 @@ pub async fn run(
     });
 
     let watcher = match settings.config.clone() {
-        Some(path) => tokio::spawn(reload::watch_file(reloader.clone(), path, store.clone())),
+        Some(path) => tokio::spawn(reload::watch_file(
+            reloader.clone(),
+            path,
+            store.clone(),
+            reload::hangup_signal(),
+        )),
         None => tokio::spawn(reload::watch_rows(reloader.clone(), rows, stored)),
     };
 

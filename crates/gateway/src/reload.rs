@@ -162,17 +162,27 @@ fn watched(path: &Path) -> Vec<PathBuf> {
         .unwrap_or_else(|_| vec![path.to_path_buf()])
 }
 
-/// Re-reads the route file when it or a file it names changes, and on SIGHUP.
-pub async fn watch_file(reloader: Arc<Reloader>, path: PathBuf, store: Arc<dyn Store>) {
-    let mut files = watched(&path);
-    let mut seen = fingerprint(&files);
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+/// Installs the SIGHUP handler. Call it before announcing readiness: until it is installed a
+/// SIGHUP terminates the process (the signal's default action).
+pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e, "SIGHUP cannot be watched; the route file is still polled");
             None
         }
-    };
+    }
+}
+
+/// Re-reads the route file when it or a file it names changes, and on SIGHUP.
+pub async fn watch_file(
+    reloader: Arc<Reloader>,
+    path: PathBuf,
+    store: Arc<dyn Store>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
+    let mut files = watched(&path);
+    let mut seen = fingerprint(&files);
     let mut tick = tokio::time::interval(FILE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -199,9 +209,15 @@ pub async fn watch_file(reloader: Arc<Reloader>, path: PathBuf, store: Arc<dyn S
     }
 }
 
-/// What tells stored routes changed: each route's id and last update.
-pub fn stamp(rows: &[GatewayRouteRow]) -> Vec<(String, i64)> {
-    let mut stamp: Vec<(String, i64)> = rows.iter().map(|r| (r.id.clone(), r.updated_at)).collect();
+/// What tells stored routes changed: each route's id, last update and spec (two updates within
+/// one second of `updated_at` still differ by their spec).
+pub type Stamp = Vec<(String, i64, String)>;
+
+pub fn stamp(rows: &[GatewayRouteRow]) -> Stamp {
+    let mut stamp: Stamp = rows
+        .iter()
+        .map(|r| (r.id.clone(), r.updated_at, r.spec.to_string()))
+        .collect();
     stamp.sort();
     stamp
 }
@@ -211,7 +227,7 @@ pub fn stamp(rows: &[GatewayRouteRow]) -> Vec<(String, i64)> {
 pub async fn watch_rows(
     reloader: Arc<Reloader>,
     rows: Arc<dyn RouteRows>,
-    mut seen: Option<Vec<(String, i64)>>,
+    mut seen: Option<Stamp>,
 ) {
     let mut tick = tokio::time::interval(DB_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -224,11 +240,7 @@ pub async fn watch_rows(
                 continue;
             }
         };
-        let mut stamp: Vec<(String, i64)> = current
-            .iter()
-            .map(|r| (r.id.clone(), r.updated_at))
-            .collect();
-        stamp.sort();
+        let stamp = stamp(&current);
         if seen.as_ref() == Some(&stamp) {
             continue;
         }
