@@ -343,7 +343,17 @@ async fn gateway_audits_ten_thousand_requests_and_the_chain_verifies() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         assert_eq!(events.len(), 10_000, "{}", backend.name());
+        let org = common::org_id(&s.platform);
         for event in &events {
+            // The route's organization (the file names "Acme"), the person's subject.
+            assert_eq!(event["org_id"], org.as_str(), "{event}");
+            assert!(
+                event["actor"].as_str().unwrap().starts_with("user:"),
+                "{event}"
+            );
+            assert_eq!(event["data"]["principal_kind"], "pat");
+            assert_eq!(event["data"]["status"], 200);
+            assert_eq!(event["data"]["upstream_status"], 200);
             assert_eq!(event["data"]["decision"], "allow");
             assert_eq!(event["data"]["route"], "echo");
             assert!(

@@ -72,6 +72,7 @@ impl IdentityPhase for TokenIdentity {
         &self,
         headers: &HeaderMap,
         _: &[Accept],
+        _: Option<OrgId>,
         _: i64,
     ) -> Result<Principal, IdentityError> {
         match headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -397,4 +398,82 @@ async fn a_slow_upstream_is_504_within_the_timeout() {
         started.elapsed()
     );
     assert!(event.data.get("upstream_status").is_none());
+}
+
+/// Keeps the facts it was asked about.
+struct Recording(std::sync::Mutex<Option<RequestFacts>>);
+
+impl PolicyPhase for Recording {
+    fn reads_body(&self) -> bool {
+        true
+    }
+    fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision {
+        *self.0.lock().unwrap() = Some(request.clone());
+        AllowAll.decide(principal, request, no_match)
+    }
+}
+
+#[tokio::test]
+async fn the_policy_sees_the_request_but_never_a_credentials_value() {
+    let (addr, _) = echo_upstream().await;
+    let policy = Arc::new(Recording(std::sync::Mutex::new(None)));
+    let (gw, mut rx) = test_gateway(vec![route_to(addr, policy.clone())]);
+    // An HTTP/2 request: absolute URI, no Host header.
+    let request = Request::builder()
+        .method("POST")
+        .uri("https://gateway.test:8444/openai/chat?model=a%20b&x=1")
+        .header("authorization", "Bearer good")
+        .header("x-api-key", "caller-secret")
+        .header("X-Custom", "v")
+        .body(Full::new(Bytes::from_static(br#"{"model":"gpt-4o"}"#)))
+        .unwrap();
+    let (status, _, _) = exchange(&gw, &mut rx, request).await;
+    assert_eq!(status, StatusCode::OK);
+    let facts = policy.0.lock().unwrap().clone().unwrap();
+    assert_eq!(facts.route, "openai");
+    assert_eq!(facts.method, "POST");
+    // The path as received, before the prefix is stripped; the query decoded.
+    assert_eq!(facts.path, "/openai/chat");
+    assert_eq!(
+        facts.query,
+        vec![("model".into(), "a b".into()), ("x".into(), "1".into())]
+    );
+    let header = |name: &str| {
+        facts
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-custom").as_deref(), Some("v"));
+    assert_eq!(header("host").as_deref(), Some("gateway.test:8444"));
+    // Named, never valued.
+    assert_eq!(header("authorization").as_deref(), Some(""));
+    assert_eq!(header("x-api-key").as_deref(), Some(""));
+    assert_eq!(facts.body.unwrap().json["model"], "gpt-4o");
+}
+
+#[tokio::test]
+async fn a_caller_of_another_organization_is_refused_whatever_the_policy() {
+    let (addr, hits) = echo_upstream().await;
+    let mut other = route_to(addr, Arc::new(AllowAll));
+    other.org = Some("00000000-0000-4000-8000-000000000002".parse().unwrap());
+    let mut own = route_to(addr, Arc::new(AllowAll));
+    own.name = "own".into();
+    own.path_prefix = Some("/own".into());
+    own.org = Some("00000000-0000-4000-8000-000000000001".parse().unwrap());
+    let (gw, mut rx) = test_gateway(vec![other, own]);
+    let (status, body, event) =
+        exchange(&gw, &mut rx, request("GET", "/openai/x", Some("good"), "")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "forbidden");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // The event belongs to the route's organization and names the caller.
+    assert_eq!(
+        event.org.map(|o| o.to_string()).as_deref(),
+        Some("00000000-0000-4000-8000-000000000002")
+    );
+    assert_eq!(event.actor, "automation:bot");
+    let (status, _, _) = exchange(&gw, &mut rx, request("GET", "/own/x", Some("good"), "")).await;
+    assert_eq!(status, StatusCode::OK);
 }

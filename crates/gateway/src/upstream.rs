@@ -4,7 +4,7 @@
 //! timeout until response headers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName};
@@ -216,6 +216,9 @@ impl Upstream {
         remove_hop_by_hop(request.headers_mut());
         // The client writes `Host` (HTTP/1.1) or `:authority` (h2) from the URI.
         request.headers_mut().remove(header::HOST);
+        // The caller's `Expect: 100-continue` was answered by the listener when the body was
+        // read; the upstream gets the body without waiting for a 100 of its own.
+        request.headers_mut().remove(header::EXPECT);
         // The client picks HTTP/1.1 or h2 by ALPN; a caller's h2 must not force it.
         *request.version_mut() = Version::HTTP_11;
         match tokio::time::timeout(timeout, self.client.request(request)).await {
@@ -232,7 +235,13 @@ impl Upstream {
 fn classify(target: &str, error: &hyper_util::client::legacy::Error) -> UpstreamError {
     let detail = error_chain(error);
     if error.is_connect() {
-        if io_kind(error) == Some(std::io::ErrorKind::TimedOut) {
+        // The connector's errors arrive boxed, where a downcast may not see them: the words too.
+        if has_tls_error(error) || detail.contains("certificate") {
+            return UpstreamError::Connect(format!(
+                "the upstream {target} failed the TLS handshake ({detail}); if its certificate is signed by a private CA, name that CA's PEM file in the route's upstream_ca"
+            ));
+        }
+        if io_kind(error) == Some(std::io::ErrorKind::TimedOut) || detail.contains("timed out") {
             return UpstreamError::Timeout(format!(
                 "the upstream {target} did not accept a connection within the route's connect_timeout ({detail})"
             ));
@@ -244,6 +253,24 @@ fn classify(target: &str, error: &hyper_util::client::legacy::Error) -> Upstream
     UpstreamError::Failed(format!(
         "the upstream {target} closed or reset the connection before answering ({detail})"
     ))
+}
+
+fn has_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
@@ -277,9 +304,6 @@ pub fn show_duration(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     }
 }
-
-/// Shared by every route: the clients' cache.
-pub type SharedClients = Arc<UpstreamClients>;
 
 #[cfg(test)]
 mod tests {
@@ -335,5 +359,77 @@ mod tests {
             panic!("{error:?}")
         };
         assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    }
+
+    /// A TLS upstream whose certificate chains to a CA only the route trusts: reached over h2
+    /// (ALPN) with `upstream_ca`, refused without it.
+    #[tokio::test]
+    async fn a_tls_upstream_is_reached_through_the_routes_extra_ca_over_h2() {
+        use hyper_util::rt::TokioIo;
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let files = keyward_server::tls::ensure_self_signed_named(
+            dir.path(),
+            "upstream",
+            &[],
+            keyward_server::clock::Clock::system().now(),
+        )
+        .unwrap();
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(keyward_server::tls::server_config(&files).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service =
+                        hyper::service::service_fn(|request: Request<Incoming>| async move {
+                            let version = format!("{:?}", request.version());
+                            Ok::<_, std::convert::Infallible>(Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(version)),
+                            ))
+                        });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        let ca = std::fs::read_to_string(files.ca.unwrap()).unwrap();
+        let url = Url::parse(&format!("https://localhost:{}/v1", addr.port())).unwrap();
+        let clients = UpstreamClients::default();
+        let trusted = Upstream::new(
+            url.clone(),
+            clients.client(Some(&ca), Duration::from_secs(2)).unwrap(),
+        );
+        let mut request = Request::new(GatewayBody::empty());
+        *request.uri_mut() = trusted.uri_for("/x", None).unwrap();
+        let response = trusted.send(request, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), Version::HTTP_2);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"HTTP/2.0");
+
+        let untrusted = Upstream::new(url, clients.client(None, Duration::from_secs(2)).unwrap());
+        let mut request = Request::new(GatewayBody::empty());
+        *request.uri_mut() = untrusted.uri_for("/x", None).unwrap();
+        let error = untrusted
+            .send(request, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        let UpstreamError::Connect(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(message.contains("upstream_ca"), "{message}");
     }
 }
