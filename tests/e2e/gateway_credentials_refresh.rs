@@ -82,7 +82,7 @@ async fn with_sixty_second_credentials_requests_keep_working_past_the_first_ones
     assert_eq!(status, 401, "the first Entra token outlived its 60 s");
 
     // …and what the gateway sends now is a second, different credential.
-    let (_, _, gcp_now) = through(
+    let (status, answer, gcp_now) = through(
         &injector,
         &http,
         "vertex",
@@ -91,8 +91,9 @@ async fn with_sixty_second_credentials_requests_keep_working_past_the_first_ones
         VERTEX_BODY,
     )
     .await;
+    assert_eq!(status, 200, "{answer}");
     assert_ne!(bearer_of(&gcp_now), bearer_of(&gcp_first));
-    let (_, _, azure_now) = through(
+    let (status, answer, azure_now) = through(
         &injector,
         &http,
         "azure",
@@ -101,8 +102,9 @@ async fn with_sixty_second_credentials_requests_keep_working_past_the_first_ones
         CHAT_BODY,
     )
     .await;
+    assert_eq!(status, 200, "{answer}");
     assert_ne!(bearer_of(&azure_now), bearer_of(&azure_first));
-    let (_, _, aws_now) = through(
+    let (status, answer, aws_now) = through(
         &injector,
         &http,
         "bedrock",
@@ -111,6 +113,7 @@ async fn with_sixty_second_credentials_requests_keep_working_past_the_first_ones
         TITAN_BODY,
     )
     .await;
+    assert_eq!(status, 200, "{answer}");
     assert_ne!(access_key_of(&aws_now), access_key_of(&aws_first));
     sim.admin(
         reqwest::Method::POST,

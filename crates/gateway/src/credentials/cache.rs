@@ -9,6 +9,10 @@
 //! three quarters of an hour. Until `expires - min(life / 10, 10 s)` the old credential still
 //! serves when a refresh fails (the cloud is briefly down); after that a request gets the error.
 //!
+//! While the credential is still usable, its refresh runs in the background (one at a time) and
+//! requests go on with it; only a request that finds no usable credential waits, and all such
+//! requests wait for the same fetch.
+//!
 //! The clock is `tokio::time::Instant`, so the tests move it with a paused runtime.
 
 use std::future::Future;
@@ -62,8 +66,8 @@ struct State<T> {
 
 pub struct Slot<T> {
     state: Mutex<State<T>>,
-    /// Held by the one request that refreshes; the others wait on it or keep the old value.
-    refreshing: tokio::sync::Mutex<()>,
+    /// Held by the one fetch under way; requests without a usable credential wait on it.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<T> Default for Slot<T> {
@@ -74,7 +78,7 @@ impl<T> Default for Slot<T> {
                 attempts: 0,
                 last_error: None,
             }),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
@@ -88,7 +92,7 @@ enum Look<T> {
     Missing,
 }
 
-impl<T> Slot<T> {
+impl<T: Send + Sync + 'static> Slot<T> {
     fn state(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding it leaves plain data behind; keep using it.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -108,12 +112,13 @@ impl<T> Slot<T> {
     }
 
     /// The credential, fetched with `fetch` when there is none or it is due for refresh.
-    /// Concurrent callers share one fetch; while a usable credential exists, only one caller
-    /// fetches and the others go on with the old one.
-    pub async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<T>, CredentialError>
+    /// Concurrent callers share one fetch. A credential due for refresh but still usable is
+    /// refreshed in the background while every request goes on with it, so no request waits
+    /// for a cloud call as long as the gateway holds a valid credential.
+    pub async fn get<F, Fut>(self: &Arc<Self>, fetch: F) -> Result<Arc<T>, CredentialError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Fresh<T>, CredentialError>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Fresh<T>, CredentialError>> + Send + 'static,
     {
         let (look, seen) = self.look(Instant::now());
         match look {
@@ -123,19 +128,17 @@ impl<T> Slot<T> {
                 waiting: true,
             } => Ok(value),
             Look::Stale { value, .. } => {
-                // Someone else refreshes already: the old credential is still good meanwhile.
-                let Ok(_guard) = self.refreshing.try_lock() else {
-                    return Ok(value);
-                };
-                match self.attempt(fetch).await {
-                    Ok(fresh) => Ok(fresh),
-                    // The failed attempt took time: the old one serves only if it still may.
-                    Err(e) if self.still_usable() => {
-                        tracing::warn!(error = %e, "credential refresh failed; the current credential is still valid and stays in use");
-                        Ok(value)
-                    }
-                    Err(e) => Err(e),
+                // A refresh under way already: nothing to start.
+                if let Ok(guard) = self.refreshing.clone().try_lock_owned() {
+                    let slot = self.clone();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        if let Err(e) = slot.attempt(fetch).await {
+                            tracing::warn!(error = %e, "credential refresh failed; the current credential stays in use while it is valid");
+                        }
+                    });
                 }
+                Ok(value)
             }
             Look::Missing => {
                 let _guard = self.refreshing.lock().await;
@@ -146,13 +149,6 @@ impl<T> Slot<T> {
                 self.attempt(fetch).await
             }
         }
-    }
-
-    fn still_usable(&self) -> bool {
-        self.state()
-            .entry
-            .as_ref()
-            .is_some_and(|e| e.usable(Instant::now()))
     }
 
     /// The outcome of a refresh that finished after `seen`, if one did.
@@ -207,9 +203,12 @@ impl<T> Slot<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::{Ready, ready};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    type Fetch = Ready<Result<Fresh<u32>, CredentialError>>;
 
     fn ok(n: u32, secs: u64) -> Result<Fresh<u32>, CredentialError> {
         Ok(Fresh {
@@ -222,51 +221,81 @@ mod tests {
         Err(CredentialError::Unavailable("the cloud said no".into()))
     }
 
+    fn slot() -> Arc<Slot<u32>> {
+        Arc::new(Slot::default())
+    }
+
+    /// Lets spawned refreshes run (the clock is paused, so this takes no time).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// A fetch that counts its calls and returns the count as the credential.
+    fn counting(calls: &Arc<AtomicU32>, secs: u64) -> impl FnOnce() -> Fetch + Send + 'static {
+        let calls = calls.clone();
+        move || ready(ok(calls.fetch_add(1, Ordering::SeqCst) + 1, secs))
+    }
+
+    fn failing(tries: &Arc<AtomicU32>) -> impl FnOnce() -> Fetch + Send + 'static {
+        let tries = tries.clone();
+        move || {
+            tries.fetch_add(1, Ordering::SeqCst);
+            ready(failed())
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_credential_is_reused_until_a_quarter_of_its_life_remains_then_refreshed() {
-        let slot = Slot::<u32>::default();
-        let calls = AtomicU32::new(0);
-        let fetch = || async {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            ok(n, 60)
-        };
-        assert_eq!(*slot.get(fetch).await.unwrap(), 1);
+        let slot = slot();
+        let calls = Arc::new(AtomicU32::new(0));
+        assert_eq!(*slot.get(counting(&calls, 60)).await.unwrap(), 1);
         tokio::time::advance(Duration::from_secs(44)).await;
-        assert_eq!(*slot.get(fetch).await.unwrap(), 1, "45 s of 60 not yet");
+        assert_eq!(*slot.get(counting(&calls, 60)).await.unwrap(), 1);
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "45 s of 60 not yet");
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(
-            *slot.get(fetch).await.unwrap(),
-            2,
-            "refreshed at 3/4 of life"
-        );
+        // Due: this request still gets the valid one while the refresh runs beside it.
+        assert_eq!(*slot.get(counting(&calls, 60)).await.unwrap(), 1);
+        settle().await;
+        assert_eq!(*slot.get(counting(&calls, 60)).await.unwrap(), 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_hour_long_token_is_refreshed_five_minutes_before_it_expires() {
-        let slot = Slot::<u32>::default();
-        slot.get(|| async { ok(1, 3600) }).await.unwrap();
+        let slot = slot();
+        let calls = Arc::new(AtomicU32::new(0));
+        slot.get(counting(&calls, 3600)).await.unwrap();
         tokio::time::advance(Duration::from_secs(3600 - 301)).await;
-        assert_eq!(*slot.get(|| async { ok(2, 3600) }).await.unwrap(), 1);
+        slot.get(counting(&calls, 3600)).await.unwrap();
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not yet");
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(*slot.get(|| async { ok(2, 3600) }).await.unwrap(), 2);
+        slot.get(counting(&calls, 3600)).await.unwrap();
+        settle().await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "refreshed");
+        assert_eq!(*slot.get(counting(&calls, 3600)).await.unwrap(), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_refresh_keeps_the_valid_credential_and_waits_before_trying_again() {
-        let slot = Slot::<u32>::default();
-        slot.get(|| async { ok(1, 60) }).await.unwrap();
+        let slot = slot();
+        let calls = Arc::new(AtomicU32::new(0));
+        slot.get(counting(&calls, 60)).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
-        let tries = AtomicU32::new(0);
-        let failing = || async {
-            tries.fetch_add(1, Ordering::SeqCst);
-            failed()
-        };
-        assert_eq!(*slot.get(failing).await.unwrap(), 1, "old one still valid");
-        assert_eq!(*slot.get(failing).await.unwrap(), 1);
+        let tries = Arc::new(AtomicU32::new(0));
+        assert_eq!(*slot.get(failing(&tries)).await.unwrap(), 1);
+        settle().await;
+        assert_eq!(
+            *slot.get(failing(&tries)).await.unwrap(),
+            1,
+            "old one still valid"
+        );
+        settle().await;
         assert_eq!(tries.load(Ordering::SeqCst), 1, "no retry storm");
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(*slot.get(failing).await.unwrap(), 1);
+        assert_eq!(*slot.get(failing(&tries)).await.unwrap(), 1);
+        settle().await;
         assert_eq!(
             tries.load(Ordering::SeqCst),
             2,
@@ -274,34 +303,38 @@ mod tests {
         );
         // Past the safety margin the old one is no longer handed out.
         tokio::time::advance(Duration::from_secs(2)).await;
-        let err = slot.get(failing).await.unwrap_err().to_string();
+        let err = slot.get(failing(&tries)).await.unwrap_err().to_string();
         assert!(err.contains("the cloud said no"), "{err}");
-        assert_eq!(*slot.get(|| async { ok(3, 60) }).await.unwrap(), 3);
+        assert_eq!(*slot.get(counting(&calls, 60)).await.unwrap(), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refresh_that_fails_after_the_old_credentials_end_gives_the_error_not_the_old_one() {
-        let slot = Slot::<u32>::default();
-        slot.get(|| async { ok(1, 60) }).await.unwrap();
+        let slot = slot();
+        slot.get(|| ready(ok(1, 60))).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
         let slow_failure = || async {
             // A cloud retried until its deadline.
             tokio::time::sleep(Duration::from_secs(20)).await;
             failed()
         };
-        assert!(slot.get(slow_failure).await.is_err());
+        assert_eq!(*slot.get(slow_failure).await.unwrap(), 1, "valid meanwhile");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Expired while the refresh still runs: this one waits for it and gets its error.
+        let err = slot.get(|| ready(ok(9, 60))).await.unwrap_err().to_string();
+        assert!(err.contains("the cloud said no"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_requests_share_one_fetch() {
-        let slot = Arc::new(Slot::<u32>::default());
+        let slot = slot();
         let calls = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let slot = slot.clone();
             let calls = calls.clone();
             tasks.push(tokio::spawn(async move {
-                slot.get(|| async {
+                slot.get(move || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     ok(7, 60)
@@ -318,14 +351,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn waiters_for_a_failed_first_fetch_get_its_error_without_calling_again() {
-        let slot = Arc::new(Slot::<u32>::default());
+        let slot = slot();
         let calls = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
         for _ in 0..5 {
             let slot = slot.clone();
             let calls = calls.clone();
             tasks.push(tokio::spawn(async move {
-                slot.get(|| async {
+                slot.get(move || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     failed()
@@ -341,27 +374,29 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn while_one_request_refreshes_the_others_keep_the_old_credential() {
-        let slot = Arc::new(Slot::<u32>::default());
-        slot.get(|| async { ok(1, 60) }).await.unwrap();
+    async fn while_one_refresh_runs_requests_keep_the_old_credential_and_start_no_other() {
+        let slot = slot();
+        slot.get(|| ready(ok(1, 60))).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
-        let refreshing = {
-            let slot = slot.clone();
-            tokio::spawn(async move {
-                slot.get(|| async {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    ok(2, 60)
-                })
-                .await
-                .map(|v| *v)
+        let first = slot
+            .get(|| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ok(2, 60)
             })
-        };
-        tokio::task::yield_now().await;
-        let other = slot
-            .get(|| async { panic!("a second refresh started") })
             .await
             .unwrap();
-        assert_eq!(*other, 1);
-        assert_eq!(refreshing.await.unwrap().unwrap(), 2);
+        assert_eq!(
+            *first, 1,
+            "the request that started the refresh did not wait"
+        );
+        for _ in 0..5 {
+            let other = slot
+                .get(|| async { panic!("a second refresh started") })
+                .await
+                .unwrap();
+            assert_eq!(*other, 1);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(*slot.get(|| ready(ok(3, 60))).await.unwrap(), 2);
     }
 }

@@ -65,7 +65,7 @@ struct RouteSlot {
 
 /// Every route's credentials, cached until shortly before they expire.
 pub struct Injector {
-    fetcher: Fetcher,
+    fetcher: Arc<Fetcher>,
     slots: Mutex<HashMap<String, RouteSlot>>,
 }
 
@@ -81,7 +81,7 @@ impl Injector {
         env: EnvLookup,
     ) -> Result<Injector, CredentialError> {
         Ok(Injector {
-            fetcher: Fetcher::new(settings, env)?,
+            fetcher: Arc::new(Fetcher::new(settings, env)?),
             slots: Mutex::default(),
         })
     }
@@ -117,9 +117,12 @@ impl Injector {
         if matches!(spec, CredentialSpec::None) {
             return Ok(());
         }
+        // Owned, so a refresh can finish in the background after this request is done.
+        let (fetcher, owned_route, owned_spec) =
+            (self.fetcher.clone(), route.to_owned(), spec.clone());
         let credential = self
             .slot(route, spec)
-            .get(|| self.fetcher.fetch(route, spec))
+            .get(move || async move { fetcher.fetch(&owned_route, &owned_spec).await })
             .await?;
         match (&*credential, spec) {
             (Credential::Header { name, value }, _) => {
