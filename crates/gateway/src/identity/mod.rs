@@ -21,6 +21,7 @@ mod people;
 mod tests;
 #[cfg(test)]
 mod tests_people;
+mod workload_cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,6 +91,7 @@ pub struct Verifier {
     platform: Option<RemoteKeys>,
     idp: Option<IdpVerifier>,
     people: PersonCache,
+    workloads: workload_cache::WorkloadCache,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -204,6 +206,7 @@ impl Verifier {
             platform,
             idp,
             people: PersonCache::default(),
+            workloads: workload_cache::WorkloadCache::default(),
         })
     }
 
@@ -255,6 +258,13 @@ impl Verifier {
             let person =
                 people::personal_token(self.store.as_ref(), &self.people, token, now).await?;
             return person_principal(PrincipalKind::Pat, &person, route_org, None, Vec::new());
+        }
+        // A workload token verified before: the same bytes, still unexpired.
+        let cache_key = keyward_store::secret::hash_token(token);
+        if let Some(principal) = self.workloads.get(&cache_key, now) {
+            accepts(accept, Accept::Workload)?;
+            check_route_org(&principal.org, route_org)?;
+            return Ok(principal);
         }
         let parsed = jwt::parse(token)?;
         let iss = parsed.issuer().unwrap_or("").to_owned();
@@ -325,14 +335,7 @@ impl Verifier {
         let org_id: OrgId = org
             .parse()
             .map_err(|_| refused("the token's organization_id is not an organization uuid"))?;
-        if let Some(route_org) = route_org
-            && route_org != org_id
-        {
-            return Err(refused(format!(
-                "the token belongs to organization {org_id}; this route belongs to organization {route_org}"
-            )));
-        }
-        Ok(Principal {
+        let principal = Principal {
             kind: PrincipalKind::Workload,
             org: org_id.to_string(),
             subject: jwt::required(claims, "sub")?.to_owned(),
@@ -340,7 +343,14 @@ impl Verifier {
             groups: Vec::new(),
             role: None,
             automation: Some(jwt::required(claims, "automation_name")?.to_owned()),
-        })
+        };
+        // Kept for the next request whatever this route's organization: the token is valid;
+        // whether it may use a route is checked on every request, cached or not.
+        if let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_i64) {
+            self.workloads.put(cache_key, principal.clone(), exp, now);
+        }
+        check_route_org(&principal.org, route_org)?;
+        Ok(principal)
     }
 
     fn untrusted_issuer(&self, iss: &str, platform: Option<&str>) -> IdentityError {
@@ -398,4 +408,14 @@ fn person_principal(
         role: Some(member.role.clone()),
         automation: None,
     })
+}
+
+/// A workload token of another organization than the route's is refused.
+fn check_route_org(org: &str, route_org: Option<OrgId>) -> Result<(), IdentityError> {
+    match route_org {
+        Some(route_org) if route_org.to_string() != org => Err(refused(format!(
+            "the token belongs to organization {org}; this route belongs to organization {route_org}"
+        ))),
+        _ => Ok(()),
+    }
 }
