@@ -8,7 +8,7 @@ use keyward_policy::PrincipalKind;
 use keyward_store::{OrgRow, SsoLinkRow, TokenKind, TokenRow, UserRow, secret};
 use serde_json::json;
 
-use super::tests::{ALL, Issuer, NOW, bearer, install_crypto, refusal, signed, store};
+use super::tests::{ALL, Issuer, NOW, bearer, install_crypto, refusal, signed, store, world};
 use super::*;
 
 struct People {
@@ -470,4 +470,36 @@ async fn an_idp_whose_discovery_names_another_issuer_is_unavailable() {
         0,
         "no keys are fetched from a mismatched document"
     );
+}
+
+/// The cache of verified workload tokens never outlives the token, and a cached token still
+/// meets each route's own checks (kinds accepted, organization).
+#[tokio::test]
+async fn a_cached_workload_token_expires_with_the_token_and_is_checked_per_route() {
+    let w = world().await;
+    let token = w.token(|c| c.exp = NOW + 60);
+    assert!(w.verify(&token, NOW).await.is_ok());
+    let fetches = w.platform.fetches();
+    // Served from the cache: no key fetch, same answer.
+    assert!(w.verify(&token, NOW + 30).await.is_ok());
+    assert_eq!(w.platform.fetches(), fetches);
+    // Past `exp` and its leeway it is refused as if it had never been seen.
+    let message = refusal(w.verify(&token, NOW + 75).await, &token);
+    assert!(message.contains("the token has expired"), "{message}");
+
+    let fresh = w.token(|c| c.exp = NOW + 600);
+    assert!(w.verify(&fresh, NOW).await.is_ok());
+    let people_only = w
+        .verifier
+        .verify_for(&bearer(&fresh), &[Accept::Pat], None, NOW)
+        .await;
+    assert!(
+        matches!(people_only, Err(IdentityError::NotAccepted { .. })),
+        "{people_only:?}"
+    );
+    let elsewhere = w
+        .verifier
+        .verify_for(&bearer(&fresh), &ALL, Some(OrgId::new_random()), NOW)
+        .await;
+    assert!(elsewhere.is_err(), "a cached token crossed organizations");
 }
