@@ -48,7 +48,7 @@ fn field_of(reported: Option<&str>) -> &'static str {
 }
 
 /// Validates a definition; the name it carries is the route's name.
-fn validated(spec: Value) -> Result<(String, Value), ApiError> {
+fn validated(spec: Value) -> Result<(String, Value, keyward_policy::Route), ApiError> {
     if !spec.is_object() {
         return Err(ApiError::invalid(
             "route",
@@ -67,7 +67,36 @@ fn validated(spec: Value) -> Result<(String, Value), ApiError> {
         .map_err(|e| ApiError::invalid(field_of(e.field.as_deref()), e.to_string()))?;
     names::validate_slug("name", &route.name)
         .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
-    Ok((route.name, spec))
+    Ok((route.name.clone(), spec, route))
+}
+
+/// Every organization's stored routes share the gateways: a route matching exactly what another
+/// stored route matches (same host and path prefix) would take its traffic, so it is refused.
+/// The answer does not say whose the other route is.
+async fn ensure_unclaimed(
+    app: &AppState,
+    route: &keyward_policy::Route,
+    replacing: Option<GatewayRouteId>,
+) -> Result<(), ApiError> {
+    for row in app.store.all_gateway_routes().await? {
+        if Some(row.id) == replacing {
+            continue;
+        }
+        let Ok(other) = keyward_policy::route_from_json(&row.spec) else {
+            continue;
+        };
+        if other.host == route.host && other.path_prefix == route.path_prefix {
+            return Err(ApiError::Conflict {
+                field: "path_prefix",
+                message: format!(
+                    "another gateway route already serves host {} and path prefix {}; choose another path_prefix or host",
+                    route.host.as_deref().unwrap_or("(any)"),
+                    route.path_prefix.as_deref().unwrap_or("(none)")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn name_taken(name: &str) -> Taken {
@@ -109,7 +138,8 @@ pub(crate) async fn create_gateway_route(
     caller: &Caller,
     spec: Value,
 ) -> Result<GatewayRouteRow, ApiError> {
-    let (name, spec) = validated(spec)?;
+    let (name, spec, route) = validated(spec)?;
+    ensure_unclaimed(app, &route, None).await?;
     let row = GatewayRouteRow {
         id: GatewayRouteId::new_random(),
         org_id: caller.org()?.id,
@@ -134,7 +164,8 @@ pub(crate) async fn replace_gateway_route(
     existing: GatewayRouteRow,
     spec: Value,
 ) -> Result<GatewayRouteRow, ApiError> {
-    let (name, spec) = validated(spec)?;
+    let (name, spec, route) = validated(spec)?;
+    ensure_unclaimed(app, &route, Some(existing.id)).await?;
     let row = GatewayRouteRow {
         name,
         spec,
