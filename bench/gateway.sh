@@ -73,8 +73,10 @@ render() { sed -e "s|@WORK@|$work|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" -e 
 render bench/gateway/upstream.conf "$work/upstream.conf"
 render bench/gateway/proxy.conf "$work/proxy.conf"
 "$nginx_bin" -p "$work" -c "$work/upstream.conf" 2>"$work/upstream.err" &
+upstream_pid=$!
 pids+=($!)
 "$nginx_bin" -p "$work" -c "$work/proxy.conf" 2>"$work/proxy.err" &
+proxy_pid=$!
 pids+=($!)
 
 # The streaming upstream: 5 chat.completion.chunk events 10 ms apart (the first at once).
@@ -127,6 +129,7 @@ policies = ["bench.cedar"]
 EOF
 KEYWARD_LOG=warn "$bin" gateway --http --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/kw" \
     --config "$work/routes.toml" --platform-url "$kw" --platform-ca "$ca" >"$work/gw.out" 2>"$work/gw.out.err" &
+gw_pid=$!
 pids+=($!)
 wait_for "$work/gw.out" '^keyward gateway listening on ' "keyward gateway"
 gw=$(sed -nE 's/^keyward gateway listening on (\S+) \(admin (\S+)\)$/\1/p' "$work/gw.out")
@@ -152,21 +155,34 @@ echo "checked: all three answer 200; the gateway answers 401 without a token and
 
 before=$(busy)
 results=()
-run_wrk() { # $1 = name, $2 = URL, $3 = threads, $4 = connections, $5 = seconds
-    local out="$work/$1-c$4.wrk" line
+# CPU time (user + system, clock ticks) of a process and its threads, and of its child processes
+# that are still running (nginx's workers): how much of the cores a contender spent.
+cpu_ticks() { # $1 = pid
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+run_wrk() { # $1 = name, $2 = URL, $3 = threads, $4 = connections, $5 = seconds, $6 = pid of the contender
+    local out="$work/$1-c$4.wrk" line before_cpu after_cpu
     TOKEN=$workload wrk -t"$3" -c"$4" -d2s -s bench/gateway/post.lua "$2" >/dev/null # warm-up
     echo "$1: wrk -t$3 -c$4 -d$5s…" >&2
+    before_cpu=$(cpu_ticks "$6")
     TOKEN=$workload wrk -t"$3" -c"$4" -d"$5s" --latency -s bench/gateway/post.lua "$2" >"$out"
+    after_cpu=$(cpu_ticks "$6")
     line=$(grep '^RESULT ' "$out") || { echo "wrk printed no result for $1:" >&2; cat "$out" >&2; exit 1; }
+    line="$line cpu_ticks=$((after_cpu - before_cpu)) hz=$(getconf CLK_TCK)"
     if ! grep -qE 'connect_errors=0 read_errors=0 write_errors=0 timeouts=0 non2xx=0' <<<"$line"; then
         echo "$1 had errors: $line" >&2; exit 1
     fi
     results+=("$1 c$4 $line")
 }
 for target in direct nginx keyward; do
-    case $target in direct) url=$direct ;; nginx) url=$nginx ;; keyward) url=$gw ;; esac
-    run_wrk "$target" "$url" 1 1 "$LAT_DURATION"
-    run_wrk "$target" "$url" "$WRK_THREADS" "$CONNECTIONS" "$DURATION"
+    case $target in direct) url=$direct pid=$upstream_pid ;; nginx) url=$nginx pid=$proxy_pid ;; keyward) url=$gw pid=$gw_pid ;; esac
+    run_wrk "$target" "$url" 1 1 "$LAT_DURATION" "$pid"
+    run_wrk "$target" "$url" "$WRK_THREADS" "$CONNECTIONS" "$DURATION" "$pid"
 done
 echo "ttfb: $TTFB_REQUESTS streamed completions each, direct and through the gateway…" >&2
 ttfb_direct=$(python3 bench/gateway/ttfb.py "$sse_url/v1/chat/completions" --requests "$TTFB_REQUESTS")
@@ -197,6 +213,10 @@ for name in ("direct", "nginx", "keyward"):
     added99 = "-" if name == "direct" else f"{ms(lat['p99_us'] - d['p99_us']):+.3f}"
     print(f"{name:24} {ms(lat['p50_us']):9.3f} {ms(lat['p99_us']):9.3f} {added50:>10} {added99:>10} "
           f"{load['rps']:10.0f} {ms(load['p50_us']):9.3f} {ms(load['p99_us']):9.3f} {load['rps'] / n['rps']:9.2f}")
+print(f"\nCPU per request at c=N (µs of CPU, user + system, the contender's own processes):")
+for name in ("direct", "nginx", "keyward"):
+    load = rows[(name, "load")]
+    print(f"  {name:8} {load['cpu_ticks'] / load['hz'] * 1e6 / load['requests']:7.1f} µs")
 k, kl = rows[("keyward", "lat")], rows[("keyward", "load")]
 td, tg = ttfb["direct"], ttfb["keyward"]
 diff50 = float(tg["p50_ms"]) - float(td["p50_ms"])

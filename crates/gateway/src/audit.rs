@@ -19,11 +19,11 @@ use tokio::sync::mpsc;
 /// The event type of a gateway request.
 pub const KIND: &str = "gateway.request";
 /// The most events one append takes.
-pub const MAX_BATCH: usize = 500;
+pub const MAX_BATCH: usize = 1000;
 /// The longest an event waits for companions before its batch is written.
-pub const MAX_WAIT: Duration = Duration::from_millis(50);
+pub const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Events the channel holds before senders wait.
-pub const QUEUE: usize = 8 * MAX_BATCH;
+pub const QUEUE: usize = 16 * MAX_BATCH;
 
 /// One request's event (see `pipeline::Gateway::finish` for `data`).
 #[derive(Clone, Debug)]
@@ -90,16 +90,19 @@ impl AuditSender {
 pub async fn write_batches(store: Arc<dyn Store>, key: AuditKey, mut rx: AuditReceiver) {
     let mut batch: Vec<GatewayEvent> = Vec::with_capacity(MAX_BATCH);
     loop {
-        // Wait for the first event of a batch, then up to MAX_WAIT for more.
+        // Wait for the first event of a batch, then let MAX_WAIT pass before taking what has
+        // arrived: one wake-up per batch, not one per request (each is a thread hand-off).
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let deadline = tokio::time::Instant::now() + MAX_WAIT;
-        while batch.len() < MAX_BATCH {
-            let room = MAX_BATCH - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        if batch.len() < MAX_BATCH {
+            tokio::time::sleep(MAX_WAIT).await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    // Empty, or closed: the next `recv_many` returns 0 once all is drained.
+                    Err(_) => break,
+                }
             }
         }
         let events: Vec<NewAuditEvent> = batch.drain(..).map(GatewayEvent::into_new).collect();

@@ -18,6 +18,7 @@ pub mod listener;
 pub mod phases;
 pub mod pipeline;
 pub mod reload;
+pub mod route_metrics;
 pub mod settings;
 pub mod table;
 pub mod upstream;
@@ -250,7 +251,15 @@ pub async fn run(
     tracing::info!(url = %ready.url, admin = %ready.admin_url, routes = ready.routes, backend = store.backend(), "keyward gateway is serving");
     on_ready(&ready);
 
-    listener::serve(listener, rustls, gateway, shutdown).await;
+    let workers = settings.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    listener::serve_per_core(listener, rustls, gateway, shutdown, workers)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
 
     watcher.abort();
     let _ = stop_admin.send(());

@@ -1,6 +1,11 @@
 //! The data-path listener: TCP (no Nagle), TLS with ALPN `h2`/`http/1.1` unless `--http`, then
 //! hyper's auto connection (HTTP/1.1 or HTTP/2) calling [`Gateway::handle`]. On shutdown it stops
 //! accepting and lets open connections finish (up to [`DRAIN`]).
+//!
+//! [`serve_per_core`] runs one single-threaded runtime per worker thread, all accepting on the
+//! same socket, like nginx's workers: a connection, its requests and their pooled upstream
+//! connections stay on one thread, so a request costs no cross-thread wake-ups (on a work-stealing
+//! runtime they were a quarter of the gateway's CPU time under load).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +25,54 @@ use crate::pipeline::Gateway;
 pub const DRAIN: Duration = Duration::from_secs(10);
 /// A TLS handshake that takes longer is abandoned.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serves on `workers` threads, each with its own single-threaded runtime accepting from
+/// `listener`, until `shutdown` resolves; then every thread drains its connections.
+pub async fn serve_per_core(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+    workers: usize,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut done = Vec::with_capacity(workers);
+    for worker in 0..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (tls, gateway, mut stopped) = (tls.clone(), gateway.clone(), stopped.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (finished, finished_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("keyward-gateway-{worker}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            serve(listener, tls, gateway, async move {
+                                let _ = stopped.wait_for(|stop| *stop).await;
+                            })
+                            .await
+                        }
+                        Err(e) => {
+                            tracing::error!(worker, error = %e, "a gateway worker could not use the listening socket");
+                        }
+                    }
+                });
+                let _ = finished.send(());
+            })?;
+        done.push(finished_rx);
+    }
+    drop(listener);
+    shutdown.await;
+    let _ = stop.send(true);
+    for finished in done {
+        let _ = finished.await;
+    }
+    Ok(())
+}
 
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve(

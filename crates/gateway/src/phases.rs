@@ -42,12 +42,21 @@ impl IdentityPhase for Verifier {
 /// What a route's policy says about a request.
 pub trait PolicyPhase: Send + Sync {
     fn reads_body(&self) -> bool;
+    /// Whether some policy reads the context attribute `name` (`headers`, `query`, …); what
+    /// none reads is not collected from the request.
+    fn reads_context(&self, _name: &str) -> bool {
+        true
+    }
     fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision;
 }
 
 impl PolicyPhase for Policies {
     fn reads_body(&self) -> bool {
         Policies::reads_body(self)
+    }
+
+    fn reads_context(&self, name: &str) -> bool {
+        self.context_reads().reads(name)
     }
 
     fn decide(&self, principal: &Principal, request: &RequestFacts, no_match: NoMatch) -> Decision {

@@ -248,24 +248,16 @@ impl Gateway {
         started: Instant,
     ) -> Response<GatewayBody> {
         let status = response.status().as_u16();
-        let route_name = outcome
-            .route
-            .as_ref()
-            .map_or_else(String::new, |r| r.name.clone());
         let allowed = outcome
             .decision
             .as_ref()
             .is_some_and(|d| d.effect == Effect::Allow && !d.approval_required);
         let decision = if allowed { "allow" } else { "deny" };
-        metrics::histogram!("keyward_gateway_request_duration_seconds", "route" => route_name.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!(
-            "keyward_gateway_requests_total",
-            "route" => route_name.clone(),
-            "decision" => decision,
-            "status" => status.to_string()
-        )
-        .increment(1);
+        let seconds = started.elapsed().as_secs_f64();
+        match &outcome.route {
+            Some(route) => route.metrics.record(allowed, status, seconds),
+            None => crate::route_metrics::record_unrouted(status, seconds),
+        }
 
         let bytes_out = Arc::new(AtomicU64::new(0));
         let counted = bytes_out.clone();
@@ -333,21 +325,27 @@ fn request_facts(
     path: &str,
     body: Option<&[u8]>,
 ) -> RequestFacts {
-    let mut headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let name = name.as_str().to_ascii_lowercase();
-            let value = if CALLER_CREDENTIAL_HEADERS.contains(&name.as_str()) {
-                String::new()
-            } else {
-                String::from_utf8_lossy(value.as_bytes()).into_owned()
-            };
-            (name, value)
-        })
-        .collect();
+    let policy = &route.policy;
+    let mut headers: Vec<(String, String)> = if !policy.reads_context("headers") {
+        Vec::new()
+    } else {
+        parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let name = name.as_str().to_ascii_lowercase();
+                let value = if CALLER_CREDENTIAL_HEADERS.contains(&name.as_str()) {
+                    String::new()
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
+                (name, value)
+            })
+            .collect()
+    };
     // HTTP/2 carries the host as `:authority`; policies read it as `host` either way.
-    if !parts.headers.contains_key(http::header::HOST)
+    if policy.reads_context("headers")
+        && !parts.headers.contains_key(http::header::HOST)
         && let Some(authority) = parts.uri.authority()
     {
         headers.push(("host".to_owned(), authority.as_str().to_owned()));
@@ -355,6 +353,7 @@ fn request_facts(
     let query = parts
         .uri
         .query()
+        .filter(|_| policy.reads_context("query"))
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))

@@ -22,6 +22,8 @@ pub enum TlsMode {
 pub struct GatewaySettings {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Threads serving the data path, each with its own runtime (`None`: one per core).
+    pub workers: Option<usize>,
     pub tls: TlsMode,
     /// The platform's data directory (SQLite, master key, local CA).
     pub data_dir: PathBuf,

@@ -10,6 +10,7 @@ use keyward_core::OrgId;
 use keyward_policy::{Accept, CredentialSpec, NoMatch, Route};
 
 use crate::phases::PolicyPhase;
+use crate::route_metrics::RouteMetrics;
 use crate::upstream::{Upstream, UpstreamClients};
 
 /// One route as the data path uses it.
@@ -27,6 +28,7 @@ pub struct RouteEntry {
     pub inspect_limit: usize,
     pub timeout: Duration,
     pub credential: CredentialSpec,
+    pub metrics: RouteMetrics,
 }
 
 impl RouteEntry {
@@ -40,6 +42,7 @@ impl RouteEntry {
             route.upstream.clone(),
             clients.client(route.upstream_ca.as_deref(), route.connect_timeout)?,
         );
+        let metrics = RouteMetrics::new(&route.name);
         Ok(RouteEntry {
             name: route.name,
             org,
@@ -53,6 +56,7 @@ impl RouteEntry {
             inspect_limit: route.inspect_limit,
             timeout: route.timeout,
             credential: route.credential,
+            metrics,
         })
     }
 
@@ -198,6 +202,7 @@ pub(crate) mod tests {
             inspect_limit: 1024,
             timeout: Duration::from_secs(5),
             credential: CredentialSpec::None,
+            metrics: RouteMetrics::new(name),
         }
     }
 

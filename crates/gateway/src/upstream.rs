@@ -3,16 +3,18 @@
 //! headers removed, `Host` from the upstream URL, the path joined onto the upstream's), and the
 //! timeout until response headers.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -20,7 +22,39 @@ use url::Url;
 
 use crate::body::GatewayBody;
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+type HyperClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+
+/// Source of [`UpstreamClient`] ids (thread-local pools are keyed by them).
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A pooled upstream client of one configuration (extra CA, connect timeout). Each thread that
+/// sends through it gets its own pool of the same configuration: a pooled connection is driven
+/// by a task on the runtime that opened it, and a request handed to another thread's connection
+/// costs two cross-thread wake-ups (the gateway runs one runtime per core).
+#[derive(Clone)]
+pub struct UpstreamClient {
+    id: u64,
+    extra_ca: Option<Arc<str>>,
+    connect_timeout: Duration,
+    /// Built (and so validated) when the route loads; used if a thread's own cannot be built.
+    shared: HyperClient,
+}
+
+impl UpstreamClient {
+    fn request(&self, request: Request<GatewayBody>) -> ResponseFuture {
+        thread_local! {
+            static LOCAL: RefCell<HashMap<u64, HyperClient>> = RefCell::new(HashMap::new());
+        }
+        LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            let client = local.entry(self.id).or_insert_with(|| {
+                build_client(self.extra_ca.as_deref(), self.connect_timeout)
+                    .unwrap_or_else(|_| self.shared.clone())
+            });
+            client.request(request)
+        })
+    }
+}
 
 /// Headers that describe one connection, not the message: never forwarded either way.
 const HOP_BY_HOP: [&str; 8] = [
@@ -87,16 +121,18 @@ impl UpstreamClients {
         if let Some(client) = cache.get(&key) {
             return Ok(client.clone());
         }
-        let client = build_client(extra_ca, connect_timeout)?;
+        let client = UpstreamClient {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            extra_ca: extra_ca.map(Arc::from),
+            connect_timeout,
+            shared: build_client(extra_ca, connect_timeout)?,
+        };
         cache.insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn build_client(
-    extra_ca: Option<&str>,
-    connect_timeout: Duration,
-) -> Result<UpstreamClient, String> {
+fn build_client(extra_ca: Option<&str>, connect_timeout: Duration) -> Result<HyperClient, String> {
     let mut roots = rustls::RootCertStore::empty();
     let _ = roots.add_parsable_certificates(platform_roots().iter().cloned());
     if let Some(pem) = extra_ca {

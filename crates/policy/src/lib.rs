@@ -14,8 +14,8 @@ mod facts;
 mod route;
 
 pub use cedar::{
-    APPROVAL_ANNOTATION, APPROVAL_REQUIRED, Decision, Effect, ID_ANNOTATION, Policies, SCHEMA,
-    schema,
+    APPROVAL_ANNOTATION, APPROVAL_REQUIRED, ContextReads, Decision, Effect, ID_ANNOTATION,
+    Policies, SCHEMA, schema,
 };
 pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts, normalize_path};
 pub use route::{

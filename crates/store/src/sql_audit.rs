@@ -20,6 +20,9 @@ macro_rules! impl_audit_store {
 
             type DbRow = <$db as sqlx::Database>::Row;
 
+            /// Rows per INSERT: 8 parameters each stays far below both backends' limits.
+            const INSERT_CHUNK: usize = 100;
+
             const AUDIT_COLUMNS: &str = "seq, at_ms, kind, org_id, actor, data, prev_hash, hash";
 
             fn audit_row(r: &DbRow) -> Result<AuditRow> {
@@ -55,22 +58,27 @@ macro_rules! impl_audit_store {
                     let mut rows = Vec::with_capacity(events.len());
                     for event in events {
                         let row = crate::audit::chain(key, event, head.take());
-                        sqlx::query(
-                            "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(row.seq)
-                        .bind(row.at_ms)
-                        .bind(&row.kind)
-                        .bind(row.org_id.map(|o| o.to_string()))
-                        .bind(&row.actor)
-                        .bind(&row.data)
-                        .bind(&row.prev_hash)
-                        .bind(&row.hash)
-                        .execute(&mut *tx)
-                        .await?;
                         head = Some((row.seq, row.hash.clone()));
                         rows.push(row);
+                    }
+                    // Many rows per statement: each statement is a round trip (to SQLite's
+                    // worker thread or to PostgreSQL), and a gateway appends hundreds at once.
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO audit_events (seq, at_ms, kind, org_id, actor, data, prev_hash, hash) ",
+                        );
+                        insert.push_values(chunk, |mut values, row| {
+                            values
+                                .push_bind(row.seq)
+                                .push_bind(row.at_ms)
+                                .push_bind(&row.kind)
+                                .push_bind(row.org_id.map(|o| o.to_string()))
+                                .push_bind(&row.actor)
+                                .push_bind(&row.data)
+                                .push_bind(&row.prev_hash)
+                                .push_bind(&row.hash);
+                        });
+                        insert.build().execute(&mut *tx).await?;
                     }
                     if let Some((seq, hash)) = &head {
                         sqlx::query(

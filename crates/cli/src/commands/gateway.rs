@@ -64,6 +64,9 @@ pub struct GatewayRunArgs {
         default_value = "127.0.0.1:9444"
     )]
     pub admin_listen: SocketAddr,
+    /// Threads serving requests, each running its own event loop (default: one per core).
+    #[arg(long, env = "KEYWARD_GATEWAY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
     /// Keyward's URL: workload tokens are checked against its JWKS; credentials are had through it.
     #[arg(long, env = "KEYWARD_PLATFORM_URL")]
     pub platform_url: Option<url::Url>,
@@ -148,6 +151,7 @@ fn settings(args: GatewayRunArgs) -> GatewaySettings {
     GatewaySettings {
         listen: args.listen,
         admin_listen: args.admin_listen,
+        workers: args.workers.map(usize::from),
         tls,
         data_dir: args.storage.data_dir,
         database_url: args.storage.database_url,

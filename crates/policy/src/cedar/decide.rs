@@ -17,7 +17,7 @@ use cedar_policy::{
 };
 use serde_json::Value;
 
-use super::{Decision, Effect, NoMatch, Policies};
+use super::{ContextReads, Decision, Effect, NoMatch, Policies};
 use crate::facts::{BodyFacts, McpFacts, Principal, RequestFacts, normalize_path};
 
 /// The id of the per-request entities that hold tags (one of each per request).
@@ -215,6 +215,7 @@ fn mcp_record(
 
 fn cedar_request(
     names: &Names,
+    reads: &ContextReads,
     principal: &Principal,
     request: &RequestFacts,
 ) -> Result<(Request, Entities), BuildError> {
@@ -226,28 +227,43 @@ fn cedar_request(
         [],
         [],
     ))?);
-    entities.push(headers_entity(names, &request.headers)?);
-    entities.push(query_entity(names, &request.query)?);
-    let path = normalize_path(&request.path);
-    let segments = path.split('/').filter(|s| !s.is_empty()).map(string);
-    let mut context = vec![
-        ("method".to_owned(), string(&request.method)),
-        ("path".to_owned(), string(&path)),
-        (
-            "segments".to_owned(),
-            RestrictedExpression::new_set(segments),
-        ),
-        (
+    // Only what some policy reads is built: the rest can change no decision (the policies were
+    // validated against the schema, so nothing reads an attribute the walk did not see).
+    let mut context = Vec::with_capacity(7);
+    if reads.reads("method") {
+        context.push(("method".to_owned(), string(&request.method)));
+    }
+    if reads.reads("path") || reads.reads("segments") {
+        let path = normalize_path(&request.path);
+        if reads.reads("segments") {
+            let segments = path.split('/').filter(|s| !s.is_empty()).map(string);
+            context.push((
+                "segments".to_owned(),
+                RestrictedExpression::new_set(segments),
+            ));
+        }
+        context.push(("path".to_owned(), string(&path)));
+    }
+    if reads.reads("query") {
+        entities.push(query_entity(names, &request.query)?);
+        context.push((
             "query".to_owned(),
             RestrictedExpression::new_entity_uid(uid(&names.query, REQUEST_ENTITY_ID)),
-        ),
-        (
+        ));
+    }
+    if reads.reads("headers") {
+        entities.push(headers_entity(names, &request.headers)?);
+        context.push((
             "headers".to_owned(),
             RestrictedExpression::new_entity_uid(uid(&names.headers, REQUEST_ENTITY_ID)),
-        ),
-        ("body".to_owned(), body_record(request.body.as_ref())?),
-    ];
-    if let Some(mcp) = request.body.as_ref().and_then(|b| b.mcp.as_ref()) {
+        ));
+    }
+    if reads.reads("body") {
+        context.push(("body".to_owned(), body_record(request.body.as_ref())?));
+    }
+    if reads.reads("mcp")
+        && let Some(mcp) = request.body.as_ref().and_then(|b| b.mcp.as_ref())
+    {
         context.push(("mcp".to_owned(), mcp_record(names, mcp, &mut entities)?));
     }
     let context = built(Context::from_pairs(context))?;
@@ -287,7 +303,8 @@ impl Policies {
         let Some(names) = names() else {
             return deny(Vec::new());
         };
-        let Ok((cedar, entities)) = cedar_request(names, principal, request) else {
+        let Ok((cedar, entities)) = cedar_request(names, &self.inner.reads, principal, request)
+        else {
             return deny(Vec::new());
         };
         let response = Authorizer::new().is_authorized(&cedar, &self.inner.set, &entities);

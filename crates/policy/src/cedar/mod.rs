@@ -7,6 +7,8 @@
 mod decide;
 mod reads;
 
+pub use reads::ContextReads;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::str::FromStr;
@@ -44,7 +46,7 @@ struct Inner {
     approval: HashSet<PolicyId>,
     /// Policy ids in load order (sources in order, policies in text order).
     ids: Vec<String>,
-    reads_body: bool,
+    reads: ContextReads,
 }
 
 /// What happens when no policy matches.
@@ -277,13 +279,13 @@ impl Policies {
                 error,
             ));
         }
-        let reads_body = reads::reads_body(&set);
+        let reads = ContextReads::of(&set);
         Ok(Policies {
             inner: Arc::new(Inner {
                 set,
                 approval,
                 ids,
-                reads_body,
+                reads,
             }),
         })
     }
@@ -291,7 +293,12 @@ impl Policies {
     /// Whether any policy reads the request body (`context.body…` or `context.mcp…`); the
     /// gateway buffers the body (within the inspection limit) only then.
     pub fn reads_body(&self) -> bool {
-        self.inner.reads_body
+        self.inner.reads.reads_body()
+    }
+
+    /// Which context attributes the policies read: the others need not be built.
+    pub fn context_reads(&self) -> &ContextReads {
+        &self.inner.reads
     }
 
     /// The policies' ids, in load order.

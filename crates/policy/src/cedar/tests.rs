@@ -507,3 +507,28 @@ fn reads_body_only_when_a_policy_reads_it() {
     );
     assert!(load("forbid(principal, action, resource) when { context has mcp };").reads_body());
 }
+
+#[test]
+fn only_the_context_attributes_a_policy_reads_are_built_and_they_still_decide() {
+    let p = load(
+        "forbid(principal, action, resource) when { context.headers.hasTag(\"x-debug\") };\n\
+         permit(principal, action, resource) when { context[\"method\"] == \"GET\" };",
+    );
+    let reads = p.context_reads();
+    assert!(reads.reads("headers") && reads.reads("method"));
+    assert!(!reads.reads("query") && !reads.reads("body") && !reads.reads("segments"));
+    // What is read still decides: the header forbids, the method permits.
+    let mut facts = request("GET", "/v1/x");
+    assert_eq!(
+        p.decide(&workload(), &facts, NoMatch::Deny).effect,
+        Effect::Allow
+    );
+    facts.headers.push(("x-debug".into(), "1".into()));
+    assert_eq!(
+        p.decide(&workload(), &facts, NoMatch::Deny).effect,
+        Effect::Deny
+    );
+    // `has` is a read too.
+    let all = load("permit(principal, action, resource) when { context has query };");
+    assert!(all.context_reads().reads("query") && !all.context_reads().reads("headers"));
+}
