@@ -1,0 +1,355 @@
+//! Compiling a [`MaskConfig`] into a [`Masker`]: the selected built-ins and custom patterns in one
+//! multi-pattern regex, their names and markers, and the bytes no match can contain (where a
+//! stream may be cut early).
+
+use std::sync::Arc;
+
+use regex_automata::{MatchKind, meta, util::syntax};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::config::MaskConfig;
+use crate::content::ContentKind;
+use crate::counts::Counts;
+use crate::detectors::{
+    BUILTIN_NAMES, BUILTINS, Check, JSON_PATH_NAME, JSON_PATH_SKIPPED_NAME, SECRET_NAME,
+    pem_body_byte,
+};
+use crate::exact::{ExactValueSet, ExactValues};
+use crate::json_path::JsonPath;
+use crate::stream::StreamMasker;
+use crate::MaskError;
+
+/// Smallest and largest `max_match_bytes`: below 1 KiB a PEM key cannot be matched whole; above
+/// 1 MiB the carry-over stops being small.
+const MAX_MATCH_MIN: usize = 1024;
+const MAX_MATCH_MAX: usize = 1024 * 1024;
+
+pub(crate) struct PatternInfo {
+    pub det: u32,
+    pub check: Check,
+    pub group: bool,
+}
+
+pub(crate) struct Compiled {
+    pub regex: Option<meta::Regex>,
+    /// By regex pattern id.
+    pub patterns: Vec<PatternInfo>,
+    /// By detector index: built-ins selected, custom patterns, `secret`, `json_path`.
+    pub names: Vec<String>,
+    pub markers: Vec<Vec<u8>>,
+    pub secret_det: u32,
+    pub json_path_det: u32,
+    /// Bytes some pattern can match; the others are cut points.
+    pub in_pattern: [bool; 256],
+    pub max_match: usize,
+    pub json_paths: Vec<JsonPath>,
+    pub json_limit: usize,
+    pub requests: bool,
+    pub secrets: bool,
+}
+
+/// A compiled masking configuration. `Send + Sync`; clones share everything (an `Arc` inside).
+#[derive(Clone)]
+pub struct Masker {
+    pub(crate) inner: Arc<Compiled>,
+    exact: Arc<ExactValueSet>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker")
+            .field("detectors", &self.inner.names)
+            .field("json_paths", &self.inner.json_paths.len())
+            .field("max_match", &self.inner.max_match)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mark_hir_bytes(h: &Hir, set: &mut [bool; 256]) {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(l) => l.0.iter().for_each(|b| set[usize::from(*b)] = true),
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                (r.start()..=r.end()).for_each(|b| set[usize::from(b)] = true);
+            }
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                (lo..=hi.min(0x7f)).for_each(|b| set[b as usize] = true);
+                if hi >= 0x80 {
+                    (0x80..=0xff).for_each(|b: usize| set[b] = true);
+                }
+            }
+        }
+        HirKind::Repetition(r) => mark_hir_bytes(&r.sub, set),
+        HirKind::Capture(c) => mark_hir_bytes(&c.sub, set),
+        HirKind::Concat(v) | HirKind::Alternation(v) => {
+            v.iter().for_each(|h| mark_hir_bytes(h, set));
+        }
+    }
+}
+
+fn parse(pattern: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| {
+            // The parser's message spans several lines with a caret; the kind is what matters.
+            match e {
+                regex_syntax::Error::Parse(p) => p.kind().to_string(),
+                regex_syntax::Error::Translate(t) => t.kind().to_string(),
+                other => other.to_string(),
+            }
+        })
+}
+
+fn check_custom_name(name: &str) -> Result<(), MaskError> {
+    let bad = |reason: &str| MaskError::CustomName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if name.is_empty() || name.len() > 40 {
+        return Err(bad("it must be 1 to 40 characters long"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(bad("it may only hold a-z, 0-9 and _"));
+    }
+    if BUILTIN_NAMES.contains(&name)
+        || [SECRET_NAME, JSON_PATH_NAME, JSON_PATH_SKIPPED_NAME].contains(&name)
+    {
+        return Err(bad("it is a built-in name"));
+    }
+    Ok(())
+}
+
+impl Compiled {
+    fn build(config: &MaskConfig) -> Result<Self, MaskError> {
+        if !(MAX_MATCH_MIN..=MAX_MATCH_MAX).contains(&config.max_match_bytes) {
+            return Err(MaskError::MaxMatch {
+                value: config.max_match_bytes,
+                min: MAX_MATCH_MIN,
+                max: MAX_MATCH_MAX,
+            });
+        }
+        let mut selected = vec![false; BUILTINS.len()];
+        for name in &config.detectors {
+            if name == "all" {
+                selected.iter_mut().for_each(|s| *s = true);
+            } else if let Some(i) = BUILTIN_NAMES.iter().position(|n| n == name) {
+                selected[i] = true;
+            } else {
+                return Err(MaskError::UnknownDetector {
+                    name: name.clone(),
+                    valid: BUILTIN_NAMES.join(", "),
+                });
+            }
+        }
+        let mut names = Vec::new();
+        let mut sources: Vec<String> = Vec::new();
+        let mut patterns = Vec::new();
+        let mut in_pattern = [false; 256];
+        for (b, _) in BUILTINS.iter().zip(&selected).filter(|(_, s)| **s) {
+            let det = names.len() as u32;
+            names.push(b.name.to_owned());
+            for p in b.patterns {
+                let hir = parse(p).map_err(|e| MaskError::Compile(format!("{}: {e}", b.name)))?;
+                mark_hir_bytes(&hir, &mut in_pattern);
+                patterns.push(PatternInfo {
+                    det,
+                    check: b.check,
+                    group: hir.properties().explicit_captures_len() > 0,
+                });
+                sources.push((*p).to_owned());
+            }
+            if b.check == Check::PemBlock {
+                (0..=255u8)
+                    .filter(|b| pem_body_byte(*b))
+                    .for_each(|b| in_pattern[usize::from(b)] = true);
+            }
+        }
+        for c in &config.custom {
+            check_custom_name(&c.name)?;
+            if names.contains(&c.name) {
+                return Err(MaskError::CustomName {
+                    name: c.name.clone(),
+                    reason: "another custom pattern has this name".to_owned(),
+                });
+            }
+            let fail = |reason: String| MaskError::CustomPattern {
+                name: c.name.clone(),
+                pattern: c.pattern.clone(),
+                reason,
+            };
+            let hir = parse(&c.pattern).map_err(fail)?;
+            match hir.properties().maximum_len() {
+                Some(n) if n <= config.max_match_bytes => {}
+                other => {
+                    return Err(MaskError::CustomPatternUnbounded {
+                        name: c.name.clone(),
+                        len: other.map_or_else(|| "unboundedly many".to_owned(), |n| n.to_string()),
+                        max: config.max_match_bytes,
+                    });
+                }
+            }
+            if hir.properties().minimum_len() == Some(0) {
+                return Err(fail("it can match the empty string".to_owned()));
+            }
+            mark_hir_bytes(&hir, &mut in_pattern);
+            patterns.push(PatternInfo {
+                det: names.len() as u32,
+                check: Check::None,
+                // The whole match of a custom pattern is masked, whatever groups it has.
+                group: false,
+            });
+            names.push(c.name.clone());
+            sources.push(c.pattern.clone());
+        }
+        let regex = if sources.is_empty() {
+            None
+        } else {
+            Some(
+                meta::Regex::builder()
+                    .syntax(syntax::Config::new().utf8(false))
+                    .configure(
+                        meta::Config::new()
+                            .match_kind(MatchKind::LeftmostFirst)
+                            .utf8_empty(false),
+                    )
+                    .build_many(&sources)
+                    .map_err(|e| MaskError::Compile(e.to_string()))?,
+            )
+        };
+        let json_paths = config
+            .json_paths
+            .iter()
+            .map(|p| JsonPath::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let secret_det = names.len() as u32;
+        names.push(SECRET_NAME.to_owned());
+        let json_path_det = names.len() as u32;
+        names.push(JSON_PATH_NAME.to_owned());
+        let markers = names
+            .iter()
+            .map(|n| format!("[MASKED:{n}]").into_bytes())
+            .collect();
+        Ok(Self {
+            regex,
+            patterns,
+            names,
+            markers,
+            secret_det,
+            json_path_det,
+            in_pattern,
+            max_match: config.max_match_bytes,
+            json_paths,
+            json_limit: config.json_document_limit,
+            requests: config.requests,
+            secrets: config.secrets,
+        })
+    }
+}
+
+impl Masker {
+    /// Compiles `config` with no secret values (add them with [`Masker::with_secrets`]).
+    pub fn new(config: &MaskConfig) -> Result<Self, MaskError> {
+        Self::with_secrets(config, Arc::new(ExactValueSet::default()))
+    }
+
+    /// Compiles `config`; streams mask the values current in `secrets` when they start (unless
+    /// the config says `secrets = false`).
+    pub fn with_secrets(
+        config: &MaskConfig,
+        secrets: Arc<ExactValueSet>,
+    ) -> Result<Self, MaskError> {
+        Ok(Self {
+            inner: Arc::new(Compiled::build(config)?),
+            exact: secrets,
+        })
+    }
+
+    /// Whether the route masks request bodies too.
+    pub fn masks_requests(&self) -> bool {
+        self.inner.requests
+    }
+
+    /// The secret values this masker reads (to replace them when they change).
+    pub fn secrets(&self) -> &Arc<ExactValueSet> {
+        &self.exact
+    }
+
+    /// The most a stream started now may hold back after a `push`: the longest match
+    /// (`max_match_bytes`, or the longest secret value's JSON form if longer) and a quarter more
+    /// so that small chunks are not rescanned byte by byte.
+    pub fn carry_bound(&self) -> usize {
+        let hold = self.inner.max_match.max(self.exact_now().max_len());
+        hold + hold / 4
+    }
+
+    fn exact_now(&self) -> Arc<ExactValues> {
+        if self.inner.secrets {
+            self.exact.current()
+        } else {
+            Arc::new(ExactValues::empty())
+        }
+    }
+
+    /// A masker for one body of the given kind, with the secret values current now.
+    pub fn stream(&self, kind: ContentKind) -> StreamMasker {
+        StreamMasker::new(self.inner.clone(), self.exact_now(), kind)
+    }
+
+    /// Masks a whole body with the detectors (no JSON paths: see
+    /// [`Masker::mask_json_document`]).
+    pub fn mask(&self, kind: ContentKind, body: &[u8]) -> (Vec<u8>, Counts) {
+        let mut s = self.stream(kind);
+        let mut out = s.push(body);
+        let (tail, counts) = s.finish();
+        out.extend_from_slice(&tail);
+        (out, counts)
+    }
+
+    /// Masks a whole JSON body: values at the configured JSON paths become
+    /// `"[MASKED:json_path]"`, then the detectors run as for any JSON body. JSON paths need the
+    /// whole document, so a body over `limit` bytes (or not JSON) gets only the detectors and
+    /// counts one `json_path_skipped`.
+    pub fn mask_json_document(&self, body: &[u8], limit: usize) -> (Vec<u8>, Counts) {
+        let mut counts = Counts::default();
+        let masked_paths;
+        let input = if self.inner.json_paths.is_empty() {
+            body
+        } else if body.len() > limit {
+            counts.add(JSON_PATH_SKIPPED_NAME, 1);
+            body
+        } else {
+            match crate::json_path::apply(
+                &self.inner.json_paths,
+                body,
+                &self.inner.markers[self.inner.json_path_det as usize],
+            ) {
+                Some((out, n)) => {
+                    counts.add(JSON_PATH_NAME, n);
+                    masked_paths = out;
+                    &masked_paths
+                }
+                None => {
+                    counts.add(JSON_PATH_SKIPPED_NAME, 1);
+                    body
+                }
+            }
+        };
+        let (out, c) = self.mask(ContentKind::Json, input);
+        counts.merge(&c);
+        (out, counts)
+    }
+
+    /// The configured JSON document limit (`json_document_limit`).
+    pub fn json_document_limit(&self) -> usize {
+        self.inner.json_limit
+    }
+}
