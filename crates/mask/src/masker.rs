@@ -187,6 +187,9 @@ impl Compiled {
                 reason,
             };
             let hir = parse(&c.pattern).map_err(fail)?;
+            if hir.properties().minimum_len() == Some(0) {
+                return Err(fail("it can match the empty string".to_owned()));
+            }
             match hir.properties().maximum_len() {
                 Some(n) if n <= config.max_match_bytes => {}
                 other => {
@@ -196,9 +199,6 @@ impl Compiled {
                         max: config.max_match_bytes,
                     });
                 }
-            }
-            if hir.properties().minimum_len() == Some(0) {
-                return Err(fail("it can match the empty string".to_owned()));
             }
             mark_hir_bytes(&hir, &mut in_pattern);
             patterns.push(PatternInfo {
