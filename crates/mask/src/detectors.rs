@@ -22,8 +22,21 @@ pub(crate) enum Check {
     AwsSecretEnd,
 }
 
+/// How a detector's candidates are found. Detectors whose patterns start with a literal share
+/// one regex (its literal prefilter skips most of the body); an email is found from its `@`;
+/// card numbers and IBANs from a byte loop that finds digit runs and `AA00` starts, since a
+/// regex with no literal to look for runs a DFA over every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    Prefixed,
+    Email,
+    Card,
+    Iban,
+}
+
 pub(crate) struct BuiltIn {
     pub name: &'static str,
+    pub pass: Pass,
     /// Each pattern either has no group (the whole match is masked) or one group (only it is).
     pub patterns: &'static [&'static str],
     pub check: Check,
@@ -38,22 +51,26 @@ pub(crate) fn pem_body_byte(b: u8) -> bool {
 pub(crate) const BUILTINS: &[BuiltIn] = &[
     BuiltIn {
         name: "gcp_private_key",
+        pass: Pass::Prefixed,
         // Before pem_private_key: the service-account JSON's field, so the key is named for what it is.
         patterns: &[r#"(?-u)"private_key"[ \t]{0,8}:[ \t]{0,8}"(-----BEGIN (?:RSA |EC )?PRIVATE KEY-----)"#],
         check: Check::PemBlock,
     },
     BuiltIn {
         name: "pem_private_key",
+        pass: Pass::Prefixed,
         patterns: &[r"(?-u)-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY-----"],
         check: Check::PemBlock,
     },
     BuiltIn {
         name: "aws_access_key_id",
+        pass: Pass::Prefixed,
         patterns: &[r"(?-u)\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"],
         check: Check::None,
     },
     BuiltIn {
         name: "aws_secret_access_key",
+        pass: Pass::Prefixed,
         // Only in a key context: a key name containing `secret` (aws_secret_access_key,
         // SecretAccessKey, secret_key, "secret"), optionally quoted, then `:` or `=`, then exactly
         // 40 characters of [A-Za-z0-9/+] not followed by another of them or `=`.
@@ -64,11 +81,13 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "gcp_api_key",
+        pass: Pass::Prefixed,
         patterns: &[r"(?-u)\bAIza[0-9A-Za-z_\-]{35}"],
         check: Check::None,
     },
     BuiltIn {
         name: "azure_storage_key",
+        pass: Pass::Prefixed,
         patterns: &[
             r"(?-u)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{86}==|[A-Za-z0-9+/]{43}=)",
             r"(?-u)(?i:SharedAccessSignature)=([A-Za-z0-9%&=._:+/\-]{1,2048})",
@@ -77,16 +96,19 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "jwt",
+        pass: Pass::Prefixed,
         patterns: &[r"(?-u)\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"],
         check: Check::None,
     },
     BuiltIn {
         name: "bearer_token",
+        pass: Pass::Prefixed,
         patterns: &[r"(?-u)\b(?i:bearer)[ \t]{1,4}([A-Za-z0-9\-._~+/]{8,}=*)"],
         check: Check::None,
     },
     BuiltIn {
         name: "email",
+        pass: Pass::Email,
         patterns: &[
             r"(?-u)[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,6}\.[A-Za-z]{2,24}\b",
         ],
@@ -94,11 +116,13 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "card_number",
+        pass: Pass::Card,
         patterns: &[r"(?-u)\b[0-9](?:[ \-]?[0-9]){12,18}\b"],
         check: Check::Luhn,
     },
     BuiltIn {
         name: "iban",
+        pass: Pass::Iban,
         patterns: &[r"(?-u)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b"],
         check: Check::Iban,
     },

@@ -3,10 +3,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind, packed};
 use zeroize::Zeroizing;
 
 use crate::MaskError;
+use crate::scan::Hit;
 
 /// Values shorter than this are not matched: masking every `abc` would wreck bodies, and a value
 /// that short is no secret. They are counted in [`ExactValues::skipped_short`].
@@ -17,7 +18,7 @@ pub const MAX_EXACT_LEN: usize = 16 * 1024;
 /// A compiled set of secret values. The values themselves are not kept (only the automaton
 /// built from them, in memory); `Debug` shows counts only.
 pub struct ExactValues {
-    ac: Option<AhoCorasick>,
+    matcher: Matcher,
     values: usize,
     skipped_short: usize,
     max_len: usize,
@@ -37,6 +38,17 @@ impl Default for ExactValues {
     fn default() -> Self {
         Self::empty()
     }
+}
+
+/// Up to this many forms are searched with SIMD (Teddy, 64 patterns per searcher); more use one
+/// aho-corasick DFA.
+const PACKED_MAX: usize = 4 * 64;
+
+enum Matcher {
+    None,
+    /// Each searcher finds its own leftmost-longest matches; the union is taken after.
+    Packed(Vec<packed::Searcher>),
+    Automaton(AhoCorasick),
 }
 
 /// The forms a value takes in a body: raw, JSON-escaped (`"`, `\`, control characters), and
@@ -81,7 +93,7 @@ fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
 impl ExactValues {
     pub fn empty() -> Self {
         Self {
-            ac: None,
+            matcher: Matcher::None,
             values: 0,
             skipped_short: 0,
             max_len: 0,
@@ -120,13 +132,7 @@ impl ExactValues {
                 patterns.push(form);
             }
         }
-        if !patterns.is_empty() {
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(patterns.iter().map(|p| p.as_slice()))
-                .map_err(|e| MaskError::Compile(format!("secret values: {e}")))?;
-            set.ac = Some(ac);
-        }
+        set.matcher = Self::matcher(&patterns)?;
         Ok(set)
     }
 
@@ -149,8 +155,66 @@ impl ExactValues {
         self.max_len
     }
 
-    pub(crate) fn automaton(&self) -> Option<&AhoCorasick> {
-        self.ac.as_ref()
+    fn matcher(patterns: &[Zeroizing<Vec<u8>>]) -> Result<Matcher, MaskError> {
+        if patterns.is_empty() {
+            return Ok(Matcher::None);
+        }
+        if patterns.len() <= PACKED_MAX {
+            let searchers: Option<Vec<packed::Searcher>> = patterns
+                .chunks(64)
+                .map(|group| {
+                    packed::Config::new()
+                        .match_kind(packed::MatchKind::LeftmostLongest)
+                        .builder()
+                        .extend(group.iter().map(|p| p.as_slice()))
+                        .build()
+                })
+                .collect();
+            // None where the CPU has no SIMD Teddy can use.
+            if let Some(searchers) = searchers {
+                return Ok(Matcher::Packed(searchers));
+            }
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            // A full DFA without prefilter: secret values may share prefixes (`sk_live_`),
+            // and a prefilter then stops at every candidate of a dense body.
+            .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .map_err(|e| MaskError::Compile(format!("secret values: {e}")))?;
+        Ok(Matcher::Automaton(ac))
+    }
+
+    /// Appends every match starting in `hay[from..]` (unordered across searchers).
+    pub(crate) fn find(&self, hay: &[u8], from: usize, det: u32, out: &mut Vec<Hit>) {
+        match &self.matcher {
+            Matcher::None => {}
+            Matcher::Packed(searchers) => {
+                for s in searchers {
+                    let mut at = from;
+                    while at < hay.len() {
+                        let Some(m) = s.find_in(hay, aho_corasick::Span::from(at..hay.len())) else {
+                            break;
+                        };
+                        out.push(Hit {
+                            start: m.start(),
+                            end: m.end(),
+                            det,
+                        });
+                        at = m.end().max(m.start() + 1);
+                    }
+                }
+            }
+            Matcher::Automaton(ac) => {
+                let input = aho_corasick::Input::new(hay).span(from..hay.len());
+                out.extend(ac.find_iter(input).map(|m| Hit {
+                    start: m.start(),
+                    end: m.end(),
+                    det,
+                }));
+            }
+        }
     }
 
     pub(crate) fn byte_set(&self) -> &[bool; 256] {

@@ -1,6 +1,6 @@
-//! Compiling a [`MaskConfig`] into a [`Masker`]: the selected built-ins and custom patterns in one
-//! multi-pattern regex, their names and markers, and the bytes no match can contain (where a
-//! stream may be cut early).
+//! Compiling a [`MaskConfig`] into a [`Masker`]: the selected built-ins and custom patterns as a
+//! few multi-pattern regexes (one per way of finding candidates), their names and markers, and
+//! the bytes no match can contain (where a stream may be cut early).
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::config::MaskConfig;
 use crate::content::ContentKind;
 use crate::counts::Counts;
 use crate::detectors::{
-    BUILTIN_NAMES, BUILTINS, Check, JSON_PATH_NAME, JSON_PATH_SKIPPED_NAME, SECRET_NAME,
+    BUILTIN_NAMES, BUILTINS, Check, JSON_PATH_NAME, JSON_PATH_SKIPPED_NAME, Pass, SECRET_NAME,
     pem_body_byte,
 };
 use crate::exact::{ExactValueSet, ExactValues};
@@ -30,10 +30,16 @@ pub(crate) struct PatternInfo {
     pub group: bool,
 }
 
-pub(crate) struct Compiled {
-    pub regex: Option<meta::Regex>,
-    /// By regex pattern id.
+/// One regex and how it is run over a window (see [`Pass`]).
+pub(crate) struct RegexPass {
+    pub pass: Pass,
+    pub regex: meta::Regex,
+    /// By pattern id.
     pub patterns: Vec<PatternInfo>,
+}
+
+pub(crate) struct Compiled {
+    pub passes: Vec<RegexPass>,
     /// By detector index: built-ins selected, custom patterns, `secret`, `json_path`.
     pub names: Vec<String>,
     pub markers: Vec<Vec<u8>>,
@@ -151,8 +157,16 @@ impl Compiled {
             }
         }
         let mut names = Vec::new();
-        let mut sources: Vec<String> = Vec::new();
-        let mut patterns = Vec::new();
+        // Sources and pattern info per pass; custom patterns get a `Prefixed`-style search pass
+        // of their own (index 4).
+        let mut sources: [Vec<String>; 5] = Default::default();
+        let mut infos: [Vec<PatternInfo>; 5] = Default::default();
+        let pass_index = |p: Pass| match p {
+            Pass::Prefixed => 0,
+            Pass::Email => 1,
+            Pass::Card => 2,
+            Pass::Iban => 3,
+        };
         let mut in_pattern = [false; 256];
         for (b, _) in BUILTINS.iter().zip(&selected).filter(|(_, s)| **s) {
             let det = names.len() as u32;
@@ -160,12 +174,13 @@ impl Compiled {
             for p in b.patterns {
                 let hir = parse(p).map_err(|e| MaskError::Compile(format!("{}: {e}", b.name)))?;
                 mark_hir_bytes(&hir, &mut in_pattern);
-                patterns.push(PatternInfo {
+                let k = pass_index(b.pass);
+                infos[k].push(PatternInfo {
                     det,
                     check: b.check,
                     group: hir.properties().explicit_captures_len() > 0,
                 });
-                sources.push((*p).to_owned());
+                sources[k].push((*p).to_owned());
             }
             if b.check == Check::PemBlock {
                 (0..=255u8)
@@ -201,30 +216,36 @@ impl Compiled {
                 }
             }
             mark_hir_bytes(&hir, &mut in_pattern);
-            patterns.push(PatternInfo {
+            infos[4].push(PatternInfo {
                 det: names.len() as u32,
                 check: Check::None,
                 // The whole match of a custom pattern is masked, whatever groups it has.
                 group: false,
             });
             names.push(c.name.clone());
-            sources.push(c.pattern.clone());
+            sources[4].push(c.pattern.clone());
         }
-        let regex = if sources.is_empty() {
-            None
-        } else {
-            Some(
-                meta::Regex::builder()
-                    .syntax(syntax::Config::new().utf8(false))
-                    .configure(
-                        meta::Config::new()
-                            .match_kind(MatchKind::LeftmostFirst)
-                            .utf8_empty(false),
-                    )
-                    .build_many(&sources)
-                    .map_err(|e| MaskError::Compile(e.to_string()))?,
-            )
-        };
+        let mut passes = Vec::new();
+        let kinds = [Pass::Prefixed, Pass::Email, Pass::Card, Pass::Iban, Pass::Prefixed];
+        for ((src, patterns), pass) in sources.iter().zip(infos).zip(kinds) {
+            if src.is_empty() {
+                continue;
+            }
+            let regex = meta::Regex::builder()
+                .syntax(syntax::Config::new().utf8(false))
+                .configure(
+                    meta::Config::new()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .utf8_empty(false),
+                )
+                .build_many(src)
+                .map_err(|e| MaskError::Compile(e.to_string()))?;
+            passes.push(RegexPass {
+                pass,
+                regex,
+                patterns,
+            });
+        }
         let json_paths = config
             .json_paths
             .iter()
@@ -239,8 +260,7 @@ impl Compiled {
             .map(|n| format!("[MASKED:{n}]").into_bytes())
             .collect();
         Ok(Self {
-            regex,
-            patterns,
+            passes,
             names,
             markers,
             secret_det,

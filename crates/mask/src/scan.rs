@@ -1,13 +1,13 @@
-//! Finding matches in a window of the body: one pass of the multi-pattern regex (every detector
-//! and custom pattern), the checks that matches must pass, one pass of aho-corasick over the
-//! secret values, and the union of both.
+//! Finding matches in a window of the body: each regex pass (literal-prefixed detectors, email,
+//! card numbers, IBANs, custom patterns), the checks matches must pass, the secret values, and
+//! the union of all of them.
 
 use regex_automata::util::captures::Captures;
-use regex_automata::{Anchored, Input, meta};
+use regex_automata::{Anchored, Input};
 
-use crate::detectors::{Check, iban_end, luhn, pem_end};
+use crate::detectors::{Check, Pass, iban_end, luhn, pem_end};
 use crate::exact::ExactValues;
-use crate::masker::Compiled;
+use crate::masker::{Compiled, RegexPass};
 use crate::rewrite::{escape_end, escape_start};
 
 /// A span to replace and the detector that found it.
@@ -18,27 +18,31 @@ pub(crate) struct Hit {
     pub det: u32,
 }
 
-/// Per-stream search state, so searching allocates nothing per match.
+/// Per-stream search state, so searching allocates nothing per match. The lazy DFAs' caches are
+/// the regexes' own pools, not per stream: a stream must not pay for building DFA states again.
 pub(crate) struct Scanner {
-    cache: Option<meta::Cache>,
-    caps: Option<Captures>,
-    regex_hits: Vec<Hit>,
-    exact_hits: Vec<Hit>,
+    caps: Vec<Captures>,
+    hits: Vec<Hit>,
+}
+
+/// Where one window's search runs: `hay[from..]`, with `more` saying whether bytes may follow
+/// `hay` (a stream not yet finished): a check that needs to see past the end then extends the
+/// hit to the end, so the stream holds it back.
+struct Window<'h> {
+    hay: &'h [u8],
+    more: bool,
+    max_match: usize,
 }
 
 impl Scanner {
     pub(crate) fn new(c: &Compiled) -> Self {
         Self {
-            cache: c.regex.as_ref().map(meta::Regex::create_cache),
-            caps: c.regex.as_ref().map(meta::Regex::create_captures),
-            regex_hits: Vec::new(),
-            exact_hits: Vec::new(),
+            caps: c.passes.iter().map(|p| p.regex.create_captures()).collect(),
+            hits: Vec::new(),
         }
     }
 
     /// Appends to `out`, in order and without overlap, every hit that starts in `hay[from..]`.
-    /// `more` says whether bytes may follow `hay` (a stream not yet finished): a check that needs
-    /// to see past the end then extends the hit to the end, so the stream holds it back.
     pub(crate) fn find(
         &mut self,
         c: &Compiled,
@@ -48,53 +52,59 @@ impl Scanner {
         more: bool,
         out: &mut Vec<Hit>,
     ) {
-        self.regex_hits.clear();
-        self.exact_hits.clear();
-        if let (Some(re), Some(cache), Some(caps)) = (&c.regex, &mut self.cache, &mut self.caps) {
-            find_regex(c, re, cache, caps, hay, from, more, &mut self.regex_hits);
-        }
-        if let Some(ac) = exact.automaton() {
-            let input = aho_corasick::Input::new(hay).span(from..hay.len());
-            for m in ac.find_iter(input) {
-                self.exact_hits.push(Hit {
-                    start: m.start(),
-                    end: m.end(),
-                    det: c.secret_det,
-                });
+        self.hits.clear();
+        let w = Window {
+            hay,
+            more,
+            max_match: c.max_match,
+        };
+        for (p, caps) in c.passes.iter().zip(self.caps.iter_mut()) {
+            match p.pass {
+                Pass::Prefixed | Pass::Email => {
+                    search(p, caps, &w, from, hay.len(), false, &mut self.hits);
+                }
+                Pass::Card => digit_runs(p, caps, &w, from, &mut self.hits),
+                Pass::Iban => iban_starts(p, caps, &w, from, &mut self.hits),
             }
         }
-        for h in self.regex_hits.iter_mut().chain(self.exact_hits.iter_mut()) {
+        exact.find(hay, from, c.secret_det, &mut self.hits);
+        for h in self.hits.iter_mut() {
             h.start = escape_start(hay, h.start, from);
             h.end = escape_end(hay, h.end, from);
         }
-        merge(&self.regex_hits, &self.exact_hits, out);
+        self.hits
+            .sort_unstable_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
+        union(&self.hits, out);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn find_regex(
-    c: &Compiled,
-    re: &meta::Regex,
-    cache: &mut meta::Cache,
+/// Every match of `p` starting in `hay[from..to]` (ending by `to`), checked.
+fn search(
+    p: &RegexPass,
     caps: &mut Captures,
-    hay: &[u8],
+    w: &Window<'_>,
     from: usize,
-    more: bool,
+    to: usize,
+    anchored: bool,
     out: &mut Vec<Hit>,
 ) {
+    let hay = w.hay;
     let mut at = from;
-    while at < hay.len() {
-        let input = Input::new(hay).span(at..hay.len());
-        let Some(m) = re.search_with(cache, &input) else {
+    while at < to {
+        let mut input = Input::new(hay).span(at..to);
+        if anchored {
+            input = input.anchored(Anchored::Yes);
+        }
+        let Some(m) = p.regex.search(&input) else {
             break;
         };
-        let info = &c.patterns[m.pattern().as_usize()];
+        let info = &p.patterns[m.pattern().as_usize()];
         let (mut s, mut e) = (m.start(), m.end());
         if info.group {
             let anchored = Input::new(hay)
-                .span(m.start()..hay.len())
+                .span(m.start()..to)
                 .anchored(Anchored::Pattern(m.pattern()));
-            re.search_captures_with(cache, &anchored, caps);
+            p.regex.search_captures(&anchored, caps);
             if let Some(g) = caps.get_group(1) {
                 (s, e) = (g.start, g.end);
             }
@@ -113,8 +123,8 @@ fn find_regex(
                 .get(e)
                 .is_none_or(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+' | b'='))),
             Check::PemBlock => {
-                let limit = hay.len().min(s.saturating_add(c.max_match));
-                e = pem_end(hay, e, limit, more && limit == hay.len());
+                let limit = hay.len().min(s.saturating_add(w.max_match));
+                e = pem_end(hay, e, limit, w.more && limit == hay.len());
                 true
             }
         };
@@ -126,30 +136,70 @@ fn find_regex(
             });
             at = e.max(m.start() + 1);
         } else {
-            // A failed check must not hide a match of another detector starting inside it.
+            // A failed check must not hide a match starting inside it.
             at = m.start() + 1;
+        }
+        if anchored {
+            break;
         }
     }
 }
 
-/// The union of two sorted hit lists: overlapping hits become one, named by the one that starts
-/// first (the longer on a tie), so no byte of either survives.
-fn merge(a: &[Hit], b: &[Hit], out: &mut Vec<Hit>) {
-    let (mut i, mut j) = (0, 0);
-    let base = out.len();
-    while i < a.len() || j < b.len() {
-        let take_a = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => (x.start, std::cmp::Reverse(x.end)) <= (y.start, std::cmp::Reverse(y.end)),
-            (Some(_), None) => true,
-            _ => false,
-        };
-        let h = if take_a {
+/// Card numbers: runs of digits with single spaces or dashes between them holding at least 13
+/// digits, searched with the card pattern (which decides boundaries and grouping).
+fn digit_runs(p: &RegexPass, caps: &mut Captures, w: &Window<'_>, from: usize, out: &mut Vec<Hit>) {
+    let hay = w.hay;
+    let mut i = from;
+    while i < hay.len() {
+        if !hay[i].is_ascii_digit() {
             i += 1;
-            a[i - 1]
-        } else {
-            j += 1;
-            b[j - 1]
-        };
+            continue;
+        }
+        let start = i;
+        let mut digits = 0;
+        loop {
+            while i < hay.len() && hay[i].is_ascii_digit() {
+                i += 1;
+                digits += 1;
+            }
+            if i + 1 < hay.len() && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        if digits >= 13 {
+            search(p, caps, w, start, i, false, out);
+        }
+    }
+}
+
+/// IBANs: an anchored search wherever two capital letters are followed by two digits.
+fn iban_starts(p: &RegexPass, caps: &mut Captures, w: &Window<'_>, from: usize, out: &mut Vec<Hit>) {
+    let hay = w.hay;
+    let mut i = from;
+    while i + 3 < hay.len() {
+        if hay[i].is_ascii_uppercase()
+            && hay[i + 1].is_ascii_uppercase()
+            && hay[i + 2].is_ascii_digit()
+            && hay[i + 3].is_ascii_digit()
+        {
+            let before = out.len();
+            search(p, caps, w, i, hay.len(), true, out);
+            if let Some(h) = out.get(before) {
+                i = h.end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// The union of sorted hits: overlapping hits become one, named by the one that starts first
+/// (the longer on a tie), so no byte of either survives.
+fn union(hits: &[Hit], out: &mut Vec<Hit>) {
+    let base = out.len();
+    for &h in hits {
         if out.len() > base
             && let Some(last) = out.last_mut()
             && h.start < last.end
@@ -166,11 +216,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merge_unions_overlaps() {
-        let a = [Hit { start: 0, end: 5, det: 1 }, Hit { start: 10, end: 12, det: 1 }];
-        let b = [Hit { start: 3, end: 8, det: 2 }, Hit { start: 20, end: 25, det: 2 }];
+    fn union_merges_overlaps() {
+        let hits = [
+            Hit { start: 0, end: 5, det: 1 },
+            Hit { start: 3, end: 8, det: 2 },
+            Hit { start: 10, end: 12, det: 1 },
+            Hit { start: 20, end: 25, det: 2 },
+        ];
         let mut out = Vec::new();
-        merge(&a, &b, &mut out);
+        union(&hits, &mut out);
         assert_eq!(
             out,
             vec![
