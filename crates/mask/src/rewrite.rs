@@ -200,6 +200,20 @@ impl Lex {
             out.extend_from_slice(marker);
             return true;
         }
+        let plain_json = match self.kind {
+            ContentKind::Json => true,
+            ContentKind::EventStream => self.pfx == DECIDED && self.line_json,
+            ContentKind::Text => false,
+        };
+        if plain_json
+            && self.in_str
+            && !self.esc
+            && memchr::memchr3(b'"', b'\\', b'\n', seg).is_none()
+        {
+            // The common case: a match inside one string, with no escape to follow.
+            out.extend_from_slice(marker);
+            return true;
+        }
         let mut run: Option<Class> = None;
         let mut wrote = false;
         for &b in seg {

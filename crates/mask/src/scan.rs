@@ -58,14 +58,18 @@ impl Scanner {
             more,
             max_match: c.max_match,
         };
+        let (mut card, mut iban) = (None, None);
         for (p, caps) in c.passes.iter().zip(self.caps.iter_mut()) {
             match p.pass {
                 Pass::Prefixed | Pass::Email => {
                     search(p, caps, &w, from, hay.len(), false, &mut self.hits);
                 }
-                Pass::Card => digit_runs(p, caps, &w, from, &mut self.hits),
-                Pass::Iban => iban_starts(p, caps, &w, from, &mut self.hits),
+                Pass::Card => card = Some((p, caps)),
+                Pass::Iban => iban = Some((p, caps)),
             }
+        }
+        if card.is_some() || iban.is_some() {
+            candidates(card, iban, &w, from, &mut self.hits);
         }
         exact.find(hay, from, c.secret_det, &mut self.hits);
         for h in self.hits.iter_mut() {
@@ -145,49 +149,78 @@ fn search(
     }
 }
 
-/// Card numbers: runs of digits with single spaces or dashes between them holding at least 13
-/// digits, searched with the card pattern (which decides boundaries and grouping).
-fn digit_runs(p: &RegexPass, caps: &mut Captures, w: &Window<'_>, from: usize, out: &mut Vec<Hit>) {
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+
+/// Byte classes for the candidate loop: most bytes of a body are neither.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = DIGIT;
+        b += 1;
+    }
+    let mut b = b'A';
+    while b <= b'Z' {
+        t[b as usize] = UPPER;
+        b += 1;
+    }
+    t
+};
+
+/// Card numbers and IBANs in one loop over the window. A card candidate is a run of digits
+/// with single spaces or dashes between them holding at least 13 digits, searched with the
+/// card pattern (which decides boundaries and grouping); an IBAN candidate is an anchored
+/// search wherever two capital letters are followed by two digits.
+fn candidates(
+    card: Option<(&RegexPass, &mut Captures)>,
+    iban: Option<(&RegexPass, &mut Captures)>,
+    w: &Window<'_>,
+    from: usize,
+    out: &mut Vec<Hit>,
+) {
     let hay = w.hay;
+    let n = hay.len();
+    let (mut card, mut iban) = (card, iban);
     let mut i = from;
-    while i < hay.len() {
-        if !hay[i].is_ascii_digit() {
+    while i < n {
+        while i < n && CLASS[usize::from(hay[i])] == 0 {
             i += 1;
-            continue;
         }
-        let start = i;
-        let mut digits = 0;
-        loop {
-            while i < hay.len() && hay[i].is_ascii_digit() {
-                i += 1;
-                digits += 1;
-            }
-            if i + 1 < hay.len() && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
-                i += 1;
-                continue;
-            }
+        if i >= n {
             break;
         }
-        if digits >= 13 {
-            search(p, caps, w, start, i, false, out);
+        if CLASS[usize::from(hay[i])] == DIGIT {
+            let start = i;
+            let mut digits = 0;
+            loop {
+                while i < n && hay[i].is_ascii_digit() {
+                    i += 1;
+                    digits += 1;
+                }
+                if i + 1 < n && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
+                    i += 1;
+                    continue;
+                }
+                break;
+            }
+            if digits >= 13
+                && let Some((p, caps)) = card.as_mut()
+            {
+                search(p, caps, w, start, i, false, out);
+            }
+            continue;
         }
-    }
-}
-
-/// IBANs: an anchored search wherever two capital letters are followed by two digits.
-fn iban_starts(p: &RegexPass, caps: &mut Captures, w: &Window<'_>, from: usize, out: &mut Vec<Hit>) {
-    let hay = w.hay;
-    let mut i = from;
-    while i + 3 < hay.len() {
-        if hay[i].is_ascii_uppercase()
+        if i + 3 < n
             && hay[i + 1].is_ascii_uppercase()
             && hay[i + 2].is_ascii_digit()
             && hay[i + 3].is_ascii_digit()
+            && let Some((p, caps)) = iban.as_mut()
         {
             let before = out.len();
-            search(p, caps, w, i, hay.len(), true, out);
+            search(p, caps, w, i, n, true, out);
             if let Some(h) = out.get(before) {
-                i = h.end;
+                i = h.end.max(i + 1);
                 continue;
             }
         }
