@@ -28,10 +28,15 @@ pub(crate) enum Check {
 /// regex with no literal to look for runs a DFA over every byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pass {
-    Prefixed,
+    /// Every match starts with one of these literals: the regex runs anchored where one occurs,
+    /// so it never scans backwards for a match's start. A literal written in lowercase letters
+    /// stands for every ASCII case of it.
+    Prefixed(&'static [&'static str]),
     Email,
     Card,
     Iban,
+    /// Custom patterns: one unanchored multi-pattern search.
+    Custom,
 }
 
 pub(crate) struct BuiltIn {
@@ -51,26 +56,26 @@ pub(crate) fn pem_body_byte(b: u8) -> bool {
 pub(crate) const BUILTINS: &[BuiltIn] = &[
     BuiltIn {
         name: "gcp_private_key",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["\"private_key\""]),
         // Before pem_private_key: the service-account JSON's field, so the key is named for what it is.
         patterns: &[r#"(?-u)"private_key"[ \t]{0,8}:[ \t]{0,8}"(-----BEGIN (?:RSA |EC )?PRIVATE KEY-----)"#],
         check: Check::PemBlock,
     },
     BuiltIn {
         name: "pem_private_key",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["-----BEGIN "]),
         patterns: &[r"(?-u)-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY-----"],
         check: Check::PemBlock,
     },
     BuiltIn {
         name: "aws_access_key_id",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["AKIA", "ASIA"]),
         patterns: &[r"(?-u)\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"],
         check: Check::None,
     },
     BuiltIn {
         name: "aws_secret_access_key",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["secret"]),
         // Only in a key context: a key name containing `secret` (aws_secret_access_key,
         // SecretAccessKey, secret_key, "secret"), optionally quoted, then `:` or `=`, then exactly
         // 40 characters of [A-Za-z0-9/+] not followed by another of them or `=`.
@@ -81,13 +86,13 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "gcp_api_key",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["AIza"]),
         patterns: &[r"(?-u)\bAIza[0-9A-Za-z_\-]{35}"],
         check: Check::None,
     },
     BuiltIn {
         name: "azure_storage_key",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["AccountKey=", "SharedAccessKey=", "sharedaccesssignature"]),
         patterns: &[
             r"(?-u)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{86}==|[A-Za-z0-9+/]{43}=)",
             r"(?-u)(?i:SharedAccessSignature)=([A-Za-z0-9%&=._:+/\-]{1,2048})",
@@ -96,13 +101,13 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "jwt",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["eyJ"]),
         patterns: &[r"(?-u)\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"],
         check: Check::None,
     },
     BuiltIn {
         name: "bearer_token",
-        pass: Pass::Prefixed,
+        pass: Pass::Prefixed(&["bearer"]),
         patterns: &[r"(?-u)\b(?i:bearer)[ \t]{1,4}([A-Za-z0-9\-._~+/]{8,}=*)"],
         check: Check::None,
     },

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use aho_corasick::AhoCorasick;
 use regex_automata::{MatchKind, meta, util::syntax};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -33,6 +34,8 @@ pub(crate) struct PatternInfo {
 /// One regex and how it is run over a window (see [`Pass`]).
 pub(crate) struct RegexPass {
     pub pass: Pass,
+    /// For `Pass::Prefixed`: finds where a match can start.
+    pub starts: Option<AhoCorasick>,
     pub regex: meta::Regex,
     /// By pattern id.
     pub patterns: Vec<PatternInfo>,
@@ -95,6 +98,37 @@ fn mark_hir_bytes(h: &Hir, set: &mut [bool; 256]) {
             v.iter().for_each(|h| mark_hir_bytes(h, set));
         }
     }
+}
+
+/// The literals to look for: as written, or (all lowercase: any case) every case of their first
+/// three letters — a case-insensitive automaton over the whole words is several times slower
+/// than this handful of short literals, and the anchored regex rejects what is not a match.
+fn prefix_literals(literals: &[&str]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for lit in literals {
+        if !lit.bytes().all(|b| b.is_ascii_lowercase()) {
+            out.push(lit.as_bytes().to_vec());
+            continue;
+        }
+        let head = &lit.as_bytes()[..lit.len().min(3)];
+        let mut forms: Vec<Vec<u8>> = vec![Vec::new()];
+        for &b in head {
+            forms = forms
+                .into_iter()
+                .flat_map(|f| {
+                    [b, b.to_ascii_uppercase()].map(|c| {
+                        let mut g = f.clone();
+                        g.push(c);
+                        g
+                    })
+                })
+                .collect();
+        }
+        out.extend(forms);
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn parse(pattern: &str) -> Result<Hir, String> {
@@ -162,15 +196,20 @@ impl Compiled {
         let mut sources: [Vec<String>; 5] = Default::default();
         let mut infos: [Vec<PatternInfo>; 5] = Default::default();
         let pass_index = |p: Pass| match p {
-            Pass::Prefixed => 0,
+            Pass::Prefixed(_) => 0,
             Pass::Email => 1,
             Pass::Card => 2,
             Pass::Iban => 3,
+            Pass::Custom => 4,
         };
+        let mut literals: Vec<&str> = Vec::new();
         let mut in_pattern = [false; 256];
         for (b, _) in BUILTINS.iter().zip(&selected).filter(|(_, s)| **s) {
             let det = names.len() as u32;
             names.push(b.name.to_owned());
+            if let Pass::Prefixed(l) = b.pass {
+                literals.extend_from_slice(l);
+            }
             for p in b.patterns {
                 let hir = parse(p).map_err(|e| MaskError::Compile(format!("{}: {e}", b.name)))?;
                 mark_hir_bytes(&hir, &mut in_pattern);
@@ -226,7 +265,7 @@ impl Compiled {
             sources[4].push(c.pattern.clone());
         }
         let mut passes = Vec::new();
-        let kinds = [Pass::Prefixed, Pass::Email, Pass::Card, Pass::Iban, Pass::Prefixed];
+        let kinds = [Pass::Prefixed(&[]), Pass::Email, Pass::Card, Pass::Iban, Pass::Custom];
         for ((src, patterns), pass) in sources.iter().zip(infos).zip(kinds) {
             if src.is_empty() {
                 continue;
@@ -240,8 +279,18 @@ impl Compiled {
                 )
                 .build_many(src)
                 .map_err(|e| MaskError::Compile(e.to_string()))?;
+            let starts = match pass {
+                Pass::Prefixed(_) => Some(
+                    AhoCorasick::builder()
+                        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                        .build(prefix_literals(&literals))
+                        .map_err(|e| MaskError::Compile(format!("detector prefixes: {e}")))?,
+                ),
+                _ => None,
+            };
             passes.push(RegexPass {
                 pass,
+                starts,
                 regex,
                 patterns,
             });

@@ -60,12 +60,20 @@ impl Scanner {
         };
         let (mut card, mut iban) = (None, None);
         for (p, caps) in c.passes.iter().zip(self.caps.iter_mut()) {
-            match p.pass {
-                Pass::Prefixed | Pass::Email => {
-                    search(p, caps, &w, from, hay.len(), false, &mut self.hits);
+            match (&p.pass, &p.starts) {
+                (Pass::Prefixed(_), Some(starts)) => {
+                    let mut at = from;
+                    let input = aho_corasick::Input::new(hay);
+                    while let Some(m) = starts.find(input.clone().span(at..hay.len())) {
+                        let before = self.hits.len();
+                        search(p, caps, &w, m.start(), hay.len(), true, &mut self.hits);
+                        // Literals overlap (`AKIASIA…`): after a miss, look again one byte on.
+                        at = self.hits.get(before).map_or(m.start() + 1, |h| h.end.max(m.start() + 1));
+                    }
                 }
-                Pass::Card => card = Some((p, caps)),
-                Pass::Iban => iban = Some((p, caps)),
+                (Pass::Card, _) => card = Some((p, caps)),
+                (Pass::Iban, _) => iban = Some((p, caps)),
+                _ => search(p, caps, &w, from, hay.len(), false, &mut self.hits),
             }
         }
         if card.is_some() || iban.is_some() {
@@ -149,29 +157,33 @@ fn search(
     }
 }
 
-const DIGIT: u8 = 1;
-const UPPER: u8 = 2;
-
-/// Byte classes for the candidate loop: most bytes of a body are neither.
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = b'0';
-    while b <= b'9' {
-        t[b as usize] = DIGIT;
-        b += 1;
+/// The first ASCII digit at or after `i`, eight bytes at a time: most of a body is not digits,
+/// and a byte loop over it was the largest cost of masking.
+fn next_digit(hay: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(word) = hay.get(i..i + 8) {
+        let x = u64::from_le_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        // Bit Twiddling Hacks' hasbetween(x, '0' - 1, '9' + 1): a high bit per byte in range.
+        let t = x & (ONES * 127);
+        let hit = (ONES * (127 + 0x3A) - t) & !x & (t + ONES * (127 - 0x2F)) & HIGH;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
     }
-    let mut b = b'A';
-    while b <= b'Z' {
-        t[b as usize] = UPPER;
-        b += 1;
+    while i < hay.len() && !hay[i].is_ascii_digit() {
+        i += 1;
     }
-    t
-};
+    i
+}
 
-/// Card numbers and IBANs in one loop over the window. A card candidate is a run of digits
-/// with single spaces or dashes between them holding at least 13 digits, searched with the
-/// card pattern (which decides boundaries and grouping); an IBAN candidate is an anchored
-/// search wherever two capital letters are followed by two digits.
+/// Card numbers and IBANs in one loop over the digit runs of the window. A card candidate is a
+/// run of digits with single spaces or dashes between them holding at least 13 digits, searched
+/// with the card pattern (which decides boundaries and grouping); an IBAN candidate is a run
+/// whose two first digits follow two capital letters, searched anchored at the letters.
 fn candidates(
     card: Option<(&RegexPass, &mut Captures)>,
     iban: Option<(&RegexPass, &mut Captures)>,
@@ -183,48 +195,42 @@ fn candidates(
     let n = hay.len();
     let (mut card, mut iban) = (card, iban);
     let mut i = from;
-    while i < n {
-        while i < n && CLASS[usize::from(hay[i])] == 0 {
-            i += 1;
-        }
+    loop {
+        i = next_digit(hay, i);
         if i >= n {
             break;
         }
-        if CLASS[usize::from(hay[i])] == DIGIT {
-            let start = i;
-            let mut digits = 0;
-            loop {
-                while i < n && hay[i].is_ascii_digit() {
-                    i += 1;
-                    digits += 1;
-                }
-                if i + 1 < n && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
-                    i += 1;
-                    continue;
-                }
-                break;
-            }
-            if digits >= 13
-                && let Some((p, caps)) = card.as_mut()
-            {
-                search(p, caps, w, start, i, false, out);
-            }
-            continue;
-        }
-        if i + 3 < n
-            && hay[i + 1].is_ascii_uppercase()
-            && hay[i + 2].is_ascii_digit()
-            && hay[i + 3].is_ascii_digit()
+        let start = i;
+        if start >= from + 2
+            && hay[start - 2].is_ascii_uppercase()
+            && hay[start - 1].is_ascii_uppercase()
+            && hay.get(start + 1).is_some_and(u8::is_ascii_digit)
             && let Some((p, caps)) = iban.as_mut()
         {
             let before = out.len();
-            search(p, caps, w, i, n, true, out);
+            search(p, caps, w, start - 2, n, true, out);
             if let Some(h) = out.get(before) {
-                i = h.end.max(i + 1);
+                i = h.end.max(start + 1);
                 continue;
             }
         }
-        i += 1;
+        let mut digits = 0;
+        loop {
+            while i < n && hay[i].is_ascii_digit() {
+                i += 1;
+                digits += 1;
+            }
+            if i + 1 < n && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        if digits >= 13
+            && let Some((p, caps)) = card.as_mut()
+        {
+            search(p, caps, w, start, i, false, out);
+        }
     }
 }
 
@@ -247,6 +253,20 @@ fn union(hits: &[Hit], out: &mut Vec<Hit>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_digit_finds_the_first() {
+        let h = b"abcdefghijklmnopqrstuvwxyz\xff\x80/:9 and 0";
+        assert_eq!(next_digit(h, 0), 30);
+        assert_eq!(next_digit(h, 31), 36);
+        assert_eq!(next_digit(h, 37), 37);
+        for k in 0..20 {
+            let mut v = vec![b'x'; 20];
+            v[k] = b'5';
+            assert_eq!(next_digit(&v, 0), k);
+        }
+        assert_eq!(next_digit(b"/:@`", 0), 4);
+    }
 
     #[test]
     fn union_merges_overlaps() {
