@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use keyward_mask::{ContentKind, ExactValueSet, ExactValues, MaskConfig, Masker};
 
 const JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJhZ2VudC0xIiwiYXVkIjoiYXBpIiwiZXhwIjoxNzMzNDkwMDAwfQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmUtYmFzZTY0dXJs";
-const CARDS: [&str; 3] = ["4111 1111 1111 1111", "5555555555554444", "4111111111111112"];
+const CARDS: [&str; 3] = [
+    "4111 1111 1111 1111",
+    "5555555555554444",
+    "4111111111111112",
+];
 
 fn secrets() -> Vec<String> {
     (0..64)

@@ -24,8 +24,12 @@ impl ContentKind {
             .to_ascii_lowercase();
         match essence.as_str() {
             "text/event-stream" => Self::EventStream,
-            "application/json" | "text/json" | "application/x-ndjson" | "application/ndjson"
-            | "application/jsonl" | "application/json-seq" => Self::Json,
+            "application/json"
+            | "text/json"
+            | "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/json-seq" => Self::Json,
             other if other.ends_with("+json") => Self::Json,
             _ => Self::Text,
         }
@@ -50,7 +54,10 @@ mod tests {
             ContentKind::from_content_type("Text/Event-Stream"),
             ContentKind::EventStream
         );
-        assert_eq!(ContentKind::from_content_type("text/plain"), ContentKind::Text);
+        assert_eq!(
+            ContentKind::from_content_type("text/plain"),
+            ContentKind::Text
+        );
         assert_eq!(ContentKind::from_content_type(""), ContentKind::Text);
     }
 }

@@ -50,7 +50,11 @@ pub(crate) struct BuiltIn {
 /// A PEM body: base64, real whitespace, JSON `\n`/`\r` escapes, and the `Proc-Type:`/`DEK-Info:`
 /// headers of legacy encrypted keys.
 pub(crate) fn pem_body_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'\\' | b':' | b',' | b'-')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'+' | b'/' | b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'\\' | b':' | b',' | b'-'
+        )
 }
 
 pub(crate) const BUILTINS: &[BuiltIn] = &[
@@ -58,7 +62,9 @@ pub(crate) const BUILTINS: &[BuiltIn] = &[
         name: "gcp_private_key",
         pass: Pass::Prefixed(&["\"private_key\""]),
         // Before pem_private_key: the service-account JSON's field, so the key is named for what it is.
-        patterns: &[r#"(?-u)"private_key"[ \t]{0,8}:[ \t]{0,8}"(-----BEGIN (?:RSA |EC )?PRIVATE KEY-----)"#],
+        patterns: &[
+            r#"(?-u)"private_key"[ \t]{0,8}:[ \t]{0,8}"(-----BEGIN (?:RSA |EC )?PRIVATE KEY-----)"#,
+        ],
         check: Check::PemBlock,
     },
     BuiltIn {
@@ -150,7 +156,11 @@ pub const BUILTIN_NAMES: &[&str] = &[
 
 /// Luhn over the digits of `s` (separators ignored); 13–19 digits.
 pub(crate) fn luhn(s: &[u8]) -> bool {
-    let digits: Vec<u8> = s.iter().filter(|b| b.is_ascii_digit()).map(|b| b - b'0').collect();
+    let digits: Vec<u8> = s
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| b - b'0')
+        .collect();
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
@@ -165,7 +175,7 @@ pub(crate) fn luhn(s: &[u8]) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// ISO 13616 mod-97 over `s` with spaces ignored: 15–34 characters, two letters, two digits.

@@ -7,7 +7,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind, packed};
 use zeroize::Zeroizing;
 
 use crate::MaskError;
-use crate::scan::Hit;
+use crate::hit::Hit;
 
 /// Values shorter than this are not matched: masking every `abc` would wreck bodies, and a value
 /// that short is no secret. They are counted in [`ExactValues::skipped_short`].
@@ -194,7 +194,8 @@ impl ExactValues {
                 for s in searchers {
                     let mut at = from;
                     while at < hay.len() {
-                        let Some(m) = s.find_in(hay, aho_corasick::Span::from(at..hay.len())) else {
+                        let Some(m) = s.find_in(hay, aho_corasick::Span::from(at..hay.len()))
+                        else {
                             break;
                         };
                         out.push(Hit {

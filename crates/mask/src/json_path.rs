@@ -87,7 +87,11 @@ impl JsonPath {
             } else {
                 return Err(err(i, "expected `.`, `..` or `[`"));
             };
-            steps.push(if deep { Step::Deep(Box::new(step)) } else { step });
+            steps.push(if deep {
+                Step::Deep(Box::new(step))
+            } else {
+                step
+            });
         }
         if steps.is_empty() {
             return Err(err(1, "`$` alone would mask the whole document"));
@@ -233,7 +237,10 @@ impl Walk<'_> {
             }
             Some(_) => {
                 while self.i < self.doc.len()
-                    && !matches!(self.doc[self.i], b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n')
+                    && !matches!(
+                        self.doc[self.i],
+                        b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n'
+                    )
                 {
                     self.i += 1;
                 }
@@ -257,7 +264,14 @@ mod tests {
 
     #[test]
     fn parses_the_subset() {
-        for ok in ["$.a.b", "$.items[*].secret", "$..password", "$['a key'][0]", "$.a.*", "$..*"] {
+        for ok in [
+            "$.a.b",
+            "$.items[*].secret",
+            "$..password",
+            "$['a key'][0]",
+            "$.a.*",
+            "$..*",
+        ] {
             JsonPath::parse(ok).unwrap();
         }
         for bad in ["a.b", "$", "$.", "$[", "$[x]", "$.a b"] {

@@ -12,11 +12,13 @@
 //! Every replacement is `[MASKED:<detector>]`; in a JSON body it is written inside a string (or
 //! as a string in place of a bare number), so the body stays valid JSON.
 
+mod compiled;
 mod config;
 mod content;
 mod counts;
 mod detectors;
 mod exact;
+mod hit;
 mod json_path;
 mod masker;
 mod rewrite;
@@ -61,7 +63,9 @@ pub enum MaskError {
          must not repeat a built-in detector, `secret` or `json_path`)"
     )]
     CustomName { name: String, reason: String },
-    #[error("mask JSON path `{path}` is not accepted at byte {at}: {reason}. Supported: `$.a.b`, `$.items[*].secret`, `$.list[0]`, `$['a key']`, `$..password`, `$.a.*`")]
+    #[error(
+        "mask JSON path `{path}` is not accepted at byte {at}: {reason}. Supported: `$.a.b`, `$.items[*].secret`, `$.list[0]`, `$['a key']`, `$..password`, `$.a.*`"
+    )]
     JsonPath {
         path: String,
         at: usize,
@@ -77,7 +81,11 @@ pub enum MaskError {
         "secret value #{index} is {len} bytes, longer than the {max} bytes exact matching supports; \
          mask it with a detector or a custom pattern instead"
     )]
-    ExactValueTooLong { index: usize, len: usize, max: usize },
+    ExactValueTooLong {
+        index: usize,
+        len: usize,
+        max: usize,
+    },
     #[error("the mask patterns could not be compiled together: {0}")]
     Compile(String),
 }

@@ -5,18 +5,11 @@
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
+use crate::compiled::{Compiled, RegexPass};
 use crate::detectors::{Check, Pass, iban_end, luhn, pem_end};
 use crate::exact::ExactValues;
-use crate::masker::{Compiled, RegexPass};
+pub(crate) use crate::hit::Hit;
 use crate::rewrite::{escape_end, escape_start};
-
-/// A span to replace and the detector that found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Hit {
-    pub start: usize,
-    pub end: usize,
-    pub det: u32,
-}
 
 /// Per-stream search state, so searching allocates nothing per match. The lazy DFAs' caches are
 /// the regexes' own pools, not per stream: a stream must not pay for building DFA states again.
@@ -68,7 +61,10 @@ impl Scanner {
                         let before = self.hits.len();
                         search(p, caps, &w, m.start(), hay.len(), true, &mut self.hits);
                         // Literals overlap (`AKIASIA…`): after a miss, look again one byte on.
-                        at = self.hits.get(before).map_or(m.start() + 1, |h| h.end.max(m.start() + 1));
+                        at = self
+                            .hits
+                            .get(before)
+                            .map_or(m.start() + 1, |h| h.end.max(m.start() + 1));
                     }
                 }
                 (Pass::Card, _) => card = Some((p, caps)),
@@ -271,19 +267,47 @@ mod tests {
     #[test]
     fn union_merges_overlaps() {
         let hits = [
-            Hit { start: 0, end: 5, det: 1 },
-            Hit { start: 3, end: 8, det: 2 },
-            Hit { start: 10, end: 12, det: 1 },
-            Hit { start: 20, end: 25, det: 2 },
+            Hit {
+                start: 0,
+                end: 5,
+                det: 1,
+            },
+            Hit {
+                start: 3,
+                end: 8,
+                det: 2,
+            },
+            Hit {
+                start: 10,
+                end: 12,
+                det: 1,
+            },
+            Hit {
+                start: 20,
+                end: 25,
+                det: 2,
+            },
         ];
         let mut out = Vec::new();
         union(&hits, &mut out);
         assert_eq!(
             out,
             vec![
-                Hit { start: 0, end: 8, det: 1 },
-                Hit { start: 10, end: 12, det: 1 },
-                Hit { start: 20, end: 25, det: 2 }
+                Hit {
+                    start: 0,
+                    end: 8,
+                    det: 1
+                },
+                Hit {
+                    start: 10,
+                    end: 12,
+                    det: 1
+                },
+                Hit {
+                    start: 20,
+                    end: 25,
+                    det: 2
+                }
             ]
         );
     }

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::compiled::Compiled;
 use crate::content::ContentKind;
 use crate::counts::Counts;
 use crate::exact::ExactValues;
-use crate::masker::Compiled;
 use crate::rewrite::{Lex, escape_start};
 use crate::scan::{Hit, Scanner};
 

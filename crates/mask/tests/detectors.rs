@@ -1,6 +1,8 @@
 //! Each built-in detector masks what it is for and leaves look-alikes alone; configuration
 //! errors name what is wrong.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -31,8 +33,16 @@ fn passes(input: &str) {
 
 #[test]
 fn aws_access_key_id() {
-    masks(&format!("id {AWS_KEY_ID} ok"), "id [MASKED:aws_access_key_id] ok", "aws_access_key_id");
-    masks("ASIAY34FZKBOKMUTVV7A", "[MASKED:aws_access_key_id]", "aws_access_key_id");
+    masks(
+        &format!("id {AWS_KEY_ID} ok"),
+        "id [MASKED:aws_access_key_id] ok",
+        "aws_access_key_id",
+    );
+    masks(
+        "ASIAY34FZKBOKMUTVV7A",
+        "[MASKED:aws_access_key_id]",
+        "aws_access_key_id",
+    );
     passes("AKIAIOSFODNN7EXAMPLEX is too long, AKIA1234 too short, akiaiosfodnn7example lower");
 }
 
@@ -54,14 +64,17 @@ fn aws_secret_access_key_only_in_a_key_context() {
         "aws_secret_access_key",
     );
     // A 40-character token without a secret key before it is left alone, as is a 41-character one.
-    passes(&format!("commit {AWS_SECRET} and sha=da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+    passes(&format!(
+        "commit {AWS_SECRET} and sha=da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    ));
     passes(&format!("secret_key={AWS_SECRET}A"));
 }
 
 #[test]
 fn gcp_private_key_in_service_account_json() {
     let key = pem("", 3, "\\n");
-    let input = format!(r#"{{"type":"service_account","private_key":"{key}\n","client_email":"x"}}"#);
+    let input =
+        format!(r#"{{"type":"service_account","private_key":"{key}\n","client_email":"x"}}"#);
     let (out, counts) = masker().mask(ContentKind::Json, input.as_bytes());
     let out = String::from_utf8(out).unwrap();
     assert_eq!(
@@ -76,7 +89,11 @@ fn gcp_private_key_in_service_account_json() {
 #[test]
 fn gcp_api_key_detector() {
     let key = gcp_api_key();
-    masks(&format!("key={key}&q=1"), "key=[MASKED:gcp_api_key]&q=1", "gcp_api_key");
+    masks(
+        &format!("key={key}&q=1"),
+        "key=[MASKED:gcp_api_key]&q=1",
+        "gcp_api_key",
+    );
     passes("AIzaShort and AIz");
 }
 
@@ -84,7 +101,9 @@ fn gcp_api_key_detector() {
 fn azure_storage_key_in_connection_strings() {
     let key = azure_key();
     masks(
-        &format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"),
+        &format!(
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=core.windows.net"
+        ),
         "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[MASKED:azure_storage_key];EndpointSuffix=core.windows.net",
         "azure_storage_key",
     );
@@ -101,30 +120,52 @@ fn pem_private_key_with_newlines_and_escapes() {
     for nl in ["\n", "\\n", "\r\n"] {
         for kind in ["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "] {
             let key = pem(kind, 5, nl);
-            masks(&format!("key: {key}{nl}done"), &format!("key: [MASKED:pem_private_key]{nl}done"), "pem_private_key");
+            masks(
+                &format!("key: {key}{nl}done"),
+                &format!("key: [MASKED:pem_private_key]{nl}done"),
+                "pem_private_key",
+            );
         }
     }
-    passes("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----");
+    passes(
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----",
+    );
     passes("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----");
 }
 
 #[test]
 fn jwt_and_bearer_token() {
     masks(&format!("token {JWT} end"), "token [MASKED:jwt] end", "jwt");
-    masks(&format!("Authorization: Bearer {JWT}"), "Authorization: Bearer [MASKED:bearer_token]", "bearer_token");
-    masks("authorization: bearer ya29.a0AfH6SMBx-opaque_token~1/2", "authorization: bearer [MASKED:bearer_token]", "bearer_token");
+    masks(
+        &format!("Authorization: Bearer {JWT}"),
+        "Authorization: Bearer [MASKED:bearer_token]",
+        "bearer_token",
+    );
+    masks(
+        "authorization: bearer ya29.a0AfH6SMBx-opaque_token~1/2",
+        "authorization: bearer [MASKED:bearer_token]",
+        "bearer_token",
+    );
     passes("eyJhbGciOiJIUzI1NiJ9 alone, a.b.c, and bearer of bad news");
 }
 
 #[test]
 fn email_detector() {
-    masks(&format!("write to {EMAIL}."), "write to [MASKED:email].", "email");
+    masks(
+        &format!("write to {EMAIL}."),
+        "write to [MASKED:email].",
+        "email",
+    );
     passes("user@localhost, @handle, a@b, 2@3.4");
 }
 
 #[test]
 fn card_numbers_are_luhn_checked() {
-    masks(&format!("card {CARD} exp"), "card [MASKED:card_number] exp", "card_number");
+    masks(
+        &format!("card {CARD} exp"),
+        "card [MASKED:card_number] exp",
+        "card_number",
+    );
     masks("4111-1111-1111-1111", "[MASKED:card_number]", "card_number");
     masks("378282246310005", "[MASKED:card_number]", "card_number");
     // Sixteen digits failing Luhn pass unchanged, as do longer digit runs.
@@ -134,9 +175,17 @@ fn card_numbers_are_luhn_checked() {
 
 #[test]
 fn iban_is_mod97_checked() {
-    masks(&format!("pay to {IBAN} today"), "pay to [MASKED:iban] today", "iban");
+    masks(
+        &format!("pay to {IBAN} today"),
+        "pay to [MASKED:iban] today",
+        "iban",
+    );
     masks("DE89370400440532013000", "[MASKED:iban]", "iban");
-    masks("DE89 3704 0044 0532 0130 00 EUR", "[MASKED:iban] EUR", "iban");
+    masks(
+        "DE89 3704 0044 0532 0130 00 EUR",
+        "[MASKED:iban] EUR",
+        "iban",
+    );
     passes(&format!("pay to {IBAN_BAD} today, DE89370400440532013001"));
 }
 
@@ -161,7 +210,10 @@ fn unknown_detector_names_the_name_and_the_valid_ones() {
     let err = Masker::new(&config).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, MaskError::UnknownDetector { ref name, .. } if name == "emails"));
-    assert!(msg.contains("`emails`") && msg.contains("card_number") && msg.contains("\"all\""), "{msg}");
+    assert!(
+        msg.contains("`emails`") && msg.contains("card_number") && msg.contains("\"all\""),
+        "{msg}"
+    );
 }
 
 fn custom(name: &str, pattern: &str) -> Result<Masker, MaskError> {
@@ -186,11 +238,20 @@ fn custom_patterns_mask_under_their_name() {
 #[test]
 fn custom_pattern_errors_name_the_pattern() {
     let err = custom("ahead", r"foo(?=bar)").unwrap_err().to_string();
-    assert!(err.contains("`ahead`") && err.contains("foo(?=bar)") && err.contains("look-around"), "{err}");
+    assert!(
+        err.contains("`ahead`") && err.contains("foo(?=bar)") && err.contains("look-around"),
+        "{err}"
+    );
     let err = custom("backref", r"(a)\1").unwrap_err().to_string();
-    assert!(err.contains("`backref`") && err.contains("backreferences"), "{err}");
+    assert!(
+        err.contains("`backref`") && err.contains("backreferences"),
+        "{err}"
+    );
     let err = custom("unbounded", r"x[0-9]+").unwrap_err().to_string();
-    assert!(err.contains("`unbounded`") && err.contains("max_match_bytes"), "{err}");
+    assert!(
+        err.contains("`unbounded`") && err.contains("max_match_bytes"),
+        "{err}"
+    );
     let err = custom("empty", r"a*").unwrap_err().to_string();
     assert!(err.contains("empty string"), "{err}");
     let err = custom("Email", r"x").unwrap_err().to_string();
@@ -214,7 +275,12 @@ requests = true
     assert!(config.requests);
     let m = Masker::new(&config).unwrap();
     assert!(m.masks_requests());
-    assert_eq!(MaskConfig::default(), toml::from_str::<MaskConfig>("").unwrap());
-    let err = toml::from_str::<MaskConfig>("detector = []").unwrap_err().to_string();
+    assert_eq!(
+        MaskConfig::default(),
+        toml::from_str::<MaskConfig>("").unwrap()
+    );
+    let err = toml::from_str::<MaskConfig>("detector = []")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown field `detector`"), "{err}");
 }

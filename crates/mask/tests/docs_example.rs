@@ -1,6 +1,8 @@
 //! The `[route.mask]` example in docs/gateway-masking.md loads and compiles, and the examples
 //! the page gives behave as it says.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -18,7 +20,11 @@ struct Route {
 }
 
 fn doc() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/gateway-masking.md")).unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/gateway-masking.md"
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -29,9 +35,19 @@ fn the_documented_route_table_compiles() {
     let file: RouteFile = toml::from_str(&doc[start..end]).unwrap();
     let config = &file.route[0].mask;
     assert_eq!(config.custom.len(), 2);
-    assert_eq!(config, &MaskConfig { custom: config.custom.clone(), json_paths: config.json_paths.clone(), ..MaskConfig::default() });
+    assert_eq!(
+        config,
+        &MaskConfig {
+            custom: config.custom.clone(),
+            json_paths: config.json_paths.clone(),
+            ..MaskConfig::default()
+        }
+    );
     let m = Masker::new(config).unwrap();
-    let (out, counts) = m.mask(ContentKind::Text, b"by EMP-123456 on build-7.corp.example.com");
+    let (out, counts) = m.mask(
+        ContentKind::Text,
+        b"by EMP-123456 on build-7.corp.example.com",
+    );
     assert_eq!(out, b"by [MASKED:employee_id] on [MASKED:internal_host]");
     assert_eq!(counts.total(), 2);
 }
@@ -42,15 +58,30 @@ fn the_documented_examples_hold() {
     let upstream = r#"{"user":"jane.doe@example.com","card":"4111 1111 1111 1111","note":"key AKIAIOSFODNN7EXAMPLE"}"#;
     let client = r#"{"user":"[MASKED:email]","card":"[MASKED:card_number]","note":"key [MASKED:aws_access_key_id]"}"#;
     assert!(doc().contains(upstream) && doc().contains(client));
-    assert_eq!(m.mask(ContentKind::Json, upstream.as_bytes()).0, client.as_bytes());
-    assert_eq!(m.mask(ContentKind::Json, br#"{"a":"a\njane@example.com"}"#).0, br#"{"a":"a[MASKED:email]"}"#);
     assert_eq!(
-        m.mask(ContentKind::Json, br#"{"card": 4111111111111111}"#).0,
+        m.mask(ContentKind::Json, upstream.as_bytes()).0,
+        client.as_bytes()
+    );
+    assert_eq!(
+        m.mask(ContentKind::Json, br#"{"a":"a\njane@example.com"}"#)
+            .0,
+        br#"{"a":"a[MASKED:email]"}"#
+    );
+    assert_eq!(
+        m.mask(ContentKind::Json, br#"{"card": 4111111111111111}"#)
+            .0,
         br#"{"card": "[MASKED:card_number]"}"#
     );
-    let sb = format!("Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={}=", "k".repeat(43));
+    let sb = format!(
+        "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={}=",
+        "k".repeat(43)
+    );
     let (out, _) = m.mask(ContentKind::Text, sb.as_bytes());
-    assert!(out.ends_with(b"SharedAccessKey=[MASKED:azure_storage_key]"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.ends_with(b"SharedAccessKey=[MASKED:azure_storage_key]"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 #[test]
@@ -72,7 +103,12 @@ fn secret_values_match_in_their_json_forms() {
         r#"{"v":"a\/b\"c\\d-long-enough"}"#.to_owned(),
     ] {
         let (out, counts) = m.mask(ContentKind::Json, body.as_bytes());
-        assert_eq!(counts.get("secret"), 1, "{body} → {}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            counts.get("secret"),
+            1,
+            "{body} → {}",
+            String::from_utf8_lossy(&out)
+        );
         assert!(!String::from_utf8_lossy(&out).contains("long-enough"));
     }
     let _ = EMAIL;

@@ -1,5 +1,7 @@
 //! JSON paths mask whole values in a JSON document and leave the rest byte for byte.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -15,7 +17,13 @@ fn masker(paths: &[&str]) -> Masker {
 
 #[test]
 fn paths_mask_values_and_keep_the_rest_as_written() {
-    let m = masker(&["$.a.b", "$.items[*].secret", "$..password", "$['odd key']", "$.list[1]"]);
+    let m = masker(&[
+        "$.a.b",
+        "$.items[*].secret",
+        "$..password",
+        "$['odd key']",
+        "$.list[1]",
+    ]);
     let body = br#"{ "z": 1, "a": {"b": {"deep": [1,2]}, "c": 3},
   "items": [{"secret": "s1", "id": 1}, {"secret": 42}, {"id": 3}],
   "nested": {"x": [{"password": "hunter2"}], "password": null},
@@ -36,7 +44,8 @@ fn paths_mask_values_and_keep_the_rest_as_written() {
 #[test]
 fn escaped_keys_and_wildcards() {
     let m = masker(&["$.*.token", r#"$["k\"q"]"#]);
-    let body = br#"{"svc":{"token":"t1"},"other":{"token":"t2","keep":"k"},"k\"q":"v","token":"top"}"#;
+    let body =
+        br#"{"svc":{"token":"t1"},"other":{"token":"t2","keep":"k"},"k\"q":"v","token":"top"}"#;
     let (out, counts) = m.mask_json_document(body, 1 << 20);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["svc"]["token"], "[MASKED:json_path]");
@@ -51,8 +60,14 @@ fn detectors_run_after_paths_and_without_them_over_the_limit() {
     let m = masker(&["$.password"]);
     let body = format!(r#"{{"password":"pw","email":"{EMAIL}"}}"#);
     let (out, counts) = m.mask_json_document(body.as_bytes(), 1 << 20);
-    assert_eq!(out, br#"{"password":"[MASKED:json_path]","email":"[MASKED:email]"}"#);
-    assert_eq!((counts.get("json_path"), counts.get("email"), counts.total()), (1, 1, 2));
+    assert_eq!(
+        out,
+        br#"{"password":"[MASKED:json_path]","email":"[MASKED:email]"}"#
+    );
+    assert_eq!(
+        (counts.get("json_path"), counts.get("email"), counts.total()),
+        (1, 1, 2)
+    );
 
     // Over the limit: detectors only, and the skip is counted.
     let (out, counts) = m.mask_json_document(body.as_bytes(), 10);
@@ -75,6 +90,9 @@ fn bad_paths_are_refused_with_the_place() {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains(&format!("`{path}`")) && err.contains(&format!("byte {at}")), "{err}");
+        assert!(
+            err.contains(&format!("`{path}`")) && err.contains(&format!("byte {at}")),
+            "{err}"
+        );
     }
 }

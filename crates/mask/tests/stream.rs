@@ -2,6 +2,8 @@
 //! the whole-body output, complete SSE events are emitted at once, and the carry-over stays
 //! bounded.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -52,7 +54,17 @@ fn run(m: &Masker, kind: ContentKind, chunks: &[&[u8]]) -> (Vec<u8>, Counts) {
 }
 
 fn assert_clean(out: &str) {
-    for leaked in [SECRET_JSON, SECRET, PLAIN_SECRET, CARD, CARD_PLAIN, AWS_SECRET, "pa\\\"ss", "7Hq2Zr", "4111 1111"] {
+    for leaked in [
+        SECRET_JSON,
+        SECRET,
+        PLAIN_SECRET,
+        CARD,
+        CARD_PLAIN,
+        AWS_SECRET,
+        "pa\\\"ss",
+        "7Hq2Zr",
+        "4111 1111",
+    ] {
         assert!(!out.contains(leaked), "{leaked} leaked in {out}");
     }
 }
@@ -64,14 +76,18 @@ fn sse_split_at_every_offset_masks_everything() {
     let (whole, counts) = run(&m, ContentKind::EventStream, &[body.as_bytes()]);
     let whole = String::from_utf8(whole).unwrap();
     assert_clean(&whole);
-    assert!(whole.contains(CARD_BAD_LUHN), "a Luhn-failing number passes: {whole}");
+    assert!(
+        whole.contains(CARD_BAD_LUHN),
+        "a Luhn-failing number passes: {whole}"
+    );
     assert_eq!(counts.get("secret"), 2, "{counts:?}");
     assert_eq!(counts.get("card_number"), 2, "{counts:?}");
     assert_eq!(counts.get("aws_secret_access_key"), 1, "{counts:?}");
     // Every JSON data line is still JSON.
     for line in whole.lines().filter_map(|l| l.strip_prefix("data: ")) {
         if line.starts_with('{') {
-            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
         }
     }
     let b = body.as_bytes();
@@ -130,7 +146,10 @@ fn json_bodies_stay_json_at_every_split() {
     assert_eq!(parsed["cards"][0], "[MASKED:card_number]");
     assert_eq!(parsed["cards"][1], CARD_BAD_LUHN);
     assert_eq!(parsed["user"]["email"], "[MASKED:email]");
-    assert_eq!(parsed["user"]["note"], "creds [MASKED:secret] and [MASKED:secret]");
+    assert_eq!(
+        parsed["user"]["note"],
+        "creds [MASKED:secret] and [MASKED:secret]"
+    );
     assert_eq!(parsed["token"], "Bearer [MASKED:bearer_token]");
     assert_eq!(parsed["list"], doc["list"]);
     assert_eq!(counts.get("secret"), 2);
@@ -154,7 +173,9 @@ fn escapes_are_never_cut() {
 }
 
 fn lcg(state: &mut u64) -> u64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     *state >> 33
 }
 
@@ -167,7 +188,10 @@ fn carry_stays_bounded_over_ten_mib() {
     let mut seed = 7u64;
     while body.len() < 10 << 20 {
         let filler: String = (0..3000)
-            .map(|_| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/ "[(lcg(&mut seed) % 65) as usize] as char)
+            .map(|_| {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/ "
+                    [(lcg(&mut seed) % 65) as usize] as char
+            })
             .collect();
         body.extend_from_slice(filler.as_bytes());
         body.extend_from_slice(format!(" {PLAIN_SECRET} {AWS_KEY_ID} {CARD} ").as_bytes());
@@ -194,13 +218,18 @@ fn carry_stays_bounded_over_ten_mib() {
     out.extend(tail);
     assert!(max_carry > 0);
     assert_eq!(counts, wc);
-    assert!(out == whole, "streamed output differs from the whole-body output");
+    assert!(
+        out == whole,
+        "streamed output differs from the whole-body output"
+    );
     assert!(!String::from_utf8_lossy(&out).contains(PLAIN_SECRET));
 }
 
 #[test]
 fn a_new_secret_set_applies_to_new_streams() {
-    let set = Arc::new(ExactValueSet::new(ExactValues::new(["old-secret-value"]).unwrap()));
+    let set = Arc::new(ExactValueSet::new(
+        ExactValues::new(["old-secret-value"]).unwrap(),
+    ));
     let m = Masker::with_secrets(&MaskConfig::default(), set.clone()).unwrap();
     let running = m.stream(ContentKind::Text);
     set.replace(ExactValues::new(["new-secret-value"]).unwrap());
@@ -216,7 +245,10 @@ fn a_new_secret_set_applies_to_new_streams() {
         ..MaskConfig::default()
     };
     let m = Masker::with_secrets(&off, set).unwrap();
-    assert_eq!(m.mask(ContentKind::Text, b"new-secret-value").0, b"new-secret-value");
+    assert_eq!(
+        m.mask(ContentKind::Text, b"new-secret-value").0,
+        b"new-secret-value"
+    );
 }
 
 #[test]
@@ -227,8 +259,13 @@ fn secret_values_never_show_in_debug() {
     let set = Arc::new(ExactValueSet::new(values));
     let m = Masker::with_secrets(&MaskConfig::default(), set.clone()).unwrap();
     let debug = format!("{set:?} {m:?} {:?}", m.stream(ContentKind::Json));
-    assert!(!debug.contains(PLAIN_SECRET) && !debug.contains("sk_live"), "{debug}");
+    assert!(
+        !debug.contains(PLAIN_SECRET) && !debug.contains("sk_live"),
+        "{debug}"
+    );
     let long = "x".repeat(16 * 1024 + 1);
-    let err = ExactValues::new(["fine-value", long.as_str()]).unwrap_err().to_string();
+    let err = ExactValues::new(["fine-value", long.as_str()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("#1") && !err.contains("xxxx"), "{err}");
 }

@@ -9,7 +9,8 @@ pub const CARD_PLAIN: &str = "4111111111111111";
 pub const CARD_BAD_LUHN: &str = "4111111111111112";
 pub const IBAN: &str = "GB82 WEST 1234 5698 7654 32";
 pub const IBAN_BAD: &str = "GB82 WEST 1234 5698 7654 33";
-pub const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const JWT: &str =
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const EMAIL: &str = "jane.doe+ops@example.co.uk";
 
 pub fn gcp_api_key() -> String {
