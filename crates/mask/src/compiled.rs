@@ -45,6 +45,10 @@ pub(crate) struct Compiled {
     pub json_path_det: u32,
     /// Bytes some pattern can match; the others are cut points.
     pub in_pattern: [bool; 256],
+    /// No regex can match a newline: a stream may cut after one unless a PEM block is open.
+    pub newline_cut: bool,
+    /// A PEM detector is selected.
+    pub pem: bool,
     pub max_match: usize,
     pub json_paths: Vec<JsonPath>,
     pub json_limit: usize,
@@ -182,6 +186,7 @@ impl Compiled {
         };
         let mut literals: Vec<&str> = Vec::new();
         let mut in_pattern = [false; 256];
+        let mut pem = false;
         for (b, _) in BUILTINS.iter().zip(&selected).filter(|(_, s)| **s) {
             let det = names.len() as u32;
             names.push(b.name.to_owned());
@@ -199,11 +204,7 @@ impl Compiled {
                 });
                 sources[k].push((*p).to_owned());
             }
-            if b.check == Check::PemBlock {
-                (0..=255u8)
-                    .filter(|b| pem_body_byte(*b))
-                    .for_each(|b| in_pattern[usize::from(b)] = true);
-            }
+            pem |= b.check == Check::PemBlock;
         }
         for c in &config.custom {
             check_custom_name(&c.name)?;
@@ -241,6 +242,13 @@ impl Compiled {
             });
             names.push(c.name.clone());
             sources[4].push(c.pattern.clone());
+        }
+        // Only a PEM block spans lines (its body is no regex: it is scanned to the END line).
+        let newline_cut = !in_pattern[usize::from(b'\n')];
+        if pem {
+            (0..=255u8)
+                .filter(|b| pem_body_byte(*b))
+                .for_each(|b| in_pattern[usize::from(b)] = true);
         }
         let mut passes = Vec::new();
         let kinds = [
@@ -299,6 +307,8 @@ impl Compiled {
             secret_det,
             json_path_det,
             in_pattern,
+            newline_cut,
+            pem,
             max_match: config.max_match_bytes,
             json_paths,
             json_limit: config.json_document_limit,

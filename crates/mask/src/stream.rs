@@ -3,6 +3,8 @@
 //! quarter so tiny chunks are not rescanned byte by byte):
 //! - after a byte no pattern and no secret value can contain (e.g. `{`, `}`, `[`, `]` in JSON);
 //! - in an event stream, after each blank line ending an event (an event is masked on its own);
+//! - after a newline, when no pattern and no secret value can contain one and no PEM block is
+//!   open before it (text flows line by line);
 //! - otherwise `max_match_bytes` before the end, moved forward past a match that starts before
 //!   it (a match that starts that early is complete: no match is longer).
 
@@ -48,6 +50,9 @@ pub struct StreamMasker {
     cut_byte: usize,
     /// Position just after the last event boundary seen (0: none).
     cut_event: usize,
+    /// Position just after the last newline seen, when newlines are cut points (0: none).
+    cut_line: usize,
+    newline_cut: bool,
     lex: Lex,
     counts: Vec<u64>,
     scanner: Scanner,
@@ -70,6 +75,7 @@ impl StreamMasker {
             *cut = !c.in_pattern[b] && !exact.byte_set()[b];
         }
         let hold = c.max_match.max(exact.max_len());
+        let newline_cut = c.newline_cut && !exact.byte_set()[usize::from(b'\n')];
         let scanner = Scanner::new(&c);
         let counts = vec![0; c.names.len()];
         Self {
@@ -84,6 +90,8 @@ impl StreamMasker {
             scanned: 0,
             cut_byte: 0,
             cut_event: 0,
+            cut_line: 0,
+            newline_cut,
             lex: Lex::new(kind),
             counts,
             scanner,
@@ -112,6 +120,9 @@ impl StreamMasker {
         if self.cut_byte > self.pend {
             self.emit(self.cut_byte, Cut::Closed, &mut out);
         }
+        if self.cut_line > self.pend && !self.pem_open(self.cut_line) {
+            self.emit(self.cut_line, Cut::Closed, &mut out);
+        }
         let n = self.buf.len();
         if n - self.pend > self.hold + self.slack {
             self.emit(n - self.hold, Cut::Hold, &mut out);
@@ -134,6 +145,16 @@ impl StreamMasker {
         (out, counts)
     }
 
+    /// Whether `buf[pend..end]` holds a PEM BEGIN line with no END line after it.
+    fn pem_open(&self, end: usize) -> bool {
+        if !self.c.pem {
+            return false;
+        }
+        let region = &self.buf[self.pend..end];
+        memchr::memmem::rfind(region, b"-----BEGIN ")
+            .is_some_and(|b| memchr::memmem::find(&region[b..], b"-----END ").is_none())
+    }
+
     fn find_cut_points(&mut self) {
         let n = self.buf.len();
         let from = self.scanned.max(self.pend);
@@ -142,6 +163,11 @@ impl StreamMasker {
             .rposition(|b| self.cut_after[usize::from(*b)])
         {
             self.cut_byte = from + p + 1;
+        }
+        if self.newline_cut
+            && let Some(p) = memchr::memrchr(b'\n', &self.buf[from..n])
+        {
+            self.cut_line = from + p + 1;
         }
         if self.kind == ContentKind::EventStream {
             let lo = from.saturating_sub(2);
@@ -204,6 +230,7 @@ impl StreamMasker {
             self.scanned -= drop;
             self.cut_byte = self.cut_byte.saturating_sub(drop);
             self.cut_event = self.cut_event.saturating_sub(drop);
+            self.cut_line = self.cut_line.saturating_sub(drop);
         }
     }
 }

@@ -269,3 +269,43 @@ fn secret_values_never_show_in_debug() {
         .to_string();
     assert!(err.contains("#1") && !err.contains("xxxx"), "{err}");
 }
+
+#[test]
+fn text_flows_line_by_line_but_a_pem_block_is_held_whole() {
+    // (A secret value holding a newline would make newlines no cut point: not this set.)
+    let set = ExactValueSet::new(ExactValues::new([PLAIN_SECRET]).unwrap());
+    let m = Masker::with_secrets(&MaskConfig::default(), Arc::new(set)).unwrap();
+    let mut s = m.stream(ContentKind::Text);
+    assert_eq!(
+        s.push(format!("mail {EMAIL}\nnext li").as_bytes()),
+        b"mail [MASKED:email]\n"
+    );
+    assert_eq!(s.push(b"ne\n"), b"next line\n");
+    let key = pem("RSA ", 4, "\n");
+    let (first, rest) = key.split_at(key.len() / 2);
+    assert_eq!(s.push(first.as_bytes()), b"");
+    let mut out = s.push(format!("{rest}\nafter\n").as_bytes());
+    out.extend(s.finish().0);
+    assert_eq!(out, b"[MASKED:pem_private_key]\nafter\n");
+
+    let body = format!("key:\n{key}\n{AWS_KEY_ID}\n");
+    let (whole, _) = m.mask(ContentKind::Text, body.as_bytes());
+    assert_eq!(
+        whole,
+        b"key:\n[MASKED:pem_private_key]\n[MASKED:aws_access_key_id]\n"
+    );
+    let b = body.as_bytes();
+    for at in 0..=b.len() {
+        let (out, _) = run(&m, ContentKind::Text, &[&b[..at], &b[at..]]);
+        assert_eq!(out, whole, "split at {at}");
+    }
+}
+
+#[test]
+fn maskers_are_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Masker>();
+    send_sync::<ExactValueSet>();
+    send::<keyward_mask::StreamMasker>();
+}
