@@ -1,6 +1,7 @@
 //! Masking throughput on one core: a 1 MiB JSON body dense with personal data and secrets
 //! (emails, card numbers, JWTs, AWS keys and exact secret values every few hundred bytes),
-//! masked whole and as a stream of 16 KiB chunks. Prints `mask_mb_per_sec=<n>` per mode.
+//! masked whole and as a stream of 16 KiB chunks, and its first 4 KiB masked as separate bodies
+//! (the per-body cost). Prints `mask_mb_per_sec=<n>` per mode.
 //!
 //! `cargo run --release -p keyward-mask --example mask_rate [-- <seconds per mode>]`
 
@@ -126,5 +127,20 @@ fn main() {
     println!(
         "mode=stream_16k mask_mb_per_sec={:.0} wall_mb_per_sec={:.0}",
         streamed.0, streamed.1
+    );
+
+    // Many small responses: what a stream costs to start (one per body).
+    let small = &body[..4096];
+    let per_body = 256;
+    let smalls = rate(seconds, small.len() * per_body, || {
+        for _ in 0..per_body {
+            std::hint::black_box(masker.mask(ContentKind::Json, small));
+        }
+    });
+    println!(
+        "mode=bodies_4k mask_mb_per_sec={:.0} wall_mb_per_sec={:.0} bodies_per_sec={:.0}",
+        smalls.0,
+        smalls.1,
+        smalls.0 * 1e6 / small.len() as f64
     );
 }
