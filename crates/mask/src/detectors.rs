@@ -214,9 +214,22 @@ pub(crate) fn iban_end(s: &[u8]) -> Option<usize> {
 /// line before `limit` or a byte a PEM body cannot hold) where the body run stops. When the body
 /// runs to the end of the data seen so far and more may come, the end of that data: the stream
 /// then holds the whole block back.
-pub(crate) fn pem_end(hay: &[u8], from: usize, limit: usize, more_may_come: bool) -> usize {
+pub(crate) fn pem_end(
+    hay: &[u8],
+    from: usize,
+    limit: usize,
+    more_may_come: bool,
+    blank_line_ends: bool,
+) -> usize {
     let mut i = from;
     while i < limit {
+        // In an event stream a blank line ends the event, and a match stays in its event.
+        if blank_line_ends
+            && hay[i] == b'\n'
+            && (hay[i + 1..limit].starts_with(b"\n") || hay[i + 1..limit].starts_with(b"\r\n"))
+        {
+            return i;
+        }
         if hay[i] == b'-' && hay[i..limit].starts_with(b"-----END ") {
             let tail = &hay[i..limit.min(i + 64)];
             if let Some(p) = memchr::memmem::find(tail, b"PRIVATE KEY-----") {

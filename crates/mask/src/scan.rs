@@ -6,6 +6,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
 use crate::compiled::{Compiled, RegexPass};
+use crate::content::ContentKind;
 use crate::detectors::{Check, Pass, iban_end, luhn, pem_end};
 use crate::exact::ExactValues;
 pub(crate) use crate::hit::Hit;
@@ -14,6 +15,8 @@ use crate::rewrite::{escape_end, escape_start};
 /// Per-stream search state, so searching allocates nothing per match. The lazy DFAs' caches are
 /// the regexes' own pools, not per stream: a stream must not pay for building DFA states again.
 pub(crate) struct Scanner {
+    /// The body is an event stream: a match ends at a blank line.
+    events: bool,
     caps: Vec<Captures>,
     hits: Vec<Hit>,
 }
@@ -25,11 +28,13 @@ struct Window<'h> {
     hay: &'h [u8],
     more: bool,
     max_match: usize,
+    events: bool,
 }
 
 impl Scanner {
-    pub(crate) fn new(c: &Compiled) -> Self {
+    pub(crate) fn new(c: &Compiled, kind: ContentKind) -> Self {
         Self {
+            events: kind == ContentKind::EventStream,
             caps: c.passes.iter().map(|p| p.regex.create_captures()).collect(),
             hits: Vec::new(),
         }
@@ -50,6 +55,7 @@ impl Scanner {
             hay,
             more,
             max_match: c.max_match,
+            events: self.events,
         };
         let (mut card, mut iban) = (None, None);
         for (p, caps) in c.passes.iter().zip(self.caps.iter_mut()) {
@@ -132,7 +138,7 @@ fn search(
                 .is_none_or(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+' | b'='))),
             Check::PemBlock => {
                 let limit = hay.len().min(s.saturating_add(w.max_match));
-                e = pem_end(hay, e, limit, w.more && limit == hay.len());
+                e = pem_end(hay, e, limit, w.more && limit == hay.len(), w.events);
                 true
             }
         };

@@ -76,7 +76,7 @@ impl StreamMasker {
         }
         let hold = c.max_match.max(exact.max_len());
         let newline_cut = c.newline_cut && !exact.byte_set()[usize::from(b'\n')];
-        let scanner = Scanner::new(&c);
+        let scanner = Scanner::new(&c, kind);
         let counts = vec![0; c.names.len()];
         Self {
             c,
@@ -114,9 +114,7 @@ impl StreamMasker {
         self.buf.extend_from_slice(chunk);
         self.find_cut_points();
         let mut out = Vec::with_capacity(chunk.len() + 64);
-        if self.cut_event > self.pend {
-            self.emit(self.cut_event, Cut::Closed, &mut out);
-        }
+        self.emit_events(self.cut_event, &mut out);
         if self.cut_byte > self.pend {
             self.emit(self.cut_byte, Cut::Closed, &mut out);
         }
@@ -135,6 +133,9 @@ impl StreamMasker {
     pub fn finish(mut self) -> (Vec<u8>, Counts) {
         let mut out = Vec::new();
         let n = self.buf.len();
+        if self.kind == ContentKind::EventStream {
+            self.emit_events(n, &mut out);
+        }
         if n > self.pend {
             self.emit(n, Cut::Final, &mut out);
         }
@@ -143,6 +144,24 @@ impl StreamMasker {
             counts.add(name, *n);
         }
         (out, counts)
+    }
+
+    /// Emits each complete event before `limit` on its own, so that no match spans two events
+    /// however the stream was chunked.
+    fn emit_events(&mut self, limit: usize, out: &mut Vec<u8>) {
+        while self.pend < limit {
+            let from = self.pend;
+            let end = memchr::memchr_iter(b'\n', &self.buf[from..limit])
+                .map(|i| from + i)
+                .find(|&i| {
+                    (i >= 1 && self.buf[i - 1] == b'\n')
+                        || (i >= 2 && self.buf[i - 1] == b'\r' && self.buf[i - 2] == b'\n')
+                });
+            match end {
+                Some(i) => self.emit(i + 1, Cut::Closed, out),
+                None => break,
+            }
+        }
     }
 
     /// Whether `buf[pend..end]` holds a PEM BEGIN line with no END line after it.

@@ -309,3 +309,24 @@ fn maskers_are_shared_across_threads() {
     send_sync::<ExactValueSet>();
     send::<keyward_mask::StreamMasker>();
 }
+
+#[test]
+fn no_match_spans_two_events_however_the_stream_is_chunked() {
+    let m = masker();
+    // A PEM block cut in two by the upstream's events: each event is masked on its own, so the
+    // BEGIN line's event is masked to its end and the rest passes, split or not.
+    let key = pem("", 2, "\n");
+    let (a, b) = key.split_at(40);
+    let body = format!("data: {a}\n\ndata: {b}\n\n");
+    let (whole, _) = run(&m, ContentKind::EventStream, &[body.as_bytes()]);
+    assert!(
+        whole.starts_with(b"data: [MASKED:pem_private_key]\n\ndata: "),
+        "{}",
+        String::from_utf8_lossy(&whole)
+    );
+    let bytes = body.as_bytes();
+    for at in 0..=bytes.len() {
+        let (out, _) = run(&m, ContentKind::EventStream, &[&bytes[..at], &bytes[at..]]);
+        assert_eq!(out, whole, "split at {at}");
+    }
+}
