@@ -127,6 +127,10 @@ fn complete_events_are_emitted_at_once() {
     let out = s.push(b" world\"}\n\n");
     assert_eq!(out, b"\"t\":\"hello world\"}\n\n");
     assert_eq!(s.carry_len(), 0);
+    // CRLF framing.
+    let out = s.push(format!("data: {{\"t\":\"{CARD}\"}}\r\n\r\n").as_bytes());
+    assert_eq!(out, b"data: {\"t\":\"[MASKED:card_number]\"}\r\n\r\n");
+    assert_eq!(s.carry_len(), 0);
 }
 
 #[test]
