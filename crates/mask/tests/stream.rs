@@ -231,9 +231,9 @@ fn carry_stays_bounded_over_ten_mib() {
 
 #[test]
 fn a_new_secret_set_applies_to_new_streams() {
-    let set = Arc::new(ExactValueSet::new(
-        ExactValues::new(["old-secret-value"]).unwrap(),
-    ));
+    // Values come from the secrets manager as `Zeroizing` strings.
+    let values = vec![zeroize::Zeroizing::new("old-secret-value".to_owned())];
+    let set = Arc::new(ExactValueSet::new(ExactValues::new(&values).unwrap()));
     let m = Masker::with_secrets(&MaskConfig::default(), set.clone()).unwrap();
     let running = m.stream(ContentKind::Text);
     set.replace(ExactValues::new(["new-secret-value"]).unwrap());
