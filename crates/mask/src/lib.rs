@@ -2,15 +2,18 @@
 //! they leave the gateway or reach a recording. No I/O; the gateway feeds it chunks.
 //!
 //! - [`MaskConfig`]: the route's `[mask]` table (serde, `deny_unknown_fields`).
-//! - [`Masker`]: compiled once per route from the config — built-in detectors, custom regexes and
-//!   JSON paths in one multi-pattern regex — plus the organization's secret values
+//! - [`Masker`]: compiled once per route from the config — built-in detectors and custom
+//!   regexes in a few multi-pattern regexes (`regex-automata`'s meta engine, the `regex` crate's
+//!   linear-time engine and syntax), JSON paths — plus the organization's secret values
 //!   ([`ExactValueSet`], swapped atomically when they change). Cheap to clone (an `Arc` inside).
 //! - [`StreamMasker`]: one per body. `push` returns what is safe to emit now and keeps a bounded
 //!   carry-over, so a match split across chunks at any byte is still masked; `finish` flushes.
 //! - [`Counts`]: replacements per detector name, for the audit event and metrics.
 //!
 //! Every replacement is `[MASKED:<detector>]`; in a JSON body it is written inside a string (or
-//! as a string in place of a bare number), so the body stays valid JSON.
+//! as a string in place of a bare number), so the body stays valid JSON. Bodies are bytes as
+//! sent: a compressed body (`Content-Encoding` other than identity) must be decoded first.
+//! docs/gateway-masking.md is the user-facing reference.
 
 mod compiled;
 mod config;
@@ -25,11 +28,11 @@ mod rewrite;
 mod scan;
 mod stream;
 
-pub use config::{CustomPattern, MaskConfig};
+pub use config::{CustomPattern, DEFAULT_JSON_DOCUMENT_LIMIT, DEFAULT_MAX_MATCH, MaskConfig};
 pub use content::ContentKind;
 pub use counts::Counts;
 pub use detectors::{BUILTIN_NAMES, JSON_PATH_NAME, JSON_PATH_SKIPPED_NAME, SECRET_NAME};
-pub use exact::{ExactValueSet, ExactValues};
+pub use exact::{ExactValueSet, ExactValues, MAX_EXACT_LEN, MIN_EXACT_LEN};
 pub use json_path::JsonPath;
 pub use masker::Masker;
 pub use stream::StreamMasker;
