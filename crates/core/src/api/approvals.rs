@@ -167,6 +167,16 @@ pub struct Approval {
         skip_serializing_if = "Option::is_none"
     )]
     pub executed_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<Decider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_comment: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// `POST /api/v1/approvals/{id}/approve`. `duration` is like `30m`, `2h` (default 30 minutes,
