@@ -14,9 +14,9 @@ use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    approvals, audit, automations, env_vars, gateway_routes, llm_connections, members, orgs, permissions,
-    provider_checks, roles, runtime, secret_providers, setup, static_values, tokens, wi_configs,
-    workload_identity,
+    approvals, audit, automations, env_vars, gateway_routes, llm_connections, members, orgs,
+    permissions, provider_checks, roles, runtime, secret_providers, setup, static_values, tokens,
+    wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;

@@ -100,13 +100,16 @@ impl ApprovalWatcher {
     /// Waits until the approval leaves `pending` or `deadline` passes, and returns its stored
     /// state then (`pending` at the deadline: the caller decides what an undecided request
     /// means — usually it expires it). Must run inside a Tokio runtime.
-    pub async fn wait_for_decision(&self, id: ApprovalId, deadline: Instant) -> Result<ApprovalState> {
+    pub async fn wait_for_decision(
+        &self,
+        id: ApprovalId,
+        deadline: Instant,
+    ) -> Result<ApprovalState> {
         let rx = {
-            let mut map = self
-                .shared
-                .waiters
-                .lock()
-                .map_err(|_| StoreError::Open("the approval watcher's lock is poisoned".into()))?;
+            let mut map =
+                self.shared.waiters.lock().map_err(|_| {
+                    StoreError::Open("the approval watcher's lock is poisoned".into())
+                })?;
             map.entry(id)
                 .or_insert_with(|| watch::channel(ApprovalState::Pending).0)
                 .subscribe()
@@ -119,7 +122,11 @@ impl ApprovalWatcher {
         self.ensure_started();
         // A decision taken before this waiter registered was announced to nobody: read it once.
         let now = stored_states(&self.shared.source, &[id]).await?;
-        if let Some(state) = now.get(&id).copied().filter(|s| *s != ApprovalState::Pending) {
+        if let Some(state) = now
+            .get(&id)
+            .copied()
+            .filter(|s| *s != ApprovalState::Pending)
+        {
             return Ok(state);
         }
         let Some(rx) = registration.rx.as_mut() else {

@@ -163,8 +163,4 @@ crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_links::impl_link_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_gateway::impl_gateway_store!(store = SqliteStore, db = sqlx::Sqlite);
-crate::sql_approvals::impl_approval_store!(
-    store = SqliteStore,
-    db = sqlx::Sqlite,
-    notify = None,
-);
+crate::sql_approvals::impl_approval_store!(store = SqliteStore, db = sqlx::Sqlite, notify = None,);

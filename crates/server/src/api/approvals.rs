@@ -101,7 +101,9 @@ pub async fn deny(
     ApiJson(body): ApiJson<CommentRequest>,
 ) -> Result<Json<Approval>, ApiError> {
     let row = domain::find_approval(&app, &caller, &id).await?;
-    Ok(Json(wire(domain::deny(&app, &caller, row, body.comment).await?)))
+    Ok(Json(wire(
+        domain::deny(&app, &caller, row, body.comment).await?,
+    )))
 }
 
 pub async fn revoke(
@@ -111,5 +113,7 @@ pub async fn revoke(
     ApiJson(body): ApiJson<CommentRequest>,
 ) -> Result<Json<Approval>, ApiError> {
     let row = domain::find_approval(&app, &caller, &id).await?;
-    Ok(Json(wire(domain::revoke(&app, &caller, row, body.comment).await?)))
+    Ok(Json(wire(
+        domain::revoke(&app, &caller, row, body.comment).await?,
+    )))
 }

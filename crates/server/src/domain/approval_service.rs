@@ -172,7 +172,12 @@ impl Approvals {
 
     async fn record(&self, row: &ApprovalRow, actor: &str) -> Result<(), ApprovalError> {
         self.audit
-            .record(event_kind(row.state), Some(row.org_id), actor, audit_data(row))
+            .record(
+                event_kind(row.state),
+                Some(row.org_id),
+                actor,
+                audit_data(row),
+            )
             .await
             .map_err(ApprovalError::Audit)
     }

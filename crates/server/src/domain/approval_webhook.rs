@@ -28,7 +28,9 @@ pub const ATTEMPTS: u32 = 3;
 pub enum WebhookError {
     #[error("{URL_ENV}: {0}")]
     Url(String),
-    #[error("{URL_ENV} is set but {SECRET_FILE_ENV} is not: the announcements must be signed; point it at a file holding the shared secret")]
+    #[error(
+        "{URL_ENV} is set but {SECRET_FILE_ENV} is not: the announcements must be signed; point it at a file holding the shared secret"
+    )]
     NoSecret,
     #[error("{SECRET_FILE_ENV} ({path}): {reason}")]
     Secret { path: PathBuf, reason: String },
@@ -172,8 +174,12 @@ impl ApprovalWebhook {
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => return true,
-                Ok(r) => tracing::warn!(approval = %id, attempt, status = %r.status(), url = %self.url.host_str().unwrap_or(""), "the approval webhook refused the announcement"),
-                Err(e) => tracing::warn!(approval = %id, attempt, error = %e.without_url(), "the approval webhook is unreachable"),
+                Ok(r) => {
+                    tracing::warn!(approval = %id, attempt, status = %r.status(), url = %self.url.host_str().unwrap_or(""), "the approval webhook refused the announcement")
+                }
+                Err(e) => {
+                    tracing::warn!(approval = %id, attempt, error = %e.without_url(), "the approval webhook is unreachable")
+                }
             }
             if attempt < ATTEMPTS {
                 tokio::time::sleep(pause).await;
@@ -213,17 +219,29 @@ mod tests {
             verify_signature(b"0123456789abcdef", &header, b"{\"id\":1}"),
             Some(1700000000)
         );
-        assert_eq!(verify_signature(b"0123456789abcdef", &header, b"{\"id\":2}"), None);
-        assert_eq!(verify_signature(b"another-secret-16", &header, b"{\"id\":1}"), None);
+        assert_eq!(
+            verify_signature(b"0123456789abcdef", &header, b"{\"id\":2}"),
+            None
+        );
+        assert_eq!(
+            verify_signature(b"another-secret-16", &header, b"{\"id\":1}"),
+            None
+        );
         let shifted = header.replace("t=1700000000", "t=1700000001");
-        assert_eq!(verify_signature(b"0123456789abcdef", &shifted, b"{\"id\":1}"), None);
+        assert_eq!(
+            verify_signature(b"0123456789abcdef", &shifted, b"{\"id\":1}"),
+            None
+        );
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let hook =
-            ApprovalWebhook::new("https://hooks.example/x", b"super-secret-value-1234".to_vec(), None)
-                .unwrap();
+        let hook = ApprovalWebhook::new(
+            "https://hooks.example/x",
+            b"super-secret-value-1234".to_vec(),
+            None,
+        )
+        .unwrap();
         assert!(!format!("{hook:?}").contains("super-secret"));
     }
 }

@@ -26,7 +26,9 @@ pub const MAX_COMMENT_CHARS: usize = MAX_REASON_CHARS;
 fn org(caller: &Caller) -> Result<&OrgContext, ApiError> {
     caller.org.as_ref().ok_or_else(|| ApiError::Invalid {
         code: "organization_required",
-        message: "choose the organization with the X-Keyward-Organization-Id header (CLI: --org <uuid>)".into(),
+        message:
+            "choose the organization with the X-Keyward-Organization-Id header (CLI: --org <uuid>)"
+                .into(),
         field: Some("X-Keyward-Organization-Id"),
     })
 }
@@ -46,7 +48,8 @@ async fn in_the_loop(app: &AppState, caller: &Caller, row: &ApprovalRow) -> Resu
 }
 
 async fn may_see(app: &AppState, caller: &Caller, row: &ApprovalRow) -> Result<bool, ApiError> {
-    Ok(org(caller)?.role.allows(Feature::Gateway, Level::Read) || in_the_loop(app, caller, row).await?)
+    Ok(org(caller)?.role.allows(Feature::Gateway, Level::Read)
+        || in_the_loop(app, caller, row).await?)
 }
 
 /// Persists expiries that are due, so what people read matches the audit log.
@@ -90,7 +93,10 @@ pub(crate) async fn list_approvals(
         before: None,
         limit: q.limit.unwrap_or(100),
     };
-    let rows = app.store.list_approvals(org_id, &filter, caller.now).await?;
+    let rows = app
+        .store
+        .list_approvals(org_id, &filter, caller.now)
+        .await?;
     if org(caller)?.role.allows(Feature::Gateway, Level::Read) {
         return Ok(rows);
     }
@@ -146,7 +152,9 @@ async fn ensure_may_decide(
     if same(&row.requester_subject) || row.requester_email.as_deref().is_some_and(same) {
         return Err(ApiError::Forbidden {
             code: "own_request",
-            message: "you made this request: an approver is never the requester; ask another approver".into(),
+            message:
+                "you made this request: an approver is never the requester; ask another approver"
+                    .into(),
         });
     }
     Ok(())
@@ -170,7 +178,9 @@ fn comment(text: Option<String>, required: bool) -> Result<Option<String>, ApiEr
 /// `30m`, `2h`, `90s`, `1d` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<i64, ApiError> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let bad = || {
         ApiError::invalid(
@@ -197,14 +207,23 @@ fn not_pending(row: &ApprovalRow, action: &str) -> ApiError {
             "approval {} is {}, so it cannot be {action}; only a {} one can",
             row.id,
             row.state,
-            if action == "revoked" { "approved (unexpired)" } else { "pending" }
+            if action == "revoked" {
+                "approved (unexpired)"
+            } else {
+                "pending"
+            }
         ),
     }
 }
 
 async fn record(app: &AppState, caller: &Caller, row: &ApprovalRow) -> Result<(), ApiError> {
     app.audit
-        .record(event_kind(row.state), Some(row.org_id), &caller.actor(), audit_data(row))
+        .record(
+            event_kind(row.state),
+            Some(row.org_id),
+            &caller.actor(),
+            audit_data(row),
+        )
         .await?;
     Ok(())
 }
@@ -228,7 +247,8 @@ pub(crate) async fn approve(
         Some(d) => parse_duration(d)?,
         None => row.grant_seconds,
     };
-    let secs = validate_grant_secs(secs).map_err(|e| ApiError::invalid("duration", e.to_string()))?;
+    let secs =
+        validate_grant_secs(secs).map_err(|e| ApiError::invalid("duration", e.to_string()))?;
     let (user, email) = person(caller)?;
     let decision = Decision {
         approve: true,
