@@ -37,13 +37,19 @@ async fn cli(f: &Fixture, args: &[&str]) -> (bool, String, String) {
     .unwrap()
 }
 
-fn threads() -> usize {
+/// A number from /proc/self/status (`Threads:`, `VmRSS:` in kB).
+fn status(field: &str) -> usize {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .map(|n| n.trim().parse().unwrap())
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|n| n.split_whitespace().next())
+        .map(|n| n.parse().unwrap())
         .unwrap()
+}
+
+fn threads() -> usize {
+    status("Threads:")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +126,7 @@ async fn a_thousand_held_requests_resolve_on_a_batch_of_approvals() {
             ids.push(store_pending(f.store.as_ref(), f.org).await);
         }
         let before = threads();
+        let rss_before = status("VmRSS:");
         let mut waiters = Vec::with_capacity(N);
         for id in &ids {
             let (approvals, org) = (f.approvals.clone(), f.org);
@@ -143,6 +150,7 @@ async fn a_thousand_held_requests_resolve_on_a_batch_of_approvals() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let held = threads();
+        let rss_held = status("VmRSS:");
         assert!(
             held <= before + 4,
             "{N} waiters took threads: {before} → {held}"
@@ -181,7 +189,7 @@ async fn a_thousand_held_requests_resolve_on_a_batch_of_approvals() {
             assert_eq!(state, ApprovalState::Approved, "{}", backend.name());
         }
         eprintln!(
-            "{}: {N} waiters resolved {:?} after the last approval; threads {before} → {held}",
+            "{}: {N} waiters resolved {:?} after the last approval; threads {before} → {held}; RSS {rss_before} kB → {rss_held} kB while held",
             backend.name(),
             approved_at.elapsed()
         );
