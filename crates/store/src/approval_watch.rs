@@ -22,6 +22,9 @@ use tokio::time::Instant;
 
 use crate::{Result, StoreError};
 
+/// The PostgreSQL channel every transition is announced on (payload: the approval id).
+pub const NOTIFY_CHANNEL: &str = "keyward_approvals";
+
 /// How often SQLite is polled while anyone waits.
 pub const SQLITE_POLL: Duration = Duration::from_millis(200);
 /// How often PostgreSQL is polled besides notifications (lost ones, listener reconnects).
@@ -268,7 +271,7 @@ async fn listen_loop(weak: Weak<Shared>, pool: PgPool) {
 
 async fn connect_listener(pool: &PgPool) -> Result<sqlx::postgres::PgListener> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener.listen(crate::approvals::NOTIFY_CHANNEL).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
     Ok(listener)
 }
 

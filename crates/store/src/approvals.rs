@@ -10,10 +10,7 @@ use keyward_core::api::approvals::{ApprovalMode, ApprovalState, GrantKind};
 use keyward_core::{ApprovalId, AutomationId, OrgId, UserId};
 
 use crate::Result;
-pub use crate::approval_watch::ApprovalWatcher;
-
-/// The PostgreSQL channel every transition is announced on (payload: the approval id).
-pub const NOTIFY_CHANNEL: &str = "keyward_approvals";
+pub use crate::approval_watch::{ApprovalWatcher, NOTIFY_CHANNEL};
 
 /// The most rows one list returns.
 pub const MAX_PAGE: i64 = 500;

@@ -29,7 +29,11 @@ pub const DEFAULT_ASYNC_SECS: i64 = 24 * 3600;
 /// The audit actor of transitions nobody made (expiry).
 pub const SYSTEM_ACTOR: &str = "system:approvals";
 
-/// What the gateway knows of the request that needs approval. Never a body or a header value.
+/// The longest text kept for each field of a [`RequestSummary`].
+pub const MAX_SUMMARY_FIELD: usize = 512;
+
+/// What the gateway knows of the request that needs approval. Never a body or a header value;
+/// the path is kept without its query string (which may carry keys or tokens).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RequestSummary {
     pub method: String,
@@ -40,6 +44,26 @@ pub struct RequestSummary {
     pub model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+}
+
+impl RequestSummary {
+    /// Without the path's query string, each field cut to [`MAX_SUMMARY_FIELD`] characters.
+    pub fn sanitized(self) -> Self {
+        let cut = |s: String| s.chars().take(MAX_SUMMARY_FIELD).collect::<String>();
+        let path = self
+            .path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            method: cut(self.method),
+            path: cut(path),
+            host: self.host.map(cut),
+            model: self.model.map(cut),
+            tool: self.tool.map(cut),
+        }
+    }
 }
 
 /// A request for approval, as the gateway's policy phase produces it.
@@ -212,7 +236,7 @@ impl Approvals {
             requester_automation: new.requester.automation_id,
             policy_id: new.policy_id,
             reason,
-            summary: serde_json::to_value(&new.summary).unwrap_or(Value::Null),
+            summary: serde_json::to_value(new.summary.sanitized()).unwrap_or(Value::Null),
             mode: new.mode,
             grant_kind: new.grant,
             grant_seconds: grant_secs,
@@ -342,4 +366,45 @@ pub async fn expire_and_audit(
             .map_err(ApprovalError::Audit)?;
     }
     Ok(expired.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_required_and_bounded() {
+        assert!(matches!(
+            validate_reason("  "),
+            Err(ApprovalError::MissingReason)
+        ));
+        assert_eq!(validate_reason(" why \n").unwrap(), "why");
+        let long = "x".repeat(MAX_REASON_CHARS + 1);
+        assert!(matches!(
+            validate_reason(&long),
+            Err(ApprovalError::ReasonTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn grants_always_end_within_48_hours() {
+        assert_eq!(validate_grant_secs(1800).unwrap(), 1800);
+        assert!(validate_grant_secs(0).is_err());
+        let e = validate_grant_secs(MAX_GRANT_SECS + 1).unwrap_err();
+        assert!(e.to_string().contains("48h"), "{e}");
+    }
+
+    #[test]
+    fn the_summary_keeps_no_query_string() {
+        let s = RequestSummary {
+            method: "GET".into(),
+            path: "/v1/files?api_key=sk-live-123#frag".into(),
+            host: Some("h".repeat(2000)),
+            model: None,
+            tool: None,
+        }
+        .sanitized();
+        assert_eq!(s.path, "/v1/files");
+        assert_eq!(s.host.unwrap().len(), MAX_SUMMARY_FIELD);
+    }
 }

@@ -204,13 +204,13 @@ fn not_pending(row: &ApprovalRow, action: &str) -> ApiError {
     ApiError::Conflict {
         field: "state",
         message: format!(
-            "approval {} is {}, so it cannot be {action}; only a {} one can",
+            "approval {} is {}, so it cannot be {action}; only {} can",
             row.id,
             row.state,
             if action == "revoked" {
-                "approved (unexpired)"
+                "an approved, unexpired grant"
             } else {
-                "pending"
+                "a pending request"
             }
         ),
     }
