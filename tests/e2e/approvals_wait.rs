@@ -151,8 +151,10 @@ async fn a_thousand_held_requests_resolve_on_a_batch_of_approvals() {
         }
         let held = threads();
         let rss_held = status("VmRSS:");
+        // Other tests share this process and start threads of their own (server output
+        // readers, blocking CLI calls), so the bound is far below one per waiter, not zero.
         assert!(
-            held <= before + 4,
+            held < before + 50,
             "{N} waiters took threads: {before} → {held}"
         );
 
