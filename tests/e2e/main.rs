@@ -7,6 +7,10 @@
 
 mod account_guards;
 mod admin_cli_resources;
+mod approvals;
+mod approvals_rules;
+mod approvals_wait;
+mod approvals_webhook;
 mod audit_chain;
 mod audit_keyed;
 mod audit_visibility;

@@ -499,6 +499,8 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 201,
             )
             .await;
+        let approval =
+            crate::approvals::store_pending(store.as_ref(), api.org.parse().expect("org id")).await;
         // Another person's personal token, and an organization the owner is not in.
         let member_tokens = api
             .call(
@@ -550,6 +552,8 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 s(&role)
             } else if path.starts_with("/api/v1/gateway/routes/") {
                 s(&gateway_route)
+            } else if path.starts_with("/api/v1/approvals/") {
+                approval.clone()
             } else if path.starts_with("/api/v1/tokens/") {
                 s(&member_tokens[0])
             } else {

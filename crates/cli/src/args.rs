@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run, secrets,
-    serve, tokens, wi,
+    approval, audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run,
+    secrets, serve, tokens, wi,
 };
 use crate::common_args::PeopleArgs;
 
@@ -67,6 +67,8 @@ pub enum Command {
     Role(rbac::RoleArgs),
     /// Members of the organization and their roles.
     Member(rbac::MemberArgs),
+    /// Just-in-time approvals of the gateway: list, show, approve, deny, revoke.
+    Approval(approval::ApprovalArgs),
 }
 
 #[cfg(test)]

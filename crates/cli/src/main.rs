@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             Command::Org(args) => commands::people::org(args).await,
             Command::Role(args) => commands::rbac::role(args).await,
             Command::Member(args) => commands::rbac::member(args).await,
+            Command::Approval(args) => commands::approval::run(args).await,
         }
     });
     match result {

@@ -75,6 +75,10 @@ uuid_id!(
     /// A gateway route stored through the API.
     GatewayRouteId
 );
+uuid_id!(
+    /// A just-in-time approval request (SPEC §9).
+    ApprovalId
+);
 
 #[cfg(test)]
 mod tests {

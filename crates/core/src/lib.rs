@@ -15,7 +15,7 @@ pub mod workload;
 
 pub use audience::{Audience, AudienceError};
 pub use ids::{
-    AutomationId, EnvVarId, GatewayRouteId, LlmConnectionId, OrgId, RoleId, SecretProviderId,
-    TokenId, UserId, WorkloadIdentityConfigId,
+    ApprovalId, AutomationId, EnvVarId, GatewayRouteId, LlmConnectionId, OrgId, RoleId,
+    SecretProviderId, TokenId, UserId, WorkloadIdentityConfigId,
 };
 pub use permission::{AutomationPermission, Entity, Feature, Level, Need};

@@ -48,6 +48,13 @@ pub mod kind {
     pub const GATEWAY_ROUTE_CREATED: &str = "gateway_route.created";
     pub const GATEWAY_ROUTE_UPDATED: &str = "gateway_route.updated";
     pub const GATEWAY_ROUTE_DELETED: &str = "gateway_route.deleted";
+    // Just-in-time approval (SPEC §9): every transition of a request.
+    pub const APPROVAL_REQUESTED: &str = "approval.requested";
+    pub const APPROVAL_APPROVED: &str = "approval.approved";
+    pub const APPROVAL_DENIED: &str = "approval.denied";
+    pub const APPROVAL_EXPIRED: &str = "approval.expired";
+    pub const APPROVAL_REVOKED: &str = "approval.revoked";
+    pub const APPROVAL_EXECUTED: &str = "approval.executed";
     pub const SECRET_PROVIDER_CREATED: &str = "secret_provider.created";
     pub const SECRET_PROVIDER_UPDATED: &str = "secret_provider.updated";
     pub const SECRET_PROVIDER_DELETED: &str = "secret_provider.deleted";

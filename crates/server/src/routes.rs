@@ -14,9 +14,9 @@ use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    audit, automations, env_vars, gateway_routes, llm_connections, members, orgs, permissions,
-    provider_checks, roles, runtime, secret_providers, setup, static_values, tokens, wi_configs,
-    workload_identity,
+    approvals, audit, automations, env_vars, gateway_routes, llm_connections, members, orgs,
+    permissions, provider_checks, roles, runtime, secret_providers, setup, static_values, tokens,
+    wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -203,6 +203,14 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/gateway/routes/{id}" => GATEWAY_READ, gateway_routes::get;
         PUT "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::replace;
         DELETE "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::delete;
+        // Just-in-time approvals (SPEC §9). Any person may call them; who sees a request and who
+        // decides it depends on the request (its automation's human_in_the_loop grants), so the
+        // domain layer decides (`domain::approvals`): a request hidden from the caller is 404.
+        GET "/api/v1/approvals" => Need::Person, approvals::list;
+        GET "/api/v1/approvals/{id}" => Need::Person, approvals::get;
+        POST "/api/v1/approvals/{id}/approve" => Need::Person, approvals::approve;
+        POST "/api/v1/approvals/{id}/deny" => Need::Person, approvals::deny;
+        POST "/api/v1/approvals/{id}/revoke" => Need::Person, approvals::revoke;
         // RBAC (SPEC §8): roles, members, entity permissions.
         GET "/api/v1/roles" => MEMBERS_READ, roles::list;
         POST "/api/v1/roles" => ROLES_MANAGE, roles::create;

@@ -4,6 +4,8 @@
 //! Every call that touches an organization's data takes its [`OrgId`]: a row of another
 //! organization is simply not found.
 
+mod approval_watch;
+pub mod approvals;
 pub mod audit;
 pub mod crypto;
 pub mod gateway;
@@ -13,6 +15,7 @@ mod postgres;
 pub mod rbac;
 pub mod secret;
 mod sql;
+mod sql_approvals;
 mod sql_audit;
 mod sql_gateway;
 mod sql_guards;
@@ -36,6 +39,9 @@ use keyward_core::{
 };
 use thiserror::Error;
 
+pub use approvals::{
+    ApprovalFilter, ApprovalRow, ApprovalStore, ApprovalWatcher, Decision, Transition,
+};
 pub use gateway::{GatewayRouteRow, GatewayStore};
 pub use links::{SsoLinkRow, SsoLinkStore};
 pub use model::*;
@@ -321,6 +327,7 @@ pub trait Store:
     + GuardStore
     + SsoLinkStore
     + GatewayStore
+    + ApprovalStore
     + Send
     + Sync
     + 'static

@@ -10,6 +10,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 pub struct PostgresStore {
     pool: PgPool,
     audit_lock: tokio::sync::Mutex<()>,
+    /// Releases requests held for approval (one per process).
+    approvals: crate::approvals::ApprovalWatcher,
 }
 
 fn migrator() -> Migrator {
@@ -91,6 +93,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0011_gateway_routes.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            12,
+            Cow::Borrowed("approvals"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0012_approvals.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -108,6 +117,7 @@ impl PostgresStore {
         // The migrator takes a PostgreSQL advisory lock, so replicas starting together migrate once.
         migrator().run(&pool).await?;
         Ok(Self {
+            approvals: crate::approvals::ApprovalWatcher::postgres(pool.clone()),
             pool,
             audit_lock: tokio::sync::Mutex::new(()),
         })
@@ -137,3 +147,8 @@ crate::sql_sso::impl_sso_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_guards::impl_guard_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_links::impl_link_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_gateway::impl_gateway_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_approvals::impl_approval_store!(
+    store = PostgresStore,
+    db = sqlx::Postgres,
+    notify = Some("SELECT pg_notify('keyward_approvals', $1)"),
+);

@@ -17,6 +17,8 @@ pub struct SqliteStore {
     /// SQLite has one writer; this keeps audit appends of this process in order without
     /// spinning on `SQLITE_BUSY`.
     audit_lock: tokio::sync::Mutex<()>,
+    /// Releases requests held for approval (one per process).
+    approvals: crate::approvals::ApprovalWatcher,
 }
 
 fn migrator() -> Migrator {
@@ -98,6 +100,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0011_gateway_routes.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            12,
+            Cow::Borrowed("approvals"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0012_approvals.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -129,6 +138,7 @@ impl SqliteStore {
         }
         migrator().run(&pool).await?;
         Ok(Self {
+            approvals: crate::approvals::ApprovalWatcher::sqlite(pool.clone()),
             pool,
             audit_lock: tokio::sync::Mutex::new(()),
         })
@@ -153,3 +163,4 @@ crate::sql_sso::impl_sso_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_links::impl_link_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_gateway::impl_gateway_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_approvals::impl_approval_store!(store = SqliteStore, db = sqlx::Sqlite, notify = None,);

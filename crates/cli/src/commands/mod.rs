@@ -1,6 +1,7 @@
 //! One module per subcommand, each owning its arguments.
 
 pub mod admin;
+pub mod approval;
 pub mod audit;
 pub mod automations;
 pub mod cloudsim;

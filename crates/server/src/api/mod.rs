@@ -1,6 +1,7 @@
 //! Handlers of `/api/v1`, one module per resource. Each handler extracts, calls one service of
 //! the domain layer, and maps the result to a wire type.
 
+pub mod approvals;
 pub mod audit;
 pub mod automations;
 pub mod env_vars;

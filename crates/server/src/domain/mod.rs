@@ -3,6 +3,9 @@
 //! the result to a wire type; the permission layer resolves entities through them too.
 
 pub mod access;
+pub mod approval_service;
+pub mod approval_webhook;
+pub mod approvals;
 pub mod automations;
 pub mod env_vars;
 pub mod gateway_routes;
