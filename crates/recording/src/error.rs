@@ -28,24 +28,12 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("S3 {action} of `{key}` failed: {source} (is the endpoint reachable?)")]
-    Http {
+    #[error("S3 {action} of `{key}` failed: {message}")]
+    ObjectStore {
         action: &'static str,
         key: String,
-        source: reqwest::Error,
-    },
-    #[error("S3 {action} of `{key}` answered {status} {code}: {message}")]
-    S3 {
-        action: &'static str,
-        key: String,
-        status: u16,
-        code: String,
         message: String,
     },
-    #[error("cannot sign the S3 request: {0}")]
-    Signing(String),
-    #[error("the S3 object listing could not be read: {0}")]
-    BadListing(String),
     #[error("compressing the segment failed: {0}")]
     Compress(String),
     #[error("the segment writer task failed: {0}")]

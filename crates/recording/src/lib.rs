@@ -10,6 +10,7 @@
 mod chain;
 mod clock;
 mod error;
+mod info;
 mod replay;
 mod storage;
 mod verify;
@@ -18,6 +19,7 @@ mod writer;
 pub use chain::genesis;
 pub use clock::{Clock, SystemClock};
 pub use error::StorageError;
+pub use info::{SessionInfo, session_info};
 pub use replay::replay;
 pub use storage::{S3Credentials, SegmentObject, SessionListing, Storage, check_session_id};
 pub use verify::{Record, VerifyError, VerifyReport, read_session, verify};

@@ -171,6 +171,15 @@ fn records_of(segment: u64, text: &str) -> Result<Vec<(Record, String)>, VerifyE
     Ok(out)
 }
 
+/// The records of one stored segment object, parsed but not verified.
+pub(crate) fn decode_records(segment: u64, bytes: &[u8]) -> Result<Vec<Record>, VerifyError> {
+    let text = decode(segment, bytes)?;
+    Ok(records_of(segment, &text)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect())
+}
+
 /// Every record of a session in order, parsed but not verified (run [`verify`] for that).
 pub async fn read_session(storage: &Storage, session_id: &str) -> Result<Vec<Record>, VerifyError> {
     let mut out = Vec::new();

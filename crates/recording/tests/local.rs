@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::{record_request, record_session, recorder, recorder_with};
 use keyward_recording::{
-    Kind, RecorderOptions, SegmentMeta, SessionRecorder, Storage, read_session, replay, verify,
+    Kind, RecorderOptions, SegmentMeta, SessionRecorder, Storage, read_session, replay,
+    session_info, verify,
 };
 use serde_json::json;
 
@@ -64,6 +65,14 @@ async fn a_session_of_three_requests_round_trips_and_verifies_against_its_heads(
     assert_eq!(listed[0].segments, 3);
     assert!(listed[0].first_modified.is_some());
     assert_eq!(storage.list_segments("sess-1").await.unwrap().len(), 3);
+
+    let info = session_info(&storage, "sess-1").await.unwrap();
+    assert_eq!(info.segments, 3);
+    assert_eq!(info.caller.as_deref(), Some("agent:crew"));
+    assert_eq!(info.route.as_deref(), Some("openai"));
+    assert_eq!(info.first_at_ms, records[0].at_ms);
+    assert_eq!(info.last_at_ms, records[29].at_ms);
+    assert_eq!(info.bytes, heads.iter().map(|h| h.bytes).sum::<u64>());
 }
 
 #[tokio::test]

@@ -143,6 +143,16 @@ async fn a_recording_round_trips_through_moto_s3_and_tampering_there_is_detected
             .contains("< [+40 ms] data: chunk 0 of 2")
     );
 
+    // Segments are write-once: a second writer of the same segment is refused, not obeyed.
+    let again = s3
+        .put_segment("sess-s3", 0, b"overwrite".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, StorageError::AlreadyExists { .. }),
+        "{again:?}"
+    );
+
     let missing = s3.get_segment("sess-s3", 9).await.unwrap_err();
     assert!(
         matches!(missing, StorageError::NotFound { .. }),
@@ -182,6 +192,7 @@ async fn a_wrong_bucket_is_reported_with_the_servers_code() {
     let s3 = Storage::s3(&url, credentials()).unwrap();
     let err = s3.put_segment("s", 0, b"x".to_vec()).await.unwrap_err();
     let message = err.to_string();
+    eprintln!("{message}");
     assert!(
         message.contains("NoSuchBucket") || message.contains("does not exist"),
         "{message}"

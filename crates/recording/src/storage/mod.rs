@@ -96,7 +96,7 @@ impl Storage {
     }
 
     /// Writes a segment object; fails with [`StorageError::AlreadyExists`] rather than replace one
-    /// (where the store can tell: the local directory always, S3 only by the audit heads).
+    /// (the local directory always; S3 where the server honours `If-None-Match: *`).
     pub async fn put_segment(
         &self,
         session_id: &str,
@@ -106,7 +106,7 @@ impl Storage {
         let key = segment_key(session_id, segment)?;
         match &*self.backend {
             Backend::Local(l) => l.put(&key, bytes).await,
-            Backend::S3(s) => s.put(&key, bytes).await,
+            Backend::S3(s) => s.put(&key, bytes, true).await,
         }
     }
 
@@ -146,7 +146,7 @@ impl Storage {
                 l.delete(&key).await.or_else(ignore_not_found)?;
                 l.put(&key, bytes).await
             }
-            Backend::S3(s) => s.put(&key, bytes).await,
+            Backend::S3(s) => s.put(&key, bytes, false).await,
         }
     }
 

@@ -1,29 +1,22 @@
-//! S3-compatible object storage: PutObject, GetObject, DeleteObject and ListObjectsV2, signed with
-//! SigV4 over the workspace's reqwest. (`object_store` would bring `ring` and a second reqwest
-//! major version into the graph; these four calls are all recordings need.)
+//! S3-compatible object storage through `object_store` (aws feature: SigV4 with aws-lc-rs over
+//! the workspace's reqwest 0.13). Segments are put with `If-None-Match: *` so an existing one is
+//! not replaced where the server honours it.
 
 use std::fmt;
+use std::time::Duration;
 
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
 };
-use aws_sigv4::sign::v4;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::ObjectInfo;
-use crate::clock::system_now;
 use crate::error::StorageError;
-
-/// RFC 3986 unreserved characters stay; everything else is percent-encoded (SigV4's rule).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Credentials for S3. Debug shows only the access key id.
 #[derive(Clone)]
@@ -61,21 +54,25 @@ impl S3Credentials {
     }
 }
 
-#[derive(Debug)]
 pub(super) struct S3Store {
-    http: reqwest::Client,
-    /// `http://host:port` for path-style requests, or None for AWS virtual-hosted style.
+    store: AmazonS3,
     endpoint: Option<String>,
     bucket: String,
     prefix: String,
     region: String,
-    credentials: S3Credentials,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl S3Store {
     pub(super) fn from_url(url: &str, credentials: S3Credentials) -> Result<S3Store, StorageError> {
+        let shown = url.split('?').next().unwrap_or_default().to_owned();
         let invalid = |reason: &str| StorageError::InvalidUrl {
-            url: url.split('?').next().unwrap_or_default().to_owned(),
+            url: shown.clone(),
             reason: reason.to_owned(),
         };
         let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
@@ -108,22 +105,50 @@ impl S3Store {
         {
             return Err(invalid("endpoint must be an http:// or https:// URL"));
         }
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| invalid(&format!("HTTP client: {e}")))?;
+        let region = region.unwrap_or_else(|| "us-east-1".to_owned());
+        // A recording put runs off the hot path but must not hang for object_store's default
+        // three minutes of retries when the store is down.
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(15),
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region(&region)
+            .with_access_key_id(&credentials.access_key_id)
+            .with_secret_access_key(credentials.secret_access_key.as_str())
+            .with_retry(retry)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(Duration::from_secs(30))
+                    .with_connect_timeout(Duration::from_secs(5)),
+            );
+        if let Some(token) = &credentials.session_token {
+            builder = builder.with_token(token.as_str());
+        }
+        if let Some(e) = &endpoint {
+            builder = builder
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder.build().map_err(|e| invalid(&e.to_string()))?;
         Ok(S3Store {
-            http,
+            store,
             endpoint,
             bucket,
             prefix,
-            region: region.unwrap_or_else(|| "us-east-1".to_owned()),
-            credentials,
+            region,
         })
     }
 
     pub(super) fn describe(&self) -> String {
         let at = self.endpoint.as_deref().unwrap_or("AWS");
-        format!("s3://{}/{} at {at}", self.bucket, self.prefix)
+        format!(
+            "s3://{}/{} at {at} ({})",
+            self.bucket, self.prefix, self.region
+        )
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -134,278 +159,110 @@ impl S3Store {
         }
     }
 
-    fn bucket_url(&self) -> String {
-        match &self.endpoint {
-            Some(e) => format!("{e}/{}", self.bucket),
-            None => format!("https://{}.s3.{}.amazonaws.com", self.bucket, self.region),
-        }
-    }
-
-    fn object_url(&self, key: &str) -> String {
-        let encoded: Vec<String> = self
-            .full_key(key)
-            .split('/')
-            .map(|p| utf8_percent_encode(p, UNRESERVED).to_string())
-            .collect();
-        format!("{}/{}", self.bucket_url(), encoded.join("/"))
-    }
-
-    async fn send(
-        &self,
-        action: &'static str,
-        key: &str,
-        method: reqwest::Method,
-        url: &str,
-        body: Vec<u8>,
-    ) -> Result<reqwest::Response, StorageError> {
-        let headers = self.sign(method.as_str(), url, &body)?;
-        let mut request = self.http.request(method, url);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| StorageError::Http {
+    fn error(&self, action: &'static str, key: &str, e: object_store::Error) -> StorageError {
+        let key = self.full_key(key);
+        let message = e.to_string();
+        // A put cannot miss its object, and a missing bucket is a configuration error, not a
+        // missing recording.
+        let bucket_missing = message.contains("NoSuchBucket") || action == "PutObject";
+        match e {
+            object_store::Error::NotFound { .. } if bucket_missing => StorageError::ObjectStore {
                 action,
-                key: key.to_owned(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
+                key,
+                message: format!(
+                    "bucket `{}` does not exist at {}: create it or fix the storage URL ({message})",
+                    self.bucket,
+                    self.endpoint.as_deref().unwrap_or("AWS")
+                ),
+            },
+            object_store::Error::NotFound { .. } => StorageError::NotFound { key },
+            object_store::Error::AlreadyExists { .. } => StorageError::AlreadyExists { key },
+            _ => StorageError::ObjectStore {
+                action,
+                key,
+                message,
+            },
         }
-        let text = response.text().await.unwrap_or_default();
-        let (code, message) = error_fields(&text);
-        // A missing bucket is a configuration error, not a missing recording.
-        if status == reqwest::StatusCode::NOT_FOUND && code != "NoSuchBucket" {
-            return Err(StorageError::NotFound {
-                key: self.full_key(key),
-            });
-        }
-        Err(StorageError::S3 {
-            action,
-            key: self.full_key(key),
-            status: status.as_u16(),
-            code,
-            message,
-        })
     }
 
-    fn sign(
+    pub(super) async fn put(
         &self,
-        method: &str,
-        url: &str,
-        body: &[u8],
-    ) -> Result<Vec<(String, String)>, StorageError> {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                let host = u.host_str()?.to_owned();
-                Some(match u.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host,
-                })
-            })
-            .ok_or_else(|| StorageError::Signing("the request URL has no host".into()))?;
-        let identity = aws_credential_types::Credentials::new(
-            self.credentials.access_key_id.clone(),
-            self.credentials.secret_access_key.to_string(),
-            self.credentials
-                .session_token
-                .as_ref()
-                .map(|t| t.to_string()),
-            None,
-            "keyward-recording",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        // S3 signs the path as sent (no double encoding, no normalization) and wants the payload hash.
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("s3")
-            .time(system_now())
-            .settings(settings)
-            .build()
-            .map_err(|e| StorageError::Signing(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            url,
-            [("host", host.as_str())].into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| StorageError::Signing(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| StorageError::Signing(e.to_string()))?
-            .into_parts();
-        let (headers, _) = instructions.into_parts();
-        Ok(headers
-            .into_iter()
-            .map(|h| (h.name().to_owned(), h.value().to_owned()))
-            .collect())
-    }
-
-    pub(super) async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-        let url = self.object_url(key);
-        self.send("PutObject", key, reqwest::Method::PUT, &url, bytes)
+        key: &str,
+        bytes: Vec<u8>,
+        create: bool,
+    ) -> Result<(), StorageError> {
+        let path = ObjectPath::from(self.full_key(key));
+        let mode = if create {
+            PutMode::Create
+        } else {
+            PutMode::Overwrite
+        };
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&path, PutPayload::from(bytes), options)
             .await
             .map(drop)
+            .map_err(|e| self.error("PutObject", key, e))
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let url = self.object_url(key);
-        let response = self
-            .send("GetObject", key, reqwest::Method::GET, &url, Vec::new())
-            .await?;
-        let bytes = response
+        let path = ObjectPath::from(self.full_key(key));
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.error("GetObject", key, e))?;
+        let bytes = result
             .bytes()
             .await
-            .map_err(|source| StorageError::Http {
-                action: "GetObject",
-                key: key.to_owned(),
-                source,
-            })?;
+            .map_err(|e| self.error("GetObject", key, e))?;
         Ok(bytes.to_vec())
     }
 
     pub(super) async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let url = self.object_url(key);
-        self.send(
-            "DeleteObject",
-            key,
-            reqwest::Method::DELETE,
-            &url,
-            Vec::new(),
-        )
-        .await
-        .map(drop)
+        let path = ObjectPath::from(self.full_key(key));
+        self.store
+            .delete(&path)
+            .await
+            .map_err(|e| self.error("DeleteObject", key, e))
     }
 
     pub(super) async fn list(
         &self,
         session: Option<&str>,
     ) -> Result<Vec<ObjectInfo>, StorageError> {
-        let base = match (self.prefix.is_empty(), session) {
-            (true, None) => String::new(),
-            (true, Some(s)) => format!("{s}/"),
-            (false, None) => format!("{}/", self.prefix),
-            (false, Some(s)) => format!("{}/{s}/", self.prefix),
+        let base = match session {
+            Some(s) => self.full_key(s),
+            None => self.prefix.clone(),
         };
+        let prefix = (!base.is_empty()).then(|| ObjectPath::from(base.as_str()));
         let strip = if self.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.prefix)
         };
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}?list-type=2&prefix={}",
-                self.bucket_url(),
-                utf8_percent_encode(&base, UNRESERVED)
-            );
-            if let Some(t) = &token {
-                url.push_str("&continuation-token=");
-                url.push_str(&utf8_percent_encode(t, UNRESERVED).to_string());
-            }
-            let response = self
-                .send(
-                    "ListObjectsV2",
-                    &base,
-                    reqwest::Method::GET,
-                    &url,
-                    Vec::new(),
-                )
-                .await?;
-            let text = response.text().await.map_err(|source| StorageError::Http {
-                action: "ListObjectsV2",
-                key: base.clone(),
-                source,
-            })?;
-            let page = parse_listing(&text)?;
-            for (key, size, modified) in page.objects {
-                if let Some(rel) = key.strip_prefix(&strip) {
-                    out.push(ObjectInfo {
-                        key: rel.to_owned(),
-                        size,
-                        modified,
-                    });
-                }
-            }
-            match page.next {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
-        }
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.error("ListObjectsV2", &base, e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(&strip)?.to_owned();
+                let millis = i128::from(m.last_modified.timestamp_millis());
+                Some(ObjectInfo {
+                    key,
+                    size: m.size,
+                    modified: OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).ok(),
+                })
+            })
+            .collect())
     }
-}
-
-struct ListingPage {
-    objects: Vec<(String, u64, Option<OffsetDateTime>)>,
-    next: Option<String>,
-}
-
-fn child_text<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<&'a str> {
-    node.children()
-        .find(|c| c.is_element() && c.tag_name().name() == name)
-        .and_then(|c| c.text())
-}
-
-fn parse_listing(xml: &str) -> Result<ListingPage, StorageError> {
-    let doc =
-        roxmltree::Document::parse(xml).map_err(|e| StorageError::BadListing(e.to_string()))?;
-    let root = doc.root_element();
-    if root.tag_name().name() != "ListBucketResult" {
-        return Err(StorageError::BadListing(format!(
-            "expected ListBucketResult, got {}",
-            root.tag_name().name()
-        )));
-    }
-    let mut objects = Vec::new();
-    for contents in root
-        .children()
-        .filter(|c| c.is_element() && c.tag_name().name() == "Contents")
-    {
-        let key = child_text(contents, "Key")
-            .ok_or_else(|| StorageError::BadListing("an entry has no Key".into()))?;
-        let size = child_text(contents, "Size")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let modified = child_text(contents, "LastModified")
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-        objects.push((key.to_owned(), size, modified));
-    }
-    let truncated = child_text(root, "IsTruncated") == Some("true");
-    let next = child_text(root, "NextContinuationToken").map(str::to_owned);
-    if truncated && next.is_none() {
-        return Err(StorageError::BadListing(
-            "the listing is truncated but has no NextContinuationToken".into(),
-        ));
-    }
-    Ok(ListingPage {
-        objects,
-        next: if truncated { next } else { None },
-    })
-}
-
-fn error_fields(xml: &str) -> (String, String) {
-    let Ok(doc) = roxmltree::Document::parse(xml) else {
-        return (
-            "Unknown".into(),
-            "the server's error body is not XML".into(),
-        );
-    };
-    let root = doc.root_element();
-    (
-        child_text(root, "Code").unwrap_or("Unknown").to_owned(),
-        child_text(root, "Message").unwrap_or("").to_owned(),
-    )
 }
 
 #[cfg(test)]
@@ -431,24 +288,13 @@ mod tests {
         assert_eq!(s.prefix, "gw/sessions");
         assert_eq!(s.region, "eu-west-1");
         assert_eq!(
-            s.object_url("a/00000000.jsonl.zst"),
-            "http://127.0.0.1:9000/rec/gw/sessions/a/00000000.jsonl.zst"
+            s.full_key("a/00000000.jsonl.zst"),
+            "gw/sessions/a/00000000.jsonl.zst"
         );
         assert!(!format!("{s:?}").contains("very-secret"));
+        assert!(!format!("{:?}", creds()).contains("very-secret"));
         assert!(S3Store::from_url("s3://k:v@rec/x", creds()).is_err());
         assert!(S3Store::from_url("s3://rec/x?bogus=1", creds()).is_err());
-    }
-
-    #[test]
-    fn a_listing_page_parses() {
-        let xml = r#"<?xml version="1.0"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
-          <IsTruncated>true</IsTruncated><NextContinuationToken>t/1=</NextContinuationToken>
-          <Contents><Key>p/s/00000000.jsonl.zst</Key><Size>42</Size><LastModified>2026-12-06T13:00:00.000Z</LastModified></Contents>
-          </ListBucketResult>"#;
-        let page = parse_listing(xml).unwrap();
-        assert_eq!(page.objects.len(), 1);
-        assert_eq!(page.objects[0].1, 42);
-        assert!(page.objects[0].2.is_some());
-        assert_eq!(page.next.as_deref(), Some("t/1="));
+        assert!(S3Store::from_url("s3://rec/x?endpoint=ftp://h", creds()).is_err());
     }
 }
