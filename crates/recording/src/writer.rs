@@ -55,6 +55,10 @@ impl Kind {
     }
 }
 
+/// What a line costs besides its data (seq, time, kind, two hex hashes, the entry itself): counted
+/// against the limit so a stream of one-byte chunks is bounded too.
+const LINE_OVERHEAD: usize = 240;
+
 /// What the audit log keeps of a closed segment; verification compares the store against it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHead {
@@ -79,8 +83,8 @@ pub struct SegmentMeta {
 /// Bounds of the recorder.
 #[derive(Clone, Debug)]
 pub struct RecorderOptions {
-    /// Uncompressed bytes of record data one segment keeps; body chunks past it are summarized
-    /// by a `truncated` record and other records lose their data.
+    /// Uncompressed bytes one segment keeps in memory (record data plus about 240 bytes a line);
+    /// body chunks past it are summarized by a `truncated` record and other records lose their data.
     pub segment_limit_bytes: usize,
     /// Sessions whose chain head is kept in memory; a forgotten one is read back from storage.
     pub cached_sessions: usize,
@@ -273,7 +277,7 @@ impl SegmentWriter {
         let at_ms = self.recorder.inner.clock.now_ms();
         let text = data.to_string();
         let limit = self.recorder.inner.options.segment_limit_bytes;
-        if self.data_bytes + text.len() > limit {
+        if self.data_bytes + text.len() + LINE_OVERHEAD > limit {
             if kind.is_chunk() {
                 let bytes = data
                     .get("body")
@@ -296,7 +300,7 @@ impl SegmentWriter {
     }
 
     fn push(&mut self, at_ms: u64, kind: Kind, data: String) {
-        self.data_bytes += data.len();
+        self.data_bytes += data.len() + LINE_OVERHEAD;
         self.entries.push(Entry { at_ms, kind, data });
     }
 

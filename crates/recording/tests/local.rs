@@ -170,6 +170,20 @@ async fn chunks_over_the_segment_limit_are_summarized_by_a_truncated_record() {
     let timing = records.iter().find(|r| r.kind == "timing").unwrap();
     assert!(timing.data["omitted_bytes"].as_u64().unwrap() > 10_000);
     assert_eq!(records.last().unwrap().kind, "close");
+
+    // One-byte chunks are bounded too: each line costs more than its data.
+    let mut w = rec.open_segment("tiny", SegmentMeta::default()).unwrap();
+    for _ in 0..10_000 {
+        w.response_chunk(b"x");
+    }
+    let head = w.close().await.unwrap();
+    assert!(head.lines < 30, "{} lines kept", head.lines);
+    let records = read_session(&storage, "tiny").await.unwrap();
+    let truncated = records.iter().find(|r| r.kind == "truncated").unwrap();
+    assert_eq!(
+        truncated.data["dropped_chunks"].as_u64().unwrap(),
+        10_000 - (head.lines - 3)
+    );
 }
 
 #[tokio::test]

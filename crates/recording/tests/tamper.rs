@@ -85,7 +85,7 @@ async fn a_deleted_line_breaks_the_chain_at_the_next_line() {
 }
 
 #[tokio::test]
-async fn a_segment_cut_at_a_line_boundary_misses_its_close_and_its_audit_line_count() {
+async fn a_segment_cut_at_a_line_boundary_misses_its_close() {
     let (_dir, storage, heads) = three_segments().await;
     edit_lines(&storage, "victim", 2, |lines| lines.truncate(6)).await;
     let err = verify(&storage, "victim", &[]).await.unwrap_err();
@@ -102,6 +102,35 @@ async fn a_segment_cut_at_a_line_boundary_misses_its_close_and_its_audit_line_co
     assert!(err.to_string().contains("truncated"), "{err}");
     let err = verify(&storage, "victim", &heads).await.unwrap_err();
     assert!(err.to_string().contains("segment 2"), "{err}");
+}
+
+#[tokio::test]
+async fn a_truncation_given_a_forged_close_is_caught_by_the_audit_line_count() {
+    let (_dir, storage, heads) = three_segments().await;
+    edit_lines(&storage, "victim", 2, |lines| {
+        lines.truncate(6);
+        let last_hash = lines[5][lines[5].len() - 66..lines[5].len() - 2].to_owned();
+        let close = format!(
+            "{{\"seq\":26,\"at_ms\":1,\"kind\":\"close\",\"data\":{{}},\"prev\":\"{last_hash}\",\"hash\":\"{}\"}}",
+            "0".repeat(64)
+        );
+        lines.push(rehash(&close));
+    })
+    .await;
+    verify(&storage, "victim", &[]).await.unwrap();
+    let err = verify(&storage, "victim", &heads).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::AuditMismatch {
+                segment: 2,
+                what: "lines",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("truncated"), "{err}");
 }
 
 #[tokio::test]
