@@ -201,6 +201,12 @@ async fn load_chain(
     state: &mut ChainState,
 ) -> Result<(), StorageError> {
     let segments = storage.list_segments(session_id).await?;
+    *state = ChainState {
+        loaded: false,
+        next_segment: 0,
+        next_seq: 0,
+        head: genesis(session_id),
+    };
     if let Some(last) = segments.last() {
         let bytes = storage.get_segment(session_id, last.segment).await?;
         let text = zstd::stream::decode_all(bytes.as_slice()).map_err(|e| StorageError::Compress(format!(
@@ -387,10 +393,18 @@ impl SegmentWriter {
             .await
             .map_err(|e| StorageError::Task(e.to_string()))??;
         let bytes = compressed.len() as u64;
-        inner
+        if let Err(e) = inner
             .storage
             .put_segment(&self.session_id, segment, compressed)
-            .await?;
+            .await
+        {
+            // Another writer (a second replica) took this segment: read the chain's end again
+            // next time instead of colliding on the same number forever.
+            if matches!(e, StorageError::AlreadyExists { .. }) {
+                state.loaded = false;
+            }
+            return Err(e);
+        }
         state.next_segment = segment + 1;
         state.next_seq = seq;
         state.head = prev.clone();

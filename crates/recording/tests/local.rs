@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::{record_request, record_session, recorder, recorder_with};
 use keyward_recording::{
-    Kind, RecorderOptions, SegmentMeta, SessionRecorder, Storage, read_session, replay,
-    session_info, verify,
+    Kind, RecorderOptions, SegmentMeta, SessionRecorder, Storage, StorageError, read_session,
+    replay, session_info, verify,
 };
 use serde_json::json;
 
@@ -211,6 +211,16 @@ async fn a_restarted_recorder_continues_the_chain_and_concurrent_requests_share_
     }
     let report = verify(&storage, "long", &heads).await.unwrap();
     assert_eq!(report.segments.len(), 11);
+
+    // The first recorder's memory is stale (the second wrote segments 2..10): its next write is
+    // refused rather than overwriting, and the one after continues from storage.
+    let err = common::try_record_request(&rec, &clock, "long")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err:?}");
+    heads.push(record_request(&rec, &clock, "long", 200).await);
+    assert_eq!(heads.last().unwrap().segment, 11);
+    verify(&storage, "long", &heads).await.unwrap();
 }
 
 #[tokio::test]

@@ -308,5 +308,11 @@ mod tests {
         );
         assert!(Storage::from_url("file://rel").is_err());
         assert!(Storage::from_url("http://x").is_err());
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            assert!(matches!(
+                Storage::from_url("s3://bucket/p"),
+                Err(StorageError::MissingCredentials)
+            ));
+        }
     }
 }

@@ -80,6 +80,20 @@ pub async fn record_request(
     w.close().await.unwrap()
 }
 
+/// A minimal request whose close result is returned, not unwrapped.
+pub async fn try_record_request(
+    recorder: &SessionRecorder,
+    clock: &ManualClock,
+    session: &str,
+) -> Result<SegmentHead, keyward_recording::StorageError> {
+    let mut w = recorder
+        .open_segment(session, SegmentMeta::default())
+        .unwrap();
+    w.request("GET", "/", [], None);
+    clock.advance(1);
+    w.close().await
+}
+
 /// A session of `requests` segments.
 pub async fn record_session(
     recorder: &SessionRecorder,
