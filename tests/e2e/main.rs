@@ -26,6 +26,7 @@ mod edge_hardening;
 mod env_reserved;
 mod env_run;
 mod env_vars;
+mod gateway_approvals;
 mod gateway_cloudsim_upstreams;
 mod gateway_common;
 mod gateway_credentials;

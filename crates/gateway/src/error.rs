@@ -22,9 +22,23 @@ pub enum GatewayError {
         message: String,
         policy_ids: Vec<String>,
     },
-    /// A permitting policy asks for a human's approval, which this release cannot obtain.
-    #[error("this request needs an approval (policy {}); approvals arrive in the next release", policy_ids.join(", "))]
-    ApprovalRequired { policy_ids: Vec<String> },
+    /// A permitting policy asks for a human's approval and none lets this request through
+    /// (denied, expired, still pending, or none could be asked for).
+    #[error("{message}")]
+    ApprovalRequired {
+        message: String,
+        policy_ids: Vec<String>,
+        approval_id: Option<String>,
+        /// The approval's state (`pending`, `denied`, `expired`, `revoked`).
+        state: Option<&'static str>,
+    },
+    /// Approval needs a reason (`X-Keyward-Approval-Reason`) and the request has none, or an
+    /// unusable one.
+    #[error("{0}")]
+    ReasonRequired(String),
+    /// Too many requests of the route, or of the caller, are waiting for approval.
+    #[error("{0}")]
+    TooManyPending(String),
     /// The body is over the route's inspection limit and the route needs to read it.
     #[error(
         "the request body is larger than route {route}'s inspection limit of {limit} bytes, which its policy or credential needs to read; send a smaller body or raise inspect_limit"
@@ -55,6 +69,10 @@ impl GatewayError {
             GatewayError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             GatewayError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             GatewayError::ApprovalRequired { .. } => (StatusCode::FORBIDDEN, "approval_required"),
+            GatewayError::ReasonRequired(_) => {
+                (StatusCode::PRECONDITION_REQUIRED, "reason_required")
+            }
+            GatewayError::TooManyPending(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_pending"),
             GatewayError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
@@ -72,7 +90,7 @@ impl GatewayError {
     pub fn policy_ids(&self) -> &[String] {
         match self {
             GatewayError::Forbidden { policy_ids, .. }
-            | GatewayError::ApprovalRequired { policy_ids } => policy_ids,
+            | GatewayError::ApprovalRequired { policy_ids, .. } => policy_ids,
             _ => &[],
         }
     }
@@ -86,6 +104,17 @@ impl GatewayError {
             GatewayError::Forbidden { .. } | GatewayError::ApprovalRequired { .. }
         ) {
             body["policy_ids"] = json!(self.policy_ids());
+        }
+        if let GatewayError::ApprovalRequired {
+            approval_id, state, ..
+        } = &self
+        {
+            if let Some(id) = approval_id {
+                body["approval_id"] = json!(id);
+            }
+            if let Some(state) = state {
+                body["approval_state"] = json!(state);
+            }
         }
         let bytes = Bytes::from(body.to_string());
         let mut response = Response::new(GatewayBody::full(bytes));

@@ -9,6 +9,7 @@
 //! are told), `body`, `settings`; `identity/` and `credentials/` hold the real phases.
 
 pub mod admin;
+pub mod approval;
 pub mod audit;
 pub mod body;
 pub mod credentials;
@@ -215,10 +216,38 @@ pub async fn run(
         .map(keyward_server::tls::server_config)
         .transpose()?;
 
+    // Approvals: their state is the platform's (any replica releases a held request); their
+    // transitions go into the same audit chain; the webhook (if set) announces new requests.
+    let webhook = keyward_server::domain::approval_webhook::ApprovalWebhook::from_env()
+        .map_err(|e| StartError::Config(format!("approval webhook: {e}")))?;
+    let approvals = Arc::new(approval::ApprovalGate::new(
+        keyward_server::domain::approval_service::Approvals::new(
+            store.clone(),
+            keyward_server::audit::Auditor::with_clock(
+                store.clone(),
+                master.audit_key(),
+                clock.clone(),
+            ),
+            webhook,
+        ),
+        store.clone(),
+        clock.clone(),
+    ));
+    let expiry = tokio::spawn({
+        let approvals = approvals.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                approvals.expire_due().await;
+            }
+        }
+    });
+
     let gateway = Arc::new(Gateway {
         table: table.clone(),
         identity,
         credentials: injector,
+        approvals,
         audit,
         clock,
     });
@@ -262,6 +291,7 @@ pub async fn run(
         })?;
 
     watcher.abort();
+    expiry.abort();
     let _ = stop_admin.send(());
     let _ = admin.await;
     // Every sender is gone once the connections are: the writer drains the queue and ends.

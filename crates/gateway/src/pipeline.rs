@@ -18,7 +18,9 @@ use crate::body::{BoxError, Counted, GatewayBody, ReadError, read_limited};
 use crate::credentials::{CALLER_CREDENTIAL_HEADERS, strip_caller_credentials};
 use crate::error::GatewayError;
 use crate::identity::IdentityError;
-use crate::phases::{CredentialPhase, IdentityPhase};
+use crate::phases::{
+    ApprovalAsk, ApprovalPass, ApprovalPhase, CredentialPhase, IdentityPhase, NoApprovals,
+};
 use crate::table::{RouteEntry, RouteTable, request_host};
 use crate::upstream::{UpstreamError, remove_hop_by_hop};
 
@@ -27,6 +29,7 @@ pub struct Gateway {
     pub table: Arc<RouteTable>,
     pub identity: Arc<dyn IdentityPhase>,
     pub credentials: Arc<dyn CredentialPhase>,
+    pub approvals: Arc<dyn ApprovalPhase>,
     pub audit: AuditSender,
     pub clock: Clock,
 }
@@ -36,7 +39,9 @@ struct Outcome {
     route: Option<Arc<RouteEntry>>,
     method: String,
     path: String,
+    host: String,
     principal: Option<Principal>,
+    approval: Option<ApprovalPass>,
     decision: Option<Decision>,
     upstream_status: Option<u16>,
     bytes_in: Arc<AtomicU64>,
@@ -64,7 +69,9 @@ impl Gateway {
             route: None,
             method: request.method().as_str().to_owned(),
             path,
+            host: request_host(&request),
             principal: None,
+            approval: None,
             decision: None,
             upstream_status: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
@@ -72,16 +79,14 @@ impl Gateway {
         let found = if refused_path {
             None
         } else {
-            snapshot
-                .find(&request_host(&request), &outcome.path)
-                .cloned()
+            snapshot.find(&outcome.host, &outcome.path).cloned()
         };
         let response = match found {
             None if refused_path => Err(GatewayError::BadRequest(
                 "the path contains an encoded '/' or '\\' (%2F, %5C) or a '\\'; send the path with plain '/' separators".into(),
             )),
             None => Err(GatewayError::NoRoute {
-                host: request_host(&request),
+                host: outcome.host.clone(),
                 path: outcome.path.clone(),
             }),
             Some(route) => {
@@ -174,13 +179,45 @@ impl Gateway {
             });
         }
 
-        // 4. Approval (next issue): a permit carrying `@approval("required")` will be held for
-        //    a human's approval here, after the decision and before any credential is fetched.
-        //    Until then it is refused, never let through.
+        // 4. Approval: a permit carrying `@approval("required")` lets the request through only
+        //    on a human's grant — held here until decided, or refused with the approval id.
+        //    After the decision (a forbid never reaches a human), before any credential.
         if decision.approval_required {
-            return Err(GatewayError::ApprovalRequired {
-                policy_ids: decision.policy_ids,
-            });
+            let policy_id = decision
+                .policy_ids
+                .iter()
+                .find(|id| route.policy.asks_approval(id))
+                .cloned()
+                .unwrap_or_else(|| decision.policy_ids.join(","));
+            let body = facts.body.as_ref();
+            let ask = |org| ApprovalAsk {
+                org,
+                route: &route.name,
+                wait: route.approval,
+                timeout: route.approval_timeout,
+                principal: &principal,
+                policy_id: &policy_id,
+                headers: &parts.headers,
+                method: parts.method.as_str(),
+                path: &outcome.path,
+                host: &outcome.host,
+                model: body
+                    .and_then(|b| b.json.get("model"))
+                    .and_then(serde_json::Value::as_str),
+                tool: body
+                    .and_then(|b| b.mcp.as_ref())
+                    .and_then(|m| m.tool.as_deref()),
+            };
+            let pass = match route.org {
+                Some(org) => self.approvals.approve(ask(org)).await,
+                // A file route without an organization: nobody could be asked.
+                None => {
+                    NoApprovals
+                        .approve(ask(keyward_core::OrgId(uuid::Uuid::nil())))
+                        .await
+                }
+            };
+            outcome.approval = Some(pass?);
         }
 
         // 5. Credentials: the caller's own are stripped (they are for the gateway, not the
@@ -286,6 +323,10 @@ impl Gateway {
             }
             if let Some(email) = principal.and_then(|p| p.email.as_ref()) {
                 data["email"] = json!(email);
+            }
+            if let Some(pass) = &outcome.approval {
+                data["approval_id"] = json!(pass.approval_id);
+                data["approval_grant"] = json!(pass.grant);
             }
             audit.send(GatewayEvent {
                 at_ms: clock.now_ms(),

@@ -197,6 +197,7 @@ pub(crate) fn test_gateway(routes: Vec<RouteEntry>) -> (Gateway, AuditReceiver) 
         table: Arc::new(table),
         identity: Arc::new(TokenIdentity),
         credentials: Arc::new(HeaderCredential),
+        approvals: Arc::new(crate::phases::NoApprovals),
         audit,
         clock: Clock::system(),
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use keyward_core::OrgId;
-use keyward_policy::{Accept, CredentialSpec, NoMatch, Route};
+use keyward_policy::{Accept, ApprovalWait, CredentialSpec, NoMatch, Route};
 
 use crate::phases::PolicyPhase;
 use crate::route_metrics::RouteMetrics;
@@ -27,6 +27,8 @@ pub struct RouteEntry {
     pub no_match: NoMatch,
     pub inspect_limit: usize,
     pub timeout: Duration,
+    pub approval: ApprovalWait,
+    pub approval_timeout: Duration,
     pub credential: CredentialSpec,
     pub metrics: RouteMetrics,
 }
@@ -55,6 +57,8 @@ impl RouteEntry {
             no_match: route.no_match,
             inspect_limit: route.inspect_limit,
             timeout: route.timeout,
+            approval: route.approval,
+            approval_timeout: route.approval_timeout,
             credential: route.credential,
             metrics,
         })
@@ -201,6 +205,8 @@ pub(crate) mod tests {
             no_match: NoMatch::Deny,
             inspect_limit: 1024,
             timeout: Duration::from_secs(5),
+            approval: ApprovalWait::Hold,
+            approval_timeout: Duration::from_secs(2),
             credential: CredentialSpec::None,
             metrics: RouteMetrics::new(name),
         }

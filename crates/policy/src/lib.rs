@@ -19,8 +19,8 @@ pub use cedar::{
 };
 pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts, normalize_path};
 pub use route::{
-    Accept, CredentialSpec, NoMatch, PolicySource, Quantity, RawRoute, RawRouteFile, Route,
-    RouteFile, parse_duration, parse_route_file, parse_size, route_from_json,
+    Accept, ApprovalWait, CredentialSpec, NoMatch, PolicySource, Quantity, RawRoute, RawRouteFile,
+    Route, RouteFile, parse_duration, parse_route_file, parse_size, route_from_json,
 };
 
 /// Where in which source a problem is: `file:line:column`, 1-based, as editors jump to it.

@@ -301,6 +301,12 @@ impl Policies {
         &self.inner.reads
     }
 
+    /// Whether the policy `id` (as decisions name it) is a permit carrying
+    /// `@approval("required")`: the grant of an approval is kept per such policy.
+    pub fn asks_approval(&self, id: &str) -> bool {
+        self.inner.approval.iter().any(|p| p.to_string() == id)
+    }
+
     /// The policies' ids, in load order.
     pub fn ids(&self) -> &[String] {
         &self.inner.ids

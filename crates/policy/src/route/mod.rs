@@ -124,8 +124,26 @@ pub struct RawRoute {
     /// Until the upstream's response headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Quantity>,
+    /// How a request needing approval waits: `hold` (default) or `async` (403 with the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalWait>,
+    /// How long a held request waits for a decision (default `60s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
+}
+
+/// How a request that needs a human's approval waits for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalWait {
+    /// The connection stays open until a decision or `approval_timeout` (the client may still
+    /// ask for `async` with `Prefer: respond-async`).
+    #[default]
+    Hold,
+    /// 403 at once with the approval id; the caller retries once it is approved.
+    Async,
 }
 
 /// A route file: `organization` (uuid or name) owns every route in it.
@@ -153,6 +171,8 @@ pub struct Route {
     pub inspect_limit: usize,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    pub approval: ApprovalWait,
+    pub approval_timeout: Duration,
     pub credential: CredentialSpec,
 }
 

@@ -12,6 +12,8 @@ use crate::cedar::Policies;
 pub(super) const DEFAULT_INSPECT_LIMIT: usize = 1 << 20;
 pub(super) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_APPROVAL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A larger body is not buffered for inspection: it would let one request hold that much memory.
 const MAX_INSPECT_LIMIT: u64 = 64 << 20;
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -502,8 +504,31 @@ pub(super) fn validate(raw: &RawRoute, files: &Files<'_>) -> Result<Route, Confi
             DEFAULT_CONNECT_TIMEOUT,
         )?,
         timeout: duration(raw.timeout.as_ref(), "timeout", DEFAULT_TIMEOUT)?,
+        approval: raw.approval.unwrap_or_default(),
+        approval_timeout: approval_timeout(raw)?,
         credential: credential(raw)?,
     })
+}
+
+/// A held request keeps a connection open: an hour at most (an approver who needs longer is
+/// better served by `approval = "async"`).
+fn approval_timeout(raw: &RawRoute) -> Result<Duration, ConfigError> {
+    let timeout = duration(
+        raw.approval_timeout.as_ref(),
+        "approval_timeout",
+        DEFAULT_APPROVAL_TIMEOUT,
+    )?;
+    if timeout > MAX_APPROVAL_TIMEOUT {
+        return Err(error(
+            "approval_timeout",
+            format!(
+                "`approval_timeout` is {}s; a held request waits at most {}s — use `approval = \"async\"` for longer decisions",
+                timeout.as_secs(),
+                MAX_APPROVAL_TIMEOUT.as_secs()
+            ),
+        ));
+    }
+    Ok(timeout)
 }
 
 /// Refuses a route whose name, or host and path prefix, an earlier route already has.
