@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod error;
 pub mod identity;
 pub mod listener;
+pub mod masking;
 pub mod phases;
 pub mod pipeline;
 pub mod reload;

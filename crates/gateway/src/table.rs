@@ -29,6 +29,8 @@ pub struct RouteEntry {
     pub timeout: Duration,
     pub credential: CredentialSpec,
     pub metrics: RouteMetrics,
+    /// Compiled from `[route.mask]`, with the organization's secret values (`masking`).
+    pub masker: Option<keyward_mask::Masker>,
 }
 
 impl RouteEntry {
@@ -43,6 +45,7 @@ impl RouteEntry {
             clients.client(route.upstream_ca.as_deref(), route.connect_timeout)?,
         );
         let metrics = RouteMetrics::new(&route.name);
+        let masker = crate::masking::route_masker(route.mask.as_ref(), org)?;
         Ok(RouteEntry {
             name: route.name,
             org,
@@ -57,6 +60,7 @@ impl RouteEntry {
             timeout: route.timeout,
             credential: route.credential,
             metrics,
+            masker,
         })
     }
 
@@ -203,6 +207,7 @@ pub(crate) mod tests {
             timeout: Duration::from_secs(5),
             credential: CredentialSpec::None,
             metrics: RouteMetrics::new(name),
+            masker: None,
         }
     }
 

@@ -126,6 +126,10 @@ pub struct RawRoute {
     pub timeout: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
+    /// `[route.mask]`: masking of response (and optionally request) bodies
+    /// (docs/gateway-masking.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<keyward_mask::MaskConfig>,
 }
 
 /// A route file: `organization` (uuid or name) owns every route in it.
@@ -154,6 +158,8 @@ pub struct Route {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub credential: CredentialSpec,
+    /// Checked at load: a `keyward_mask::Masker` compiles from it.
+    pub mask: Option<keyward_mask::MaskConfig>,
 }
 
 /// A validated route file.
