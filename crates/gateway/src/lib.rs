@@ -177,6 +177,12 @@ pub async fn run(
         audit_rx,
     ));
 
+    tokio::spawn(masking::refresh_static_values(
+        store.clone(),
+        master.clone(),
+        table.clone(),
+    ));
+
     let listener = bind(settings.listen)?;
     let admin_listener = bind(settings.admin_listen)?;
     let bound = listener.local_addr().map_err(|source| StartError::Listen {

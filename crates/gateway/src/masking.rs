@@ -95,6 +95,71 @@ pub fn set_static_values(org: Option<OrgId>, values: Vec<Zeroizing<String>>) {
     });
 }
 
+/// How often the organizations' static values are re-read from the platform's store.
+const STATIC_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Keeps every masking organization's static values current: at start, then every 30 s, off
+/// the request path. An organization is read only while one of its routes masks.
+pub async fn refresh_static_values(
+    store: Arc<dyn keyward_store::Store>,
+    master: Arc<keyward_store::crypto::MasterKey>,
+    table: Arc<crate::table::RouteTable>,
+) {
+    let mut tick = tokio::time::interval(STATIC_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let orgs: std::collections::BTreeSet<OrgId> = table
+            .load()
+            .routes
+            .iter()
+            .filter(|r| r.masker.is_some())
+            .filter_map(|r| r.org)
+            .collect();
+        for org in orgs {
+            match static_values(store.as_ref(), &master, org).await {
+                Ok(values) => set_static_values(Some(org), values),
+                Err(e) => tracing::warn!(%org, error = %e, "the organization's static values could not be read for masking; the previous ones stay masked"),
+            }
+        }
+    }
+}
+
+/// The organization's static values, unsealed with the master key as a kickoff unseals them.
+async fn static_values(
+    store: &dyn keyward_store::Store,
+    master: &keyward_store::crypto::MasterKey,
+    org: OrgId,
+) -> Result<Vec<Zeroizing<String>>, String> {
+    let mut values = Vec::new();
+    let automations = store
+        .list_automations(org)
+        .await
+        .map_err(|e| format!("listing the automations: {e}"))?;
+    for automation in automations {
+        let resolved = store
+            .resolved_values(automation.id)
+            .await
+            .map_err(|e| format!("reading automation {}'s values: {e}", automation.name))?;
+        for r in resolved {
+            let aad = keyward_store::crypto::Aad::Resolved {
+                automation: automation.id,
+                var: r.env_var_id,
+            }
+            .bytes();
+            // A value that does not open (another master key) is skipped, never fatal.
+            if let Ok(plain) = master.open(&aad, &r.sealed_value)
+                && let Ok(text) = std::str::from_utf8(&plain)
+            {
+                values.push(Zeroizing::new(text.to_owned()));
+            }
+        }
+    }
+    values.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    values.dedup_by(|a, b| a.as_str() == b.as_str());
+    Ok(values)
+}
+
 /// The route's masker, compiled once when the route is loaded (the route file validated it).
 pub fn route_masker(
     config: Option<&keyward_mask::MaskConfig>,

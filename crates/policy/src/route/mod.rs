@@ -262,4 +262,6 @@ pub fn route_from_json(value: &serde_json::Value) -> Result<Route, ConfigError> 
 }
 
 #[cfg(test)]
+mod mask_tests;
+#[cfg(test)]
 mod tests;
