@@ -53,9 +53,10 @@ async fn masking_upstream() -> String {
                     })
                     .unwrap_or_default();
                 if path == "/v1/json" {
-                    let body = json!({"user": {"password": "hunter2-pw", "email": "jane@example.com"},
+                    let body =
+                        json!({"user": {"password": "hunter2-pw", "email": "jane@example.com"},
                                       "note": token, "n": 1})
-                    .to_string();
+                        .to_string();
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -144,7 +145,10 @@ async fn gateway_masking_keeps_split_secrets_cards_and_keys_from_the_client() {
     .await;
     assert_eq!(status, 200, "{body}");
     let secret = sim.endpoints.gcp.as_ref().unwrap().secrets["openai-api-key"].clone();
-    assert!(secret.len() >= 8, "the test needs a secret long enough to split");
+    assert!(
+        secret.len() >= 8,
+        "the test needs a secret long enough to split"
+    );
 
     let upstream = masking_upstream().await;
     let org = common::org_id(&server);
@@ -208,7 +212,10 @@ json_paths = ["$.user.password"]
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    assert!(!text.contains(&secret) && !text.contains("hunter2"), "{text}");
+    assert!(
+        !text.contains(&secret) && !text.contains("hunter2"),
+        "{text}"
+    );
     let parsed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(parsed["user"]["password"], "[MASKED:json_path]");
     assert_eq!(parsed["user"]["email"], "[MASKED:email]");
@@ -238,11 +245,18 @@ json_paths = ["$.user.password"]
     }
     assert_eq!(streamed, longest - 1);
     let metrics = gateway.metrics().await;
-    for detector in ["secret", "card_number", "aws_secret_access_key", "json_path"] {
+    for detector in [
+        "secret",
+        "card_number",
+        "aws_secret_access_key",
+        "json_path",
+    ] {
         assert!(
-            metrics.lines().any(|l| l.starts_with("keyward_gateway_masked_total")
-                && l.contains(&format!("detector=\"{detector}\""))
-                && l.contains("route=\"masked\"")),
+            metrics
+                .lines()
+                .any(|l| l.starts_with("keyward_gateway_masked_total")
+                    && l.contains(&format!("detector=\"{detector}\""))
+                    && l.contains("route=\"masked\"")),
             "{detector}: {metrics}"
         );
     }

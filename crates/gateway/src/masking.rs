@@ -49,7 +49,9 @@ impl OrgValues {
             .filter(|v| v.len() <= MAX_EXACT_LEN);
         match ExactValues::new(values) {
             Ok(values) => self.set.replace(values),
-            Err(e) => tracing::warn!(error = %e, "the organization's secret values could not be compiled for masking"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the organization's secret values could not be compiled for masking")
+            }
         }
     }
 }
@@ -119,7 +121,9 @@ pub async fn refresh_static_values(
         for org in orgs {
             match static_values(store.as_ref(), &master, org).await {
                 Ok(values) => set_static_values(Some(org), values),
-                Err(e) => tracing::warn!(%org, error = %e, "the organization's static values could not be read for masking; the previous ones stay masked"),
+                Err(e) => {
+                    tracing::warn!(%org, error = %e, "the organization's static values could not be read for masking; the previous ones stay masked")
+                }
             }
         }
     }
@@ -252,8 +256,8 @@ pub fn wrap_response<B>(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    let whole = kind == ContentKind::Json
-        && length.is_some_and(|n| n <= masker.json_document_limit());
+    let whole =
+        kind == ContentKind::Json && length.is_some_and(|n| n <= masker.json_document_limit());
     parts.headers.remove(CONTENT_LENGTH);
     let body = if whole {
         MaskingBody::document(body, masker.clone(), &route.name, slot.clone())
@@ -276,15 +280,16 @@ fn record(route: &str, slot: &CountSlot, counts: &Counts) {
         )
         .increment(n);
     }
-    slot.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .merge(counts);
+    slot.lock().unwrap_or_else(|p| p.into_inner()).merge(counts);
 }
 
 enum Mode {
     Stream(keyward_mask::StreamMasker),
     /// The whole JSON document, masked at the end so JSON paths apply.
-    Document { masker: Masker, buffer: BytesMut },
+    Document {
+        masker: Masker,
+        buffer: BytesMut,
+    },
     Done,
 }
 

@@ -99,7 +99,8 @@ async fn a_bounded_json_response_is_masked_whole_with_its_json_paths() {
         ..MaskConfig::default()
     };
     let route = route_with(config, None);
-    let json = br#"{"user":{"password":"hunter2","email":"jane@example.com"},"n":4111111111111111}"#;
+    let json =
+        br#"{"user":{"password":"hunter2","email":"jane@example.com"},"n":4111111111111111}"#;
     let slot = CountSlot::default();
     let mut parts = response("application/json", Some(json.len()));
     let body = wrap_response(
@@ -133,18 +134,15 @@ async fn a_json_body_longer_than_announced_is_streamed_not_held() {
     let json = format!(r#"{{"x":"{}","mail":"jane@example.com"}}"#, "a".repeat(100));
     let slot = CountSlot::default();
     let mut parts = response("application/json", Some(10));
-    let body = wrap_response(
-        &route,
-        "GET",
-        &mut parts,
-        chunks(&[json.as_bytes()]),
-        &slot,
-    )
-    .unwrap()
-    .ok()
-    .unwrap();
+    let body = wrap_response(&route, "GET", &mut parts, chunks(&[json.as_bytes()]), &slot)
+        .unwrap()
+        .ok()
+        .unwrap();
     let out = String::from_utf8(collect(body).await).unwrap();
-    assert!(out.contains("[MASKED:email]") && !out.contains("jane@"), "{out}");
+    assert!(
+        out.contains("[MASKED:email]") && !out.contains("jane@"),
+        "{out}"
+    );
     serde_json::from_str::<serde_json::Value>(&out).unwrap();
 }
 
@@ -155,7 +153,13 @@ async fn a_compressed_response_is_refused_and_identity_is_asked_for() {
     parts
         .headers
         .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    let refused = wrap_response(&route, "GET", &mut parts, chunks(&[]), &CountSlot::default());
+    let refused = wrap_response(
+        &route,
+        "GET",
+        &mut parts,
+        chunks(&[]),
+        &CountSlot::default(),
+    );
     match refused {
         Err(GatewayError::BadGateway(m)) => {
             assert!(m.contains("gzip") && m.contains("compressed"), "{m}")
@@ -174,9 +178,15 @@ async fn a_compressed_response_is_refused_and_identity_is_asked_for() {
     assert_eq!(headers[ACCEPT_ENCODING], "gzip");
     let mut parts = response("text/plain", Some(3));
     assert!(
-        wrap_response(&plain, "GET", &mut parts, chunks(&[b"abc"]), &CountSlot::default())
-            .unwrap()
-            .is_err()
+        wrap_response(
+            &plain,
+            "GET",
+            &mut parts,
+            chunks(&[b"abc"]),
+            &CountSlot::default()
+        )
+        .unwrap()
+        .is_err()
     );
     assert!(parts.headers.contains_key(CONTENT_LENGTH));
 }

@@ -35,9 +35,15 @@ fn a_bad_mask_names_the_route_the_field_and_the_place() {
     ))
     .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("mask.detectors"));
-    assert!(err.message.contains("\"llm\"") && err.message.contains("emial"), "{err}");
+    assert!(
+        err.message.contains("\"llm\"") && err.message.contains("emial"),
+        "{err}"
+    );
     let location = err.location.unwrap();
-    assert_eq!((location.file.as_str(), location.line, location.column), ("routes.toml", 6, 1));
+    assert_eq!(
+        (location.file.as_str(), location.line, location.column),
+        ("routes.toml", 6, 1)
+    );
 
     let err = parse(&format!(
         "{ROUTE}[route.mask]\ncustom = [{{ name = \"x\", pattern = '(?=a)b' }}]\n"
