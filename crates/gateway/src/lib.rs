@@ -177,10 +177,11 @@ pub async fn run(
         audit_rx,
     ));
 
+    let routes = table.clone();
     tokio::spawn(masking::refresh_static_values(
         store.clone(),
         master.clone(),
-        table.clone(),
+        move || routes.masking_orgs(),
     ));
 
     let listener = bind(settings.listen)?;

@@ -21,7 +21,6 @@ use keyward_mask::{ContentKind, Counts, ExactValueSet, ExactValues, MAX_EXACT_LE
 use zeroize::Zeroizing;
 
 use crate::error::GatewayError;
-use crate::table::RouteEntry;
 
 /// The most injected values kept per organization; the oldest is forgotten past it (a rotated
 /// value stays masked until then).
@@ -105,20 +104,13 @@ const STATIC_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 pub async fn refresh_static_values(
     store: Arc<dyn keyward_store::Store>,
     master: Arc<keyward_store::crypto::MasterKey>,
-    table: Arc<crate::table::RouteTable>,
+    masking_orgs: impl Fn() -> std::collections::BTreeSet<OrgId> + Send + 'static,
 ) {
     let mut tick = tokio::time::interval(STATIC_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let orgs: std::collections::BTreeSet<OrgId> = table
-            .load()
-            .routes
-            .iter()
-            .filter(|r| r.masker.is_some())
-            .filter_map(|r| r.org)
-            .collect();
-        for org in orgs {
+        for org in masking_orgs() {
             match static_values(store.as_ref(), &master, org).await {
                 Ok(values) => set_static_values(Some(org), values),
                 Err(e) => {
@@ -175,25 +167,26 @@ pub fn route_masker(
 }
 
 /// Whether the request body must be buffered (to be masked before it is forwarded).
-pub fn masks_requests(route: &RouteEntry) -> bool {
-    route.masker.as_ref().is_some_and(Masker::masks_requests)
+pub fn masks_requests(masker: Option<&Masker>) -> bool {
+    masker.is_some_and(Masker::masks_requests)
 }
 
 /// Asks the upstream for an uncompressed body: a compressed one cannot be masked.
-pub fn prepare_upstream_request(route: &RouteEntry, headers: &mut HeaderMap) {
-    if route.masker.is_some() {
+pub fn prepare_upstream_request(masker: Option<&Masker>, headers: &mut HeaderMap) {
+    if masker.is_some() {
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
 }
 
 /// Masks a buffered request body (whole) when the route asks, fixing its `Content-Length`.
 pub fn mask_request(
-    route: &RouteEntry,
+    route: &str,
+    masker: Option<&Masker>,
     headers: &mut HeaderMap,
     body: Option<Bytes>,
     slot: &CountSlot,
 ) -> Option<Bytes> {
-    let (Some(masker), Some(bytes)) = (route.masker.as_ref(), body.as_ref()) else {
+    let (Some(masker), Some(bytes)) = (masker, body.as_ref()) else {
         return body;
     };
     if !masker.masks_requests() {
@@ -203,7 +196,7 @@ pub fn mask_request(
         ContentKind::Json => masker.mask_json_document(bytes, masker.json_document_limit()),
         kind => masker.mask(kind, bytes),
     };
-    record(&route.name, slot, &counts);
+    record(route, slot, &counts);
     if headers.contains_key(CONTENT_LENGTH) {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
     }
@@ -222,13 +215,14 @@ fn content_kind(headers: &HeaderMap) -> ContentKind {
 /// Wraps the upstream's response body in a [`MaskingBody`] when the route masks, adjusting the
 /// headers; refuses a compressed body, which cannot be masked.
 pub fn wrap_response<B>(
-    route: &RouteEntry,
+    route: &str,
+    masker: Option<&Masker>,
     method: &str,
     parts: &mut http::response::Parts,
     body: B,
     slot: &CountSlot,
 ) -> Result<Result<MaskingBody<B>, B>, GatewayError> {
-    let Some(masker) = route.masker.as_ref() else {
+    let Some(masker) = masker else {
         return Ok(Err(body));
     };
     let has_body = method != "HEAD"
@@ -246,7 +240,7 @@ pub fn wrap_response<B>(
             "route {} masks responses, but the upstream answered with Content-Encoding {:?}; the \
              gateway cannot mask a compressed body (it asks for `Accept-Encoding: identity`; \
              configure the upstream to honour it)",
-            route.name,
+            route,
             String::from_utf8_lossy(encoding.as_bytes())
         )));
     }
@@ -260,9 +254,9 @@ pub fn wrap_response<B>(
         kind == ContentKind::Json && length.is_some_and(|n| n <= masker.json_document_limit());
     parts.headers.remove(CONTENT_LENGTH);
     let body = if whole {
-        MaskingBody::document(body, masker.clone(), &route.name, slot.clone())
+        MaskingBody::document(body, masker.clone(), route, slot.clone())
     } else {
-        MaskingBody::stream(body, masker, kind, &route.name, slot.clone())
+        MaskingBody::stream(body, masker, kind, route, slot.clone())
     };
     Ok(Ok(body))
 }
@@ -284,7 +278,7 @@ fn record(route: &str, slot: &CountSlot, counts: &Counts) {
 }
 
 enum Mode {
-    Stream(keyward_mask::StreamMasker),
+    Stream(Box<keyward_mask::StreamMasker>),
     /// The whole JSON document, masked at the end so JSON paths apply.
     Document {
         masker: Masker,
@@ -313,7 +307,12 @@ impl<B> MaskingBody<B> {
         route: &str,
         slot: CountSlot,
     ) -> Self {
-        Self::with_mode(inner, Mode::Stream(masker.stream(kind)), route, slot)
+        Self::with_mode(
+            inner,
+            Mode::Stream(Box::new(masker.stream(kind))),
+            route,
+            slot,
+        )
     }
 
     pub fn document(inner: B, masker: Masker, route: &str, slot: CountSlot) -> Self {
@@ -337,7 +336,7 @@ impl<B> MaskingBody<B> {
     /// Emits what the masker still holds and records the counts.
     fn flush(&mut self) {
         let (tail, counts) = match std::mem::replace(&mut self.mode, Mode::Done) {
-            Mode::Stream(stream) => stream.finish(),
+            Mode::Stream(stream) => (*stream).finish(),
             Mode::Document { masker, buffer } => {
                 masker.mask_json_document(&buffer, masker.json_document_limit())
             }
@@ -392,7 +391,7 @@ where
                             if buffer.len() > masker.json_document_limit() {
                                 let mut stream = masker.stream(ContentKind::Json);
                                 let out = stream.push(buffer);
-                                this.mode = Mode::Stream(stream);
+                                this.mode = Mode::Stream(Box::new(stream));
                                 if !out.is_empty() {
                                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
                                 }

@@ -150,7 +150,7 @@ impl Gateway {
         //    decision, because the decision may depend on it.
         let needs_body = route.policy.reads_body()
             || self.credentials.needs_body(&route.credential)
-            || crate::masking::masks_requests(route);
+            || crate::masking::masks_requests(route.masker.as_ref());
         let (buffered, streamed): (Option<Bytes>, Option<Counted<B>>) = if needs_body {
             let bytes = read_limited(body_counted(body, &outcome.bytes_in), route.inspect_limit)
                 .await
@@ -190,8 +190,13 @@ impl Gateway {
         // 5. Credentials: the caller's own are stripped (they are for the gateway, not the
         //    upstream), then the route's is added. Last before sending, so a refused request
         //    never costs a token exchange.
-        let buffered =
-            crate::masking::mask_request(route, &mut parts.headers, buffered, &outcome.masked);
+        let buffered = crate::masking::mask_request(
+            &route.name,
+            route.masker.as_ref(),
+            &mut parts.headers,
+            buffered,
+            &outcome.masked,
+        );
         strip_caller_credentials(&mut parts.headers);
         self.credentials
             .apply(
@@ -210,7 +215,7 @@ impl Gateway {
             .upstream
             .uri_for(&route.forwarded_path(&outcome.path), parts.uri.query())
             .map_err(GatewayError::BadGateway)?;
-        crate::masking::prepare_upstream_request(route, &mut parts.headers);
+        crate::masking::prepare_upstream_request(route.masker.as_ref(), &mut parts.headers);
         let body = match (buffered, streamed) {
             (Some(bytes), _) => GatewayBody::full(bytes),
             (None, Some(stream)) => GatewayBody::new(stream),
@@ -242,7 +247,8 @@ impl Gateway {
         let (mut response_parts, incoming) = upstream_response.into_parts();
         remove_hop_by_hop(&mut response_parts.headers);
         let body = match crate::masking::wrap_response(
-            route,
+            &route.name,
+            route.masker.as_ref(),
             &outcome.method,
             &mut response_parts,
             incoming,

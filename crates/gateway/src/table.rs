@@ -147,6 +147,17 @@ impl RouteTable {
         self.current.load_full()
     }
 
+    /// The organizations some current route masks for (their static values are kept).
+    pub fn masking_orgs(&self) -> std::collections::BTreeSet<OrgId> {
+        let snapshot = self.current.load();
+        snapshot
+            .routes
+            .iter()
+            .filter(|r| r.masker.is_some())
+            .filter_map(|r| r.org)
+            .collect()
+    }
+
     /// Installs the next generation of `routes`; returns its generation.
     pub fn replace(&self, routes: Vec<Arc<RouteEntry>>) -> u64 {
         let generation = self.current.load().generation + 1;
