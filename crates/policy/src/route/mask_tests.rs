@@ -94,4 +94,9 @@ fn the_documented_route_loads() {
     let mask = file.routes[0].mask.as_ref().unwrap();
     assert_eq!(mask.custom.len(), 2);
     assert_eq!(mask.json_paths.len(), 3);
+    // The stored-route form the page gives.
+    let start = doc.find("```json\n{\"name\"").unwrap() + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let route = route_from_json(&serde_json::from_str(&doc[start..end]).unwrap()).unwrap();
+    assert!(route.mask.unwrap().requests);
 }
