@@ -32,6 +32,7 @@ mod gateway_common;
 mod gateway_credentials;
 mod gateway_credentials_refresh;
 mod gateway_identity;
+mod gateway_masking;
 mod gateway_proxy;
 mod gateway_routes_api;
 mod gateway_tenancy;

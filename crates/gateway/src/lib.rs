@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod error;
 pub mod identity;
 pub mod listener;
+pub mod masking;
 pub mod phases;
 pub mod pipeline;
 pub mod reload;
@@ -175,6 +176,13 @@ pub async fn run(
         store.clone(),
         master.audit_key(),
         audit_rx,
+    ));
+
+    let routes = table.clone();
+    tokio::spawn(masking::refresh_static_values(
+        store.clone(),
+        master.clone(),
+        move || routes.masking_orgs(),
     ));
 
     let listener = bind(settings.listen)?;

@@ -45,6 +45,8 @@ struct Outcome {
     decision: Option<Decision>,
     upstream_status: Option<u16>,
     bytes_in: Arc<AtomicU64>,
+    /// Replacements made by masking (`masking`), for the audit event.
+    masked: crate::masking::CountSlot,
 }
 
 impl Gateway {
@@ -75,6 +77,7 @@ impl Gateway {
             decision: None,
             upstream_status: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
+            masked: Default::default(),
         };
         let found = if refused_path {
             None
@@ -150,8 +153,9 @@ impl Gateway {
         // 2. The body, only when the policy reads it or the credential signs it (AWS), and
         //    only up to the inspection limit: everything else streams untouched. Before the
         //    decision, because the decision may depend on it.
-        let needs_body =
-            route.policy.reads_body() || self.credentials.needs_body(&route.credential);
+        let needs_body = route.policy.reads_body()
+            || self.credentials.needs_body(&route.credential)
+            || crate::masking::masks_requests(route.masker.as_ref());
         let (buffered, streamed): (Option<Bytes>, Option<Counted<B>>) = if needs_body {
             let bytes = read_limited(body_counted(body, &outcome.bytes_in), route.inspect_limit)
                 .await
@@ -223,6 +227,13 @@ impl Gateway {
         // 5. Credentials: the caller's own are stripped (they are for the gateway, not the
         //    upstream), then the route's is added. Last before sending, so a refused request
         //    never costs a token exchange.
+        let buffered = crate::masking::mask_request(
+            &route.name,
+            route.masker.as_ref(),
+            &mut parts.headers,
+            buffered,
+            &outcome.masked,
+        );
         strip_caller_credentials(&mut parts.headers);
         self.credentials
             .apply(
@@ -241,6 +252,7 @@ impl Gateway {
             .upstream
             .uri_for(&route.forwarded_path(&outcome.path), parts.uri.query())
             .map_err(GatewayError::BadGateway)?;
+        crate::masking::prepare_upstream_request(route.masker.as_ref(), &mut parts.headers);
         let body = match (buffered, streamed) {
             (Some(bytes), _) => GatewayBody::full(bytes),
             (None, Some(stream)) => GatewayBody::new(stream),
@@ -266,14 +278,23 @@ impl Gateway {
             })?;
         outcome.upstream_status = Some(upstream_response.status().as_u16());
 
-        // 7. Response (masking and recording, next issue, wrap this body here): streamed frame
-        //    by frame, never collected, so SSE events leave as they arrive.
+        // 7. Response (recording, next issue, wraps this body here): streamed frame by frame,
+        //    never collected, so SSE events leave as they arrive; masked first when the route
+        //    says so (a bounded carry-over per stream).
         let (mut response_parts, incoming) = upstream_response.into_parts();
         remove_hop_by_hop(&mut response_parts.headers);
-        Ok(Response::from_parts(
-            response_parts,
-            GatewayBody::new(incoming),
-        ))
+        let body = match crate::masking::wrap_response(
+            &route.name,
+            route.masker.as_ref(),
+            &outcome.method,
+            &mut response_parts,
+            incoming,
+            &outcome.masked,
+        )? {
+            Ok(masked) => GatewayBody::new(masked),
+            Err(incoming) => GatewayBody::new(incoming),
+        };
+        Ok(Response::from_parts(response_parts, body))
     }
 
     /// Counts the response body as it streams and, once it is done or abandoned, records the
@@ -315,6 +336,10 @@ impl Gateway {
                 "duration_ms": started.elapsed().as_millis() as u64,
                 "principal_kind": principal.map(|p| p.kind.as_str()),
             });
+            let masked = outcome.masked.lock().map(|c| c.clone()).unwrap_or_default();
+            if !masked.is_empty() {
+                data["masked"] = json!(masked);
+            }
             if let Some(code) = outcome.upstream_status {
                 data["upstream_status"] = json!(code);
             }

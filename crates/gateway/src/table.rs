@@ -31,6 +31,8 @@ pub struct RouteEntry {
     pub approval_timeout: Duration,
     pub credential: CredentialSpec,
     pub metrics: RouteMetrics,
+    /// Compiled from `[route.mask]`, with the organization's secret values (`masking`).
+    pub masker: Option<keyward_mask::Masker>,
 }
 
 impl RouteEntry {
@@ -45,6 +47,7 @@ impl RouteEntry {
             clients.client(route.upstream_ca.as_deref(), route.connect_timeout)?,
         );
         let metrics = RouteMetrics::new(&route.name);
+        let masker = crate::masking::route_masker(route.mask.as_ref(), org)?;
         Ok(RouteEntry {
             name: route.name,
             org,
@@ -61,6 +64,7 @@ impl RouteEntry {
             approval_timeout: route.approval_timeout,
             credential: route.credential,
             metrics,
+            masker,
         })
     }
 
@@ -147,6 +151,17 @@ impl RouteTable {
         self.current.load_full()
     }
 
+    /// The organizations some current route masks for (their static values are kept).
+    pub fn masking_orgs(&self) -> std::collections::BTreeSet<OrgId> {
+        let snapshot = self.current.load();
+        snapshot
+            .routes
+            .iter()
+            .filter(|r| r.masker.is_some())
+            .filter_map(|r| r.org)
+            .collect()
+    }
+
     /// Installs the next generation of `routes`; returns its generation.
     pub fn replace(&self, routes: Vec<Arc<RouteEntry>>) -> u64 {
         let generation = self.current.load().generation + 1;
@@ -209,6 +224,7 @@ pub(crate) mod tests {
             approval_timeout: Duration::from_secs(2),
             credential: CredentialSpec::None,
             metrics: RouteMetrics::new(name),
+            masker: None,
         }
     }
 

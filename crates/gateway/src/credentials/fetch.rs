@@ -291,6 +291,7 @@ impl Fetcher {
                 ..
             } => {
                 let value = self.secret(route, spec, &platform, &plan, env).await?;
+                crate::masking::report_secret(org, &value);
                 let text = format
                     .as_deref()
                     .unwrap_or("Bearer {}")

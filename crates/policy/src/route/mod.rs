@@ -132,6 +132,10 @@ pub struct RawRoute {
     pub approval_timeout: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialSpec>,
+    /// `[route.mask]`: masking of response (and optionally request) bodies
+    /// (docs/gateway-masking.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<keyward_mask::MaskConfig>,
 }
 
 /// How a request that needs a human's approval waits for it.
@@ -174,6 +178,8 @@ pub struct Route {
     pub approval: ApprovalWait,
     pub approval_timeout: Duration,
     pub credential: CredentialSpec,
+    /// Checked at load: a `keyward_mask::Masker` compiles from it.
+    pub mask: Option<keyward_mask::MaskConfig>,
 }
 
 /// A validated route file.
@@ -275,5 +281,7 @@ pub fn route_from_json(value: &serde_json::Value) -> Result<Route, ConfigError> 
     validate::validate(&raw, &validate::Files::Refused)
 }
 
+#[cfg(test)]
+mod mask_tests;
 #[cfg(test)]
 mod tests;

@@ -299,6 +299,38 @@ fn env_name(value: &str, field: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Compiles the route's `[mask]` table once so a bad detector, pattern or JSON path is refused
+/// at load, naming the field, rather than when the first response arrives.
+fn mask(raw: &RawRoute, route: &str) -> Result<Option<keyward_mask::MaskConfig>, ConfigError> {
+    use keyward_mask::MaskError;
+    let Some(config) = &raw.mask else {
+        return Ok(None);
+    };
+    if let Err(e) = keyward_mask::Masker::new(config) {
+        let field = match &e {
+            MaskError::UnknownDetector { .. } => "mask.detectors",
+            MaskError::CustomPattern { .. }
+            | MaskError::CustomPatternUnbounded { .. }
+            | MaskError::CustomName { .. } => "mask.custom",
+            MaskError::JsonPath { .. } => "mask.json_paths",
+            MaskError::MaxMatch { .. } => "mask.max_match_bytes",
+            MaskError::ExactValueTooLong { .. } | MaskError::Compile(_) => "mask",
+        };
+        return Err(error(field, format!("route {route:?}: {e}")));
+    }
+    if config.json_document_limit == 0 || config.json_document_limit as u64 > MAX_INSPECT_LIMIT {
+        return Err(error(
+            "mask.json_document_limit",
+            format!(
+                "route {route:?}: `json_document_limit = {}` is out of range; use 1..={MAX_INSPECT_LIMIT} \
+                 bytes (the whole JSON body is held to apply JSON paths)",
+                config.json_document_limit
+            ),
+        ));
+    }
+    Ok(Some(config.clone()))
+}
+
 fn credential(raw: &RawRoute) -> Result<CredentialSpec, ConfigError> {
     let Some(spec) = raw.credential.clone() else {
         return Ok(CredentialSpec::None);
@@ -483,6 +515,7 @@ pub(super) fn validate(raw: &RawRoute, files: &Files<'_>) -> Result<Route, Confi
         }
     };
     let policies = policies(raw, files)?;
+    let mask = mask(raw, &name)?;
     Ok(Route {
         name,
         host,
@@ -507,6 +540,7 @@ pub(super) fn validate(raw: &RawRoute, files: &Files<'_>) -> Result<Route, Confi
         approval: raw.approval.unwrap_or_default(),
         approval_timeout: approval_timeout(raw)?,
         credential: credential(raw)?,
+        mask,
     })
 }
 
