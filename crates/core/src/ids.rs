@@ -80,9 +80,27 @@ uuid_id!(
     ApprovalId
 );
 
+impl ApprovalId {
+    /// A fresh time-ordered (v7) identifier: requests created in the same second still list
+    /// newest first (`ORDER BY created_at DESC, id DESC`).
+    pub fn new_ordered() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_ids_made_one_after_another_sort_in_that_order() {
+        let ids: Vec<String> = (0..100)
+            .map(|_| ApprovalId::new_ordered().to_string())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 
     #[test]
     fn ids_round_trip_through_text_and_json() {

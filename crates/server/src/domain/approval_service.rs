@@ -226,7 +226,7 @@ impl Approvals {
             });
         }
         let row = ApprovalRow {
-            id: ApprovalId::new_random(),
+            id: ApprovalId::new_ordered(),
             org_id: new.org,
             route_id: new.route_id,
             route_name: new.route_name,
