@@ -49,6 +49,12 @@ impl LocalStore {
         LocalStore { root }
     }
 
+    pub(super) fn within(&self, part: &str) -> LocalStore {
+        LocalStore {
+            root: self.root.join(part),
+        }
+    }
+
     pub(super) fn describe(&self) -> String {
         format!("local directory {}", self.root.display())
     }

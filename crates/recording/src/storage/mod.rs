@@ -87,6 +87,34 @@ impl Storage {
         }
     }
 
+    /// The same store one level down (`<prefix>/<part>/…`): one organization's sessions, so no
+    /// session id of one organization can name another's recording. `part` follows the session
+    /// id alphabet.
+    pub fn within(&self, part: &str) -> Result<Storage, StorageError> {
+        check_session_id(part)?;
+        let backend = match &*self.backend {
+            Backend::Local(l) => Backend::Local(l.within(part)),
+            Backend::S3(s) => Backend::S3(s.within(part)),
+        };
+        Ok(Storage {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// The store named by the recordings setting (`--recordings`, `KEYWARD_RECORDINGS`): unset
+    /// is `<data-dir>/sessions`, `off` records nothing (`None`), anything else is a URL for
+    /// [`Storage::from_url`].
+    pub fn from_setting(
+        value: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> Result<Option<Storage>, StorageError> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(Some(Self::local(data_dir.join("sessions")))),
+            Some("off") => Ok(None),
+            Some(url) => Self::from_url(url).map(Some),
+        }
+    }
+
     /// Where the store is, for logs and messages (no credential).
     pub fn describe(&self) -> String {
         match &*self.backend {
@@ -314,5 +342,36 @@ mod tests {
                 Err(StorageError::MissingCredentials)
             ));
         }
+    }
+
+    #[test]
+    fn the_setting_defaults_to_the_data_dir_and_an_org_is_one_level_down() {
+        let dir = std::path::Path::new("/var/lib/keyward");
+        let default = Storage::from_setting(None, dir).unwrap().unwrap();
+        assert_eq!(
+            default.describe(),
+            "local directory /var/lib/keyward/sessions"
+        );
+        assert!(Storage::from_setting(Some("off"), dir).unwrap().is_none());
+        let org = default.within("0193-org").unwrap();
+        assert_eq!(
+            org.describe(),
+            "local directory /var/lib/keyward/sessions/0193-org"
+        );
+        assert!(default.within("../other").is_err());
+        let s3 = Storage::s3(
+            "s3://rec/gw?endpoint=http://127.0.0.1:9&region=us-east-1",
+            S3Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".to_owned().into(),
+                session_token: None,
+            },
+        )
+        .unwrap();
+        assert!(
+            s3.within("org-1").unwrap().describe().contains("gw/org-1"),
+            "{}",
+            s3.within("org-1").unwrap().describe()
+        );
     }
 }

@@ -62,6 +62,22 @@ pub(super) struct S3Store {
     region: String,
 }
 
+impl S3Store {
+    pub(super) fn within(&self, part: &str) -> S3Store {
+        S3Store {
+            store: self.store.clone(),
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            prefix: if self.prefix.is_empty() {
+                part.to_owned()
+            } else {
+                format!("{}/{part}", self.prefix)
+            },
+            region: self.region.clone(),
+        }
+    }
+}
+
 impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
