@@ -19,6 +19,7 @@ pub mod listener;
 pub mod masking;
 pub mod phases;
 pub mod pipeline;
+pub mod recording;
 pub mod reload;
 pub mod route_metrics;
 pub mod settings;
@@ -251,11 +252,22 @@ pub async fn run(
         }
     });
 
+    let recordings = keyward_recording::Storage::from_setting(
+        settings.recordings.as_deref(),
+        &settings.data_dir,
+    )
+    .map_err(|e| StartError::Config(format!("recordings: {e}")))?
+    .map(|storage| Arc::new(recording::Recordings::new(storage)));
+    match &recordings {
+        Some(r) => tracing::info!(store = %r.describe(), "recording gateway sessions"),
+        None => tracing::warn!("session recording is off (--recordings off)"),
+    }
     let gateway = Arc::new(Gateway {
         table: table.clone(),
         identity,
         credentials: injector,
         approvals,
+        recordings,
         audit,
         clock,
     });

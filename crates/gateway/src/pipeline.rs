@@ -21,8 +21,10 @@ use crate::identity::IdentityError;
 use crate::phases::{
     ApprovalAsk, ApprovalPass, ApprovalPhase, CredentialPhase, IdentityPhase, NoApprovals,
 };
+use crate::recording::{Recording, Recordings, SESSION_HEADER};
 use crate::table::{RouteEntry, RouteTable, request_host};
 use crate::upstream::{UpstreamError, remove_hop_by_hop};
+use keyward_recording::Kind;
 
 /// Everything the data path shares between requests.
 pub struct Gateway {
@@ -30,6 +32,8 @@ pub struct Gateway {
     pub identity: Arc<dyn IdentityPhase>,
     pub credentials: Arc<dyn CredentialPhase>,
     pub approvals: Arc<dyn ApprovalPhase>,
+    /// `None` when recording is off (`--recordings off`).
+    pub recordings: Option<Arc<Recordings>>,
     pub audit: AuditSender,
     pub clock: Clock,
 }
@@ -47,6 +51,8 @@ struct Outcome {
     bytes_in: Arc<AtomicU64>,
     /// Replacements made by masking (`masking`), for the audit event.
     masked: crate::masking::CountSlot,
+    /// This request's segment, from the moment its caller is known.
+    recording: Option<Recording>,
 }
 
 impl Gateway {
@@ -78,6 +84,7 @@ impl Gateway {
             upstream_status: None,
             bytes_in: Arc::new(AtomicU64::new(0)),
             masked: Default::default(),
+            recording: None,
         };
         let found = if refused_path {
             None
@@ -149,6 +156,17 @@ impl Gateway {
             });
         }
         outcome.principal = Some(principal.clone());
+        if let (Some(recordings), Some(org)) = (&self.recordings, route.org) {
+            let recording = recordings.open(
+                org,
+                &route.name,
+                route.masker.as_ref(),
+                &parts.headers,
+                &principal,
+            )?;
+            parts.headers.remove(SESSION_HEADER);
+            outcome.recording = Some(recording);
+        }
 
         // 2. The body, only when the policy reads it or the credential signs it (AWS), and
         //    only up to the inspection limit: everything else streams untouched. Before the
@@ -176,6 +194,28 @@ impl Gateway {
         let facts = request_facts(route, &parts, &outcome.path, buffered.as_deref());
         let decision = route.policy.decide(&principal, &facts, route.no_match);
         outcome.decision = Some(decision.clone());
+        // Masked as soon as the policy has read it, so the recording and the upstream both
+        // get the masked body (the policy decides on what the caller sent).
+        let masks_requests = crate::masking::masks_requests(route.masker.as_ref());
+        let buffered = crate::masking::mask_request(
+            &route.name,
+            route.masker.as_ref(),
+            &mut parts.headers,
+            buffered,
+            &outcome.masked,
+        );
+        if let Some(recording) = &outcome.recording {
+            recording.request(&parts, &outcome.path, buffered.as_deref(), masks_requests);
+            recording.record(
+                Kind::Decision,
+                json!({
+                    "effect": if decision.effect == Effect::Allow { "allow" } else { "deny" },
+                    "policy_ids": decision.policy_ids,
+                    "no_match": decision.no_match,
+                    "approval_required": decision.approval_required,
+                }),
+            );
+        }
         if decision.effect == Effect::Deny {
             return Err(GatewayError::Forbidden {
                 message: deny_message(route, &decision),
@@ -221,19 +261,19 @@ impl Gateway {
                         .await
                 }
             };
-            outcome.approval = Some(pass?);
+            let pass = pass?;
+            if let Some(recording) = &outcome.recording {
+                recording.record(
+                    Kind::Approval,
+                    json!({ "approval_id": pass.approval_id, "grant": pass.grant, "state": "approved" }),
+                );
+            }
+            outcome.approval = Some(pass);
         }
 
         // 5. Credentials: the caller's own are stripped (they are for the gateway, not the
         //    upstream), then the route's is added. Last before sending, so a refused request
         //    never costs a token exchange.
-        let buffered = crate::masking::mask_request(
-            &route.name,
-            route.masker.as_ref(),
-            &mut parts.headers,
-            buffered,
-            &outcome.masked,
-        );
         strip_caller_credentials(&mut parts.headers);
         self.credentials
             .apply(
@@ -278,9 +318,9 @@ impl Gateway {
             })?;
         outcome.upstream_status = Some(upstream_response.status().as_u16());
 
-        // 7. Response (recording, next issue, wraps this body here): streamed frame by frame,
-        //    never collected, so SSE events leave as they arrive; masked first when the route
-        //    says so (a bounded carry-over per stream).
+        // 7. Response: streamed frame by frame, never collected, so SSE events leave as they
+        //    arrive; masked first when the route says so (a bounded carry-over per stream), then
+        //    recorded as it passes (`finish`).
         let (mut response_parts, incoming) = upstream_response.into_parts();
         remove_hop_by_hop(&mut response_parts.headers);
         let body = match crate::masking::wrap_response(
@@ -298,11 +338,12 @@ impl Gateway {
     }
 
     /// Counts the response body as it streams and, once it is done or abandoned, records the
-    /// request's metrics and audit event (8: off the hot path, batched by `audit`).
+    /// request's metrics and audit event (8: off the hot path, batched by `audit`). A recorded
+    /// request's segment is written first, and its head goes into that event.
     fn finish(
         &self,
         response: Response<GatewayBody>,
-        outcome: Outcome,
+        mut outcome: Outcome,
         started: Instant,
     ) -> Response<GatewayBody> {
         let status = response.status().as_u16();
@@ -321,7 +362,18 @@ impl Gateway {
         let counted = bytes_out.clone();
         let audit = self.audit.clone();
         let clock = self.clock.clone();
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        let recording = outcome.recording.take();
+        let body = match &recording {
+            Some(recording) => {
+                if let Ok(value) = http::HeaderValue::from_str(&recording.session_id) {
+                    parts.headers.insert(SESSION_HEADER, value);
+                }
+                GatewayBody::new(recording.response(&parts, body))
+            }
+            None => body,
+        };
+        let headers_ms = started.elapsed().as_millis() as u64;
         let body = Counted::new(body, counted).on_drop(move || {
             let principal = outcome.principal.as_ref();
             let mut data = json!({
@@ -353,12 +405,50 @@ impl Gateway {
                 data["approval_id"] = json!(pass.approval_id);
                 data["approval_grant"] = json!(pass.grant);
             }
-            audit.send(GatewayEvent {
-                at_ms: clock.now_ms(),
-                org: outcome.route.as_ref().and_then(|r| r.org),
-                actor: principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone()),
-                data,
-            });
+            let org = outcome.route.as_ref().and_then(|r| r.org);
+            let actor = principal.map_or_else(|| "anonymous".to_owned(), |p| p.subject.clone());
+            let Some(recording) = recording else {
+                audit.send(GatewayEvent {
+                    at_ms: clock.now_ms(),
+                    org,
+                    actor,
+                    data,
+                });
+                return;
+            };
+            let session_id = recording.session_id.clone();
+            let mut closing = match recording.finish() {
+                Ok(closing) => closing,
+                Err(why) => {
+                    data["session"] = json!({ "id": session_id, "error": why });
+                    audit.send(GatewayEvent {
+                        at_ms: clock.now_ms(),
+                        org,
+                        actor,
+                        data,
+                    });
+                    return;
+                }
+            };
+            closing.record(
+                Kind::Timing,
+                json!({ "headers_ms": headers_ms, "total_ms": data["duration_ms"] }),
+            );
+            let write = async move {
+                data["session"] = closing.close().await;
+                audit.send(GatewayEvent {
+                    at_ms: clock.now_ms(),
+                    org,
+                    actor,
+                    data,
+                });
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(write);
+                }
+                Err(_) => tracing::error!(session = %session_id, "a session segment was not written: no runtime to write it on"),
+            }
         });
         Response::from_parts(parts, GatewayBody::new(body))
     }

@@ -130,7 +130,7 @@ impl CredentialPhase for HeaderCredential {
 
 /// An upstream answering with what it received (method, path, query, headers, body); a path
 /// starting `/slow` waits 3 s first. Counts requests.
-async fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -173,7 +173,7 @@ async fn echo_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
-fn route_to(addr: SocketAddr, policy: Arc<dyn PolicyPhase>) -> RouteEntry {
+pub(crate) fn route_to(addr: SocketAddr, policy: Arc<dyn PolicyPhase>) -> RouteEntry {
     let mut route = entry("openai", None, Some("/openai"));
     route.upstream = Upstream::new(
         url::Url::parse(&format!("http://{addr}/v1")).unwrap(),
@@ -198,13 +198,19 @@ pub(crate) fn test_gateway(routes: Vec<RouteEntry>) -> (Gateway, AuditReceiver) 
         identity: Arc::new(TokenIdentity),
         credentials: Arc::new(HeaderCredential),
         approvals: Arc::new(crate::phases::NoApprovals),
+        recordings: None,
         audit,
         clock: Clock::system(),
     };
     (gateway, rx)
 }
 
-fn request(method: &str, uri: &str, token: Option<&str>, body: &str) -> Request<Full<Bytes>> {
+pub(crate) fn request(
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Request<Full<Bytes>> {
     let mut builder = Request::builder()
         .method(method)
         .uri(uri)
@@ -220,7 +226,7 @@ fn request(method: &str, uri: &str, token: Option<&str>, body: &str) -> Request<
 }
 
 /// The response's status and JSON body, and the audit event written once the body is done.
-async fn exchange(
+pub(crate) async fn exchange(
     gateway: &Gateway,
     rx: &mut AuditReceiver,
     request: Request<Full<Bytes>>,

@@ -29,6 +29,9 @@ pub struct GatewaySettings {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub master_key: Option<String>,
+    /// Where session recordings go (`--recordings`, `KEYWARD_RECORDINGS`): unset is
+    /// `<data-dir>/sessions`, `off` records nothing, else a directory or `s3://` URL.
+    pub recordings: Option<String>,
     /// The route file; `None`: routes come from the database.
     pub config: Option<PathBuf>,
     pub identity: IdentitySettings,

@@ -14,7 +14,7 @@ use crate::storage::{SegmentObject, Storage};
 use crate::writer::SegmentHead;
 
 /// One record as stored, with where it is.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Record {
     pub segment: u64,
     /// 1-based line number inside its segment.
