@@ -262,6 +262,7 @@ pub async fn run(
         Some(r) => tracing::info!(store = %r.describe(), "recording gateway sessions"),
         None => tracing::warn!("session recording is off (--recordings off)"),
     }
+    let recordings_left = recordings.clone();
     let gateway = Arc::new(Gateway {
         table: table.clone(),
         identity,
@@ -310,6 +311,14 @@ pub async fn run(
             source,
         })?;
 
+    // Segments of the last requests are still being written (on this runtime); their audit
+    // events follow them.
+    if let Some(recordings) = &recordings_left {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while recordings.closing() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     watcher.abort();
     expiry.abort();
     let _ = stop_admin.send(());

@@ -434,21 +434,15 @@ impl Gateway {
                 Kind::Timing,
                 json!({ "headers_ms": headers_ms, "total_ms": data["duration_ms"] }),
             );
-            let write = async move {
-                data["session"] = closing.close().await;
+            closing.write_then(move |session| {
+                data["session"] = session;
                 audit.send(GatewayEvent {
                     at_ms: clock.now_ms(),
                     org,
                     actor,
                     data,
                 });
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(write);
-                }
-                Err(_) => tracing::error!(session = %session_id, "a session segment was not written: no runtime to write it on"),
-            }
+            });
         });
         Response::from_parts(parts, GatewayBody::new(body))
     }

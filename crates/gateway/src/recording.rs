@@ -17,7 +17,9 @@ use http::HeaderMap;
 use hyper::body::{Body, Frame, SizeHint};
 use keyward_core::OrgId;
 use keyward_mask::{ContentKind, MaskConfig, Masker, StreamMasker};
-use keyward_recording::{Kind, SegmentMeta, SegmentWriter, SessionRecorder, Storage};
+use keyward_recording::{
+    Kind, RecorderOptions, SegmentMeta, SegmentWriter, SessionRecorder, Storage, SystemClock,
+};
 use serde_json::{Value, json};
 
 use crate::credentials::CALLER_CREDENTIAL_HEADERS;
@@ -28,7 +30,12 @@ pub const SESSION_HEADER: &str = "x-keyward-session";
 
 /// Segments waiting to be written; past it a request's recording is dropped (and its audit
 /// event says so) rather than letting a slow store hold unbounded memory.
-const MAX_CLOSING: usize = 1024;
+const MAX_CLOSING: usize = 256;
+
+/// What one request's segment keeps in memory before chunks are only counted (`truncated`):
+/// every open request holds its segment until its body ends, so this times the concurrent
+/// requests is what recording can cost.
+const SEGMENT_LIMIT: usize = 1 << 20;
 
 /// Headers never recorded, even masked: the caller's credentials are the gateway's to check,
 /// and cookies are credentials too.
@@ -47,6 +54,10 @@ pub struct Recordings {
     storage: Storage,
     orgs: Mutex<HashMap<OrgId, Arc<OrgRecorder>>>,
     closing: Arc<AtomicUsize>,
+    /// The runtime segments are written on: the gateway's main one, which outlives the
+    /// per-core serving runtimes, so a segment closing at shutdown is still written and its
+    /// audit event still sent.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Recordings {
@@ -55,7 +66,13 @@ impl Recordings {
             storage,
             orgs: Mutex::new(HashMap::new()),
             closing: Arc::new(AtomicUsize::new(0)),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    /// Segments not yet written; shutdown waits for them.
+    pub fn closing(&self) -> usize {
+        self.closing.load(Ordering::Acquire)
     }
 
     pub fn describe(&self) -> String {
@@ -77,7 +94,14 @@ impl Recordings {
         )
         .map_err(|e| e.to_string())?;
         let entry = Arc::new(OrgRecorder {
-            recorder: SessionRecorder::new(storage),
+            recorder: SessionRecorder::with_clock(
+                storage,
+                RecorderOptions {
+                    segment_limit_bytes: SEGMENT_LIMIT,
+                    ..RecorderOptions::default()
+                },
+                Arc::new(SystemClock),
+            ),
             masker,
         });
         orgs.insert(org, entry.clone());
@@ -128,6 +152,7 @@ impl Recordings {
             },
             route_masks_responses: route_masker.is_some(),
             closing: self.closing.clone(),
+            runtime: self.runtime.clone(),
         })
     }
 }
@@ -155,6 +180,7 @@ pub struct Recording {
     masker: Masker,
     route_masks_responses: bool,
     closing: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Recording {
@@ -267,6 +293,7 @@ impl Recording {
         Ok(Closing {
             writer,
             closing: self.closing,
+            runtime: self.runtime,
         })
     }
 }
@@ -275,6 +302,7 @@ impl Recording {
 pub struct Closing {
     writer: SegmentWriter,
     closing: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Closing {
@@ -282,8 +310,28 @@ impl Closing {
         self.writer.record(kind, data);
     }
 
-    /// Writes the segment; the audit event's `session` member, with the head or the error.
-    pub async fn close(self) -> Value {
+    /// Writes the segment in the background, then hands `then` the audit event's `session`
+    /// member: the head, or why it was not written.
+    pub fn write_then(self, then: impl FnOnce(Value) + Send + 'static) {
+        let runtime = self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        match runtime {
+            Some(runtime) => {
+                runtime.spawn(async move { then(self.close().await) });
+            }
+            None => {
+                let session_id = self.writer.session_id().to_owned();
+                self.closing.fetch_sub(1, Ordering::AcqRel);
+                then(
+                    json!({ "id": session_id, "error": "not recorded: no runtime to write it on" }),
+                );
+            }
+        }
+    }
+
+    async fn close(self) -> Value {
         let session_id = self.writer.session_id().to_owned();
         let result = self.writer.close().await;
         self.closing.fetch_sub(1, Ordering::AcqRel);
