@@ -1,8 +1,8 @@
 //! The README's and docs/' marked shell examples, run exactly as written so they cannot drift.
 //!
 //! A ```sh block preceded by `<!-- test: <group> -->` belongs to that group; a ```text block
-//! preceded by `<!-- test: <group> output -->` lists lines the group's output must show (the text
-//! before a `…` on each line). Group `quickstart` (the README's) runs alone; every other group runs
+//! preceded by `<!-- test: <group> output -->` lists lines the group's output must show: `…` stands
+//! for any text, so the pieces between them must appear, in order, on one line. Group `quickstart` (the README's) runs alone; every other group runs
 //! after the quickstart's blocks, then the blocks of group `quickstart-stop` end the processes.
 //! Each group runs with bash -e in an empty directory, offline, with the test build's `keyward`
 //! first on PATH and a free port in `KEYWARD_URL`.
@@ -23,6 +23,8 @@ const PAGES: &[&str] = &[
     "docs/rbac.md",
     "docs/settings.md",
     "docs/operations.md",
+    "docs/approvals.md",
+    "docs/gateway-masking.md",
 ];
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -184,6 +186,18 @@ fn run_script(script: &str) -> Outcome {
     }
 }
 
+/// Whether `line` shows `want`: its pieces between `…` appear in `line` in order.
+fn shows(line: &str, want: &str) -> bool {
+    let mut rest = line;
+    for piece in want.split('…').filter(|p| !p.is_empty()) {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Runs `group` (after the quickstart unless it is the quickstart) and checks its output blocks.
 fn run_group(group: &str) -> Outcome {
     let blocks = all_blocks();
@@ -208,11 +222,10 @@ fn run_group(group: &str) -> Outcome {
         outcome.stdout, outcome.stderr
     );
     for expected in blocks.iter().filter(|b| b.group == group && b.output) {
-        for line in expected.text.lines().filter(|l| !l.trim().is_empty()) {
-            let want = line.split('…').next().unwrap_or_default();
+        for want in expected.text.lines().filter(|l| !l.trim().is_empty()) {
             assert!(
-                outcome.stdout.contains(want),
-                "{} block at line {}: the output lacks {want:?}\n--- stdout\n{}\n--- stderr\n{}",
+                outcome.stdout.lines().any(|line| shows(line, want)),
+                "{} block at line {}: no output line shows {want:?}\n--- stdout\n{}\n--- stderr\n{}",
                 expected.page,
                 expected.line,
                 outcome.stdout,
@@ -263,6 +276,17 @@ fn docs_marker_parsing_finds_blocks_and_their_lines() {
     assert_eq!(blocks[0].text, "echo hi");
     assert_eq!(blocks[0].line, 4);
     assert!(blocks[1].output);
+}
+
+#[test]
+fn docs_expected_output_pieces_must_appear_in_order_on_one_line() {
+    assert!(shows("id=1  state=pending  route=r", "id=…state=pending…"));
+    assert!(shows(
+        "{\"error\":\"x\",\"ids\":[\"p\"]}",
+        "{\"error\":\"x\",…\"p\"…"
+    ));
+    assert!(!shows("state=pending  id=1", "id=…state=pending"));
+    assert!(!shows("ok: 1 routes", "ok: 2 routes"));
 }
 
 /// Every `"NAME"` string literal with one of `prefixes` in the product sources before their tests.
