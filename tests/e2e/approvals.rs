@@ -312,7 +312,14 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
         let t = now();
         let grant = f
             .store
-            .find_active_grant(f.org, &subject, "openai", "expensive-model", t)
+            .find_active_grant(
+                f.org,
+                &subject,
+                Some(automation_id),
+                "openai",
+                "expensive-model",
+                t,
+            )
             .await
             .unwrap();
         assert_eq!(grant.as_ref().map(|g| g.id), Some(first.id));
@@ -331,14 +338,43 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
         );
         let other = f
             .store
-            .find_active_grant(f.org, &subject, "openai", "another-policy", t)
+            .find_active_grant(
+                f.org,
+                &subject,
+                Some(automation_id),
+                "openai",
+                "another-policy",
+                t,
+            )
             .await
             .unwrap();
         assert!(other.is_none());
+        // Workload tokens of an organization-wide subject share it: another automation's
+        // requests are not covered by this automation's grant.
+        let another = f
+            .store
+            .find_active_grant(
+                f.org,
+                &subject,
+                Some(AutomationId::new_random()),
+                "openai",
+                "expensive-model",
+                t,
+            )
+            .await
+            .unwrap();
+        assert!(another.is_none(), "a grant crossed to another automation");
         let later = t + 121;
         assert!(
             f.store
-                .find_active_grant(f.org, &subject, "openai", "expensive-model", later)
+                .find_active_grant(
+                    f.org,
+                    &subject,
+                    Some(automation_id),
+                    "openai",
+                    "expensive-model",
+                    later
+                )
                 .await
                 .unwrap()
                 .is_none()
@@ -371,7 +407,14 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
         assert!(ok, "{err}");
         let grant = f
             .store
-            .find_active_grant(f.org, &subject, "openai", "expensive-model", now())
+            .find_active_grant(
+                f.org,
+                &subject,
+                Some(automation_id),
+                "openai",
+                "expensive-model",
+                now(),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -408,7 +451,14 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
         assert_eq!(status, 200);
         assert!(
             f.store
-                .find_active_grant(f.org, &subject, "openai", "expensive-model", now())
+                .find_active_grant(
+                    f.org,
+                    &subject,
+                    Some(automation_id),
+                    "openai",
+                    "expensive-model",
+                    now()
+                )
                 .await
                 .unwrap()
                 .is_some()
@@ -432,7 +482,14 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
         );
         assert!(
             f.store
-                .find_active_grant(f.org, &subject, "openai", "expensive-model", now())
+                .find_active_grant(
+                    f.org,
+                    &subject,
+                    Some(automation_id),
+                    "openai",
+                    "expensive-model",
+                    now()
+                )
                 .await
                 .unwrap()
                 .is_none()

@@ -138,11 +138,19 @@ fn refused(row: &ApprovalRow, policy_id: &str, message: String) -> GatewayError 
 impl ApprovalPhase for ApprovalGate {
     async fn approve(&self, ask: ApprovalAsk<'_>) -> Result<ApprovalPass, GatewayError> {
         let subject = ask.principal.subject.as_str();
+        let requester = self.requester(&ask).await;
         // A grant already given: time-boxed, or one-shot and not yet spent.
         let now = self.clock.now();
         if let Some(grant) = self
             .approvals
-            .find_active_grant(ask.org, subject, ask.route, ask.policy_id, now)
+            .find_active_grant(
+                ask.org,
+                subject,
+                requester.automation_id,
+                ask.route,
+                ask.policy_id,
+                now,
+            )
             .await
             .map_err(unavailable)?
             && self
@@ -179,7 +187,7 @@ impl ApprovalPhase for ApprovalGate {
             org: ask.org,
             route_id: None,
             route_name: ask.route.to_owned(),
-            requester: self.requester(&ask).await,
+            requester,
             policy_id: ask.policy_id.to_owned(),
             reason,
             summary: RequestSummary {

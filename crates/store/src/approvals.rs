@@ -134,11 +134,14 @@ pub trait ApprovalStore: Send + Sync {
     /// Persists the expiry of every request (of `org`, or all) whose deadline or grant has
     /// passed, and returns them, now `expired`.
     async fn expire_due(&self, org: Option<OrgId>, now: i64) -> Result<Vec<ApprovalRow>>;
-    /// The newest approved, unexpired grant for this requester, route and policy.
+    /// The newest approved, unexpired grant for this requester, route and policy. The requester
+    /// is its subject and its automation: workload tokens of an organization-wide subject share
+    /// the subject, and a grant given for one automation must not let another through.
     async fn find_active_grant(
         &self,
         org: OrgId,
         requester_subject: &str,
+        requester_automation: Option<AutomationId>,
         route: &str,
         policy_id: &str,
         now: i64,

@@ -18,7 +18,7 @@ macro_rules! impl_approval_store {
         const _: () = {
             use async_trait::async_trait;
             use keyward_core::api::approvals::{ApprovalMode, ApprovalState, GrantKind};
-            use keyward_core::{ApprovalId, OrgId, UserId};
+            use keyward_core::{ApprovalId, AutomationId, OrgId, UserId};
             use sqlx::Row as _;
 
             use crate::approvals::{
@@ -295,6 +295,7 @@ macro_rules! impl_approval_store {
                     &self,
                     org: OrgId,
                     subject: &str,
+                    automation: Option<AutomationId>,
                     route: &str,
                     policy_id: &str,
                     now: i64,
@@ -303,6 +304,7 @@ macro_rules! impl_approval_store {
                     let sql = format!(
                         "SELECT {COLUMNS} FROM approvals WHERE org_id = $1 AND requester_subject = $2 \
                          AND route_name = $3 AND policy_id = $4 AND state = 'approved' AND grant_expires_at > $5 \
+                         AND (requester_automation = $6 OR (requester_automation IS NULL AND $6 IS NULL)) \
                          ORDER BY CASE grant_kind WHEN 'timebox' THEN 0 ELSE 1 END, decided_at DESC, id \
                          LIMIT 1"
                     );
@@ -312,6 +314,7 @@ macro_rules! impl_approval_store {
                         .bind(route.to_owned())
                         .bind(policy_id.to_owned())
                         .bind(now)
+                        .bind(automation.map(|a| a.to_string()))
                         .fetch_optional(&self.pool)
                         .await?;
                     row.as_ref().map(approval_row).transpose()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use keyward_core::api::approvals::{ApprovalMode, ApprovalState, GrantKind, Requester};
-use keyward_core::{ApprovalId, OrgId};
+use keyward_core::{ApprovalId, AutomationId, OrgId};
 use keyward_store::{ApprovalRow, Store, StoreError, Transition};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -285,13 +285,21 @@ impl Approvals {
         &self,
         org: OrgId,
         requester_subject: &str,
+        requester_automation: Option<AutomationId>,
         route: &str,
         policy_id: &str,
         now: i64,
     ) -> Result<Option<ApprovalRow>, ApprovalError> {
         Ok(self
             .store
-            .find_active_grant(org, requester_subject, route, policy_id, now)
+            .find_active_grant(
+                org,
+                requester_subject,
+                requester_automation,
+                route,
+                policy_id,
+                now,
+            )
             .await?)
     }
 
