@@ -44,6 +44,15 @@ struct Setup {
 }
 
 async fn setup(backend: &Backend, upstream: &str, policy: &str) -> Setup {
+    setup_with(backend, upstream, policy, &[]).await
+}
+
+async fn setup_with(
+    backend: &Backend,
+    upstream: &str,
+    policy: &str,
+    env: &[(&str, &str)],
+) -> Setup {
     common::install_crypto();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -52,7 +61,11 @@ async fn setup(backend: &Backend, upstream: &str, policy: &str) -> Setup {
     let options = ServerOptions::new(backend, &data);
     let platform = Server::start(&options);
     let config = route_file(&routes_dir, upstream, policy);
-    let gateway = GatewayProcess::start(&GatewayOptions::new(&options, &platform, &config));
+    let mut gateway_options = GatewayOptions::new(&options, &platform, &config);
+    for (k, v) in env {
+        gateway_options.env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let gateway = GatewayProcess::start(&gateway_options);
     Setup {
         _dir: dir,
         routes_dir,
@@ -290,7 +303,14 @@ async fn gateway_reload_applies_a_policy_change_refuses_a_bad_file_and_keeps_str
 async fn gateway_audits_ten_thousand_requests_and_the_chain_verifies() {
     let upstream = Upstream::start().await;
     for backend in common::backends().await {
-        let s = setup(&backend, &upstream.url(), ALLOW).await;
+        // The audit chain under load; recording (a segment per request) has its own tests.
+        let s = setup_with(
+            &backend,
+            &upstream.url(),
+            ALLOW,
+            &[("KEYWARD_RECORDINGS", "off")],
+        )
+        .await;
         let client = s.gateway.client(false);
         let url = format!("{}/echo/x", s.gateway.url);
         let mut tasks = Vec::new();
