@@ -53,6 +53,7 @@ mod rotation;
 mod run;
 mod secret_providers;
 mod secrets_resolution;
+mod sessions_api;
 mod sso_device;
 mod sso_links;
 mod sso_oidc;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     approval, audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run,
-    secrets, serve, tokens, wi,
+    secrets, serve, session, tokens, wi,
 };
 use crate::common_args::PeopleArgs;
 
@@ -69,6 +69,8 @@ pub enum Command {
     Member(rbac::MemberArgs),
     /// Just-in-time approvals of the gateway: list, show, approve, deny, revoke.
     Approval(approval::ApprovalArgs),
+    /// Recorded gateway sessions: list, show, replay, verify.
+    Session(session::SessionArgs),
 }
 
 #[cfg(test)]

@@ -116,6 +116,17 @@ impl StorageArgs {
     }
 }
 
+/// Where gateway session recordings live: written by `keyward gateway`, read by `keyward serve`
+/// (`/api/v1/sessions`), so both take the same setting.
+#[derive(Debug, Clone, Args)]
+pub struct RecordingsArgs {
+    /// Session recordings: a directory, file:///path or s3://bucket/prefix?endpoint=…&region=…
+    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or `off` (default:
+    /// <data-dir>/sessions).
+    #[arg(long, env = "KEYWARD_RECORDINGS")]
+    pub recordings: Option<String>,
+}
+
 /// The key rotation schedule. Durations take s, m, h or d suffixes (plain numbers are seconds).
 #[derive(Debug, Clone, Args)]
 pub struct RotationArgs {

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             Command::Role(args) => commands::rbac::role(args).await,
             Command::Member(args) => commands::rbac::member(args).await,
             Command::Approval(args) => commands::approval::run(args).await,
+            Command::Session(args) => commands::session::run(args).await,
         }
     });
     match result {

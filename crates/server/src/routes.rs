@@ -14,9 +14,9 @@ use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
-    approvals, audit, automations, env_vars, gateway_routes, llm_connections, members, orgs,
-    permissions, provider_checks, roles, runtime, secret_providers, setup, static_values, tokens,
-    wi_configs, workload_identity,
+    approvals, audit, automations, env_vars, gateway_routes, gateway_sessions, llm_connections,
+    members, orgs, permissions, provider_checks, roles, runtime, secret_providers, setup,
+    static_values, tokens, wi_configs, workload_identity,
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
@@ -203,6 +203,11 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/api/v1/gateway/routes/{id}" => GATEWAY_READ, gateway_routes::get;
         PUT "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::replace;
         DELETE "/api/v1/gateway/routes/{id}" => GATEWAY_MANAGE, gateway_routes::delete;
+        // Gateway session recordings (SPEC §9): reading them is reading the gateway's traffic.
+        GET "/api/v1/sessions" => GATEWAY_READ, gateway_sessions::list;
+        GET "/api/v1/sessions/{id}" => GATEWAY_READ, gateway_sessions::get;
+        GET "/api/v1/sessions/{id}/records" => GATEWAY_READ, gateway_sessions::records;
+        GET "/api/v1/sessions/{id}/verify" => GATEWAY_READ, gateway_sessions::verify;
         // Just-in-time approvals (SPEC §9). Any person may call them; who sees a request and who
         // decides it depends on the request (its automation's human_in_the_loop grants), so the
         // domain layer decides (`domain::approvals`): a request hidden from the caller is 404.

@@ -14,6 +14,7 @@ pub mod model;
 mod postgres;
 pub mod rbac;
 pub mod secret;
+pub mod sessions;
 mod sql;
 mod sql_approvals;
 mod sql_audit;
@@ -24,6 +25,7 @@ mod sql_links;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
+mod sql_sessions;
 mod sql_sso;
 mod sql_tokens;
 mod sql_workload;
@@ -47,6 +49,7 @@ pub use links::{SsoLinkRow, SsoLinkStore};
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use rbac::*;
+pub use sessions::{SessionFilter, SessionHeadRow, SessionStore, SessionSummary};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -328,6 +331,7 @@ pub trait Store:
     + SsoLinkStore
     + GatewayStore
     + ApprovalStore
+    + SessionStore
     + Send
     + Sync
     + 'static

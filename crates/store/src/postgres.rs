@@ -100,6 +100,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0012_approvals.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            13,
+            Cow::Borrowed("gateway_sessions"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0013_gateway_sessions.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -151,4 +158,13 @@ crate::sql_approvals::impl_approval_store!(
     store = PostgresStore,
     db = sqlx::Postgres,
     notify = Some("SELECT pg_notify('keyward_approvals', $1)"),
+);
+crate::sql_sessions::impl_session_store!(
+    store = PostgresStore,
+    db = sqlx::Postgres,
+    session_id = "(data::jsonb -> 'session' ->> 'id')",
+    session_error = "(data::jsonb -> 'session' ->> 'error')",
+    route = "(data::jsonb ->> 'route')",
+    callers = "json_agg(DISTINCT actor)::text",
+    routes = "json_agg(DISTINCT data::jsonb ->> 'route')::text",
 );

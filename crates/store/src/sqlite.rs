@@ -107,6 +107,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0012_approvals.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            13,
+            Cow::Borrowed("gateway_sessions"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0013_gateway_sessions.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -164,3 +171,12 @@ crate::sql_guards::impl_guard_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_links::impl_link_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_gateway::impl_gateway_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_approvals::impl_approval_store!(store = SqliteStore, db = sqlx::Sqlite, notify = None,);
+crate::sql_sessions::impl_session_store!(
+    store = SqliteStore,
+    db = sqlx::Sqlite,
+    session_id = "json_extract(data, '$.session.id')",
+    session_error = "json_extract(data, '$.session.error')",
+    route = "json_extract(data, '$.route')",
+    callers = "json_group_array(DISTINCT actor)",
+    routes = "json_group_array(DISTINCT json_extract(data, '$.route'))",
+);

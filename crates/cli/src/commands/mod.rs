@@ -15,6 +15,7 @@ pub mod rbac;
 pub mod run;
 pub mod secrets;
 pub mod serve;
+pub mod session;
 pub mod settings;
 pub mod token_input;
 pub mod tokens;

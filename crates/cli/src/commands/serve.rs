@@ -10,7 +10,7 @@ use clap::{ArgAction, Args};
 use keyward_server::Banner;
 use keyward_server::config::RawServerConfig;
 
-use crate::common_args::{RotationArgs, StorageArgs, parse_duration};
+use crate::common_args::{RecordingsArgs, RotationArgs, StorageArgs, parse_duration};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -19,6 +19,8 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub recordings: RecordingsArgs,
     /// The URL people and clouds reach this server at (default: https://<listen address>).
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -118,6 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         login_backoff_max: args.login_backoff_max,
         max_pat_ttl: args.max_pat_ttl,
         test_clock_file: args.test_clock_file,
+        recordings: args.recordings.recordings,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

@@ -3,4 +3,5 @@
 pub mod approvals;
 pub mod gateway;
 pub mod rbac;
+pub mod sessions;
 pub mod v1;

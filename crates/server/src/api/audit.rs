@@ -27,7 +27,7 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-fn time_ms(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time_ms(field: &'static str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     value
         .map(|v| {
             OffsetDateTime::parse(v, &Rfc3339)

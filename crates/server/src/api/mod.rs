@@ -6,6 +6,7 @@ pub mod audit;
 pub mod automations;
 pub mod env_vars;
 pub mod gateway_routes;
+pub mod gateway_sessions;
 pub mod llm_connections;
 pub mod members;
 pub mod orgs;

@@ -72,6 +72,10 @@ pub struct RawServerConfig {
     pub max_pat_ttl: Option<i64>,
     /// `KEYWARD_TEST_CLOCK_FILE`: a file holding seconds to add to the wall clock (tests only).
     pub test_clock_file: Option<PathBuf>,
+    /// `KEYWARD_RECORDINGS`: where the gateway's session recordings are (a directory,
+    /// `file:///…` or `s3://…`; `off`; unset is `<data-dir>/sessions`). Shared with
+    /// `keyward gateway`, which writes them; the server reads them.
+    pub recordings: Option<String>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -115,6 +119,9 @@ pub struct ServerConfig {
     pub max_pat_ttl: i64,
     /// `KEYWARD_TEST_CLOCK_FILE`: end-to-end tests move the server's time through this file.
     pub test_clock_file: Option<PathBuf>,
+    /// `KEYWARD_RECORDINGS`: the gateway's session recordings; `None` when recording is off.
+    /// One organization's sessions are `within(<org id>)`.
+    pub recordings: Option<keyward_recording::Storage>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -133,6 +140,13 @@ impl std::fmt::Debug for ServerConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("login_backoff_max", &self.login_backoff_max)
             .field("max_pat_ttl", &self.max_pat_ttl)
+            .field(
+                "recordings",
+                &self
+                    .recordings
+                    .as_ref()
+                    .map(keyward_recording::Storage::describe),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +187,8 @@ pub enum ConfigError {
     BootstrapOrg(String),
     #[error("--trusted-proxies / KEYWARD_TRUSTED_PROXIES: {0}")]
     TrustedProxies(String),
+    #[error("--recordings / KEYWARD_RECORDINGS: {0}")]
+    Recordings(String),
     #[error(transparent)]
     Auth(#[from] ProviderError),
 }
@@ -312,11 +328,16 @@ impl RawServerConfig {
             },
         )?;
 
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("keyward-data"));
+        // Opening parses the URL (and, for S3, takes the AWS_* credentials); no I/O happens yet.
+        let recordings =
+            keyward_recording::Storage::from_setting(self.recordings.as_deref(), &data_dir)
+                .map_err(|e| ConfigError::Recordings(e.to_string()))?;
         Ok(ServerConfig {
             listen,
-            data_dir: self
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from("keyward-data")),
+            data_dir,
             database_url: self.database_url.filter(|u| !u.is_empty()),
             public_url,
             tls,
@@ -336,6 +357,7 @@ impl RawServerConfig {
             login_backoff_max,
             max_pat_ttl,
             test_clock_file: self.test_clock_file,
+            recordings,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod automations;
 pub mod env_vars;
 pub mod gateway_routes;
+pub mod gateway_sessions;
 pub mod kickoff;
 pub mod llm_connections;
 pub mod members;
