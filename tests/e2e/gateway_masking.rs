@@ -260,4 +260,21 @@ json_paths = ["$.user.password"]
             "{detector}: {metrics}"
         );
     }
+
+    // Masking runs before recording: every request is a recorded session whose head is in its
+    // audit event, and no stored record holds what the caller never saw.
+    let storage = keyward_recording::Storage::local(options.data_dir.join("sessions"))
+        .within(&org.to_string())
+        .unwrap();
+    for event in &events {
+        let session = &event["data"]["session"];
+        let id = session["id"].as_str().unwrap_or_else(|| panic!("{event}"));
+        assert!(session["head_hash"].is_string(), "{event}");
+        let records = keyward_recording::read_session(&storage, id).await.unwrap();
+        let stored = serde_json::to_string(&records).unwrap();
+        for leaked in [secret.as_str(), CARD, AWS_SECRET, "hunter2"] {
+            assert!(!stored.contains(leaked), "session {id} recorded {leaked}");
+        }
+        assert!(stored.contains("[MASKED:secret]"), "{stored}");
+    }
 }

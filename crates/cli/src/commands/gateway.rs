@@ -102,11 +102,8 @@ pub struct GatewayRunArgs {
     /// An endpoints file (`keyward cloudsim --print-json`): cloud token calls go there.
     #[arg(long, env = "KEYWARD_CLOUD_ENDPOINTS")]
     pub cloud_endpoints: Option<PathBuf>,
-    /// Where session recordings go: a directory, `file:///dir`, or
-    /// `s3://bucket/prefix?endpoint=…&region=…` (credentials from AWS_ACCESS_KEY_ID /
-    /// AWS_SECRET_ACCESS_KEY); `off` records nothing. Default: <data-dir>/sessions.
-    #[arg(long, env = "KEYWARD_RECORDINGS")]
-    pub recordings: Option<String>,
+    #[command(flatten)]
+    pub recordings: crate::common_args::RecordingsArgs,
     /// A file holding seconds to add to the gateway's clock; end-to-end tests move time with it.
     #[arg(long, env = "KEYWARD_TEST_CLOCK_FILE", hide = true)]
     pub test_clock_file: Option<PathBuf>,
@@ -161,7 +158,7 @@ fn settings(args: GatewayRunArgs) -> GatewaySettings {
         data_dir: args.storage.data_dir,
         database_url: args.storage.database_url,
         master_key: args.storage.master_key,
-        recordings: args.recordings,
+        recordings: args.recordings.recordings,
         config: args.config,
         identity: IdentitySettings {
             platform_url: args.platform_url.clone(),
