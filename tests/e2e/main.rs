@@ -35,6 +35,7 @@ mod gateway_identity;
 mod gateway_masking;
 mod gateway_proxy;
 mod gateway_routes_api;
+mod gateway_sessions;
 mod gateway_tenancy;
 mod invitation_takeover;
 mod issuer;

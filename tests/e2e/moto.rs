@@ -15,9 +15,9 @@ use serde_json::json;
 
 use crate::common::{self, Backend, Server, ServerOptions};
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -36,7 +36,7 @@ fn moto_server_path() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-async fn start_moto() -> Option<Moto> {
+pub(crate) async fn start_moto() -> Option<Moto> {
     let Some(bin) = moto_server_path() else {
         assert!(
             std::env::var_os("KEYWARD_REQUIRE_INTEROP").is_none(),
