@@ -274,8 +274,43 @@ async fn sessions_list_show_replay_and_verify_and_tampering_is_named() {
             let (status, body) = api(&f, &outsider, path).await;
             assert_eq!(status, 403, "{path}: {body}");
         }
+        // The default Member (gateway read) sees only the sessions it took part in: the
+        // recordings are other people's prompts and answers.
         let member = f.member("member@acme.example", "member").await;
-        assert_eq!(api(&f, &member, "/sessions/build-42/verify").await.0, 200);
+        let (status, listed) = api(&f, &member, "/sessions").await;
+        assert_eq!(status, 200, "{listed}");
+        assert!(!listed.to_string().contains("build-42"), "{listed}");
+        for path in [
+            "/sessions/build-42",
+            "/sessions/build-42/records",
+            "/sessions/build-42/verify",
+        ] {
+            let (status, body) = api(&f, &member, path).await;
+            assert_eq!(status, 404, "{path}: {body}");
+        }
+        // ...and does see one it took part in, with the others' requests in it.
+        let member_id = f
+            .store
+            .find_user_by_email("member@acme.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        record_request(&f.store, &dir, f.org, "pairing-1", "automation:crew").await;
+        record_request(
+            &f.store,
+            &dir,
+            f.org,
+            "pairing-1",
+            &format!("user:{member_id}"),
+        )
+        .await;
+        let (status, listed) = api(&f, &member, "/sessions").await;
+        assert_eq!(status, 200, "{listed}");
+        assert!(listed.to_string().contains("pairing-1"), "{listed}");
+        assert!(!listed.to_string().contains("build-42"), "{listed}");
+        let (status, verdict) = api(&f, &member, "/sessions/pairing-1/verify").await;
+        assert_eq!((status, &verdict["ok"]), (200, &json!(true)), "{verdict}");
 
         // Tampering, each undone before the next.
         let storage = org_storage(&f);

@@ -3,12 +3,18 @@
 //! records from the recording store (`KEYWARD_RECORDINGS`), one organization per prefix. A session
 //! is found through the organization's audit events only, so another organization's session, or
 //! one planted in the store without an event, is 404 — and verification reports the latter.
+//!
+//! Recordings hold what people and agents sent and got back — masked, but still their prompts
+//! and answers. `gateway` manage reads every session of the organization; `gateway` read (the
+//! default Member) only the sessions the caller took part in, and another's is 404.
 
 use keyward_recording::{
     Record, SegmentHead, SessionInfo, Storage, StorageError, VerifyError, VerifyReport,
     check_session_id,
 };
 use keyward_store::{SessionFilter, SessionHeadRow, SessionSummary};
+
+use keyward_core::permission::{Feature, Level};
 
 use crate::caller::Caller;
 use crate::error::ApiError;
@@ -78,12 +84,38 @@ pub async fn list(
     caller: &Caller,
     filter: &SessionFilter,
 ) -> Result<Vec<SessionSummary>, ApiError> {
-    Ok(app.store.list_sessions(caller.org()?.id, filter).await?)
+    if sees_all(caller)? {
+        return Ok(app.store.list_sessions(caller.org()?.id, filter).await?);
+    }
+    let own = caller.actor();
+    if filter.caller.as_ref().is_some_and(|c| *c != own) {
+        return Ok(Vec::new());
+    }
+    let filter = SessionFilter {
+        caller: Some(own),
+        ..filter.clone()
+    };
+    Ok(app.store.list_sessions(caller.org()?.id, &filter).await?)
 }
 
+fn sees_all(caller: &Caller) -> Result<bool, ApiError> {
+    Ok(caller.org()?.role.allows(Feature::Gateway, Level::Manage))
+}
+
+/// The session's heads (empty when the audit log has none), or 404 when the caller may not see
+/// it: a session is as invisible to a reader who took no part in it as a missing one.
 async fn heads(app: &AppState, caller: &Caller, id: &str) -> Result<Vec<SessionHeadRow>, ApiError> {
     checked_id(id)?;
-    Ok(app.store.session_heads(caller.org()?.id, id).await?)
+    let heads = app.store.session_heads(caller.org()?.id, id).await?;
+    if sees_all(caller)? {
+        return Ok(heads);
+    }
+    let own = caller.actor();
+    if heads.iter().any(|h| h.event.actor == own) {
+        Ok(heads)
+    } else {
+        Err(ApiError::not_found("session"))
+    }
 }
 
 fn summarize(id: &str, heads: &[SessionHeadRow]) -> SessionSummary {
