@@ -31,6 +31,7 @@ mod gateway_cloudsim_upstreams;
 mod gateway_common;
 mod gateway_credentials;
 mod gateway_credentials_refresh;
+mod gateway_held_thousand;
 mod gateway_identity;
 mod gateway_masking;
 mod gateway_proxy;
