@@ -34,6 +34,7 @@ mod gateway_credentials_refresh;
 mod gateway_held_thousand;
 mod gateway_identity;
 mod gateway_masking;
+mod gateway_masking_static;
 mod gateway_proxy;
 mod gateway_routes_api;
 mod gateway_tenancy;
