@@ -9,8 +9,12 @@
 # The request is a small JSON POST (`/v1/chat/completions`). Latency is measured with one
 # connection (wrk -c1: each request's own time, no queueing); throughput with CONNECTIONS
 # connections. Then the time to the first SSE event of a streamed completion (bench/gateway/ttfb.py),
-# direct against through the gateway. Prints figures; it is not a pass/fail test.
-#   bash bench/gateway.sh      (DURATION=10 LAT_DURATION=10 CONNECTIONS=32 WRK_THREADS=2 TTFB_REQUESTS=300;
+# direct against through the gateway. Last, the streamed case with masking on against off (issue 17
+# e): an ~18 KB chat-completion SSE stream (bench/gateway/sse_body.py) fetched through two gateway
+# routes that differ only in `[route.mask]`, recordings off for both. Prints figures; it is not a
+# pass/fail test.
+#   bash bench/gateway.sh      (DURATION=10 LAT_DURATION=10 CONNECTIONS=32 WRK_THREADS=2 TTFB_REQUESTS=300
+#                               MASK_ROUNDS=2; ONLY=mask runs the masking comparison alone;
 #                               KEYWARD_BIN=<binary> skips the release build, for checking the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +24,8 @@ LAT_DURATION=${LAT_DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-2}
 TTFB_REQUESTS=${TTFB_REQUESTS:-300}
+MASK_ROUNDS=${MASK_ROUNDS:-2}
+ONLY=${ONLY:-}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
@@ -71,6 +77,10 @@ upstream_port=$(free_port)
 proxy_port=$(free_port)
 render() { sed -e "s|@WORK@|$work|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" -e "s|@PROXY_PORT@|$proxy_port|g" "$1" >"$2"; }
 render bench/gateway/upstream.conf "$work/upstream.conf"
+mkdir -p "$work/stream"
+python3 bench/gateway/sse_body.py "$work/stream/events"
+# nginx's workers run as another user (when started as root): let them read the stream file.
+chmod a+rx "$work" "$work/stream" && chmod a+r "$work/stream/events"
 render bench/gateway/proxy.conf "$work/proxy.conf"
 "$nginx_bin" -p "$work" -c "$work/upstream.conf" 2>"$work/upstream.err" &
 upstream_pid=$!
@@ -126,9 +136,32 @@ path_prefix = "/sse"
 upstream = "$sse_url"
 accept = ["workload"]
 policies = ["bench.cedar"]
+
+# The masking comparison: the same streamed upstream through two routes, masked and not.
+[[route]]
+name = "stream-plain"
+path_prefix = "/plain"
+upstream = "http://127.0.0.1:$upstream_port/stream"
+accept = ["workload"]
+policy = 'permit(principal, action, resource);'
+
+[[route]]
+name = "stream-masked"
+path_prefix = "/masked"
+upstream = "http://127.0.0.1:$upstream_port/stream"
+accept = ["workload"]
+policy = 'permit(principal, action, resource);'
+
+[route.mask]
 EOF
+# Recordings off for the comparison (both routes alike): the gateway records every session by
+# default once recording is in; a build without the flag records nothing anyway.
+recording_args=()
+if "$bin" gateway --help 2>/dev/null | grep -q -- '--recordings'; then
+    recording_args=(--recordings off)
+fi
 KEYWARD_LOG=warn "$bin" gateway --http --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/kw" \
-    --config "$work/routes.toml" --platform-url "$kw" --platform-ca "$ca" >"$work/gw.out" 2>"$work/gw.out.err" &
+    --config "$work/routes.toml" --platform-url "$kw" --platform-ca "$ca" "${recording_args[@]}" >"$work/gw.out" 2>"$work/gw.out.err" &
 gw_pid=$!
 pids+=($!)
 wait_for "$work/gw.out" '^keyward gateway listening on ' "keyward gateway"
@@ -152,6 +185,14 @@ out=$(post "$gw" '' "$body")
 out=$(post "$gw" "$workload" '{"model":"gpt-4-expensive","messages":[]}')
 [[ $out == *'bench-no-expensive-models'*' 403' ]] || { echo "the gateway did not apply its policy: $out" >&2; exit 1; }
 echo "checked: all three answer 200; the gateway answers 401 without a token and 403 (bench-no-expensive-models) for a forbidden model" >&2
+# The masking comparison's two routes: the same stream, one with the email, card and key masked.
+plain_body=$(curl -s -H "Authorization: Bearer $workload" "$gw/plain/events")
+masked_body=$(curl -s -H "Authorization: Bearer $workload" "$gw/masked/events")
+[[ $plain_body == *'jane.doe@example.com'* && $plain_body == *'data: [DONE]'* ]] ||
+    { echo "the unmasked stream route did not pass the stream through: ${plain_body:0:300}" >&2; exit 1; }
+[[ $masked_body != *'jane.doe@example.com'* && $masked_body != *'AKIAIOSFODNN7EXAMPLE'* && $masked_body == *'[MASKED:email]'* && $masked_body == *'data: [DONE]'* ]] ||
+    { echo "the masked stream route did not mask the stream: ${masked_body:0:300}" >&2; exit 1; }
+echo "checked: the stream routes answer the ${#plain_body}-byte stream, masked on one (${recording_args[*]:-no recording flag in this build})" >&2
 
 before=$(busy)
 results=()
@@ -165,12 +206,12 @@ cpu_ticks() { # $1 = pid
     done
     echo "$total"
 }
-run_wrk() { # $1 = name, $2 = URL, $3 = threads, $4 = connections, $5 = seconds, $6 = pid of the contender
-    local out="$work/$1-c$4.wrk" line before_cpu after_cpu
-    TOKEN=$workload wrk -t"$3" -c"$4" -d2s -s bench/gateway/post.lua "$2" >/dev/null # warm-up
+run_wrk() { # $1 = name, $2 = URL, $3 = threads, $4 = connections, $5 = seconds, $6 = pid of the contender, $7 = wrk script
+    local out="$work/$1-c$4.wrk" line before_cpu after_cpu script=${7:-bench/gateway/post.lua}
+    TOKEN=$workload wrk -t"$3" -c"$4" -d2s -s "$script" "$2" >/dev/null # warm-up
     echo "$1: wrk -t$3 -c$4 -d$5s…" >&2
     before_cpu=$(cpu_ticks "$6")
-    TOKEN=$workload wrk -t"$3" -c"$4" -d"$5s" --latency -s bench/gateway/post.lua "$2" >"$out"
+    TOKEN=$workload wrk -t"$3" -c"$4" -d"$5s" --latency -s "$script" "$2" >"$out"
     after_cpu=$(cpu_ticks "$6")
     line=$(grep '^RESULT ' "$out") || { echo "wrk printed no result for $1:" >&2; cat "$out" >&2; exit 1; }
     line="$line cpu_ticks=$((after_cpu - before_cpu)) hz=$(getconf CLK_TCK)"
@@ -179,15 +220,60 @@ run_wrk() { # $1 = name, $2 = URL, $3 = threads, $4 = connections, $5 = seconds,
     fi
     results+=("$1 c$4 $line")
 }
-for target in direct nginx keyward; do
-    case $target in direct) url=$direct pid=$upstream_pid ;; nginx) url=$nginx pid=$proxy_pid ;; keyward) url=$gw pid=$gw_pid ;; esac
-    run_wrk "$target" "$url" 1 1 "$LAT_DURATION" "$pid"
-    run_wrk "$target" "$url" "$WRK_THREADS" "$CONNECTIONS" "$DURATION" "$pid"
+if [ "$ONLY" != mask ]; then
+    for target in direct nginx keyward; do
+        case $target in direct) url=$direct pid=$upstream_pid ;; nginx) url=$nginx pid=$proxy_pid ;; keyward) url=$gw pid=$gw_pid ;; esac
+        run_wrk "$target" "$url" 1 1 "$LAT_DURATION" "$pid"
+        run_wrk "$target" "$url" "$WRK_THREADS" "$CONNECTIONS" "$DURATION" "$pid"
+    done
+    echo "ttfb: $TTFB_REQUESTS streamed completions each, direct and through the gateway…" >&2
+    ttfb_direct=$(python3 bench/gateway/ttfb.py "$sse_url/v1/chat/completions" --requests "$TTFB_REQUESTS")
+    ttfb_gw=$(python3 bench/gateway/ttfb.py "$gw/sse/v1/chat/completions" --requests "$TTFB_REQUESTS" --token "$workload")
+fi
+# Masking on against off, alternating, so drift in the machine's load hits both alike.
+mask_results=()
+for round in $(seq 1 "$MASK_ROUNDS"); do
+    for route in plain masked; do
+        run_wrk "stream-$route-$round" "$gw/$route/events" "$WRK_THREADS" "$CONNECTIONS" "$DURATION" "$gw_pid" bench/gateway/sse.lua
+        mask_results+=("${results[-1]}")
+        unset 'results[-1]'
+    done
 done
-echo "ttfb: $TTFB_REQUESTS streamed completions each, direct and through the gateway…" >&2
-ttfb_direct=$(python3 bench/gateway/ttfb.py "$sse_url/v1/chat/completions" --requests "$TTFB_REQUESTS")
-ttfb_gw=$(python3 bench/gateway/ttfb.py "$gw/sse/v1/chat/completions" --requests "$TTFB_REQUESTS" --token "$workload")
 after=$(busy)
+printf '%s\n' "${mask_results[@]}" >"$work/mask-results.txt"
+
+mask_summary() {
+    python3 - "$work/mask-results.txt" <<'PY'
+import re, sys
+runs = {"plain": [], "masked": []}
+for line in open(sys.argv[1]):
+    fields = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+    runs[line.split()[0].split("-")[1]].append(fields)
+def total(name, key):
+    return sum(r[key] for r in runs[name])
+print(f"\nstreamed case through the gateway, masking on vs off ({len(runs['plain'])} alternating runs each, "
+      f"{total('plain', 'bytes') / total('plain', 'requests'):.0f} bytes per response):")
+print(f"{'':16} {'req/s':>9} {'MB/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}")
+rate = {}
+for name in ("plain", "masked"):
+    seconds = total(name, "duration_us") / 1e6
+    rate[name] = total(name, "requests") / seconds
+    cpu = total(name, "cpu_ticks") / runs[name][0]["hz"] * 1e6 / total(name, "requests")
+    p50 = sum(r["p50_us"] for r in runs[name]) / len(runs[name]) / 1000
+    p99 = max(r["p99_us"] for r in runs[name]) / 1000
+    print(f"  {'masking ' + ('off' if name == 'plain' else 'on'):14} {rate[name]:9.0f} {total(name, 'bytes') / seconds / 1e6:8.1f} "
+          f"{p50:8.3f} {p99:8.3f} {cpu:11.1f}")
+cost = (1 - rate["masked"] / rate["plain"]) * 100
+print(f"masking costs {cost:.1f} % of the streamed throughput (target ≤ 20 %: {'met' if cost <= 20 else 'MISSED'})")
+PY
+}
+if [ "$ONLY" = mask ]; then
+    mask_summary
+    echo "c=N: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s; wrk runs on the same $(nproc) cores; gateway flags: ${recording_args[*]:-(none)}"
+    echo "before: $before"
+    echo "after:  $after"
+    exit 0
+fi
 
 # What the gateway counted (its admin /metrics): every timed request decided and allowed.
 gw_allowed=$(curl -s "$gw_admin/metrics" | awk '/^keyward_gateway_requests_total\{/ && /decision="allow"/ && /route="llm"/ {s += $NF} END {printf "%d", s}')
@@ -229,6 +315,7 @@ ok = lambda b: "met" if b else "MISSED"
 print(f"\ntargets (issue 16): added p50 {added50:.3f} ms ≤ 0.3: {ok(added50 <= 0.3)}; added p99 {added99:.3f} ms ≤ 1.5: {ok(added99 <= 1.5)}; "
       f"throughput {ratio:.2f} × nginx ≥ 0.8: {ok(ratio >= 0.8)}; first-event diff {diff50:.3f} ms ≤ 5: {ok(diff50 <= 5)}")
 PY
+mask_summary
 echo
 echo "ms; c=1: wrk -t1 -c1 -d${LAT_DURATION}s (each request alone); c=N: wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s; wrk runs on the same $(nproc) cores"
 echo "gateway requests decided allow on route llm (admin /metrics): $gw_allowed"

@@ -217,3 +217,49 @@ async fn concurrent_approvals_of_one_request_have_one_winner() {
         assert_eq!(approved, 1);
     }
 }
+
+/// `keyward approval approve <id>...`: a batch; one id that cannot be decided is named with the
+/// reason and fails the command, and every other id is still approved.
+#[tokio::test]
+async fn a_cli_batch_decides_every_id_and_names_the_one_it_could_not() {
+    for backend in backends().await {
+        let f = fixture(&backend, None).await;
+        let first = f.request("ci@acme.example", None).await.id.to_string();
+        let second = f.request("ci@acme.example", None).await.id.to_string();
+        let unknown = keyward_core::ApprovalId::new_random().to_string();
+        let (ok, out, err) = admin_cli_async(
+            &f.server,
+            &[
+                "approval",
+                "approve",
+                &first,
+                &unknown,
+                &second,
+                "--comment",
+                "batch",
+                "-o",
+                "text",
+            ],
+        )
+        .await;
+        assert!(
+            !ok,
+            "{}: a batch with an unknown id succeeded: {out}",
+            backend.name()
+        );
+        assert!(err.contains(&format!("approval {unknown}: ")), "{err}");
+        assert!(err.contains("1 of 3 approvals failed"), "{err}");
+        for id in [&first, &second] {
+            assert!(out.contains(&format!("id={id}  state=approved")), "{out}");
+            let (status, shown) = f
+                .api(
+                    BOOTSTRAP_TOKEN,
+                    Method::GET,
+                    &format!("/approvals/{id}"),
+                    None,
+                )
+                .await;
+            assert_eq!((status, shown["state"].as_str()), (200, Some("approved")));
+        }
+    }
+}

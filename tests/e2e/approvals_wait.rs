@@ -16,25 +16,7 @@ use crate::common::*;
 
 /// `keyward <args>` as the owner, from another process, off the runtime's threads.
 async fn cli(f: &Fixture, args: &[&str]) -> (bool, String, String) {
-    let url = f.server.url.clone();
-    let ca = f.server.ca_file.clone().unwrap();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .args(&args)
-            .env("KEYWARD_URL", url)
-            .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
-            .env("KEYWARD_CA_FILE", ca)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
+    admin_cli_async(&f.server, args).await
 }
 
 /// A number from /proc/self/status (`Threads:`, `VmRSS:` in kB).

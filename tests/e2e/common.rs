@@ -549,3 +549,27 @@ pub fn admin_cli(server: &Server, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// [`admin_cli`] on a blocking thread, so the test's runtime keeps serving (held requests,
+/// waiters) while the other process runs.
+pub async fn admin_cli_async(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let url = server.url.clone();
+    let ca = server.ca_file.clone().unwrap();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(&args)
+            .env("KEYWARD_URL", url)
+            .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
+            .env("KEYWARD_CA_FILE", ca)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}

@@ -74,30 +74,9 @@ async fn post(
 
 /// `keyward approval <args>` as the owner, from another process; `Instant` when it exited.
 async fn approval_cli(f: &Fixture, args: &[&str]) -> (bool, String, Instant) {
-    let url = f.server.url.clone();
-    let ca = f.server.ca_file.clone().unwrap();
-    let args: Vec<String> = ["approval"]
-        .iter()
-        .chain(args)
-        .map(|a| a.to_string())
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .args(&args)
-            .env("KEYWARD_URL", url)
-            .env("KEYWARD_TOKEN", BOOTSTRAP_TOKEN)
-            .env("KEYWARD_CA_FILE", ca)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text, Instant::now())
-    })
-    .await
-    .unwrap()
+    let args: Vec<&str> = ["approval"].iter().chain(args).copied().collect();
+    let (ok, stdout, stderr) = admin_cli_async(&f.server, &args).await;
+    (ok, format!("{stdout}{stderr}"), Instant::now())
 }
 
 /// The id of the one pending request (waits for the gateway to have asked).

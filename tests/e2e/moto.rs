@@ -4,9 +4,6 @@
 //! proves is that our requests and our parsing of its answers follow AWS's wire format, which
 //! moto reimplements from botocore's service models independently of cloudsim.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use keyward_cloud::{Cause, Clouds, Deadline};
@@ -15,64 +12,9 @@ use serde_json::json;
 
 use crate::common::{self, Backend, Server, ServerOptions};
 
-pub(crate) struct Moto {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KEYWARD_MOTO_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/moto_server");
-    path.exists().then_some(path)
-}
-
-pub(crate) async fn start_moto() -> Option<Moto> {
-    let Some(bin) = moto_server_path() else {
-        assert!(
-            std::env::var_os("KEYWARD_REQUIRE_INTEROP").is_none(),
-            "moto_server is required but not installed: run `bash scripts/test` (it installs interop/requirements.txt) or set KEYWARD_MOTO_SERVER"
-        );
-        eprintln!("skipping: moto_server not installed (interop/.venv); scripts/test installs it");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{}/moto-api/", moto.url))
-            .send()
-            .await
-            .is_ok()
-        {
-            return Some(moto);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto_server did not answer on {} within 20 s", moto.url);
-}
+#[path = "../support/moto_server.rs"]
+mod moto_server;
+pub(crate) use moto_server::start_moto;
 
 #[tokio::test]
 async fn the_aws_client_assumes_a_role_and_reads_a_secret_from_moto_server() {

@@ -179,6 +179,8 @@ pub async fn run(
         audit_rx,
     ));
 
+    // Before the listener exists: no response may leave ahead of the values it must mask.
+    masking::load_static_values(store.as_ref(), &master, table.masking_orgs()).await;
     let routes = table.clone();
     tokio::spawn(masking::refresh_static_values(
         store.clone(),

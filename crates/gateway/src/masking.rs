@@ -99,8 +99,27 @@ pub fn set_static_values(org: Option<OrgId>, values: Vec<Zeroizing<String>>) {
 /// How often the organizations' static values are re-read from the platform's store.
 const STATIC_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Keeps every masking organization's static values current: at start, then every 30 s, off
-/// the request path. An organization is read only while one of its routes masks.
+/// Reads every masking organization's static values once. The gateway awaits this before it
+/// accepts a connection: a response served earlier would pass a static value through unmasked.
+/// An organization whose values cannot be read is logged and left to the next refresh.
+pub async fn load_static_values(
+    store: &dyn keyward_store::Store,
+    master: &keyward_store::crypto::MasterKey,
+    orgs: std::collections::BTreeSet<OrgId>,
+) {
+    for org in orgs {
+        match static_values(store, master, org).await {
+            Ok(values) => set_static_values(Some(org), values),
+            Err(e) => {
+                tracing::warn!(%org, error = %e, "the organization's static values could not be read for masking; the previous ones stay masked")
+            }
+        }
+    }
+}
+
+/// Keeps every masking organization's static values current: every 30 s after the load at
+/// start ([`load_static_values`]), off the request path. An organization is read only while one
+/// of its routes masks.
 pub async fn refresh_static_values(
     store: Arc<dyn keyward_store::Store>,
     master: Arc<keyward_store::crypto::MasterKey>,
@@ -108,16 +127,11 @@ pub async fn refresh_static_values(
 ) {
     let mut tick = tokio::time::interval(STATIC_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate, and the start already loaded them.
+    tick.tick().await;
     loop {
         tick.tick().await;
-        for org in masking_orgs() {
-            match static_values(store.as_ref(), &master, org).await {
-                Ok(values) => set_static_values(Some(org), values),
-                Err(e) => {
-                    tracing::warn!(%org, error = %e, "the organization's static values could not be read for masking; the previous ones stay masked")
-                }
-            }
-        }
+        load_static_values(store.as_ref(), &master, masking_orgs()).await;
     }
 }
 

@@ -4,76 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+#[path = "../../../tests/support/moto_server.rs"]
+mod moto_server;
 
 use common::{record_session, recorder};
 use keyward_recording::{
     S3Credentials, Storage, StorageError, VerifyError, read_session, replay, verify,
 };
+use moto_server::start_moto;
 use zeroize::Zeroizing;
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("KEYWARD_MOTO_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/.venv/bin/moto_server");
-    path.exists().then_some(path)
-}
-
-async fn start_moto() -> Option<Moto> {
-    let Some(bin) = moto_server_path() else {
-        assert!(
-            std::env::var_os("KEYWARD_REQUIRE_INTEROP").is_none(),
-            "moto_server is required but not installed: run `bash scripts/test` (it installs interop/requirements.txt) or set KEYWARD_MOTO_SERVER"
-        );
-        eprintln!("skipping: moto_server not installed (interop/.venv); scripts/test installs it");
-        return None;
-    };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{}/moto-api/", moto.url))
-            .send()
-            .await
-            .is_ok()
-        {
-            return Some(moto);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("moto_server did not answer on {} within 20 s", moto.url);
-}
 
 fn credentials() -> S3Credentials {
     S3Credentials {

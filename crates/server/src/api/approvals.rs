@@ -84,14 +84,37 @@ pub async fn get(
     Ok(Json(wire(domain::find_approval(&app, &caller, &id).await?)))
 }
 
+/// What a person decides about one request; the three decision routes differ only in this.
+enum Decision {
+    Approve(ApproveRequest),
+    Deny(Option<String>),
+    Revoke(Option<String>),
+}
+
+/// Finds the request (404 across organizations), applies the decision through the domain
+/// (which checks who may decide), and answers the row as it now stands.
+async fn decide(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+    decision: Decision,
+) -> Result<Json<Approval>, ApiError> {
+    let row = domain::find_approval(app, caller, id).await?;
+    let row = match decision {
+        Decision::Approve(body) => domain::approve(app, caller, row, body).await?,
+        Decision::Deny(comment) => domain::deny(app, caller, row, comment).await?,
+        Decision::Revoke(comment) => domain::revoke(app, caller, row, comment).await?,
+    };
+    Ok(Json(wire(row)))
+}
+
 pub async fn approve(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ApproveRequest>,
 ) -> Result<Json<Approval>, ApiError> {
-    let row = domain::find_approval(&app, &caller, &id).await?;
-    Ok(Json(wire(domain::approve(&app, &caller, row, body).await?)))
+    decide(&app, &caller, &id, Decision::Approve(body)).await
 }
 
 pub async fn deny(
@@ -100,10 +123,7 @@ pub async fn deny(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CommentRequest>,
 ) -> Result<Json<Approval>, ApiError> {
-    let row = domain::find_approval(&app, &caller, &id).await?;
-    Ok(Json(wire(
-        domain::deny(&app, &caller, row, body.comment).await?,
-    )))
+    decide(&app, &caller, &id, Decision::Deny(body.comment)).await
 }
 
 pub async fn revoke(
@@ -112,8 +132,5 @@ pub async fn revoke(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CommentRequest>,
 ) -> Result<Json<Approval>, ApiError> {
-    let row = domain::find_approval(&app, &caller, &id).await?;
-    Ok(Json(wire(
-        domain::revoke(&app, &caller, row, body.comment).await?,
-    )))
+    decide(&app, &caller, &id, Decision::Revoke(body.comment)).await
 }
