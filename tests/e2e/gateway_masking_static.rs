@@ -19,6 +19,8 @@ use crate::gateway_common::{GatewayOptions, GatewayProcess, write_routes};
 /// The value in the simulated AWS Secrets Manager: no built-in detector's shape, so only the
 /// exact-value matcher can catch it.
 const VALUE: &str = "kwstatic-9f3a1c7e5b2d4f60a8e1c3";
+/// A secret set directly on an environment variable (`--secret`), not resolved from a cloud.
+const DIRECT: &str = "kwdirect-5d8e2a9c1f7b3e6d0a4c";
 
 /// An HTTP/1.1 upstream echoing [`VALUE`]. `/v1/sse/<k>`: one event split at offset `k` of the
 /// value over two chunks (a few ms apart), then one with the value whole. `/v1/json`: a JSON
@@ -40,7 +42,7 @@ async fn echoing_upstream() -> String {
                 let head = String::from_utf8_lossy(&buf).into_owned();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 if path == "/v1/json" {
-                    let body = json!({"key": VALUE, "n": 1}).to_string();
+                    let body = json!({"key": VALUE, "direct": DIRECT, "n": 1}).to_string();
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -121,6 +123,12 @@ async fn a_static_value_assigned_to_an_automation_never_leaves_the_gateway() {
             json!({"key": "OPENAI_API_KEY", "credential": "aws-static", "secret_name": "openai-api-key"}),
         )
         .await;
+        common::create_as_owner(
+            &server,
+            "/environment-variables",
+            json!({"key": "DIRECT_TOKEN", "value": DIRECT, "secret": true}),
+        )
+        .await;
         let (ok, _, err) = common::admin_cli(&server, &["env", "assign", "crew", "OPENAI_API_KEY"]);
         assert!(ok, "{name}: {err}");
 
@@ -148,9 +156,16 @@ policy = 'permit(principal, action, resource);'
 
         // The first request after start is masked already: JSON, still valid JSON.
         let text = get(&client, &format!("{}/e/json", gateway.url)).await;
-        assert!(!text.contains(VALUE), "{name}: {text}");
+        assert!(
+            !text.contains(VALUE) && !text.contains(DIRECT),
+            "{name}: {text}"
+        );
         let parsed: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(parsed, json!({"key": "[MASKED:secret]", "n": 1}), "{name}");
+        assert_eq!(
+            parsed,
+            json!({"key": "[MASKED:secret]", "direct": "[MASKED:secret]", "n": 1}),
+            "{name}"
+        );
 
         // SSE, the value split across two chunks at every offset.
         for k in 1..VALUE.len() {

@@ -117,9 +117,19 @@ pub async fn load_static_values(
     }
 }
 
+/// Wakes [`refresh_static_values`] before its next tick.
+static REFRESH_SOON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks for the static values to be read again now: a reload installed a masking route, maybe
+/// of an organization not read yet.
+pub fn refresh_soon() {
+    REFRESH_SOON.notify_one();
+}
+
 /// Keeps every masking organization's static values current: every 30 s after the load at
-/// start ([`load_static_values`]), off the request path. An organization is read only while one
-/// of its routes masks.
+/// start ([`load_static_values`]), and at once after a reload that installed a masking route
+/// ([`refresh_soon`]), off the request path. An organization is read only while one of its
+/// routes masks.
 pub async fn refresh_static_values(
     store: Arc<dyn keyward_store::Store>,
     master: Arc<keyward_store::crypto::MasterKey>,
@@ -130,7 +140,10 @@ pub async fn refresh_static_values(
     // The first tick is immediate, and the start already loaded them.
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = REFRESH_SOON.notified() => {}
+        }
         load_static_values(store.as_ref(), &master, masking_orgs()).await;
     }
 }
@@ -163,6 +176,23 @@ async fn static_values(
             {
                 values.push(Zeroizing::new(text.to_owned()));
             }
+        }
+    }
+    // Secret values set directly on an environment variable (`--secret`) are Keyward's to keep
+    // as much as the ones it resolves.
+    let vars = store
+        .list_env_vars(org)
+        .await
+        .map_err(|e| format!("listing the environment variables: {e}"))?;
+    for var in vars.iter().filter(|v| v.secret) {
+        let Some(sealed) = &var.sealed_value else {
+            continue;
+        };
+        let aad = keyward_store::crypto::Aad::EnvVar { id: var.id }.bytes();
+        if let Ok(plain) = master.open(&aad, sealed)
+            && let Ok(text) = std::str::from_utf8(&plain)
+        {
+            values.push(Zeroizing::new(text.to_owned()));
         }
     }
     values.sort_by(|a, b| a.as_str().cmp(b.as_str()));

@@ -103,6 +103,9 @@ impl Reloader {
                     .map_err(|e| format!("route {name}: {e}"))?,
             ));
         }
+        if entries.iter().any(|e| e.masker.is_some()) {
+            crate::masking::refresh_soon();
+        }
         Ok(self.table.replace(entries))
     }
 
