@@ -165,7 +165,7 @@ impl ApprovalPhase for ApprovalGate {
         let reason = reason(ask.headers)?;
         let (route_pending, caller_pending) = self
             .approvals
-            .pending_counts(ask.org, ask.route, subject, now)
+            .pending_counts(ask.org, ask.route, subject, requester.automation_id, now)
             .await
             .map_err(unavailable)?;
         if route_pending >= MAX_PENDING_PER_ROUTE {

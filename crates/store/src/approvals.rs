@@ -151,9 +151,15 @@ pub trait ApprovalStore: Send + Sync {
     async fn consume_once(&self, org: OrgId, id: ApprovalId, now: i64) -> Result<Transition>;
     /// Requests of the route still pending at `now` (the per-route bound).
     async fn count_pending(&self, org: OrgId, route: &str, now: i64) -> Result<i64>;
-    /// Requests of the requester still pending at `now` (the per-caller bound).
-    async fn count_pending_for(&self, org: OrgId, requester_subject: &str, now: i64)
-    -> Result<i64>;
+    /// Requests of the requester (subject and automation, as for grants) still pending at `now`
+    /// (the per-caller bound).
+    async fn count_pending_for(
+        &self,
+        org: OrgId,
+        requester_subject: &str,
+        requester_automation: Option<AutomationId>,
+        now: i64,
+    ) -> Result<i64>;
     /// The process-wide watcher that releases waiters when their request is decided.
     fn approval_watcher(&self) -> ApprovalWatcher;
 }

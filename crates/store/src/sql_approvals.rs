@@ -358,14 +358,17 @@ macro_rules! impl_approval_store {
                     &self,
                     org: OrgId,
                     subject: &str,
+                    automation: Option<AutomationId>,
                     now: i64,
                 ) -> Result<i64> {
                     let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND requester_subject = $2 AND state = 'pending' AND expires_at > $3",
+                        "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND requester_subject = $2 AND state = 'pending' AND expires_at > $3 \
+                         AND (requester_automation = $4 OR (requester_automation IS NULL AND $4 IS NULL))",
                     )
                     .bind(org.to_string())
                     .bind(subject.to_owned())
                     .bind(now)
+                    .bind(automation.map(|a| a.to_string()))
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(n)

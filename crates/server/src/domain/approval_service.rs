@@ -335,12 +335,13 @@ impl Approvals {
         org: OrgId,
         route: &str,
         requester_subject: &str,
+        requester_automation: Option<AutomationId>,
         now: i64,
     ) -> Result<(i64, i64), ApprovalError> {
         Ok((
             self.store.count_pending(org, route, now).await?,
             self.store
-                .count_pending_for(org, requester_subject, now)
+                .count_pending_for(org, requester_subject, requester_automation, now)
                 .await?,
         ))
     }
