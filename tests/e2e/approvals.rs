@@ -246,6 +246,24 @@ async fn people_list_show_and_decide_requests_through_the_api_and_the_cli() {
             "{shown}"
         );
 
+        // The per-caller bound counts this automation's requests, not another's that shares
+        // the organization-wide subject.
+        let t0 = now();
+        assert_eq!(
+            f.store
+                .count_pending_for(f.org, &subject, Some(automation_id), t0)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            f.store
+                .count_pending_for(f.org, &subject, Some(AutomationId::new_random()), t0)
+                .await
+                .unwrap(),
+            0
+        );
+
         // The CLI of another process: list, approve with a time box, show.
         let (ok, out, err) = admin_cli(&f.server, &["approval", "list", "--state", "pending"]);
         assert!(ok, "{err}");
