@@ -161,6 +161,15 @@ impl Lex {
             ContentKind::Text => {}
             ContentKind::Json => self.json_advance(bytes),
             ContentKind::EventStream => {
+                // A newline resets the state whatever came before it: only the bytes after the
+                // last one move it (an event stream is mostly whole lines).
+                let bytes = match memchr::memrchr(b'\n', bytes) {
+                    Some(p) => {
+                        self.new_line();
+                        &bytes[p + 1..]
+                    }
+                    None => bytes,
+                };
                 let mut i = 0;
                 while i < bytes.len() {
                     if self.pfx != DECIDED {

@@ -146,9 +146,35 @@ impl StreamMasker {
         (out, counts)
     }
 
-    /// Emits each complete event before `limit` on its own, so that no match spans two events
-    /// however the stream was chunked.
+    /// Emits every complete event before `limit`, each masked on its own so that no match spans
+    /// two events however the stream was chunked. They are searched together first (one search
+    /// instead of one per event, for streams of many small events); only when a match there
+    /// crosses a blank line (a custom pattern can) are they searched again one by one.
     fn emit_events(&mut self, limit: usize, out: &mut Vec<u8>) {
+        let from = self.pend;
+        if limit <= from {
+            return;
+        }
+        let Some(end) = last_event_end(&self.buf[from..limit]).map(|e| from + e) else {
+            return;
+        };
+        self.hits.clear();
+        self.scanner.find(
+            &self.c,
+            &self.exact,
+            &self.buf[..end],
+            from,
+            false,
+            &mut self.hits,
+        );
+        let crosses = self
+            .hits
+            .iter()
+            .any(|h| has_blank_line(&self.buf[h.start..h.end]));
+        if !crosses {
+            self.write(end, Cut::Closed, out);
+            return;
+        }
         while self.pend < limit {
             let from = self.pend;
             let end = memchr::memchr_iter(b'\n', &self.buf[from..limit])
@@ -210,10 +236,27 @@ impl StreamMasker {
             Cut::Hold => (self.buf.len(), true),
             Cut::Final => (self.buf.len(), false),
         };
-        let hay = &self.buf[..end];
         self.hits.clear();
-        self.scanner
-            .find(&self.c, &self.exact, hay, lo, more, &mut self.hits);
+        self.scanner.find(
+            &self.c,
+            &self.exact,
+            &self.buf[..end],
+            lo,
+            more,
+            &mut self.hits,
+        );
+        self.write(cut, how, out);
+    }
+
+    /// Writes `buf[pend..cut]` with the hits found (`self.hits`, in order) replaced, and moves
+    /// `pend` past it (or past a match the cut would split).
+    fn write(&mut self, cut: usize, how: Cut, out: &mut Vec<u8>) {
+        let lo = self.pend;
+        let end = match how {
+            Cut::Closed => cut,
+            Cut::Hold | Cut::Final => self.buf.len(),
+        };
+        let hay = &self.buf[..end];
         let mut cut = if how == Cut::Hold {
             escape_start(hay, cut, lo)
         } else {
@@ -252,4 +295,16 @@ impl StreamMasker {
             self.cut_line = self.cut_line.saturating_sub(drop);
         }
     }
+}
+
+/// Where the last complete event of `bytes` ends (just after its blank line), if any.
+fn last_event_end(bytes: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::rfind(bytes, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::rfind(bytes, b"\n\r\n").map(|i| i + 3);
+    lf.max(crlf)
+}
+
+fn has_blank_line(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"\n\n").is_some()
+        || memchr::memmem::find(bytes, b"\n\r\n").is_some()
 }

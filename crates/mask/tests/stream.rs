@@ -334,3 +334,34 @@ fn no_match_spans_two_events_however_the_stream_is_chunked() {
         assert_eq!(out, whole, "split at {at}");
     }
 }
+
+#[test]
+fn a_pattern_that_could_span_events_still_matches_within_one_only() {
+    // Events are searched together first; a match crossing a blank line sends them back to one
+    // search per event, so the result is the same as masking each event alone.
+    let m = Masker::new(&MaskConfig {
+        detectors: Vec::new(),
+        custom: vec![keyward_mask::CustomPattern {
+            name: "block".into(),
+            pattern: r"(?s)BEGIN.{0,40}?END".into(),
+        }],
+        ..MaskConfig::default()
+    })
+    .unwrap();
+    let body = b"data: BEGIN open\n\ndata: still END\n\ndata: BEGIN x END\n\ndata: tail\n\n";
+    let want = b"data: BEGIN open\n\ndata: still END\n\ndata: [MASKED:block]\n\ndata: tail\n\n";
+    let (whole, counts) = m.mask(ContentKind::EventStream, body);
+    assert_eq!(String::from_utf8_lossy(&whole), String::from_utf8_lossy(want));
+    assert_eq!(counts.get("block"), 1);
+    for split in 0..body.len() {
+        let mut s = m.stream(ContentKind::EventStream);
+        let mut out = s.push(&body[..split]);
+        out.extend(s.push(&body[split..]));
+        out.extend(s.finish().0);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(want),
+            "split at {split}"
+        );
+    }
+}
