@@ -13,7 +13,11 @@ fn main() {
     let mut out = 0;
     for _ in 0..n {
         let mut s = masker.stream(ContentKind::EventStream);
-        for chunk in body.chunks(16 << 10) {
+        let size: usize = std::env::var("CHUNK")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(16 << 10);
+        for chunk in body.chunks(size) {
             out += s.push(chunk).len();
         }
         out += s.finish().0.len();

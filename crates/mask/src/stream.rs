@@ -297,14 +297,19 @@ impl StreamMasker {
     }
 }
 
-/// Where the last complete event of `bytes` ends (just after its blank line), if any.
+/// Where the last complete event of `bytes` ends (just after its blank line), if any. Read
+/// from the end: the region handed over usually ends with one.
 fn last_event_end(bytes: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::rfind(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::rfind(bytes, b"\n\r\n").map(|i| i + 3);
-    lf.max(crlf)
+    memchr::memrchr_iter(b'\n', bytes)
+        .find(|&i| blank_line_ends_at(bytes, i))
+        .map(|i| i + 1)
+}
+
+/// Whether the newline at `i` ends a blank line (`\n\n` or `\n\r\n`).
+fn blank_line_ends_at(bytes: &[u8], i: usize) -> bool {
+    (i >= 1 && bytes[i - 1] == b'\n') || (i >= 2 && bytes[i - 1] == b'\r' && bytes[i - 2] == b'\n')
 }
 
 fn has_blank_line(bytes: &[u8]) -> bool {
-    memchr::memmem::find(bytes, b"\n\n").is_some()
-        || memchr::memmem::find(bytes, b"\n\r\n").is_some()
+    memchr::memchr_iter(b'\n', bytes).any(|i| blank_line_ends_at(bytes, i))
 }

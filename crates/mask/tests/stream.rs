@@ -351,7 +351,10 @@ fn a_pattern_that_could_span_events_still_matches_within_one_only() {
     let body = b"data: BEGIN open\n\ndata: still END\n\ndata: BEGIN x END\n\ndata: tail\n\n";
     let want = b"data: BEGIN open\n\ndata: still END\n\ndata: [MASKED:block]\n\ndata: tail\n\n";
     let (whole, counts) = m.mask(ContentKind::EventStream, body);
-    assert_eq!(String::from_utf8_lossy(&whole), String::from_utf8_lossy(want));
+    assert_eq!(
+        String::from_utf8_lossy(&whole),
+        String::from_utf8_lossy(want)
+    );
     assert_eq!(counts.get("block"), 1);
     for split in 0..body.len() {
         let mut s = m.stream(ContentKind::EventStream);
