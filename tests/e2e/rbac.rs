@@ -501,6 +501,14 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
             .await;
         let approval =
             crate::approvals::store_pending(store.as_ref(), api.org.parse().expect("org id")).await;
+        crate::sessions_api::record_request(
+            &store,
+            dir.path(),
+            api.org.parse().expect("org id"),
+            "foreign-session",
+            "user:someone",
+        )
+        .await;
         // Another person's personal token, and an organization the owner is not in.
         let member_tokens = api
             .call(
@@ -554,6 +562,8 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 s(&gateway_route)
             } else if path.starts_with("/api/v1/approvals/") {
                 approval.clone()
+            } else if path.starts_with("/api/v1/sessions/") {
+                "foreign-session".to_owned()
             } else if path.starts_with("/api/v1/tokens/") {
                 s(&member_tokens[0])
             } else {

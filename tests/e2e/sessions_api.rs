@@ -20,7 +20,7 @@ use crate::common::*;
 
 /// Records one request of `session` as the gateway would (masked body, decision, streamed
 /// response) and appends its `gateway.request` event; returns the segment number.
-async fn record_request(
+pub(crate) async fn record_request(
     store: &Arc<dyn Store>,
     data_dir: &std::path::Path,
     org: OrgId,
