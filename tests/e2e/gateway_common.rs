@@ -231,6 +231,20 @@ impl GatewayProcess {
 }
 
 /// Writes `keyward gateway`'s route file (and a policy file beside it) into `dir`.
+/// Reads from a test upstream's socket until the request head is complete; what was read (head,
+/// and any body bytes that came with it), or `None` when the peer went away first.
+pub async fn read_request_head(socket: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(buf)
+}
+
 pub fn write_routes(dir: &Path, toml: &str) -> PathBuf {
     let path = dir.join("routes.toml");
     std::fs::write(&path, toml).unwrap();

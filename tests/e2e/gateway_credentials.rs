@@ -14,7 +14,7 @@ use keyward_gateway::credentials::{
 };
 use keyward_policy::CredentialSpec;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::cloudsim::server_and_sim;
 use crate::cloudsim_env::Sim;
@@ -37,14 +37,9 @@ async fn recording_upstream() -> (String, Seen) {
         while let Ok((mut socket, _)) = listener.accept().await {
             let sink = sink.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
+                let Some(buf) = crate::gateway_common::read_request_head(&mut socket).await else {
+                    return;
+                };
                 let text = String::from_utf8_lossy(&buf).into_owned();
                 let head = text.split("\r\n\r\n").next().unwrap_or_default();
                 let mut headers = BTreeMap::new();

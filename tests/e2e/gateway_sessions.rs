@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use keyward_recording::{S3Credentials, Storage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::common::{self, BOOTSTRAP_TOKEN, Backend, Server, ServerOptions, admin_cli};
 use crate::gateway_common::{GatewayOptions, GatewayProcess, write_routes};
@@ -26,14 +26,9 @@ async fn sse_upstream() -> String {
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
+                let Some(_) = crate::gateway_common::read_request_head(&mut socket).await else {
+                    return;
+                };
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
                 if socket.write_all(head.as_bytes()).await.is_err() {
                     return;
