@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "keyward"
+SETTINGS = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 RESERVED = ("KEYWARD_DATABASE_URL", "KEYWARD_MASTER_KEY")
 
 problems: list[str] = []
@@ -239,6 +241,11 @@ def main() -> int:
         check((data.get("persistentVolumeClaim") or {}).get("claimName") == (claim or None) if claim else "emptyDir" in data,
               f"{what}: data volume {data}")
         check_env(what, env, plain, values, secret, fullname)
+        # What the chart sets on its own must be a setting Keyward reads (settings.md names them all).
+        settings = SETTINGS.read_text()
+        for env_name in set(env) - set(plain) - set(values["secrets"] or {}):
+            check(re.search(rf"`{env_name}[`=]", settings) is not None,
+                  f"{what}: the chart sets {env_name}, which docs/settings.md does not name")
         # No secret value may appear in the pod spec in clear.
         dumped = json.dumps(deploy)
         for setting, value in list((values["secrets"] or {}).items()) + [

@@ -56,6 +56,10 @@ def check_compose(path: Path) -> None:
         deps = svc.get("depends_on") or {}
         check((deps.get("postgres") or {}).get("condition") == "service_healthy",
               f"{what}: does not wait for a healthy PostgreSQL")
+        settings = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+        for env_name in env:
+            check(re.search(rf"`{env_name}[`=]", settings) is not None,
+                  f"{what}: sets {env_name}, which docs/settings.md does not name")
     gateway_env = (services.get("gateway") or {}).get("environment") or {}
     check(str(gateway_env.get("KEYWARD_PLATFORM_URL", "")).startswith("https://keyward:"),
           "compose: the gateway does not reach the platform by its service name")
