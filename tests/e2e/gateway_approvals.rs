@@ -332,3 +332,54 @@ async fn either_of_two_gateway_replicas_on_postgres_is_released_by_a_decision() 
         );
     }
 }
+
+/// The per-caller bound holds under a flood: requests checked at the same moment must not all
+/// pass a bound with one slot left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_concurrent_requests_from_one_caller_stops_at_the_bound() {
+    for backend in backends().await {
+        let f = fixture(&backend, None).await;
+        let alice = f.member("alice@acme.example", "member").await;
+        let upstream = Upstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let gw = std::sync::Arc::new(gateway(&f, &upstream, dir.path()));
+        let bound = keyward_gateway::approval::MAX_PENDING_PER_CALLER as usize;
+        let mut tasks = Vec::new();
+        for _ in 0..bound + 50 {
+            let (gw, alice) = (gw.clone(), alice.clone());
+            tasks.push(tokio::spawn(async move {
+                post(&gw, &alice, Some("flood"), &[("Prefer", "respond-async")])
+                    .await
+                    .0
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        let asked = statuses.iter().filter(|s| **s == 403).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!(
+            (asked, refused),
+            (bound, 50),
+            "{}: {statuses:?}",
+            backend.name()
+        );
+        let (status, page) = f
+            .api(
+                BOOTSTRAP_TOKEN,
+                Method::GET,
+                "/approvals?state=pending&limit=500",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            page.as_array().map(Vec::len),
+            Some(bound),
+            "{}",
+            backend.name()
+        );
+        assert_eq!(hits(&upstream), 0);
+    }
+}

@@ -34,6 +34,7 @@ pub struct ApprovalGate {
     approvals: Approvals,
     store: Arc<dyn Store>,
     clock: Clock,
+    admission: crate::approval_admission::Admission,
 }
 
 impl ApprovalGate {
@@ -42,6 +43,7 @@ impl ApprovalGate {
             approvals,
             store,
             clock,
+            admission: Default::default(),
         }
     }
 
@@ -163,6 +165,9 @@ impl ApprovalPhase for ApprovalGate {
         }
 
         let reason = reason(ask.headers)?;
+        let caller_key = format!("{:?}/{subject}/{:?}", ask.org, requester.automation_id);
+        let route_key = format!("{:?}/{}", ask.org, ask.route);
+        let admitted = self.admission.enter(&route_key, &caller_key).await;
         let (route_pending, caller_pending) = self
             .approvals
             .pending_counts(ask.org, ask.route, subject, requester.automation_id, now)
@@ -216,6 +221,7 @@ impl ApprovalPhase for ApprovalGate {
                 }
                 other => unavailable(other),
             })?;
+        drop(admitted);
         metrics::counter!("keyward_gateway_approvals_requested_total", "route" => ask.route.to_owned())
             .increment(1);
         if asynchronous {

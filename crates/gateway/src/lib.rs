@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod approval;
+mod approval_admission;
 pub mod audit;
 pub mod body;
 pub mod credentials;
