@@ -213,8 +213,10 @@ def main() -> int:
             check_probe(what, container.get("livenessProbe"), "/healthz", "admin", False, set(ports))
             check_probe(what, container.get("readinessProbe"), "/healthz", "admin", False, set(ports))
             platform = (env.get("KEYWARD_PLATFORM_URL") or {}).get("value", "")
-            check(platform == gw["envVars"].get("KEYWARD_PLATFORM_URL", values["publicUrl"]),
-                  f"{what}: platform URL {platform!r}")
+            if values["tls"]["enabled"]:
+                check(platform == values["publicUrl"], f"{what}: platform URL {platform!r}")
+            else:
+                check(platform == f"http://{fullname}:{values['service']['port']}", f"{what}: platform URL {platform!r}")
             tls = gw["tls"]
             check(("KEYWARD_GATEWAY_HTTP" in env) != tls["enabled"], f"{what}: KEYWARD_GATEWAY_HTTP with tls={tls['enabled']}")
         else:

@@ -26,10 +26,14 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub(crate) enum Locator {
     /// `{base}/.well-known/openid-configuration` names the issuer and `jwks_uri`; when
-    /// `expect_issuer` is set the document must name exactly that issuer.
+    /// `expect_issuer` is set the document must name exactly that issuer. `keys_at`, when set,
+    /// is where the keys are read instead of `jwks_uri`: Keyward's own platform names its public
+    /// URL there, which a gateway inside the cluster may not reach (or reach only through the
+    /// ingress), while the platform URL it was given serves the same key set.
     Discovery {
         url: Url,
         expect_issuer: Option<String>,
+        keys_at: Option<Url>,
     },
     /// The key set itself, for an issuer given in the settings.
     Jwks { url: Url, issuer: String },
@@ -191,7 +195,14 @@ impl RemoteKeys {
         let (issuer, jwks_uri) = match (&self.locator, &state.discovered) {
             (_, Some(found)) => found.clone(),
             (Locator::Jwks { url, issuer }, None) => (issuer.clone(), url.to_string()),
-            (Locator::Discovery { url, expect_issuer }, None) => {
+            (
+                Locator::Discovery {
+                    url,
+                    expect_issuer,
+                    keys_at,
+                },
+                None,
+            ) => {
                 let doc = self.get_json(url.as_str()).await?;
                 let issuer = doc["issuer"]
                     .as_str()
@@ -204,10 +215,15 @@ impl RemoteKeys {
                         "the discovery document at {url} names issuer {issuer:?}, not the configured {expected:?}"
                     ));
                 }
-                let jwks_uri = doc["jwks_uri"]
-                    .as_str()
-                    .ok_or_else(|| format!("the discovery document at {url} names no jwks_uri"))?
-                    .to_owned();
+                let jwks_uri = match keys_at {
+                    Some(keys_at) => keys_at.to_string(),
+                    None => doc["jwks_uri"]
+                        .as_str()
+                        .ok_or_else(|| {
+                            format!("the discovery document at {url} names no jwks_uri")
+                        })?
+                        .to_owned(),
+                };
                 state.discovered = Some((issuer.clone(), jwks_uri.clone()));
                 (issuer, jwks_uri)
             }

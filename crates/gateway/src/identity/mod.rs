@@ -114,6 +114,16 @@ fn discovery_url(base: &str) -> Result<Url, IdentityError> {
     })
 }
 
+/// Where Keyward's platform serves its key set (`GET /oauth2/jwks`, SPEC §3).
+fn platform_jwks_url(base: &str) -> Result<Url, IdentityError> {
+    let text = format!("{}/oauth2/jwks", base.trim_end_matches('/'));
+    Url::parse(&text).map_err(|e| {
+        IdentityError::Unavailable(format!(
+            "{base} cannot name the platform's key set ({e}): give an absolute https:// URL"
+        ))
+    })
+}
+
 fn http(
     ca: Option<&std::path::Path>,
     trust: Trust,
@@ -172,6 +182,7 @@ impl Verifier {
                 Locator::Discovery {
                     url: discovery_url(url.as_str())?,
                     expect_issuer: None,
+                    keys_at: Some(platform_jwks_url(url.as_str())?),
                 },
             )),
             None => None,
@@ -186,6 +197,7 @@ impl Verifier {
                     None => Locator::Discovery {
                         url: discovery_url(&idp.issuer)?,
                         expect_issuer: Some(idp.issuer.clone()),
+                        keys_at: None,
                     },
                 };
                 let client = http(

@@ -3,7 +3,7 @@
 //! and a valid one passes. People's tokens are in `tests_people.rs`.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -32,6 +32,8 @@ pub(crate) struct Issuer {
     pub url: String,
     pub keys: Mutex<Vec<Value>>,
     pub jwks_fetches: AtomicUsize,
+    /// Discovery names a key set nobody can reach (a public URL seen from inside a cluster).
+    pub unreachable_jwks_uri: AtomicBool,
 }
 
 impl Issuer {
@@ -41,6 +43,7 @@ impl Issuer {
             url: format!("http://{}", listener.local_addr().unwrap()),
             keys: Mutex::new(keys.iter().map(|k| jwk(k)).collect()),
             jwks_fetches: AtomicUsize::new(0),
+            unreachable_jwks_uri: AtomicBool::new(false),
         });
         let state = issuer.clone();
         tokio::spawn(async move {
@@ -63,11 +66,20 @@ impl Issuer {
     }
 
     fn answer(&self, path: &str) -> Bytes {
-        let doc = if path == "/jwks" {
+        // The key set at both addresses: `/jwks` for the identity provider tests, and the
+        // platform's own `/oauth2/jwks`, which the gateway reads from the platform URL whatever
+        // the discovery document names (here an address nobody can reach, as a public URL
+        // seen from inside a cluster).
+        let doc = if path == "/jwks" || path == "/oauth2/jwks" {
             self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             json!({"keys": *self.keys.lock().unwrap()})
         } else {
-            json!({"issuer": self.url, "jwks_uri": format!("{}/jwks", self.url)})
+            let jwks_uri = if self.unreachable_jwks_uri.load(Ordering::SeqCst) {
+                "https://keyward.invalid/oauth2/jwks".to_owned()
+            } else {
+                format!("{}/jwks", self.url)
+            };
+            json!({"issuer": self.url, "jwks_uri": jwks_uri})
         };
         Bytes::from(doc.to_string())
     }
@@ -281,6 +293,20 @@ async fn a_valid_workload_token_passes_with_its_automation_and_organization() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_platform_key_set_is_read_from_the_platform_url_not_the_published_jwks_uri() {
+    install_crypto();
+    let key = SigningKey::generate().unwrap();
+    let platform = Issuer::start(&[&key]).await;
+    platform.unreachable_jwks_uri.store(true, Ordering::SeqCst);
+    let (_dir, store) = store().await;
+    let verifier = Verifier::new(settings(&platform), store).await.unwrap();
+    let token = keyward_jose::mint(&key, &claims(&platform.url)).unwrap();
+    let principal = verifier.verify(&bearer(&token), &ALL, NOW).await;
+    assert!(principal.is_ok(), "{:?}", principal.err());
+    assert_eq!(platform.fetches(), 1);
 }
 
 #[tokio::test]
@@ -571,6 +597,7 @@ async fn an_unreachable_platform_is_unavailable_not_a_refusal() {
         url,
         keys: Mutex::new(vec![]),
         jwks_fetches: AtomicUsize::new(0),
+        unreachable_jwks_uri: AtomicBool::new(false),
     });
     settings.idp = None;
     let verifier = Verifier::new(settings, store).await.unwrap();
