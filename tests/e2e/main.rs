@@ -41,6 +41,7 @@ mod gateway_sessions;
 mod gateway_tenancy;
 mod invitation_takeover;
 mod issuer;
+mod metrics_scrape;
 mod moto;
 mod newcomer;
 mod people;

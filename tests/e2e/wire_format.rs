@@ -139,7 +139,9 @@ async fn every_timestamp_in_every_answer_is_rfc3339() {
 async fn log_fields_carry_values_not_debug_strings() {
     install_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&ServerOptions::new(&Backend::Sqlite, dir.path()));
+    let server = Server::start(
+        &ServerOptions::new(&Backend::Sqlite, dir.path()).env("KEYWARD_LOG_FORMAT", "json"),
+    );
     let (status, discovery) = call(
         &server.client(),
         Method::GET,

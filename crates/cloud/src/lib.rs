@@ -11,6 +11,7 @@ pub mod aws;
 pub mod azure;
 mod error;
 pub mod gcp;
+pub mod metrics;
 mod read;
 mod secret;
 mod transport;

@@ -3,7 +3,7 @@
 
 use keyward_core::secrets::{ResolveError, SecretUse};
 
-use crate::error::{Cause, CloudError};
+use crate::error::{Cause, Cloud, CloudError};
 use crate::secret::Secret;
 use crate::transport::Deadline;
 use crate::{Clouds, aws, azure, gcp};
@@ -33,28 +33,33 @@ pub async fn read_secret(
     at: &SecretLocation,
     deadline: &Deadline,
 ) -> Result<Secret, CloudError> {
-    match access {
+    let (cloud, result) = match access {
         Access::Gcp(token) => {
             let project = at.project.as_deref().unwrap_or_default();
-            clouds
+            let read = clouds
                 .gcp()
                 .access_secret(token, project, name, "latest", deadline)
-                .await
+                .await;
+            (Cloud::Gcp, read)
         }
         Access::Azure(token) => {
             let vault = at.vault_url.as_deref().unwrap_or_default();
-            clouds
+            let read = clouds
                 .azure()
                 .get_secret(token, vault, name, None, deadline)
-                .await
+                .await;
+            (Cloud::Azure, read)
         }
         Access::Aws(credentials) => {
-            clouds
+            let read = clouds
                 .aws(aws::region_or_default(at.region.as_deref()))
                 .get_secret_value(credentials, name, deadline)
-                .await
+                .await;
+            (Cloud::Aws, read)
         }
-    }
+    };
+    crate::metrics::secret_read(cloud, &result);
+    result
 }
 
 /// Reads the variable's secret and takes its `#json_key` field if it names one; a failure is

@@ -139,6 +139,19 @@ impl Transport {
         build: impl Fn() -> Result<reqwest::RequestBuilder, CloudError>,
         refuse: impl Fn(&Answer) -> Refusal,
     ) -> Result<Answer, CloudError> {
+        let started = std::time::Instant::now();
+        let result = self.attempts(step, deadline, build, refuse).await;
+        crate::metrics::call_took(step, started.elapsed());
+        result
+    }
+
+    async fn attempts(
+        &self,
+        step: Step,
+        deadline: &Deadline,
+        build: impl Fn() -> Result<reqwest::RequestBuilder, CloudError>,
+        refuse: impl Fn(&Answer) -> Refusal,
+    ) -> Result<Answer, CloudError> {
         let mut attempts = 0u32;
         let mut cap = self.retry.first;
         loop {
@@ -227,6 +240,7 @@ impl Transport {
             }
             // Shown by the doctor (a line per retry), so a slow failure is not a silent one.
             tracing::info!(%step, attempts, wait_ms = wait.as_millis() as u64, %last, "transient cloud failure; retrying");
+            crate::metrics::retried(step);
             tokio::time::sleep(wait).await;
         }
     }

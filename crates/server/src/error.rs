@@ -62,6 +62,23 @@ impl ApiError {
         ApiError::Internal(detail.to_string())
     }
 
+    /// The `error` code of the body this error answers with (also a metrics label).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { code, .. }
+            | ApiError::Unauthenticated { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } | ApiError::Throttled { .. } => "too_many_attempts",
+            ApiError::Busy { .. } => "server_busy",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
     /// The `Retry-After` seconds this error answers with, if any.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
@@ -78,6 +95,7 @@ impl ApiError {
             error: error.to_owned(),
             message,
             field: field.map(str::to_owned),
+            request_id: None,
         };
         match self {
             ApiError::Invalid {

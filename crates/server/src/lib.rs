@@ -18,6 +18,7 @@ pub mod people;
 pub mod proxies;
 pub mod rbac;
 pub mod request_guards;
+pub mod request_id;
 pub mod reserved_env;
 pub mod routes;
 pub mod state;

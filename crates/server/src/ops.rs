@@ -1,24 +1,37 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics, and request counting.
+//! Operations endpoints: liveness, readiness and Prometheus metrics. Request counting is in
+//! [`crate::request_id`], the outermost layer.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
+use crate::client_addr::ClientAddr;
+use crate::config::metrics_access::Refusal;
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Latency buckets in seconds (the gateway's, for one dashboard): API calls take milliseconds,
+/// cloud calls with retries take seconds.
+const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// The process-wide metrics recorder (a global by nature), installed once.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Only an empty bucket list is refused; BUCKETS is not empty.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests embedding the app); ours then
             // renders empty, which is harmless.
@@ -32,14 +45,21 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// How long `/readyz` waits for the database: a probe must answer before its own timeout, and a
+/// database that takes longer is not one to send traffic to.
+const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Ready when the database answers and a key can sign.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let database = app.store.ping().await;
+    let database = matches!(
+        tokio::time::timeout(READY_DB_TIMEOUT, app.store.ping()).await,
+        Ok(Ok(()))
+    );
     let signer = app.keyring.signer(app.clock.now()).is_some();
-    let ok = database.is_ok() && signer;
+    let ok = database && signer;
     let body = json!({
         "status": if ok { "ready" } else { "not_ready" },
-        "database": if database.is_ok() { "ok" } else { "unreachable" },
+        "database": if database { "ok" } else { "unreachable" },
         "signing_key": if signer { "ok" } else { "missing" },
     });
     let status = if ok {
@@ -50,21 +70,77 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
+/// The Prometheus text, to whoever `KEYWARD_METRICS_ACCESS` lets in; the gauges that describe
+/// the present (pool, key ages) are computed at the scrape, so none goes stale.
+pub async fn metrics(
+    State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refusal) = app.config.metrics_access.admit(client, authorization) {
+        return refused(refusal).into_response();
+    }
+    let mut text = app.metrics.render();
+    scrape_gauges(&app, &mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-pub async fn count_requests(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("keyward_http_requests_total", "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("keyward_http_request_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
-    response
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::NotLoopback => ApiError::Forbidden {
+            code: "metrics_loopback_only",
+            message: "/metrics answers only clients on the server's own host (KEYWARD_METRICS_ACCESS=loopback); scrape from there, or set KEYWARD_METRICS_ACCESS=token with KEYWARD_METRICS_TOKEN".into(),
+        },
+        Refusal::MissingToken => ApiError::Unauthenticated {
+            code: "metrics_token_required",
+            message: "/metrics needs 'Authorization: Bearer <KEYWARD_METRICS_TOKEN>' (KEYWARD_METRICS_ACCESS=token)".into(),
+        },
+        Refusal::WrongToken => ApiError::Unauthenticated {
+            code: "metrics_token_invalid",
+            message: "the bearer is not this server's KEYWARD_METRICS_TOKEN".into(),
+        },
+    }
+}
+
+/// Database pool use and signing-key ages, appended in the exposition format.
+fn scrape_gauges(app: &AppState, out: &mut String) {
+    use std::fmt::Write;
+    let pool = app.store.pool_stats();
+    let _ = writeln!(
+        out,
+        "# HELP keyward_db_pool_connections Database connections by state.\n\
+         # TYPE keyward_db_pool_connections gauge\n\
+         keyward_db_pool_connections{{state=\"idle\"}} {}\n\
+         keyward_db_pool_connections{{state=\"in_use\"}} {}\n\
+         # HELP keyward_db_pool_max_connections The pool's connection limit.\n\
+         # TYPE keyward_db_pool_max_connections gauge\n\
+         keyward_db_pool_max_connections {}",
+        pool.idle,
+        pool.size.saturating_sub(pool.idle),
+        pool.max
+    );
+    let now = app.clock.now();
+    let _ = writeln!(
+        out,
+        "# HELP keyward_signing_key_age_seconds Seconds since each signing key was published.\n\
+         # TYPE keyward_signing_key_age_seconds gauge"
+    );
+    for (row, phase) in app.keyring.list(now) {
+        // kids are generated (or a fingerprint of the operator's key): no quoting needed, but
+        // a stray quote or backslash must not break the exposition.
+        let kid: String = row
+            .kid
+            .chars()
+            .filter(|c| !matches!(c, '"' | '\\' | '\n'))
+            .collect();
+        let _ = writeln!(
+            out,
+            "keyward_signing_key_age_seconds{{kid=\"{kid}\",state=\"{}\"}} {}",
+            phase.as_str(),
+            (now - row.published_at).max(0)
+        );
+    }
 }

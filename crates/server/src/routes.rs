@@ -261,7 +261,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(from_fn_with_state(state.clone(), crate::people::csrf::guard))
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::people::csrf::guard,
+        ))
         .layer(axum::middleware::map_response_with_state(
             headers,
             crate::headers::apply,
@@ -269,14 +272,13 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             request_guards::reject_undecodable_path,
         ))
-        .layer(axum::middleware::from_fn(ops::count_requests))
         // The span names the path, not the URI: query strings carry authorization codes, states
         // and user codes (/auth/<provider>/callback?code=…, /device?user_code=…).
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<_>| tracing::debug_span!("http", path = %req.uri().path()),
+        ))
+        // Outermost: the request id, access log line and HTTP metrics cover every answer.
+        .layer(axum::middleware::from_fn(crate::request_id::observe))
         .with_state(state)
 }
 
@@ -289,6 +291,7 @@ async fn method_not_allowed() -> impl IntoResponse {
         error: "method_not_allowed".into(),
         message: "this path does not accept that HTTP method".into(),
         field: None,
+        request_id: None,
     };
     (StatusCode::METHOD_NOT_ALLOWED, Json(body))
 }

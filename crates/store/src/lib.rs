@@ -317,6 +317,14 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// Everything Keyward persists. Implemented by [`SqliteStore`] and [`PostgresStore`].
+/// Connections of the database pool: open (`size`, of which `idle` are unused) and the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[async_trait]
 pub trait Store:
     WorkloadStore
@@ -340,6 +348,8 @@ pub trait Store:
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<()>;
+    /// The connection pool's use at this moment, for `/metrics`.
+    fn pool_stats(&self) -> PoolStats;
 
     // People and organizations.
     async fn user_count(&self) -> Result<i64>;

@@ -57,6 +57,9 @@ pub struct GatewayRunArgs {
     /// from the database (managed through /api/v1/gateway/routes).
     #[arg(long, env = "KEYWARD_GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: `text` for people, `json` (one object a line) for log pipelines.
+    #[arg(long, env = "KEYWARD_LOG_FORMAT", value_enum, default_value_t = super::serve::LogFormat::Text)]
+    pub log_format: super::serve::LogFormat,
     /// Address of the admin listener (/metrics and /healthz, plain HTTP).
     #[arg(
         long,
@@ -176,7 +179,7 @@ fn settings(args: GatewayRunArgs) -> GatewaySettings {
 }
 
 async fn serve(args: GatewayRunArgs) -> anyhow::Result<ExitCode> {
-    super::serve::init_logging();
+    super::serve::init_logging(args.log_format);
     keyward_gateway::run(settings(args), print_ready, super::serve::shutdown_signal())
         .await
         .context("keyward gateway failed")?;

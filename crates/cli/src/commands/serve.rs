@@ -69,17 +69,42 @@ pub struct ServeArgs {
     /// A file holding seconds to add to the server's clock; end-to-end tests move time with it.
     #[arg(long, env = "KEYWARD_TEST_CLOCK_FILE", hide = true)]
     pub test_clock_file: Option<std::path::PathBuf>,
+    /// Log lines on stderr: `text` for people, `json` (one object a line) for log pipelines.
+    #[arg(long, env = "KEYWARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Who may read /metrics: `loopback` (clients on this host, after --trusted-proxies),
+    /// `token` (the bearer KEYWARD_METRICS_TOKEN) or `public` (default loopback).
+    #[arg(long, env = "KEYWARD_METRICS_ACCESS")]
+    pub metrics_access: Option<String>,
+    /// The bearer /metrics requires with --metrics-access token (at least 24 characters).
+    #[arg(long, env = "KEYWARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
-pub(crate) fn init_logging() {
-    // JSON lines on stderr; stdout carries only the banner, so scripts can read it.
+/// The format of log lines on stderr (`--log-format`, `KEYWARD_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+pub(crate) fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    // Logs on stderr; stdout carries only the banner, so scripts can read it.
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // Each request's lines carry its span (request_id, method, route): nested under "span" in
+    // JSON, as a `request{…}:` prefix in text.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 pub(crate) fn raw_rotation(r: &RotationArgs, raw: &mut RawServerConfig) {
@@ -92,7 +117,7 @@ pub(crate) fn raw_rotation(r: &RotationArgs, raw: &mut RawServerConfig) {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
+    init_logging(args.log_format);
     let mut raw = RawServerConfig {
         listen: Some(args.listen),
         data_dir: Some(args.storage.data_dir),
@@ -121,6 +146,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_pat_ttl: args.max_pat_ttl,
         test_clock_file: args.test_clock_file,
         recordings: args.recordings.recordings,
+        metrics_access: args.metrics_access,
+        metrics_token: args.metrics_token,
         ..Default::default()
     };
     raw_rotation(&args.rotation, &mut raw);

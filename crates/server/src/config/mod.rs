@@ -2,6 +2,7 @@
 //! [`RawServerConfig`]; [`RawServerConfig::validate`] turns that into a [`ServerConfig`] or an
 //! error that names the setting at fault.
 
+pub mod metrics_access;
 pub mod provider;
 pub mod sso;
 
@@ -76,6 +77,10 @@ pub struct RawServerConfig {
     /// `file:///…` or `s3://…`; `off`; unset is `<data-dir>/sessions`). Shared with
     /// `keyward gateway`, which writes them; the server reads them.
     pub recordings: Option<String>,
+    /// `KEYWARD_METRICS_ACCESS`: who may read `/metrics` (`loopback`, `token`, `public`).
+    pub metrics_access: Option<String>,
+    /// `KEYWARD_METRICS_TOKEN`: the bearer `/metrics` asks for under `token` access.
+    pub metrics_token: Option<String>,
 }
 
 /// The CLI device flow of the `local` provider.
@@ -122,6 +127,8 @@ pub struct ServerConfig {
     /// `KEYWARD_RECORDINGS`: the gateway's session recordings; `None` when recording is off.
     /// One organization's sessions are `within(<org id>)`.
     pub recordings: Option<keyward_recording::Storage>,
+    /// `KEYWARD_METRICS_ACCESS` with its token.
+    pub metrics_access: metrics_access::MetricsAccess,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -147,6 +154,7 @@ impl std::fmt::Debug for ServerConfig {
                     .as_ref()
                     .map(keyward_recording::Storage::describe),
             )
+            .field("metrics_access", &self.metrics_access)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +197,8 @@ pub enum ConfigError {
     TrustedProxies(String),
     #[error("--recordings / KEYWARD_RECORDINGS: {0}")]
     Recordings(String),
+    #[error("{0}")]
+    MetricsAccess(String),
     #[error(transparent)]
     Auth(#[from] ProviderError),
 }
@@ -335,6 +345,11 @@ impl RawServerConfig {
         let recordings =
             keyward_recording::Storage::from_setting(self.recordings.as_deref(), &data_dir)
                 .map_err(|e| ConfigError::Recordings(e.to_string()))?;
+        let metrics_access = metrics_access::MetricsAccess::from_settings(
+            self.metrics_access.as_deref(),
+            self.metrics_token.as_deref(),
+        )
+        .map_err(ConfigError::MetricsAccess)?;
         Ok(ServerConfig {
             listen,
             data_dir,
@@ -358,6 +373,7 @@ impl RawServerConfig {
             max_pat_ttl,
             test_clock_file: self.test_clock_file,
             recordings,
+            metrics_access,
         })
     }
 }

@@ -250,5 +250,7 @@ pub(crate) async fn issue(
         .await?;
     metrics::counter!("keyward_workload_tokens_minted_total", "cloud" => audience.cloud())
         .increment(1);
+    // Audiences come from the organization's configs, so the label set stays small.
+    metrics::counter!("keyward_tokens_minted_total", "audience" => claims.aud.clone()).increment(1);
     Ok((token, claims))
 }
