@@ -37,8 +37,9 @@ pub struct ExportedEvent {
 impl ExportedEvent {
     pub fn from_row(row: &AuditRow, at: String) -> Self {
         let parsed = serde_json::from_str::<serde_json::Value>(&row.data).ok();
+        let canonical = parsed.as_ref().map(serde_json::Value::to_string);
         let (data, data_text) = match parsed {
-            Some(v) if v.to_string() == row.data => (v, None),
+            Some(v) if canonical.as_deref() == Some(row.data.as_str()) => (v, None),
             _ => (serde_json::Value::Null, Some(row.data.clone())),
         };
         Self {
