@@ -5,8 +5,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    approval, audit, automations, cloudsim, doctor, env, gateway, keys, llm, people, rbac, run,
-    secrets, serve, session, tokens, wi,
+    approval, audit, automations, cloudsim, doctor, env, gateway, keys, llm, master_key, people,
+    rbac, run, secrets, serve, session, tokens, wi,
 };
 use crate::common_args::PeopleArgs;
 
@@ -29,6 +29,8 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Work with the audit log: verify the chain (on the database directly) or list events (over the API).
     Audit(audit::AuditArgs),
+    /// Operator tasks on the database directly, servers stopped (master-key rotation).
+    Admin(master_key::AdminArgs),
     /// Run the gateway: an enforcing reverse proxy (identity, Cedar policy, credential injection,
     /// streaming, audit) in front of LLM APIs, MCP servers and internal APIs.
     Gateway(Box<gateway::GatewayArgs>),

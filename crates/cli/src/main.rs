@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(*args).await,
             Command::Keys(args) => commands::keys::run(args).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Admin(args) => commands::master_key::run(args).await,
             Command::Gateway(args) => commands::gateway::run(*args).await,
             Command::Cloudsim(args) => commands::cloudsim::run(*args).await,
             Command::Run(args) => commands::run::run(args).await,

@@ -54,6 +54,8 @@ pub enum ServeError {
     },
     #[error("master key: {0}")]
     MasterKey(#[from] CryptoError),
+    #[error("master key: {0}")]
+    MasterKeyState(#[from] keyward_store::master_keys::AdmitError),
     #[error("database: {0}")]
     Store(#[from] keyward_store::StoreError),
     #[error("signing keys: {0}")]
@@ -102,9 +104,11 @@ pub async fn open_storage(
             path: data_dir.to_owned(),
             source,
         })?;
-    let master = Arc::new(MasterKey::load_or_create(master_key, data_dir)?);
+    let mut master = MasterKey::load_or_create(master_key, data_dir)?;
     let store = keyward_store::open(database_url, data_dir).await?;
-    Ok((store, master))
+    // A retired key, or an unfinished rotation, is refused before anything is read or sealed.
+    keyward_store::master_keys::admit(store.as_ref(), &mut master).await?;
+    Ok((store, Arc::new(master)))
 }
 
 /// Runs the server until `shutdown` resolves, then drains connections. `on_ready` receives

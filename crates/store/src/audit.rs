@@ -31,6 +31,8 @@ const AUDIT_KEY_LABEL: &[u8] = b"keyward audit chain v1";
 #[derive(Clone)]
 pub struct AuditKey {
     key: hmac::Key,
+    /// The key's bytes, kept only so a master-key rotation can store them sealed.
+    seed: std::sync::Arc<zeroize::Zeroizing<Vec<u8>>>,
     master_id: String,
 }
 
@@ -47,10 +49,32 @@ impl AuditKey {
     /// messages (it is not secret).
     pub(crate) fn derive(master: &[u8], master_id: String) -> Self {
         let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master), AUDIT_KEY_LABEL);
+        Self::from_seed(tag.as_ref(), master_id)
+    }
+
+    /// The key from its bytes as [`AuditKey::seed`] gave them (stored sealed in the database).
+    pub(crate) fn from_seed(seed: &[u8], master_id: String) -> Self {
         Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, seed),
+            seed: std::sync::Arc::new(zeroize::Zeroizing::new(seed.to_vec())),
             master_id,
         }
+    }
+
+    /// The key's bytes, to be sealed under a new master key; never to be shown or logged.
+    pub(crate) fn seed(&self) -> &[u8] {
+        &self.seed
+    }
+
+    /// A keyed MAC of `label` and `parts` (length-prefixed), for records outside the chain
+    /// such as the end of an export.
+    pub fn mac(&self, label: &str, parts: &[&str]) -> String {
+        let mut buf = Vec::new();
+        for field in std::iter::once(label).chain(parts.iter().copied()) {
+            buf.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            buf.extend_from_slice(field.as_bytes());
+        }
+        hex::encode(hmac::sign(&self.key, &buf).as_ref())
     }
 
     /// The id of the master key this key was derived from.
@@ -250,6 +274,16 @@ impl<'k> ChainVerifier<'k> {
             checked: 0,
             unkeyed: 0,
             keyed_at: None,
+        }
+    }
+
+    /// A verifier for a chain that starts after event `prev_seq` with hash `prev_hash` (an
+    /// export that begins mid-chain).
+    pub fn resume(key: &'k AuditKey, prev_seq: i64, prev_hash: String) -> Self {
+        Self {
+            prev_seq,
+            prev_hash,
+            ..Self::new(key)
         }
     }
 

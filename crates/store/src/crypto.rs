@@ -44,6 +44,8 @@ pub enum Aad<'a> {
     SigningKey { kid: &'a str },
     /// A person's TOTP secret: `totp:<user>`.
     Totp { user: UserId },
+    /// The audit chain's key, kept sealed so it outlives a master-key rotation: `audit_key:`.
+    AuditKey,
 }
 
 impl Aad<'_> {
@@ -55,6 +57,7 @@ impl Aad<'_> {
             Aad::SecretProvider { .. } => "secret_provider:",
             Aad::SigningKey { .. } => "signing_key:",
             Aad::Totp { .. } => "totp:",
+            Aad::AuditKey => "audit_key:",
         }
     }
 
@@ -65,6 +68,7 @@ impl Aad<'_> {
             Aad::SecretProvider { id } => id.to_string(),
             Aad::SigningKey { kid } => (*kid).to_owned(),
             Aad::Totp { user } => user.to_string(),
+            Aad::AuditKey => String::new(),
         };
         format!("{}{rest}", self.prefix()).into_bytes()
     }
@@ -204,6 +208,21 @@ impl MasterKey {
 
     pub fn id_hex(&self) -> String {
         hex::encode(self.id)
+    }
+
+    /// The id of the master key `sealed` was sealed with, or `None` when it is not sealed data.
+    pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
+        let header = MAGIC.len() + KEY_ID_LEN;
+        if sealed.len() < header || &sealed[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        Some(hex::encode(&sealed[MAGIC.len()..header]))
+    }
+
+    /// Replaces the derived audit key with the one stored sealed in the database, which a
+    /// master-key rotation carries over unchanged (see [`crate::master_keys`]).
+    pub fn set_audit_key(&mut self, key: crate::audit::AuditKey) {
+        self.audit = key;
     }
 
     /// The key of the audit chain's links (see [`crate::audit`]).
@@ -354,6 +373,7 @@ mod tests {
             Aad::Totp {
                 user: UserId(ids[0]),
             },
+            Aad::AuditKey,
         ];
         for aad in &all {
             match aad {
@@ -361,7 +381,8 @@ mod tests {
                 | Aad::Resolved { .. }
                 | Aad::SecretProvider { .. }
                 | Aad::SigningKey { .. }
-                | Aad::Totp { .. } => {}
+                | Aad::Totp { .. }
+                | Aad::AuditKey => {}
             }
         }
         all
@@ -383,6 +404,7 @@ mod tests {
                 format!("secret_provider:{a}"),
                 "signing_key:k1".to_owned(),
                 format!("totp:{a}"),
+                "audit_key:".to_owned(),
             ]
         );
     }

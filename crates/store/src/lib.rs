@@ -7,9 +7,11 @@
 mod approval_watch;
 pub mod approvals;
 pub mod audit;
+pub mod audit_export;
 pub mod crypto;
 pub mod gateway;
 pub mod links;
+pub mod master_keys;
 pub mod model;
 mod postgres;
 pub mod rbac;
@@ -22,6 +24,7 @@ mod sql_gateway;
 mod sql_guards;
 mod sql_keys;
 mod sql_links;
+mod sql_master;
 mod sql_people;
 mod sql_rbac;
 mod sql_secrets;
@@ -340,6 +343,7 @@ pub trait Store:
     + GatewayStore
     + ApprovalStore
     + SessionStore
+    + master_keys::MasterKeyStore
     + Send
     + Sync
     + 'static

@@ -107,6 +107,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0013_gateway_sessions.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            14,
+            Cow::Borrowed("master_keys"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0014_master_keys.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -138,6 +145,7 @@ crate::sql::impl_store!(
 );
 crate::sql_tokens::impl_token_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_keys::impl_key_store!(store = PostgresStore, db = sqlx::Postgres);
+crate::sql_master::impl_master_key_store!(store = PostgresStore, db = sqlx::Postgres);
 crate::sql_audit::impl_audit_store!(
     store = PostgresStore,
     db = sqlx::Postgres,

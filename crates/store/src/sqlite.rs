@@ -114,6 +114,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0013_gateway_sessions.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            14,
+            Cow::Borrowed("master_keys"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0014_master_keys.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 
@@ -155,6 +162,7 @@ impl SqliteStore {
 crate::sql::impl_store!(store = SqliteStore, db = sqlx::Sqlite, backend = "sqlite");
 crate::sql_tokens::impl_token_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_keys::impl_key_store!(store = SqliteStore, db = sqlx::Sqlite);
+crate::sql_master::impl_master_key_store!(store = SqliteStore, db = sqlx::Sqlite);
 crate::sql_audit::impl_audit_store!(
     store = SqliteStore,
     db = sqlx::Sqlite,

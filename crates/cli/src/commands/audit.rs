@@ -1,8 +1,9 @@
 //! `keyward audit`: verify the hash chain on the database directly, or read events over the API.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keyward_client::AuditQuery;
 use time::format_description::well_known::Rfc3339;
 
@@ -18,9 +19,32 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the whole hash chain; exits 1 and names the first broken event if it was altered.
+    /// With --file, checks an export instead (and names the first broken line).
     Verify {
         #[command(flatten)]
         storage: StorageArgs,
+        /// An export written by `keyward audit export`, checked offline against the audit key.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write events as JSON lines (to stdout or --output), each carrying its hash and the previous
+    /// event's, ending with a record that seals the export; works on the database directly.
+    Export {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// From the first event at or after this time: RFC 3339, or a duration back from now
+        /// (90s, 15m, 24h, 7d).
+        #[arg(long)]
+        since: String,
+        /// Up to the first event at or after this time (RFC 3339 or a duration back from now).
+        #[arg(long)]
+        until: Option<String>,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write to this file (0600) instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// The organization's events over the API, oldest first (one page; `--after` for the next).
     List {
@@ -46,8 +70,28 @@ pub enum AuditCommand {
     },
 }
 
+/// Formats of `keyward audit export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
 pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        AuditCommand::Export {
+            storage,
+            since,
+            until,
+            format: ExportFormat::Jsonl,
+            output,
+        } => {
+            super::audit_export::export(&storage, &since, until.as_deref(), output.as_deref()).await
+        }
+        AuditCommand::Verify {
+            storage,
+            file: Some(file),
+        } => super::audit_export::verify_file(&storage, &file).await,
         AuditCommand::List {
             api,
             kind,
@@ -84,7 +128,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { storage } => {
+        AuditCommand::Verify {
+            storage,
+            file: None,
+        } => {
             // Offline: the database and the master key (KEYWARD_MASTER_KEY or the key file in
             // the data directory) are all it takes; no server needs to run.
             storage.ensure_existing()?;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod approval;
 pub mod audit;
+pub mod audit_export;
 pub mod automations;
 pub mod cloudsim;
 pub mod doctor;
@@ -10,6 +11,7 @@ pub mod env;
 pub mod gateway;
 pub mod keys;
 pub mod llm;
+pub mod master_key;
 pub mod people;
 pub mod rbac;
 pub mod run;
