@@ -20,6 +20,7 @@ mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
+mod console;
 mod docs_examples;
 mod doctor;
 mod edge_hardening;

@@ -62,6 +62,13 @@ impl ApiError {
         ApiError::Internal(detail.to_string())
     }
 
+    /// The status and the message people may read (an internal error's detail is logged, not
+    /// returned): for the console's error pages.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        let (status, body) = self.parts();
+        (status, body.message)
+    }
+
     /// The `Retry-After` seconds this error answers with, if any.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
