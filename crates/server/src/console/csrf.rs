@@ -2,31 +2,26 @@
 //! session it was made for, and dies with it), put in a hidden `csrf` field of every form, and
 //! compared in constant time by the permission layer on every console POST.
 
-use axum::http::StatusCode;
-use axum::response::Response;
-
-use super::render::message;
 use crate::people::local;
 
 /// The form field the token travels in.
 pub const FIELD: &str = "csrf";
 
-/// Whether the urlencoded `form` carries the token of session `session`; the refusal page if
-/// not.
-pub fn check(session: &str, form: &[u8]) -> Result<(), Response> {
+/// Whether the urlencoded `form` carries the token of session `session`; if not, what the
+/// refusal page says.
+pub fn check(session: &str, form: &[u8]) -> Result<(), &'static str> {
     let given = form_urlencoded::parse(form)
         .find(|(k, _)| k == FIELD)
         .map(|(_, v)| v.into_owned());
-    let text = match given {
-        Some(token) if local::csrf_matches(session, &token) => return Ok(()),
-        Some(_) => {
-            "This form carries a CSRF token of another session (it is stale, or it came from another site). Nothing was changed: reload the page and send the form again."
-        }
-        None => {
-            "This form has no CSRF token, so it may come from another site. Nothing was changed: open the page in the console and send the form from there."
-        }
-    };
-    Err(message(StatusCode::FORBIDDEN, "Form refused", text, true))
+    match given {
+        Some(token) if local::csrf_matches(session, &token) => Ok(()),
+        Some(_) => Err(
+            "This form carries a CSRF token of another session (it is stale, or it came from another site). Nothing was changed: reload the page and send the form again.",
+        ),
+        None => Err(
+            "This form has no CSRF token, so it may come from another site. Nothing was changed: open the page in the console and send the form from there.",
+        ),
+    }
 }
 
 #[cfg(test)]

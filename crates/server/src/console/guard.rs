@@ -69,8 +69,8 @@ impl Ctx {
                 _ => false,
             })
             .map(|(href, label, _)| NavItem {
-                href: *href,
-                label: *label,
+                href,
+                label,
                 current: *href == current,
             })
             .collect();
@@ -141,9 +141,9 @@ pub async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> 
                 );
             }
         };
-        if let Err(refused) = csrf::check(&cookie_value, &bytes) {
+        if let Err(text) = csrf::check(&cookie_value, &bytes) {
             tracing::warn!(path = %parts.uri.path(), "refused a console form without this session's CSRF token");
-            return refused;
+            return message(StatusCode::FORBIDDEN, "Form refused", text, true);
         }
         Request::from_parts(parts, Body::from(bytes))
     } else {
