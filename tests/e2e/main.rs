@@ -21,6 +21,7 @@ mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
+mod console;
 mod docs_examples;
 mod doctor;
 mod edge_hardening;

@@ -104,8 +104,25 @@ async fn resolve(
             message: "this runtime endpoint takes an automation token (create one with POST /api/v1/automations/{id}/tokens), not a person's token".into(),
         }),
         (_, TokenKind::Automation, _) => Err(wrong_kind()),
-        (Need::Person, TokenKind::Personal, _) => {
-            let principal = person(&found)?;
+        (_, TokenKind::Personal, _) => person_caller(app, need, person(&found)?, headers, ip, now).await,
+    }
+}
+
+/// A person's [`Caller`] for a route needing `need`: the organization the headers select, and
+/// the role check. The API (bearer tokens) and the console (session cookies) both decide here.
+pub async fn person_caller(
+    app: &AppState,
+    need: Need,
+    principal: Principal,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Caller, ApiError> {
+    match need {
+        Need::Public | Need::Automation => Err(ApiError::internal(
+            "public and runtime routes have no person caller",
+        )),
+        Need::Person => {
             let org = select_org(app, &principal, headers, false).await?;
             Ok(Caller {
                 principal,
@@ -114,10 +131,11 @@ async fn resolve(
                 now,
             })
         }
-        (Need::Feature(feature, level) | Need::Entity(_, feature, level), TokenKind::Personal, _) => {
-            let principal = person(&found)?;
+        Need::Feature(feature, level) | Need::Entity(_, feature, level) => {
             let org = select_org(app, &principal, headers, true).await?;
-            let ctx = org.as_ref().ok_or_else(|| ApiError::internal("organization required"))?;
+            let ctx = org
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("organization required"))?;
             if !ctx.role.allows(feature, level) && !crate::rbac::feature_check_deferred(need) {
                 return Err(ApiError::Forbidden {
                     code: "forbidden",

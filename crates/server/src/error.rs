@@ -79,6 +79,13 @@ impl ApiError {
         }
     }
 
+    /// The status and the message people may read (an internal error's detail is logged, not
+    /// returned): for the console's error pages.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        let (status, body) = self.parts();
+        (status, body.message)
+    }
+
     /// The `Retry-After` seconds this error answers with, if any.
     pub fn retry_after(&self) -> Option<u64> {
         match self {

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod headers;

@@ -43,49 +43,49 @@ macro_rules! table {
     };
 }
 
-const GATEWAY_READ: Need = Need::Feature(Feature::Gateway, Level::Read);
-const GATEWAY_MANAGE: Need = Need::Feature(Feature::Gateway, Level::Manage);
-const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
-const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
+pub(crate) const GATEWAY_READ: Need = Need::Feature(Feature::Gateway, Level::Read);
+pub(crate) const GATEWAY_MANAGE: Need = Need::Feature(Feature::Gateway, Level::Manage);
+pub(crate) const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
+pub(crate) const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
 /// One automation (`{id}`): hidden when private and not shared with the caller.
-const AUTOMATION_VIEW: Need = Need::Entity(
+pub(crate) const AUTOMATION_VIEW: Need = Need::Entity(
     Entity::Automation(None),
     Feature::CrewsDashboards,
     Level::Read,
 );
 /// Changing one automation: `crews_dashboards: manage`, or a `manage_settings` grant on it
 /// ("edit, redeploy, rollback, or delete the automation").
-const AUTOMATION_SETTINGS: Need = Need::Entity(
+pub(crate) const AUTOMATION_SETTINGS: Need = Need::Entity(
     Entity::Automation(Some(AutomationPermission::ManageSettings)),
     Feature::CrewsDashboards,
     Level::Manage,
 );
-const AUTOMATION_ENV_READ: Need = Need::Entity(
+pub(crate) const AUTOMATION_ENV_READ: Need = Need::Entity(
     Entity::Automation(None),
     Feature::EnvironmentVariables,
     Level::Read,
 );
 /// Assigning variables is editing the automation's settings, so `manage_settings` allows it too.
-const AUTOMATION_ENV_MANAGE: Need = Need::Entity(
+pub(crate) const AUTOMATION_ENV_MANAGE: Need = Need::Entity(
     Entity::Automation(Some(AutomationPermission::ManageSettings)),
     Feature::EnvironmentVariables,
     Level::Manage,
 );
-const ENV_VAR_READ: Need = Need::Entity(
+pub(crate) const ENV_VAR_READ: Need = Need::Entity(
     Entity::EnvironmentVariable,
     Feature::EnvironmentVariables,
     Level::Read,
 );
-const ENV_VAR_MANAGE: Need = Need::Entity(
+pub(crate) const ENV_VAR_MANAGE: Need = Need::Entity(
     Entity::EnvironmentVariable,
     Feature::EnvironmentVariables,
     Level::Manage,
 );
-const LLM_ONE_READ: Need =
+pub(crate) const LLM_ONE_READ: Need =
     Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Read);
-const LLM_ONE_WRITE: Need =
+pub(crate) const LLM_ONE_WRITE: Need =
     Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Write);
-const LLM_ONE_MANAGE: Need = Need::Entity(
+pub(crate) const LLM_ONE_MANAGE: Need = Need::Entity(
     Entity::LlmConnection,
     Feature::LlmConnections,
     Level::Manage,
@@ -94,21 +94,21 @@ const LLM_ONE_MANAGE: Need = Need::Entity(
 // organization configuration, so `organization_settings: manage` (Member: none). Seeing who is
 // in the organization and which roles exist, and adding or removing people, is the
 // `invitations` feature ("invite new members to the organization"; Member: read).
-const MEMBERS_READ: Need = Need::Feature(Feature::Invitations, Level::Read);
-const MEMBERS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
-const ROLES_MANAGE: Need = Need::Feature(Feature::OrganizationSettings, Level::Manage);
-const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
-const WI_READ: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Read);
-const WI_WRITE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Write);
-const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Manage);
-const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
-const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
-const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Manage);
-const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
-const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
-const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
-const INVITATIONS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
-const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
+pub(crate) const MEMBERS_READ: Need = Need::Feature(Feature::Invitations, Level::Read);
+pub(crate) const MEMBERS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
+pub(crate) const ROLES_MANAGE: Need = Need::Feature(Feature::OrganizationSettings, Level::Manage);
+pub(crate) const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
+pub(crate) const WI_READ: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Read);
+pub(crate) const WI_WRITE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Write);
+pub(crate) const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Manage);
+pub(crate) const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
+pub(crate) const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
+pub(crate) const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Manage);
+pub(crate) const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
+pub(crate) const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
+pub(crate) const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
+pub(crate) const INVITATIONS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
+pub(crate) const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
 
 /// The whole API surface.
 pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
@@ -238,7 +238,12 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 /// The application: every row of [`table`] behind its permission check.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
-    for (decl, handler) in table() {
+    // The console's pages decide their declared needs the same way, from the session cookie.
+    let api = table().into_iter().map(|(d, h)| (d, h, false));
+    let console = crate::console::table()
+        .into_iter()
+        .map(|(d, h)| (d, h, true));
+    for (decl, handler, is_console) in api.chain(console) {
         let guard = Guard {
             app: state.clone(),
             need: decl.need,
@@ -250,7 +255,11 @@ pub fn app(state: AppState) -> Router {
         } else {
             state.config.max_body_bytes
         };
-        let handler: MethodRouter<AppState> = handler.layer(from_fn_with_state(guard, authorize));
+        let handler: MethodRouter<AppState> = if is_console {
+            handler.layer(from_fn_with_state(guard, crate::console::guard::authorize))
+        } else {
+            handler.layer(from_fn_with_state(guard, authorize))
+        };
         let handler: MethodRouter<AppState> = handler.layer(DefaultBodyLimit::max(limit));
         let handler: MethodRouter<AppState> =
             handler.layer(from_fn_with_state(limit, request_guards::read_body));

@@ -201,6 +201,15 @@ pub trait PeopleStore: Send + Sync {
     /// The person of a live session.
     async fn web_session_user(&self, hash: &str, now: i64) -> Result<Option<UserRow>>;
     async fn delete_web_session(&self, hash: &str) -> Result<()>;
+    /// The person of a live session, whose deadline then slides to `now + idle` (never past
+    /// `created_at + max_age`): an unused session ends after `idle` seconds.
+    async fn touch_web_session(
+        &self,
+        hash: &str,
+        now: i64,
+        idle: i64,
+        max_age: i64,
+    ) -> Result<Option<UserRow>>;
 
     /// Counts one event under `key` in the fixed window of `window` seconds holding `now`, and
     /// returns the count so far in that window. Shared by every replica.

@@ -162,6 +162,8 @@ pub struct AuditFilter {
     /// members (`user:<id>` actors) from when they joined; `None` for all.
     pub visible_to_org: Option<OrgId>,
     pub kind: Option<String>,
+    /// Only events of this actor (`user:<id>`, `automation:<id>`, …).
+    pub actor: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub after_seq: Option<i64>,

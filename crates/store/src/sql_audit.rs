@@ -109,7 +109,7 @@ macro_rules! impl_audit_store {
                                  AND audit_events.at_ms >= m.created_at * 1000)))) \
                          AND ($2 IS NULL OR kind = $2) \
                          AND ($3 IS NULL OR at_ms >= $3) AND ($4 IS NULL OR at_ms < $4) \
-                         AND seq > $5 ORDER BY seq LIMIT $6"
+                         AND seq > $5 AND ($7 IS NULL OR actor = $7) ORDER BY seq LIMIT $6"
                     );
                     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(f.visible_to_org.map(|o| o.to_string()))
@@ -118,6 +118,7 @@ macro_rules! impl_audit_store {
                         .bind(f.until_ms)
                         .bind(f.after_seq.unwrap_or(0))
                         .bind(f.limit)
+                        .bind(f.actor.as_deref())
                         .fetch_all(&self.pool)
                         .await?;
                     rows.iter().map(audit_row).collect()

@@ -259,6 +259,28 @@ macro_rules! impl_people_store {
                     .transpose()
                 }
 
+                async fn touch_web_session(
+                    &self,
+                    hash: &str,
+                    now: i64,
+                    idle: i64,
+                    max_age: i64,
+                ) -> Result<Option<UserRow>> {
+                    // One statement for both backends (no LEAST/MIN), and only a live session
+                    // moves: an expired one stays expired.
+                    sqlx::query(
+                        "UPDATE web_sessions SET expires_at = CASE WHEN created_at + $4 < $2 + $3 \
+                         THEN created_at + $4 ELSE $2 + $3 END WHERE hash = $1 AND expires_at > $2",
+                    )
+                    .bind(hash)
+                    .bind(now)
+                    .bind(idle)
+                    .bind(max_age)
+                    .execute(&self.pool)
+                    .await?;
+                    self.web_session_user(hash, now).await
+                }
+
                 async fn delete_web_session(&self, hash: &str) -> Result<()> {
                     sqlx::query("DELETE FROM web_sessions WHERE hash = $1")
                         .bind(hash)

@@ -82,6 +82,7 @@ pub async fn list(
     let filter = AuditFilter {
         visible_to_org: Some(caller.org()?.id),
         kind: q.kind,
+        actor: None,
         since_ms: time_ms("since", q.since.as_deref())?,
         until_ms: time_ms("until", q.until.as_deref())?,
         after_seq: q.after,

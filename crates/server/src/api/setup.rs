@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use keyward_core::api::v1::{CreateToken, Org, SetupRequest, SetupResponse, TokenCreated};
 use keyward_core::permission::RoleGrants;
 use keyward_core::{OrgId, UserId, names};
@@ -15,6 +15,7 @@ use super::token_info;
 use crate::audit::{Auditor, kind};
 use crate::client_addr::ClientAddr;
 use crate::clock::to_datetime;
+use crate::console::render::{Layout, render};
 use crate::domain::tokens::new_token;
 use crate::error::{ApiError, ApiJson};
 use crate::people::throttle;
@@ -209,19 +210,24 @@ pub async fn complete(
     Ok((StatusCode::CREATED, Json(SetupResponse { org, token })))
 }
 
-const SETUP_HTML: &str = include_str!("setup.html");
+/// The page's one script: it reads the secret from the URL fragment and posts it. Inline (allowed
+/// by its hash alone) so that nothing else on the page can run.
+const SETUP_SCRIPT: &str = include_str!("setup.js");
 
-/// The page's policy: only its own inline script (by hash) runs, it talks only to this server,
-/// and nobody frames it — it shows the owner's first personal access token.
+#[derive(askama::Template)]
+#[template(path = "console/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    script: &'static str,
+}
+
+/// The page's policy: only its own inline script (by hash) and the console's stylesheet, it talks
+/// only to this server, and nobody frames it — it shows the owner's first personal access token.
 static SETUP_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let script = SETUP_HTML
-        .split_once("<script>")
-        .and_then(|(_, rest)| rest.split_once("</script>"))
-        .map_or("", |(script, _)| script);
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, script.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, SETUP_SCRIPT.as_bytes());
     let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
     format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'self'; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 });
 
@@ -229,12 +235,17 @@ static SETUP_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// send to the server or put in access logs; the page's script posts it to `/api/v1/setup`.
 /// `no-store`: the page ends up displaying the owner's token, which no cache may keep.
 pub async fn page() -> Response {
-    let mut response = Html(SETUP_HTML).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let mut response = render(
+        StatusCode::OK,
+        &SetupPage {
+            layout: Layout::bare("Set up Keyward"),
+            script: SETUP_SCRIPT,
+        },
+    );
     if let Ok(csp) = HeaderValue::from_str(&SETUP_CSP) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
 }

@@ -30,6 +30,14 @@ async fn find_member(
     Ok((found, all))
 }
 
+/// Everyone in the caller's organization, with their roles.
+pub(crate) async fn list_members(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<MemberRow>, ApiError> {
+    Ok(app.store.list_members(caller.org()?.id).await?)
+}
+
 /// The role a request names (name or id), as a 400 on `role` when the organization has none.
 pub(crate) async fn named_role(
     app: &AppState,

@@ -6,6 +6,7 @@ pub mod access;
 pub mod approval_service;
 pub mod approval_webhook;
 pub mod approvals;
+pub mod audit;
 pub mod automations;
 pub mod env_vars;
 pub mod gateway_routes;

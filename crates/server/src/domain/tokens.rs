@@ -85,6 +85,14 @@ fn check_lifetime(expires_in: Option<u64>, max: i64) -> Result<(), ApiError> {
     }
 }
 
+/// The caller's own personal access tokens (records only; the secrets are not kept).
+pub(crate) async fn list_personal_tokens(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<TokenRow>, ApiError> {
+    Ok(app.store.list_personal_tokens(caller.user()?).await?)
+}
+
 pub(crate) async fn create_personal_token(
     app: &AppState,
     caller: &Caller,

@@ -9,6 +9,9 @@ use crate::state::AppState;
 
 /// How long a console session lasts.
 pub const SESSION_TTL: i64 = 8 * 3600;
+/// How long a console session lasts unused: each request moves its end this far ahead (sliding),
+/// never past [`SESSION_TTL`]. An unattended browser stops being a signed-in one.
+pub const SESSION_IDLE: i64 = 30 * 60;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keyward_session";
 

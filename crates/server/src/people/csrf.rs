@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use url::Url;
 
-use super::html::{escape, page};
+use super::html::notice;
 use crate::config::TlsMode;
 use crate::state::AppState;
 
@@ -111,11 +111,7 @@ fn refusal_page(refused: &CrossSite) -> Response {
         "This form was sent from {}, not from this server ({}). Keyward accepts sign-in, sign-out and invitation forms only from its own pages: open this server's address yourself and try again there.",
         refused.from, refused.expected
     );
-    page(
-        axum::http::StatusCode::FORBIDDEN,
-        "Form refused",
-        &format!("<p class=\"error\">{}</p>", escape(&text)),
-    )
+    notice(axum::http::StatusCode::FORBIDDEN, "Form refused", &text)
 }
 
 #[cfg(test)]

@@ -1,54 +1,35 @@
-//! The server-rendered HTML of the sign-in and device pages: escaping, one page frame with its
-//! security headers, the error page and the redirect.
+//! The sign-in pages' message and error pages (on the console's templates) and the redirect.
 
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, set_retry_after};
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+/// A sign-in page saying what went wrong (the console's frame and headers).
+pub fn notice(status: StatusCode, title: &str, text: &str) -> Response {
+    crate::console::render::message(status, title, text, true)
 }
 
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    page_with_csp(
+/// A sign-in page saying what happened (not an error).
+pub fn info(status: StatusCode, title: &str, text: &str) -> Response {
+    crate::console::render::message(status, title, text, false)
+}
+
+/// [`notice`] with a link onwards.
+pub fn notice_with_link(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    href: &str,
+    label: &str,
+) -> Response {
+    crate::console::render::message_page(
+        crate::console::render::Layout::bare(title),
         status,
-        title,
-        body,
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        text,
+        true,
+        Some((href, label)),
     )
-}
-
-pub fn page_with_csp(status: StatusCode, title: &str, body: &str, csp: &'static str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Keyward</title>\
-         <meta name=\"viewport\" content=\"width=device-width\">\
-         <style>body{{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}\
-         input,button{{font:inherit;padding:.4rem;margin:.2rem 0}}input{{width:100%}}\
-         .error{{color:#a00}}code{{font-size:1.3rem;letter-spacing:.1rem}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title)
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 pub fn error_page(e: ApiError) -> Response {
@@ -67,11 +48,7 @@ pub fn error_page(e: ApiError) -> Response {
         }
         _ => "Something went wrong on the server; its log has the details.",
     };
-    let mut page = page(
-        status,
-        "Keyward",
-        &format!("<p class=\"error\">{message}</p>"),
-    );
+    let mut page = notice(status, "Keyward", message);
     if let Some(secs) = retry_after {
         set_retry_after(&mut page, secs);
     }
@@ -84,17 +61,4 @@ pub fn redirect(location: &str) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_text_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">'&"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
-        );
-    }
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::cookies::signed_in;
-use super::html::{error_page, escape, page, page_with_csp, redirect};
+use super::html::{error_page, notice, notice_with_link, redirect};
 use super::{local, passwords, throttle};
 use crate::audit::kind;
 use crate::caller::Caller;
@@ -44,15 +44,53 @@ pub struct CreateInvitation {
     expires_in: Option<i64>,
 }
 
+/// A created invitation. `url` carries the secret and is shown once, to the inviter.
+pub struct Invited {
+    pub email: String,
+    pub role: String,
+    pub org: keyward_core::OrgId,
+    pub expires_at: i64,
+    pub url: String,
+}
+
 /// `POST /api/v1/invitations`: the link is in the answer only.
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateInvitation>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    super::require_local(&app)?;
+    let invited = invite(
+        &app,
+        &caller,
+        &body.email,
+        body.role.as_deref(),
+        body.expires_in,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "email": invited.email,
+            "role": invited.role,
+            "organization": invited.org,
+            "expires_at": clock::rfc3339(invited.expires_at),
+            "invitation_url": invited.url,
+        })),
+    ))
+}
+
+/// Invites `email` to the caller's organization with `role` (Member when absent): the API's
+/// and the console's one way to do it.
+pub async fn invite(
+    app: &AppState,
+    caller: &Caller,
+    email: &str,
+    role: Option<&str>,
+    expires_in: Option<i64>,
+) -> Result<Invited, ApiError> {
+    super::require_local(app)?;
     let org = caller.org()?.clone();
-    let email = body.email.trim().to_lowercase();
+    let email = email.trim().to_lowercase();
     if !email.contains('@') || email.len() > 254 || email.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
             "email",
@@ -61,22 +99,17 @@ pub async fn create(
     }
     // The same rules as adding a member: any role of the organization (custom ones too), but none
     // that grants more than the inviter's own.
-    let role = members::named_role(
-        &app,
-        org.id,
-        body.role.as_deref().unwrap_or(RoleGrants::MEMBER),
-    )
-    .await?;
-    members::check_may_assign(&caller, &role, "grant")?;
+    let role = members::named_role(app, org.id, role.unwrap_or(RoleGrants::MEMBER)).await?;
+    members::check_may_assign(caller, &role, "grant")?;
     let role = role.name;
-    let ttl = body.expires_in.unwrap_or(DEFAULT_TTL);
+    let ttl = expires_in.unwrap_or(DEFAULT_TTL);
     if !(60..=MAX_TTL).contains(&ttl) {
         return Err(ApiError::invalid(
             "expires_in",
             format!("expires_in is in seconds, between 60 and {MAX_TTL}"),
         ));
     }
-    let issuer = super::local_issuer(&app)?;
+    let issuer = super::local_issuer(app)?;
     let public = app.config.public_url.clone().unwrap_or(issuer);
     let token =
         secret::generate_token("kwi_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
@@ -100,30 +133,44 @@ pub async fn create(
             json!({"email": email, "role": role, "expires_at": clock::rfc3339(row.expires_at)}),
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "email": email,
-            "role": role,
-            "organization": org.id,
-            "expires_at": clock::rfc3339(row.expires_at),
-            "invitation_url": format!("{public}/invite#token={token}"),
-        })),
-    ))
+    Ok(Invited {
+        email,
+        role,
+        org: org.id,
+        expires_at: row.expires_at,
+        url: format!("{public}/invite#token={token}"),
+    })
 }
-
-const INVITE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
 const TITLE: &str = "Join your organization";
 
 /// Moves the secret from the fragment into the form. It is also kept in this tab's
 /// sessionStorage, so that after "sign in first" (`/login?next=/invite`) the page still has it:
 /// never in a query string, a server log or the browser history (the fragment is dropped).
-const TOKEN_SCRIPT: &str = "<script>(function(){\
+/// Inline, allowed by its hash alone (the page's policy).
+const TOKEN_SCRIPT: &str = "(function(){\
 var t=new URLSearchParams(location.hash.slice(1)).get('token');\
 try{if(t){sessionStorage.setItem('keyward_invite',t);history.replaceState(null,'',location.pathname);}\
 else{t=sessionStorage.getItem('keyward_invite');}}catch(e){}\
-document.getElementById('token').value=t||'';})();</script>";
+document.getElementById('token').value=t||'';})();";
+
+static INVITE_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, TOKEN_SCRIPT.as_bytes());
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+});
+
+#[derive(askama::Template)]
+#[template(path = "console/invite.html")]
+struct InvitePage {
+    layout: crate::console::render::Layout,
+    signed_in_as: Option<String>,
+    csrf: String,
+    sign_in_first: &'static str,
+    script: &'static str,
+}
 
 const SIGN_IN_FIRST: &str = "/login?next=%2Finvite";
 
@@ -132,29 +179,27 @@ pub async fn page_get(State(app): State<AppState>, headers: HeaderMap) -> Respon
     if let Err(e) = super::require_local(&app) {
         return error_page(e);
     }
-    let body = match local::session_user(&app, &headers, app.clock.now()).await {
-        Ok(Some((user, session))) => format!(
-            "<p>Signed in as {email}. If the invitation is for this account, join with it:</p>\
-             <form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button type=\"submit\">Join as {email}</button></form>\
-             <p>Invited at another address? Sign out on <a href=\"/device\">/device</a> first, then open \
-             this page again.</p>{TOKEN_SCRIPT}",
-            email = escape(&user.email),
-            csrf = local::csrf_token(&session),
-        ),
-        Ok(None) => format!(
-            "<p>Already have a Keyward account? <a href=\"{SIGN_IN_FIRST}\">Sign in first</a>; this \
-             page keeps the invitation while you do.</p>\
-             <p>New to Keyward? Choose a password for your new account:</p>\
-             <form method=\"post\" action=\"/invite\"><input type=\"hidden\" name=\"token\" id=\"token\">\
-             <label>Password (12 characters or more)<input name=\"password\" type=\"password\" \
-             autocomplete=\"new-password\" minlength=\"12\" required></label>\
-             <button type=\"submit\">Create the account and join</button></form>{TOKEN_SCRIPT}"
-        ),
+    let (signed_in_as, csrf) = match local::session_user(&app, &headers, app.clock.now()).await {
+        Ok(Some((user, session))) => (Some(user.email), local::csrf_token(&session)),
+        Ok(None) => (None, String::new()),
         Err(e) => return error_page(e),
     };
-    page_with_csp(StatusCode::OK, TITLE, &body, INVITE_CSP)
+    let mut response = crate::console::render::render(
+        StatusCode::OK,
+        &InvitePage {
+            layout: crate::console::render::Layout::bare(TITLE),
+            signed_in_as,
+            csrf,
+            sign_in_first: SIGN_IN_FIRST,
+            script: TOKEN_SCRIPT,
+        },
+    );
+    if let Ok(csp) = axum::http::HeaderValue::from_str(&INVITE_CSP) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
 }
 
 /// What came of a `POST /invite`.
@@ -189,13 +234,7 @@ pub async fn accept(
     let fields: std::collections::HashMap<String, String> =
         form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
-    let refuse = |status: StatusCode, message: &str| {
-        page(
-            status,
-            TITLE,
-            &format!("<p class=\"error\">{}</p>", escape(message)),
-        )
-    };
+    let refuse = |status: StatusCode, message: &str| notice(status, TITLE, message);
     let now = app.clock.now();
     let address = throttle::address("invite", &client);
     let wait = match throttle::admit(&app, &client, now).await {
@@ -240,14 +279,13 @@ pub async fn accept(
                 "This invitation link is invalid, used or expired: ask for a new one.",
             )
         }
-        Ok(Joined::SignInFirst) => page(
+        Ok(Joined::SignInFirst) => notice_with_link(
             StatusCode::FORBIDDEN,
             TITLE,
-            &format!(
-                "<p class=\"error\">This invitation is for an account that already exists. \
-                 <a href=\"{SIGN_IN_FIRST}\">Sign in</a> as that account first; you come back \
-                 here to join.</p>"
-            ),
+            "This invitation is for an account that already exists. Sign in as that account \
+             first; you come back here to join.",
+            SIGN_IN_FIRST,
+            "Sign in",
         ),
         Ok(Joined::OtherAccount) => refuse(
             StatusCode::FORBIDDEN,

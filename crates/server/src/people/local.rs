@@ -4,7 +4,7 @@
 use keyward_core::UserId;
 use keyward_store::{Store, UserRow, WebSessionRow, secret};
 
-use super::cookies::{SESSION_TTL, session_cookie};
+use super::cookies::{SESSION_IDLE, SESSION_TTL, session_cookie};
 use super::passwords::{DUMMY_HASH, verify_password};
 use super::throttle;
 use super::totp;
@@ -111,13 +111,14 @@ pub async fn start_session(store: &dyn Store, user: UserId, now: i64) -> Result<
             hash: secret::hash_token(&value),
             user_id: user,
             created_at: now,
-            expires_at: now + SESSION_TTL,
+            expires_at: now + SESSION_IDLE.min(SESSION_TTL),
         })
         .await?;
     Ok(value)
 }
 
-/// The signed-in person of a request, from its session cookie.
+/// The signed-in person of a request, from its session cookie; the request counts as activity
+/// (the idle deadline slides, see [`SESSION_IDLE`]).
 pub async fn session_user(
     app: &AppState,
     headers: &axum::http::HeaderMap,
@@ -128,7 +129,7 @@ pub async fn session_user(
     };
     let user = app
         .store
-        .web_session_user(&secret::hash_token(&cookie), now)
+        .touch_web_session(&secret::hash_token(&cookie), now, SESSION_IDLE, SESSION_TTL)
         .await?;
     Ok(user.map(|u| (u, cookie)))
 }

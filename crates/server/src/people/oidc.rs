@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::admission::{PENDING_TTL, admit, land, safe_next};
 use super::cookies::{add_cookie, cookie, secure};
-use super::html::{error_page, escape, page, redirect};
+use super::html::{error_page, notice, redirect};
 use super::pending_bounds;
 use super::refusal::{Refusal, audit_refusal};
 use crate::client_addr::ClientAddr;
@@ -35,11 +35,7 @@ fn unknown_provider(app: &AppState, provider: &str) -> Option<Response> {
     let message = format!(
         "No sign-in through {provider:?} here: this server's identity provider is AUTH_PROVIDER={configured}."
     );
-    Some(page(
-        StatusCode::NOT_FOUND,
-        "Sign in",
-        &format!("<p class=\"error\">{}</p>", escape(&message)),
-    ))
+    Some(notice(StatusCode::NOT_FOUND, "Sign in", &message))
 }
 
 #[derive(Deserialize)]
@@ -68,13 +64,10 @@ pub async fn login(
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "starting an OIDC sign-in failed");
-            return page(
+            return notice(
                 StatusCode::BAD_GATEWAY,
                 "Sign in",
-                &format!(
-                    "<p class=\"error\">The identity provider cannot be reached: {}</p>",
-                    escape(&e.to_string())
-                ),
+                &format!("The identity provider cannot be reached: {e}"),
             );
         }
     };

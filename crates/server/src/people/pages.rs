@@ -5,6 +5,7 @@
 //! Plain server-rendered forms: no script, framed by nobody (`frame-ancestors 'none'`, so the
 //! approve button cannot be clickjacked), and every POST carries a token bound to the session.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,11 +16,12 @@ use serde_json::json;
 use super::admission::logout_location;
 use super::cookies::{session_cookie, signed_in};
 use super::device_codes::decide;
-use super::html::{error_page, escape, page, redirect};
+use super::html::{error_page, info, notice, redirect};
 use super::local::{self, SignInError};
 use super::throttle;
 use crate::audit::kind;
 use crate::client_addr::ClientAddr;
+use crate::console::render::{Flash, Layout, render};
 use crate::error::{ApiError, set_retry_after};
 use crate::state::AppState;
 
@@ -37,23 +39,30 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-fn login_form(next: &str, email: &str, totp: bool, message: Option<&str>) -> String {
-    let error = message
-        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
-    let totp_field = if totp {
-        "<label>One-time code<input name=\"totp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" autofocus></label>"
-    } else {
-        "<label>One-time code (if enabled)<input name=\"totp\" inputmode=\"numeric\" autocomplete=\"one-time-code\"></label>"
-    };
-    format!(
-        "{error}<form method=\"post\" action=\"/login\">\
-         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
-         <label>Email<input name=\"email\" type=\"email\" autocomplete=\"username\" value=\"{email}\" required></label>\
-         <label>Password<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         {totp_field}<button type=\"submit\">Sign in</button></form>",
-        next = escape(next),
-        email = escape(email),
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage {
+    layout: Layout,
+    next: String,
+    email: String,
+    totp: bool,
+}
+
+fn login_form(
+    status: StatusCode,
+    next: &str,
+    email: &str,
+    totp: bool,
+    message: Option<&str>,
+) -> Response {
+    render(
+        status,
+        &LoginPage {
+            layout: Layout::bare("Sign in").with_flash(message.and_then(Flash::error)),
+            next: next.to_owned(),
+            email: email.to_owned(),
+            totp,
+        },
     )
 }
 
@@ -63,11 +72,7 @@ pub async fn login_page(State(app): State<AppState>, Query(q): Query<LoginQuery>
         return error_page(e);
     }
     let next = safe_next(q.next.as_deref());
-    page(
-        StatusCode::OK,
-        "Sign in",
-        &login_form(&next, "", false, None),
-    )
+    login_form(StatusCode::OK, &next, "", false, None)
 }
 
 /// `POST /login`: checks the credentials, starts a session, returns to `next`.
@@ -135,11 +140,7 @@ pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes)
                     .await;
             }
             let totp = matches!(refusal, SignInError::TotpRequired);
-            let mut response = page(
-                status,
-                "Sign in",
-                &login_form(&next, &email, totp, Some(refusal.message())),
-            );
+            let mut response = login_form(status, &next, &email, totp, Some(refusal.message()));
             if let SignInError::Throttled(wait) = refusal {
                 set_retry_after(&mut response, wait);
             }
@@ -177,25 +178,34 @@ pub struct DeviceQuery {
     user_code: Option<String>,
 }
 
-fn device_form(user_email: &str, session: &str, code: &str, message: Option<&str>) -> String {
-    let error = message
-        .map(|m| format!("<p class=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
-    format!(
-        "<p>Signed in as {email}.</p>{error}\
-         <p>Enter the code your terminal shows, check that it matches, then approve. Approve only a \
-         sign-in you started yourself.</p>\
-         <form method=\"post\" action=\"/device\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Code<input name=\"user_code\" value=\"{code}\" autocomplete=\"off\" autocapitalize=\"characters\" required></label>\
-         <button type=\"submit\" name=\"action\" value=\"approve\">Approve</button> \
-         <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>\
-         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
-        email = escape(user_email),
-        csrf = local::csrf_token(session),
-        code = escape(code),
+#[derive(Template)]
+#[template(path = "console/device.html")]
+struct DevicePage {
+    layout: Layout,
+    email: String,
+    csrf: String,
+    code: String,
+}
+
+fn device_form(
+    status: StatusCode,
+    user_email: &str,
+    session: &str,
+    code: &str,
+    message: Option<&str>,
+) -> Response {
+    render(
+        status,
+        &DevicePage {
+            layout: Layout::bare(DEVICE_TITLE).with_flash(message.and_then(Flash::error)),
+            email: user_email.to_owned(),
+            csrf: local::csrf_token(session),
+            code: code.to_owned(),
+        },
     )
 }
+
+const DEVICE_TITLE: &str = "Approve a CLI sign-in";
 
 /// `GET /device`: the verification page. Sends people who are not signed in to `/login` first.
 pub async fn device_page(
@@ -209,11 +219,9 @@ pub async fn device_page(
     let code = q.user_code.unwrap_or_default();
     let now = app.clock.now();
     match local::session_user(&app, &headers, now).await {
-        Ok(Some((user, session))) => page(
-            StatusCode::OK,
-            "Approve a CLI sign-in",
-            &device_form(&user.email, &session, &code, None),
-        ),
+        Ok(Some((user, session))) => {
+            device_form(StatusCode::OK, &user.email, &session, &code, None)
+        }
         Ok(None) => {
             let back = if code.is_empty() {
                 "/device".to_owned()
@@ -246,38 +254,35 @@ pub async fn device_decide(
         form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or("");
     if !local::csrf_matches(&session, field("csrf")) {
-        return page(
+        return notice(
             StatusCode::FORBIDDEN,
-            "Approve a CLI sign-in",
-            "<p class=\"error\">This form is stale or came from another site: open /device again.</p>",
+            DEVICE_TITLE,
+            "This form is stale or came from another site: open /device again.",
         );
     }
     let approve = match field("action") {
         "approve" => true,
         "deny" => false,
         _ => {
-            return page(
+            return device_form(
                 StatusCode::BAD_REQUEST,
-                "Approve a CLI sign-in",
-                &device_form(
-                    &user.email,
-                    &session,
-                    field("user_code"),
-                    Some("Choose Approve or Deny."),
-                ),
+                &user.email,
+                &session,
+                field("user_code"),
+                Some("Choose Approve or Deny."),
             );
         }
     };
     match decide(&app, &client, user.id, field("user_code"), approve, now).await {
-        Ok(_) if approve => page(
+        Ok(_) if approve => info(
             StatusCode::OK,
             "Sign-in approved",
-            "<p>The CLI is signed in. You can close this page and return to your terminal.</p>",
+            "The CLI is signed in. You can close this page and return to your terminal.",
         ),
-        Ok(_) => page(
+        Ok(_) => info(
             StatusCode::OK,
             "Sign-in denied",
-            "<p>The request was denied; the CLI will not be signed in.</p>",
+            "The request was denied; the CLI will not be signed in.",
         ),
         Err(e @ (ApiError::Invalid { .. } | ApiError::TooManyRequests { .. })) => {
             let retry_after = e.retry_after();
@@ -288,10 +293,12 @@ pub async fn device_decide(
             } else {
                 "No pending sign-in has this code. Check the code your terminal shows; it expires after a few minutes."
             };
-            let mut response = page(
+            let mut response = device_form(
                 status,
-                "Approve a CLI sign-in",
-                &device_form(&user.email, &session, field("user_code"), Some(message)),
+                &user.email,
+                &session,
+                field("user_code"),
+                Some(message),
             );
             if let Some(secs) = retry_after {
                 set_retry_after(&mut response, secs);

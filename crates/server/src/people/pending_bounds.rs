@@ -7,7 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::html::{error_page, escape, page};
+use super::html::{error_page, notice};
 use super::next_path;
 use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
@@ -21,11 +21,7 @@ pub const WINDOW: i64 = 60;
 pub const MAX_PENDING: i64 = 10_000;
 
 fn refusal(status: StatusCode, retry_after: Option<i64>, text: &str) -> Response {
-    let mut response = page(
-        status,
-        "Sign in",
-        &format!("<p class=\"error\">{}</p>", escape(text)),
-    );
+    let mut response = notice(status, "Sign in", text);
     if let Some(secs) = retry_after
         && let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string())
     {

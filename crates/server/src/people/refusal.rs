@@ -6,7 +6,7 @@ use axum::response::Response;
 use keyward_store::StoreError;
 use serde_json::json;
 
-use super::html::{error_page, escape, page};
+use super::html::{error_page, notice_with_link};
 use crate::audit::kind;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -92,7 +92,6 @@ impl Refusal {
 
     /// The refusal page; `retry` is where starting again goes.
     pub fn page(self, retry: &str) -> Response {
-        let again = format!("<p><a href=\"{}\">Sign in again</a></p>", escape(retry));
         let (status, text) = match self {
             Refusal::State(why) => (StatusCode::BAD_REQUEST, why.to_owned()),
             Refusal::Provider(m) => (
@@ -120,11 +119,7 @@ impl Refusal {
             ),
             Refusal::Other(e) => return error_page(e),
         };
-        page(
-            status,
-            "Sign-in refused",
-            &format!("<p class=\"error\">{}</p>{again}", escape(&text)),
-        )
+        notice_with_link(status, "Sign-in refused", &text, retry, "Sign in again")
     }
 }
 

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::admission::{PENDING_TTL, admit, land, safe_next};
 use super::clients::DbReplay;
 use super::cookies::{add_cookie, cookie, secure};
-use super::html::{error_page, page, redirect};
+use super::html::{error_page, notice, redirect};
 use super::pending_bounds;
 use super::refusal::{Refusal, audit_refusal};
 use crate::client_addr::ClientAddr;
@@ -35,10 +35,10 @@ fn odt(unix: i64) -> OffsetDateTime {
 }
 
 fn not_configured() -> Response {
-    page(
+    notice(
         StatusCode::NOT_FOUND,
         "Sign in",
-        "<p class=\"error\">SAML sign-in is not configured on this server (SAML_IDP_METADATA_FILE, or SAML_IDP_ENTITY_ID + SAML_IDP_SSO_URL + SAML_IDP_CERT_FILE).</p>",
+        "SAML sign-in is not configured on this server (SAML_IDP_METADATA_FILE, or SAML_IDP_ENTITY_ID + SAML_IDP_SSO_URL + SAML_IDP_CERT_FILE).",
     )
 }
 

@@ -1,0 +1,74 @@
+//! The web console (`/console`): server-rendered pages over the same domain services as the
+//! API, behind the same permission model.
+//!
+//! Adding a page: a module here with its handlers and an askama template under
+//! `templates/console/`; its rows in [`table`] with the [`Need`] of the API route it mirrors
+//! (the `routes::*` constants); a [`NAV`] entry if it belongs in the navigation. Handlers take
+//! [`guard::Ctx`] (only the permission layer provides it), build the frame with
+//! [`guard::Ctx::layout`] and answer through [`render::render`]. Every POST is checked for the
+//! session's CSRF token before the handler runs; forms carry it as `csrf` from `layout.who`.
+
+pub mod assets;
+pub mod audit;
+pub mod csrf;
+pub mod dashboard;
+pub mod guard;
+pub mod members;
+pub mod render;
+pub mod tokens;
+
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use keyward_core::Need;
+
+use crate::routes::{
+    AUDIT_READ, INVITATIONS_MANAGE, MEMBERS_MANAGE, MEMBERS_READ, ROLES_MANAGE, RouteDecl,
+};
+use crate::state::AppState;
+
+/// The navigation: `(path, label, need)`; a link shows when the role meets the need.
+pub const NAV: [(&str, &str, Need); 4] = [
+    ("/console", "Overview", Need::Person),
+    ("/console/members", "Members", MEMBERS_READ),
+    ("/console/tokens", "Access tokens", Need::Person),
+    ("/console/audit", "Audit log", AUDIT_READ),
+];
+
+macro_rules! table {
+    ($( $method:ident $path:literal => $need:expr, $handler:expr; )*) => {
+        vec![$(
+            (
+                RouteDecl { method: Method::$method, path: $path, need: $need },
+                on(MethodFilter::$method, $handler),
+            ),
+        )*]
+    };
+}
+
+/// Every console route with the need it declares; `routes::app` mounts them behind
+/// [`guard::authorize`].
+pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
+    table! {
+        GET "/" => Need::Public, dashboard::root;
+        GET "/console/assets/{file}" => Need::Public, assets::serve;
+        GET "/console" => Need::Person, dashboard::page;
+        POST "/console/org" => Need::Person, dashboard::switch_org;
+
+        GET "/console/members" => MEMBERS_READ, members::page;
+        POST "/console/members/invite" => INVITATIONS_MANAGE, members::invite;
+        POST "/console/members/{user_id}/role" => ROLES_MANAGE, members::set_role;
+        POST "/console/members/{user_id}/remove" => MEMBERS_MANAGE, members::remove;
+
+        GET "/console/tokens" => Need::Person, tokens::page;
+        POST "/console/tokens" => Need::Person, tokens::create;
+        POST "/console/tokens/{id}/revoke" => Need::Person, tokens::revoke;
+
+        GET "/console/audit" => AUDIT_READ, audit::page;
+        POST "/console/audit/verify" => AUDIT_READ, audit::verify;
+    }
+}
+
+/// The fields of an urlencoded form body.
+pub fn form_fields(body: &[u8]) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
