@@ -52,7 +52,8 @@ pub(crate) fn wire(row: ApprovalRow) -> Approval {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub state: Option<String>,

@@ -17,7 +17,8 @@ const HANDSHAKE_ONLY: &str = "A passing test proves the federation handshake (is
 
 const STATIC_ONLY: &str = "A passing test proves the static credentials authenticate (one authenticated call); it does not prove per-secret permissions, which are exercised when the automation is registered or redeployed.";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TestQuery {
     /// For a config with `subject = automation`: the automation (id or name) to test as.
@@ -54,7 +55,8 @@ pub async fn test(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsQuery {
     #[serde(default)]
