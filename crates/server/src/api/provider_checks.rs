@@ -2,6 +2,7 @@
 //! Test Connection proves the federation handshake — not per-secret permissions, and says so.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use keyward_core::secrets::AuthKind;
 use serde::Deserialize;
@@ -31,8 +32,9 @@ pub async fn test(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<TestQuery>,
+    query: Result<Query<TestQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = super::query(query, "automation")?;
     let row = find_secret_provider(&app, caller.org()?.id, &id).await?;
     let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let ok = done.session.is_some();
@@ -71,8 +73,9 @@ pub async fn secrets(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<SecretsQuery>,
+    query: Result<Query<SecretsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = super::query(query, "prefix, automation")?;
     let row = find_secret_provider(&app, caller.org()?.id, &id).await?;
     let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let listing = match done.session {
