@@ -120,6 +120,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/metrics" => Need::Public, ops::metrics;
         GET "/setup" => Need::Public, setup::page;
         POST "/api/v1/setup" => Need::Public, setup::complete;
+        GET "/api/v1/openapi.json" => Need::Public, crate::openapi::serve;
 
         GET "/auth/parameters" => Need::Public, me::parameters;
         POST "/oauth2/device_authorization" => Need::Public, device::authorize;

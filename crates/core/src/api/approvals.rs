@@ -12,7 +12,7 @@ use crate::{ApprovalId, AutomationId, OrgId, UserId};
 /// Where a request is in its life. `pending` leaves for exactly one of `approved`, `denied`,
 /// `expired` or `revoked`; an approved one-shot grant becomes `executed` when it is used, and an
 /// approved grant that was not used in time becomes `expired`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalState {
     Pending,
@@ -57,7 +57,7 @@ impl fmt::Display for ApprovalState {
 
 /// How the gateway answers while a request waits: it holds the connection, or answers 403 at
 /// once with the approval id (`Prefer: respond-async`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalMode {
     Hold,
@@ -80,7 +80,7 @@ impl ApprovalMode {
 }
 
 /// What an approval lets through: one request, or every matching request until it expires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantKind {
     Once,
@@ -104,7 +104,7 @@ impl GrantKind {
 
 /// Who asked. `subject` is the identity the gateway verified (a person's email or user id, an
 /// automation's workload subject).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Requester {
     /// `person`, `automation` or `workload`.
     pub kind: String,
@@ -116,7 +116,7 @@ pub struct Requester {
 }
 
 /// Who decided.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decider {
     pub user_id: UserId,
     pub email: String,
@@ -124,7 +124,7 @@ pub struct Decider {
 
 /// One approval request as the API shows it. `summary` holds the request's method, path, host
 /// and, when known, model or tool: never a body, header value or secret.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     pub id: ApprovalId,
     pub org_id: OrgId,
@@ -181,7 +181,7 @@ pub struct Approval {
 
 /// `POST /api/v1/approvals/{id}/approve`. `duration` is like `30m`, `2h` (default 30 minutes,
 /// at most 48 hours); `grant` defaults to what the request asked for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,7 +193,7 @@ pub struct ApproveRequest {
 }
 
 /// `POST /api/v1/approvals/{id}/deny` and `/revoke`: the comment is required.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     #[serde(default)]

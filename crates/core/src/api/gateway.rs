@@ -8,7 +8,7 @@ use crate::GatewayRouteId;
 
 /// A stored route. `route` is its definition, the JSON form of one `[[route]]` table of a route
 /// file (inline `policy` only).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GatewayRoute {
     pub id: GatewayRouteId,
     pub name: String,

@@ -10,7 +10,7 @@ use crate::ids::{RoleId, UserId};
 use crate::permission::{AutomationPermission, Feature, Level};
 
 /// A role with its level on every feature (absent features are `none`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Role {
     pub id: RoleId,
     pub name: String,
@@ -28,7 +28,7 @@ pub struct Role {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     pub name: String,
@@ -40,7 +40,7 @@ pub struct CreateRole {
 }
 
 /// Fields left out keep their value; `grants` replaces the whole set when given.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,7 +51,7 @@ pub struct UpdateRole {
     pub grants: Option<BTreeMap<Feature, Level>>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: UserId,
     pub email: String,
@@ -63,7 +63,7 @@ pub struct Member {
 
 /// Adds a person who already has a Keyward account (signed in once, or created by the local
 /// identity provider) to the organization.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     pub email: String,
@@ -72,14 +72,14 @@ pub struct AddMember {
     pub role: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetMemberRole {
     /// A role name or id.
     pub role: String,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Everyone whose role allows it sees the automation.
@@ -90,7 +90,7 @@ pub enum Visibility {
 }
 
 /// Users (email or id) and roles (name or id). Answers name users by email and roles by name.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Principals {
     #[serde(default)]
@@ -100,7 +100,7 @@ pub struct Principals {
 }
 
 /// Entity permissions of one user or one role on an automation: exactly one of `user`, `role`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutomationGrant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +111,7 @@ pub struct AutomationGrant {
 }
 
 /// `GET|PUT /api/v1/automations/{id}/permissions`; a PUT replaces all of it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AutomationPermissions {
     #[serde(default)]
@@ -125,7 +125,7 @@ pub struct AutomationPermissions {
 /// `GET|PUT /api/v1/{environment-variables,llm-connections}/{id}/permissions`: who may see and
 /// use it. Empty means everyone whose role allows the feature; otherwise only the Owner and
 /// the listed users and roles.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntityAccess {
     #[serde(default)]

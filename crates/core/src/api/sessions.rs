@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 /// One session in a list: what the audit log's `gateway.request` events say of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub id: String,
     /// Requests whose segment was recorded (each has a head in the audit log).
@@ -26,7 +26,7 @@ pub struct SessionSummary {
 }
 
 /// One `gateway.request` event of a session: a segment's head, or why it was not written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSegment {
     /// `None` for a request whose recording failed.
     pub segment: Option<u64>,
@@ -46,7 +46,7 @@ pub struct SessionSegment {
 }
 
 /// What the recording store holds of a session (read from its first and last segments).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredSession {
     pub segments: u64,
     /// Compressed bytes of all segments.
@@ -60,7 +60,7 @@ pub struct StoredSession {
 }
 
 /// `GET /api/v1/sessions/{id}`: the summary, every head the audit log holds, and the store's view.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionDetail {
     #[serde(flatten)]
     pub summary: SessionSummary,
@@ -72,7 +72,7 @@ pub struct SessionDetail {
 }
 
 /// One recorded record, masked as stored. Not verified: `GET …/verify` checks the chain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub segment: u64,
     /// 1-based line inside its segment.
@@ -87,7 +87,7 @@ pub struct SessionRecord {
 }
 
 /// `GET /api/v1/sessions/{id}/records`: records after `after_seq`, in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRecords {
     pub id: String,
     pub records: Vec<SessionRecord>,
@@ -97,7 +97,7 @@ pub struct SessionRecords {
 }
 
 /// A segment as verification recomputed it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifiedSegment {
     pub segment: u64,
     pub lines: u64,
@@ -107,7 +107,7 @@ pub struct VerifiedSegment {
 
 /// `GET /api/v1/sessions/{id}/verify`, answered 200 whether or not the recording is intact: the
 /// check itself succeeded. `ok: false` carries `error`, naming the segment and line at fault.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionVerification {
     pub id: String,
     pub ok: bool,

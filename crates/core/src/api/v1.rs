@@ -12,7 +12,7 @@ use crate::ids::{
 };
 
 /// Every error answer: `{"error": "<snake_code>", "message": "<sentence>", "field"?: "…"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
@@ -24,7 +24,7 @@ pub struct ErrorBody {
     pub request_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Org {
     pub uuid: OrgId,
     pub name: String,
@@ -34,13 +34,13 @@ pub struct Org {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Automation {
     pub id: AutomationId,
     pub name: String,
@@ -51,7 +51,7 @@ pub struct Automation {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAutomation {
     pub name: String,
@@ -59,7 +59,7 @@ pub struct CreateAutomation {
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAutomation {
     #[serde(default)]
@@ -69,7 +69,7 @@ pub struct UpdateAutomation {
 }
 
 /// Create a personal access token or an automation token.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub name: String,
@@ -79,7 +79,7 @@ pub struct CreateToken {
 }
 
 /// A token's record. The secret itself is never part of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: TokenId,
     pub name: String,
@@ -96,7 +96,7 @@ pub struct TokenInfo {
 }
 
 /// The answer to a token creation: the only time the secret is shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenCreated {
     #[serde(flatten)]
     pub info: TokenInfo,
@@ -105,7 +105,7 @@ pub struct TokenCreated {
 
 /// `POST /api/v1/workload-identity/token`: exactly one of the three. With a config or a
 /// connection Keyward computes the audience itself.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,7 +121,7 @@ pub struct MintRequest {
     pub kickoff_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MintResponse {
     pub token: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -129,7 +129,7 @@ pub struct MintResponse {
     pub audience: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub seq: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -144,7 +144,7 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     /// Pass as `after` to get the next page; absent on the last page.
@@ -152,7 +152,7 @@ pub struct AuditPage {
     pub next_after: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditVerification {
     pub ok: bool,
     pub events_checked: u64,
@@ -162,7 +162,7 @@ pub struct AuditVerification {
 }
 
 /// `POST /api/v1/setup`: completes the one-time owner setup printed on first start.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     pub setup_token: String,
@@ -170,13 +170,13 @@ pub struct SetupRequest {
     pub email: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SetupResponse {
     pub org: Org,
     pub token: TokenCreated,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SigningKeyInfo {
     pub kid: String,
     pub alg: String,
@@ -190,7 +190,7 @@ pub struct SigningKeyInfo {
 }
 
 /// A workload identity config (SPEC §4); only its cloud's fields are present.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkloadIdentityConfig {
     pub id: WorkloadIdentityConfigId,
     pub name: String,
@@ -225,7 +225,7 @@ pub struct WorkloadIdentityConfig {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkloadIdentityConfig {
     pub name: String,
@@ -251,7 +251,7 @@ pub struct CreateWorkloadIdentityConfig {
 }
 
 /// Absent fields keep their value; the cloud cannot change.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkloadIdentityConfig {
     #[serde(default)]
@@ -276,7 +276,7 @@ pub struct UpdateWorkloadIdentityConfig {
     pub subject: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LlmConnection {
     pub id: LlmConnectionId,
     pub name: String,
@@ -297,7 +297,7 @@ pub struct LlmConnection {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLlmConnection {
     pub name: String,
@@ -317,7 +317,7 @@ pub struct CreateLlmConnection {
 
 /// Absent fields keep their value; an empty string clears `workload_identity_config`,
 /// `service_account_email` or `model`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLlmConnection {
     #[serde(default)]
@@ -337,7 +337,7 @@ pub struct UpdateLlmConnection {
 }
 
 /// `POST /api/v1/runtime/kickoff`: everything one kickoff needs, in one answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KickoffPlan {
     /// Fresh per kickoff; pass it back when minting so tokens and audit events carry it.
     pub kickoff_id: String,
@@ -358,14 +358,14 @@ pub struct KickoffPlan {
 }
 
 /// One assigned variable, and how its value is had.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KickoffEnvVar {
     pub key: String,
     #[serde(flatten)]
     pub value: KickoffValue,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "from", rename_all = "snake_case")]
 pub enum KickoffValue {
     /// A direct value, or a static-backed one resolved at the last redeploy.
@@ -410,13 +410,13 @@ impl std::fmt::Debug for KickoffValue {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KickoffAutomation {
     pub id: AutomationId,
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KickoffIdentity {
     pub config_id: WorkloadIdentityConfigId,
     pub config: String,
@@ -439,7 +439,7 @@ pub struct KickoffIdentity {
     pub region: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KickoffLlmConnection {
     pub name: String,
     pub provider: String,
@@ -453,7 +453,7 @@ pub struct KickoffLlmConnection {
 
 /// A secret provider credential. Static credentials are never returned: `static_configured`
 /// says whether there are some.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretProvider {
     pub id: SecretProviderId,
     pub name: String,
@@ -478,7 +478,7 @@ pub struct SecretProvider {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSecretProvider {
     pub name: String,
@@ -502,7 +502,7 @@ pub struct CreateSecretProvider {
 }
 
 /// Absent fields keep their value; in `static`, a blank field keeps the stored one.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSecretProvider {
     #[serde(default)]
@@ -527,7 +527,7 @@ pub struct UpdateSecretProvider {
 
 /// An environment variable. The value of a secret-flagged variable is never shown (`"********"`);
 /// a secret-backed one has no stored value at all (it resolves at kickoff).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvironmentVariable {
     pub id: EnvVarId,
     pub key: String,
@@ -549,7 +549,7 @@ pub struct EnvironmentVariable {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironmentVariable {
     pub key: String,
@@ -573,7 +573,7 @@ pub struct CreateEnvironmentVariable {
 }
 
 /// Absent fields keep their value; a blank `value` keeps the stored one.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEnvironmentVariable {
     #[serde(default)]
@@ -593,7 +593,7 @@ pub struct UpdateEnvironmentVariable {
 }
 
 /// `PUT /api/v1/automations/{id}/environment-variables`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignEnvironmentVariables {
     /// Ids or keys; replaces the automation's assignment.

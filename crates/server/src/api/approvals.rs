@@ -1,6 +1,7 @@
 //! `/api/v1/approvals`: list, show and decide just-in-time approval requests.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use keyward_core::api::approvals::{Approval, ApproveRequest, CommentRequest, Decider, Requester};
 use keyward_store::ApprovalRow;
@@ -52,7 +53,8 @@ pub(crate) fn wire(row: ApprovalRow) -> Approval {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub state: Option<String>,
@@ -64,8 +66,9 @@ pub struct ListParams {
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListParams>,
+    q: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<Vec<Approval>>, ApiError> {
+    let q = super::query(q, "state, route, requester, limit")?;
     let query = ListQuery {
         state: q.state,
         route: q.route,

@@ -14,6 +14,7 @@ use keyward_store::sessions::MAX_SESSIONS_PAGE;
 use serde::Deserialize;
 
 use super::audit::time_ms;
+use super::query;
 use crate::caller::Caller;
 use crate::clock::ms_to_datetime;
 use crate::domain::gateway_sessions::{self as domain, MAX_RECORDS_PAGE, Verification};
@@ -50,15 +51,8 @@ fn head_wire(h: keyward_store::SessionHeadRow) -> SessionSegment {
     }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>, accepted: &str) -> Result<T, ApiError> {
-    q.map(|Query(q)| q).map_err(|e| ApiError::Invalid {
-        code: "invalid_query",
-        message: format!("{} (accepted: {accepted})", e.body_text()),
-        field: None,
-    })
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     caller: Option<String>,
@@ -121,7 +115,8 @@ pub async fn get(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     after_seq: Option<u64>,

@@ -21,10 +21,23 @@ pub mod tokens;
 pub mod wi_configs;
 pub mod workload_identity;
 
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use keyward_core::api::v1::TokenInfo;
 use keyward_store::TokenRow;
 
 use crate::clock::to_datetime;
+use crate::error::ApiError;
+
+/// A query string that does not fit the handler is a 400 with the JSON error body, naming the
+/// parameters it accepts (axum's own rejection is a text/plain body).
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>, accepted: &str) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|e| ApiError::Invalid {
+        code: "invalid_query",
+        message: format!("{} (accepted: {accepted})", e.body_text()),
+        field: None,
+    })
+}
 
 pub(crate) fn token_info(row: &TokenRow) -> TokenInfo {
     TokenInfo {

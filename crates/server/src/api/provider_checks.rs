@@ -2,6 +2,7 @@
 //! Test Connection proves the federation handshake — not per-secret permissions, and says so.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use keyward_core::secrets::AuthKind;
 use serde::Deserialize;
@@ -17,7 +18,8 @@ const HANDSHAKE_ONLY: &str = "A passing test proves the federation handshake (is
 
 const STATIC_ONLY: &str = "A passing test proves the static credentials authenticate (one authenticated call); it does not prove per-secret permissions, which are exercised when the automation is registered or redeployed.";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TestQuery {
     /// For a config with `subject = automation`: the automation (id or name) to test as.
@@ -30,8 +32,9 @@ pub async fn test(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<TestQuery>,
+    query: Result<Query<TestQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = super::query(query, "automation")?;
     let row = find_secret_provider(&app, caller.org()?.id, &id).await?;
     let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let ok = done.session.is_some();
@@ -54,7 +57,8 @@ pub async fn test(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsQuery {
     #[serde(default)]
@@ -69,8 +73,9 @@ pub async fn secrets(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<SecretsQuery>,
+    query: Result<Query<SecretsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let query = super::query(query, "prefix, automation")?;
     let row = find_secret_provider(&app, caller.org()?.id, &id).await?;
     let done = handshake(&app, &caller, &row, query.automation.as_deref()).await?;
     let listing = match done.session {

@@ -291,7 +291,7 @@ pub async fn token(State(app): State<AppState>, body: Bytes) -> Result<Response,
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCodeBody {
     pub user_code: String,

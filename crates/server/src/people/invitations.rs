@@ -34,7 +34,7 @@ use crate::state::AppState;
 const DEFAULT_TTL: i64 = 7 * 24 * 3600;
 const MAX_TTL: i64 = 30 * 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitation {
     email: String,
