@@ -15,7 +15,8 @@ fn console_dir() -> PathBuf {
 }
 
 fn chromium() -> PathBuf {
-    std::env::var_os("KEYWARD_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+    std::env::var_os("KEYWARD_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// Whether node, the runner's packages and chromium are here; without them the test fails
@@ -77,10 +78,11 @@ async fn console_browser_flows_pass_in_chromium() {
     let shots = screenshot_dir();
 
     let runner = console_dir().join("run.mjs");
+    let url = server.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(runner)
-            .env("KEYWARD_CONSOLE_URL", &server.url)
+            .env("KEYWARD_CONSOLE_URL", url)
             .env("KEYWARD_SETUP_LINK", setup_link)
             .env("NODE_EXTRA_CA_CERTS", ca)
             .env("KEYWARD_SCREENSHOT_DIR", &shots)
