@@ -114,11 +114,12 @@ export async function signIn(page, baseUrl, email, password) {
   check(who.includes(email), `the header names ${JSON.stringify(who)}, not ${email}`);
 }
 
-/// Keeps a full-page screenshot of what `page` shows as `<dir>/<name>.png`.
+/// Keeps a full-page screenshot of what `page` shows as `<dir>/<name>.png`. Shown-once secrets
+/// (`.secret`: tokens, invitation links) are painted over: the pictures are kept as artifacts.
 export async function screenshot(page, dir, name) {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name.replace(/[^A-Za-z0-9_.-]+/g, "-")}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  await page.screenshot({ path: file, fullPage: true, mask: [page.locator(".secret")], maskColor: "#9aa4b2" });
   return file;
 }
 
