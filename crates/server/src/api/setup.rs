@@ -211,7 +211,7 @@ pub async fn complete(
 }
 
 /// The page's one script: it reads the secret from the URL fragment and posts it. Inline (allowed
-/// by its hash alone) so that nothing else on the page can run.
+/// by its hash) so that no other inline code on the page can run.
 const SETUP_SCRIPT: &str = include_str!("setup.js");
 
 #[derive(askama::Template)]
@@ -221,13 +221,14 @@ struct SetupPage {
     script: &'static str,
 }
 
-/// The page's policy: only its own inline script (by hash) and the console's stylesheet, it talks
+/// The page's policy: only its own inline script (by hash), the console's own script file (the
+/// layout loads it on every page) and stylesheet, it talks
 /// only to this server, and nobody frames it — it shows the owner's first personal access token.
 static SETUP_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, SETUP_SCRIPT.as_bytes());
     let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
     format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'self'; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}' 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 });
 

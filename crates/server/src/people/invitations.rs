@@ -147,7 +147,7 @@ const TITLE: &str = "Join your organization";
 /// Moves the secret from the fragment into the form. It is also kept in this tab's
 /// sessionStorage, so that after "sign in first" (`/login?next=/invite`) the page still has it:
 /// never in a query string, a server log or the browser history (the fragment is dropped).
-/// Inline, allowed by its hash alone (the page's policy).
+/// Inline, allowed by its hash (the page's policy; beside it only the console's own script file).
 const TOKEN_SCRIPT: &str = "(function(){\
 var t=new URLSearchParams(location.hash.slice(1)).get('token');\
 try{if(t){sessionStorage.setItem('keyward_invite',t);history.replaceState(null,'',location.pathname);}\
@@ -158,7 +158,7 @@ static INVITE_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, TOKEN_SCRIPT.as_bytes());
     let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
     format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'sha256-{hash}' 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 });
 
