@@ -1,8 +1,10 @@
 //! Masking a body that arrives in chunks. The stream emits at once everything before the last
 //! point no match can span, and holds back the rest (at most the longest possible match, plus a
 //! quarter so tiny chunks are not rescanned byte by byte):
-//! - after a byte no pattern and no secret value can contain (e.g. `{`, `}`, `[`, `]` in JSON);
-//! - in an event stream, after each blank line ending an event (an event is masked on its own);
+//! - outside event streams, after a byte no pattern and no secret value can contain (e.g. `{`,
+//!   `}`, `[`, `]` in JSON);
+//! - in an event stream, only after each blank line ending an event (an event is masked on its
+//!   own, and the rest of an unfinished one waits for its end or for the bound);
 //! - after a newline, when no pattern and no secret value can contain one and no PEM block is
 //!   open before it (text flows line by line);
 //! - otherwise `max_match_bytes` before the end, moved forward past a match that starts before
@@ -114,12 +116,18 @@ impl StreamMasker {
         self.buf.extend_from_slice(chunk);
         self.find_cut_points();
         let mut out = Vec::with_capacity(chunk.len() + 64);
-        self.emit_events(self.cut_event, &mut out);
-        if self.cut_byte > self.pend {
-            self.emit(self.cut_byte, Cut::Closed, &mut out);
-        }
-        if self.cut_line > self.pend && !self.pem_open(self.cut_line) {
-            self.emit(self.cut_line, Cut::Closed, &mut out);
+        if self.kind == ContentKind::EventStream {
+            // An event is of no use to its reader before its blank line, so the rest of an
+            // unfinished event waits for it (or for the bound below): one search per push
+            // instead of one per cut point, and never a partial event on the wire.
+            self.emit_events(self.cut_event, &mut out);
+        } else {
+            if self.cut_byte > self.pend {
+                self.emit(self.cut_byte, Cut::Closed, &mut out);
+            }
+            if self.cut_line > self.pend && !self.pem_open(self.cut_line) {
+                self.emit(self.cut_line, Cut::Closed, &mut out);
+            }
         }
         let n = self.buf.len();
         if n - self.pend > self.hold + self.slack {
@@ -203,13 +211,15 @@ impl StreamMasker {
     fn find_cut_points(&mut self) {
         let n = self.buf.len();
         let from = self.scanned.max(self.pend);
-        if let Some(p) = self.buf[from..n]
+        if self.kind != ContentKind::EventStream
+            && let Some(p) = self.buf[from..n]
             .iter()
             .rposition(|b| self.cut_after[usize::from(*b)])
         {
             self.cut_byte = from + p + 1;
         }
         if self.newline_cut
+            && self.kind != ContentKind::EventStream
             && let Some(p) = memchr::memrchr(b'\n', &self.buf[from..n])
         {
             self.cut_line = from + p + 1;
