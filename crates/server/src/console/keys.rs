@@ -46,7 +46,7 @@ fn state(phase: KeyPhase) -> &'static str {
 /// Newest activation first: next, then active, then the retiring ones.
 fn timeline(app: &AppState, now: i64) -> Vec<KeyView> {
     let mut keys = app.keyring.list(now);
-    keys.sort_by(|a, b| b.0.activates_at.cmp(&a.0.activates_at));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.0.activates_at));
     keys.into_iter()
         .filter(|(_, phase)| *phase != KeyPhase::Retired)
         .map(|(row, phase)| KeyView {
