@@ -456,3 +456,81 @@ async fn the_keys_page_shows_the_active_kid_the_jwks_publishes() {
     assert_eq!(page.body.matches("class=\"key active\"").count(), 1);
     assert!(page.body.contains("Signs from"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_environment_variable_is_restricted_to_a_role_from_the_roles_page() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, cookie) = owner_console(dir.path()).await;
+    let (status, var) = call(
+        &server.client(),
+        Method::POST,
+        &format!("{}/api/v1/environment-variables", server.url),
+        Some(BOOTSTRAP_TOKEN),
+        Some(json!({"key": "PROD_DB_URL", "value": "postgres://prod-secret-value"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{var}");
+    let id = var["id"].as_str().unwrap().to_owned();
+
+    let page = get(&server, &cookie, "/console/roles").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("id=\"access-env-form-{id}\"")),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("prod-secret-value"));
+    let csrf = csrf_of(&page.body);
+    let saved = post(
+        &server,
+        &cookie,
+        &format!("/console/roles/access/environment-variables/{id}"),
+        &[("csrf", &csrf), ("role.owner", "on")],
+    )
+    .await;
+    assert_eq!(
+        (saved.status, saved.location.as_str()),
+        (303, "/console/roles?done=access"),
+        "{}",
+        saved.body
+    );
+    let (status, access) = call(
+        &server.client(),
+        Method::GET,
+        &format!(
+            "{}/api/v1/environment-variables/{id}/permissions",
+            server.url
+        ),
+        Some(BOOTSTRAP_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{access}");
+    assert_eq!(access["roles"], json!(["owner"]), "{access}");
+    let shown = get(&server, &cookie, "/console/roles").await;
+    assert!(
+        shown.body.contains(&format!(
+            "id=\"access-env-{id}-owner\" name=\"role.owner\" checked"
+        )),
+        "{}",
+        shown.body
+    );
+
+    // A Member is refused the form on the server, whatever the page shows.
+    let bob = member_session(&server).await;
+    let bob_csrf = csrf_of(&get(&server, &bob, "/console").await.body);
+    let refused = post(
+        &server,
+        &bob,
+        &format!("/console/roles/access/environment-variables/{id}"),
+        &[("csrf", &bob_csrf), ("role.member", "on")],
+    )
+    .await;
+    assert!(
+        matches!(refused.status, 403 | 404),
+        "{}: {}",
+        refused.status,
+        refused.body
+    );
+}
