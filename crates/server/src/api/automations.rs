@@ -15,7 +15,9 @@ use crate::clock::to_datetime;
 use crate::domain::automations::{
     create_automation, delete_automation, list_automations, update_automation,
 };
-use crate::domain::tokens::{create_automation_token, revoke_automation_token};
+use crate::domain::tokens::{
+    create_automation_token, list_automation_tokens, revoke_automation_token,
+};
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -75,8 +77,7 @@ pub async fn list_tokens(
     caller: Caller,
     Resolved(automation): Resolved<AutomationRow>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    let org = caller.org()?.id;
-    let rows = app.store.list_automation_tokens(org, automation.id).await?;
+    let rows = list_automation_tokens(&app, &caller, &automation).await?;
     Ok(Json(rows.iter().map(token_info).collect()))
 }
 

@@ -16,6 +16,10 @@ pub mod guard;
 pub mod members;
 pub mod render;
 pub mod tokens;
+// Settings pages (roles, automations, signing keys).
+pub mod automations;
+pub mod keys;
+pub mod roles;
 
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -24,14 +28,22 @@ use keyward_core::Need;
 use crate::routes::{
     AUDIT_READ, INVITATIONS_MANAGE, MEMBERS_MANAGE, MEMBERS_READ, ROLES_MANAGE, RouteDecl,
 };
+use crate::routes::{
+    AUTOMATION_SETTINGS, AUTOMATION_VIEW, AUTOMATIONS_MANAGE, AUTOMATIONS_READ, ENV_VAR_MANAGE,
+    LLM_ONE_MANAGE,
+};
 use crate::state::AppState;
 
 /// The navigation: `(path, label, need)`; a link shows when the role meets the need.
-pub const NAV: [(&str, &str, Need); 4] = [
+pub const NAV: &[(&str, &str, Need)] = &[
     ("/console", "Overview", Need::Person),
     ("/console/members", "Members", MEMBERS_READ),
     ("/console/tokens", "Access tokens", Need::Person),
     ("/console/audit", "Audit log", AUDIT_READ),
+    // Settings pages.
+    ("/console/roles", "Roles", ROLES_MANAGE),
+    ("/console/automations", "Automations", AUTOMATIONS_READ),
+    ("/console/keys", "Signing keys", Need::Person),
 ];
 
 macro_rules! table {
@@ -65,6 +77,26 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 
         GET "/console/audit" => AUDIT_READ, audit::page;
         POST "/console/audit/verify" => AUDIT_READ, audit::verify;
+
+        // Settings pages. Roles are edited under organization settings (the Member has none):
+        // the page and every form take the roles API's `ROLES_MANAGE`.
+        GET "/console/roles" => ROLES_MANAGE, roles::page;
+        POST "/console/roles" => ROLES_MANAGE, roles::create;
+        GET "/console/roles/{id}" => ROLES_MANAGE, roles::detail;
+        POST "/console/roles/{id}" => ROLES_MANAGE, roles::save;
+        POST "/console/roles/{id}/delete" => ROLES_MANAGE, roles::delete;
+        POST "/console/roles/access/llm-connections/{id}" => LLM_ONE_MANAGE, roles::set_connection;
+        POST "/console/roles/access/environment-variables/{id}" => ENV_VAR_MANAGE, roles::set_variable;
+        GET "/console/automations" => AUTOMATIONS_READ, automations::page;
+        POST "/console/automations" => AUTOMATIONS_MANAGE, automations::create;
+        GET "/console/automations/{id}" => AUTOMATION_VIEW, automations::detail;
+        POST "/console/automations/{id}/delete" => AUTOMATION_SETTINGS, automations::delete;
+        POST "/console/automations/{id}/tokens" => AUTOMATION_SETTINGS, automations::create_token;
+        POST "/console/automations/{id}/tokens/{token_id}/revoke" => AUTOMATION_SETTINGS, automations::revoke_token;
+        POST "/console/automations/{id}/permissions" => AUTOMATION_SETTINGS, automations::set_permissions;
+        // Signing keys are the server's, not an organization's, and show only what
+        // /oauth2/jwks publishes (kids) with their dates: any signed-in person.
+        GET "/console/keys" => Need::Person, keys::page;
     }
 }
 

@@ -142,6 +142,16 @@ pub(crate) async fn revoke_personal_token(
     Ok(row)
 }
 
+/// An automation's tokens (records only; the secrets are not kept).
+pub(crate) async fn list_automation_tokens(
+    app: &AppState,
+    caller: &Caller,
+    automation: &AutomationRow,
+) -> Result<Vec<TokenRow>, ApiError> {
+    let org = caller.org()?.id;
+    Ok(app.store.list_automation_tokens(org, automation.id).await?)
+}
+
 pub(crate) async fn create_automation_token(
     app: &AppState,
     caller: &Caller,
