@@ -22,6 +22,7 @@ mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
 mod console;
+mod console_gateway;
 mod docs_examples;
 mod doctor;
 mod edge_hardening;

@@ -16,22 +16,31 @@ pub mod guard;
 pub mod members;
 pub mod render;
 pub mod tokens;
+// Gateway pages (wave 2, issue 18).
+pub mod approvals;
+pub mod gateway;
+pub mod sessions;
 
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use keyward_core::Need;
 
+use crate::routes::GATEWAY_READ;
 use crate::routes::{
     AUDIT_READ, INVITATIONS_MANAGE, MEMBERS_MANAGE, MEMBERS_READ, ROLES_MANAGE, RouteDecl,
 };
 use crate::state::AppState;
 
 /// The navigation: `(path, label, need)`; a link shows when the role meets the need.
-pub const NAV: [(&str, &str, Need); 4] = [
+pub const NAV: [(&str, &str, Need); 7] = [
     ("/console", "Overview", Need::Person),
     ("/console/members", "Members", MEMBERS_READ),
     ("/console/tokens", "Access tokens", Need::Person),
     ("/console/audit", "Audit log", AUDIT_READ),
+    // Gateway pages.
+    ("/console/gateway", "Gateway routes", GATEWAY_READ),
+    ("/console/approvals", "Approvals", Need::Person),
+    ("/console/sessions", "Sessions", GATEWAY_READ),
 ];
 
 macro_rules! table {
@@ -65,6 +74,17 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
 
         GET "/console/audit" => AUDIT_READ, audit::page;
         POST "/console/audit/verify" => AUDIT_READ, audit::verify;
+
+        // Gateway pages: the needs of /api/v1/gateway/routes, /api/v1/approvals (any person;
+        // the domain decides who sees and decides) and /api/v1/sessions.
+        GET "/console/gateway" => GATEWAY_READ, gateway::page;
+        GET "/console/approvals" => Need::Person, approvals::page;
+        GET "/console/approvals/{id}" => Need::Person, approvals::show;
+        POST "/console/approvals/{id}/approve" => Need::Person, approvals::approve;
+        POST "/console/approvals/{id}/deny" => Need::Person, approvals::deny;
+        POST "/console/approvals/{id}/revoke" => Need::Person, approvals::revoke;
+        GET "/console/sessions" => GATEWAY_READ, sessions::page;
+        GET "/console/sessions/{id}" => GATEWAY_READ, sessions::show;
     }
 }
 
