@@ -121,6 +121,37 @@ fn held(
     })
 }
 
+/// A POST that asks for approval without waiting (`Prefer: respond-async`): the request's id.
+async fn async_request(gw: &GatewayProcess, token: &str, reason: &str) -> String {
+    let response = gw
+        .client(false)
+        .post(format!("{}/tools/run", gw.url))
+        .bearer_auth(token)
+        .header("X-Keyward-Approval-Reason", reason)
+        .header("Prefer", "respond-async")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["approval_state"], "pending", "{body}");
+    body["approval_id"].as_str().unwrap().to_owned()
+}
+
+/// A POST without a reason: 200 under a grant, 428 when approval is needed.
+async fn plain_post(gw: &GatewayProcess, token: &str) -> u16 {
+    gw.client(false)
+        .post(format!("{}/tools/run", gw.url))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// Waits until the console's pending list shows a request and returns its id.
 async fn pending_on_page(server: &Server, cookie: &str) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -283,6 +314,39 @@ async fn approving_in_the_console_releases_a_held_request_and_denying_refuses_it
     );
     assert_eq!(upstream.seen.lock().unwrap().len(), 1);
 
+    // A time-boxed grant from the form lets such requests through without asking; revoked
+    // from the console, the next one needs approval again.
+    let asked = async_request(&gw, &alice, "nightly deploys").await;
+    let boxed = post(
+        server,
+        &owner,
+        &format!("/console/approvals/{asked}/approve"),
+        &[("csrf", &csrf), ("grant", "timebox"), ("duration", "30m")],
+    )
+    .await;
+    assert_eq!(boxed.status, 303, "{}", boxed.body);
+    let granted = get(server, &owner, &format!("/console/approvals/{asked}")).await;
+    assert!(
+        granted.body.contains("id=\"grant-countdown\""),
+        "{}",
+        granted.body
+    );
+    assert!(
+        granted.body.contains("id=\"approval-revoke\""),
+        "{}",
+        granted.body
+    );
+    assert_eq!(plain_post(&gw, &alice).await, 200);
+    let revoked = post(
+        server,
+        &owner,
+        &format!("/console/approvals/{asked}/revoke"),
+        &[("csrf", &csrf), ("comment", "incident 42")],
+    )
+    .await;
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(plain_post(&gw, &alice).await, 428);
+
     // The owner's own request: the owner cannot approve it from the console either.
     let (status, body) = call(
         &gw.client(false),
@@ -293,18 +357,7 @@ async fn approving_in_the_console_releases_a_held_request_and_denying_refuses_it
     )
     .await;
     assert_eq!(status, 428, "{body}");
-    let response = gw
-        .client(false)
-        .post(format!("{}/tools/run", gw.url))
-        .bearer_auth(BOOTSTRAP_TOKEN)
-        .header("X-Keyward-Approval-Reason", "mine")
-        .header("Prefer", "respond-async")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = response.json().await.unwrap();
-    let own = body["approval_id"].as_str().unwrap().to_owned();
+    let own = async_request(&gw, BOOTSTRAP_TOKEN, "mine").await;
     let mine = post(
         server,
         &owner,
