@@ -55,7 +55,7 @@ pub struct AuditPage {
 }
 
 /// `since` as a day (`2026-01-31`) or an RFC 3339 time, in Unix milliseconds.
-fn since_ms(text: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn since_ms(text: &str) -> Result<Option<i64>, ApiError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);

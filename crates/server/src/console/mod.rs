@@ -20,11 +20,16 @@ pub mod tokens;
 pub mod automations;
 pub mod keys;
 pub mod roles;
+// Gateway pages (wave 2, issue 18).
+pub mod approvals;
+pub mod gateway;
+pub mod sessions;
 
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use keyward_core::Need;
 
+use crate::routes::GATEWAY_READ;
 use crate::routes::{
     AUDIT_READ, INVITATIONS_MANAGE, MEMBERS_MANAGE, MEMBERS_READ, ROLES_MANAGE, RouteDecl,
 };
@@ -44,6 +49,10 @@ pub const NAV: &[(&str, &str, Need)] = &[
     ("/console/roles", "Roles", ROLES_MANAGE),
     ("/console/automations", "Automations", AUTOMATIONS_READ),
     ("/console/keys", "Signing keys", Need::Person),
+    // Gateway pages.
+    ("/console/gateway", "Gateway routes", GATEWAY_READ),
+    ("/console/approvals", "Approvals", Need::Person),
+    ("/console/sessions", "Sessions", GATEWAY_READ),
 ];
 
 macro_rules! table {
@@ -97,6 +106,16 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         // Signing keys are the server's, not an organization's, and show only what
         // /oauth2/jwks publishes (kids) with their dates: any signed-in person.
         GET "/console/keys" => Need::Person, keys::page;
+        // Gateway pages: the needs of /api/v1/gateway/routes, /api/v1/approvals (any person;
+        // the domain decides who sees and decides) and /api/v1/sessions.
+        GET "/console/gateway" => GATEWAY_READ, gateway::page;
+        GET "/console/approvals" => Need::Person, approvals::page;
+        GET "/console/approvals/{id}" => Need::Person, approvals::show;
+        POST "/console/approvals/{id}/approve" => Need::Person, approvals::approve;
+        POST "/console/approvals/{id}/deny" => Need::Person, approvals::deny;
+        POST "/console/approvals/{id}/revoke" => Need::Person, approvals::revoke;
+        GET "/console/sessions" => GATEWAY_READ, sessions::page;
+        GET "/console/sessions/{id}" => GATEWAY_READ, sessions::show;
     }
 }
 

@@ -211,3 +211,11 @@ async fn record(
         .await?;
     Ok(())
 }
+
+/// A stored route checked again as a gateway would load it now (the policy schema or the
+/// validation rules may have changed since it was stored): the route, or why it is refused.
+pub(crate) fn check_stored(row: &GatewayRouteRow) -> Result<keyward_policy::Route, String> {
+    validated(row.spec.clone())
+        .map(|(_, _, route)| route)
+        .map_err(|e| e.status_and_message().1)
+}

@@ -13,3 +13,17 @@
     });
   });
 })();
+// Gateway pages: countdowns rendered by the server (seconds left) tick down.
+(function () {
+  "use strict";
+  var clocks = document.querySelectorAll("[data-countdown]");
+  if (!clocks.length) { return; }
+  var started = Date.now();
+  window.setInterval(function () {
+    var passed = Math.floor((Date.now() - started) / 1000);
+    clocks.forEach(function (el) {
+      var left = Math.max(0, parseInt(el.getAttribute("data-countdown"), 10) - passed);
+      el.textContent = left + " s";
+    });
+  }, 1000);
+})();
