@@ -22,6 +22,7 @@ mod cloudsim_env;
 mod cloudsim_refusals;
 mod common;
 mod console;
+mod console_cloud;
 mod docs_examples;
 mod doctor;
 mod edge_hardening;
