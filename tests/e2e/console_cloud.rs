@@ -255,7 +255,7 @@ async fn cloud_settings_pages_work_through_their_forms() {
         ("workload_identity_config", "gcp-good"),
         (
             "service_account_email",
-            "crew@keyward-demo.iam.gserviceaccount.com",
+            "crew-runner@keyward-demo.iam.gserviceaccount.com",
         ),
         ("env", "VERTEX_LOCATION=us-central1"),
     ];
@@ -264,7 +264,7 @@ async fn cloud_settings_pages_work_through_their_forms() {
     let refused = post(&server, &owner, llm, &wrong).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(
-        refused.body.contains("google/&lt;model-name&gt;"),
+        refused.body.contains("google/&#60;model-name&#62;"),
         "{}",
         refused.body
     );

@@ -37,4 +37,15 @@
     input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(fill, 250); });
     input.addEventListener("focus", fill);
   });
+  // Workload identity form: only the chosen cloud's fields show (all show without script).
+  var cloud = document.getElementById("wi-cloud");
+  if (cloud) {
+    var showCloud = function () {
+      document.querySelectorAll("fieldset[data-cloud]").forEach(function (set) {
+        set.hidden = set.getAttribute("data-cloud") !== cloud.value;
+      });
+    };
+    cloud.addEventListener("change", showCloud);
+    showCloud();
+  }
 })();
