@@ -23,6 +23,7 @@ mod cloudsim_refusals;
 mod common;
 mod console;
 mod console_browser;
+mod console_cloud;
 mod console_gateway;
 mod console_settings;
 mod docs_examples;

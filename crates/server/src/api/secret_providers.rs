@@ -14,8 +14,8 @@ use crate::caller::Caller;
 use crate::clock::to_datetime;
 use crate::domain::config_names;
 use crate::domain::secret_providers::{
-    create_secret_provider, delete_secret_provider, find_secret_provider, setting,
-    update_secret_provider,
+    create_secret_provider, delete_secret_provider, find_secret_provider, list_secret_providers,
+    setting, update_secret_provider,
 };
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -46,7 +46,7 @@ pub async fn list(
 ) -> Result<Json<Vec<SecretProvider>>, ApiError> {
     let org = caller.org()?.id;
     let configs = config_names(&app, org).await?;
-    let rows = app.store.list_secret_providers(org).await?;
+    let rows = list_secret_providers(&app, &caller).await?;
     Ok(Json(
         rows.iter().map(|r| provider_wire(r, &configs)).collect(),
     ))

@@ -17,8 +17,8 @@ use crate::caller::Caller;
 use crate::clock::to_datetime;
 use crate::domain::automation_names;
 use crate::domain::wi_configs::{
-    CloudFields, create_wi_config, delete_wi_config, find_wi_config, identity_of, subject_mode,
-    update_wi_config,
+    CloudFields, create_wi_config, delete_wi_config, find_wi_config, identity_of, list_wi_configs,
+    subject_mode, update_wi_config,
 };
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -62,7 +62,7 @@ pub async fn list(
 ) -> Result<Json<Vec<WorkloadIdentityConfig>>, ApiError> {
     let org = caller.org()?.id;
     let names = automation_names(&app, org).await?;
-    let rows = app.store.list_wi_configs(org).await?;
+    let rows = list_wi_configs(&app, &caller).await?;
     Ok(Json(
         rows.iter()
             .map(|r| config_wire(r, &names))

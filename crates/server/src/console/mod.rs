@@ -10,11 +10,17 @@
 
 pub mod assets;
 pub mod audit;
+// Cloud settings pages (wave 2, pages-cloud).
+pub mod cloud;
 pub mod csrf;
 pub mod dashboard;
+pub mod environment_variables;
 pub mod guard;
+pub mod llm_connections;
 pub mod members;
+pub mod provider_checks;
 pub mod render;
+pub mod secret_providers;
 pub mod tokens;
 // Settings pages (roles, automations, signing keys).
 pub mod automations;
@@ -24,6 +30,7 @@ pub mod roles;
 pub mod approvals;
 pub mod gateway;
 pub mod sessions;
+pub mod workload_identity;
 
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -36,6 +43,11 @@ use crate::routes::{
 use crate::routes::{
     AUTOMATION_SETTINGS, AUTOMATION_VIEW, AUTOMATIONS_MANAGE, AUTOMATIONS_READ, ENV_VAR_MANAGE,
     LLM_ONE_MANAGE,
+// Cloud settings pages (pages-cloud).
+use crate::routes::{
+    AUTOMATION_ENV_MANAGE, AUTOMATION_ENV_READ, ENV_MANAGE, ENV_READ, ENV_VAR_MANAGE, ENV_VAR_READ,
+    LLM_ONE_MANAGE, LLM_ONE_READ, LLM_ONE_WRITE, LLM_READ, LLM_WRITE, SECRETS_MANAGE, SECRETS_READ,
+    SECRETS_WRITE, WI_MANAGE, WI_READ, WI_WRITE,
 };
 use crate::state::AppState;
 
@@ -53,6 +65,19 @@ pub const NAV: &[(&str, &str, Need)] = &[
     ("/console/gateway", "Gateway routes", GATEWAY_READ),
     ("/console/approvals", "Approvals", Need::Person),
     ("/console/sessions", "Sessions", GATEWAY_READ),
+    // Cloud settings pages (pages-cloud).
+    ("/console/workload-identity", "Workload identity", WI_READ),
+    ("/console/llm-connections", "LLM connections", LLM_READ),
+    (
+        "/console/secret-providers",
+        "Secret providers",
+        SECRETS_READ,
+    ),
+    (
+        "/console/environment-variables",
+        "Environment variables",
+        ENV_READ,
+    ),
 ];
 
 macro_rules! table {
@@ -116,6 +141,31 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/console/approvals/{id}/revoke" => Need::Person, approvals::revoke;
         GET "/console/sessions" => GATEWAY_READ, sessions::page;
         GET "/console/sessions/{id}" => GATEWAY_READ, sessions::show;
+        // Cloud settings pages (pages-cloud).
+        GET "/console/workload-identity" => WI_READ, workload_identity::page;
+        POST "/console/workload-identity" => WI_WRITE, workload_identity::create;
+        GET "/console/workload-identity/{id}" => WI_READ, workload_identity::edit;
+        POST "/console/workload-identity/{id}" => WI_WRITE, workload_identity::update;
+        POST "/console/workload-identity/{id}/delete" => WI_MANAGE, workload_identity::delete;
+        GET "/console/llm-connections" => LLM_READ, llm_connections::page;
+        POST "/console/llm-connections" => LLM_WRITE, llm_connections::create;
+        GET "/console/llm-connections/{id}" => LLM_ONE_READ, llm_connections::edit;
+        POST "/console/llm-connections/{id}" => LLM_ONE_WRITE, llm_connections::update;
+        POST "/console/llm-connections/{id}/delete" => LLM_ONE_MANAGE, llm_connections::delete;
+        GET "/console/secret-providers" => SECRETS_READ, secret_providers::page;
+        POST "/console/secret-providers" => SECRETS_WRITE, secret_providers::create;
+        GET "/console/secret-providers/{id}" => SECRETS_READ, secret_providers::edit;
+        POST "/console/secret-providers/{id}" => SECRETS_WRITE, secret_providers::update;
+        POST "/console/secret-providers/{id}/delete" => SECRETS_MANAGE, secret_providers::delete;
+        POST "/console/secret-providers/{id}/test" => SECRETS_WRITE, provider_checks::test;
+        GET "/console/secret-providers/{id}/secrets" => SECRETS_READ, provider_checks::secrets;
+        GET "/console/environment-variables" => ENV_READ, environment_variables::page;
+        POST "/console/environment-variables" => ENV_MANAGE, environment_variables::create;
+        GET "/console/environment-variables/{id}" => ENV_VAR_READ, environment_variables::edit;
+        POST "/console/environment-variables/{id}" => ENV_VAR_MANAGE, environment_variables::update;
+        POST "/console/environment-variables/{id}/delete" => ENV_VAR_MANAGE, environment_variables::delete;
+        GET "/console/automations/{id}/environment-variables" => AUTOMATION_ENV_READ, environment_variables::assignment;
+        POST "/console/automations/{id}/environment-variables" => AUTOMATION_ENV_MANAGE, environment_variables::set_assignment;
     }
 }
 

@@ -68,6 +68,14 @@ pub(crate) fn setting(row: &SecretProviderRow, key: &str) -> Option<String> {
     settings_of(row)[key].as_str().map(str::to_owned)
 }
 
+/// The organization's credentials (API list and console page).
+pub(crate) async fn list_secret_providers(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<SecretProviderRow>, ApiError> {
+    Ok(app.store.list_secret_providers(caller.org()?.id).await?)
+}
+
 /// `{id}` is the credential's UUID or its name.
 pub(crate) async fn find_secret_provider(
     app: &AppState,

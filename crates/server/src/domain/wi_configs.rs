@@ -175,6 +175,14 @@ pub(crate) async fn referenced(
     }
 }
 
+/// The organization's configs (API list and console page).
+pub(crate) async fn list_wi_configs(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<Vec<WiConfigRow>, ApiError> {
+    Ok(app.store.list_wi_configs(caller.org()?.id).await?)
+}
+
 /// `{id}` is the config's UUID or its name.
 pub(crate) async fn find_wi_config(
     app: &AppState,
