@@ -107,9 +107,13 @@ async fn a_refused_setup_form_keeps_the_link_usable() {
     assert!(!line.contains("Some("), "{line}");
     // Text logs by default (`address="127.0.0.1"`), JSON with KEYWARD_LOG_FORMAT=json.
     assert!(
-        ["address=\"127.0.0.1\"", "address=127.0.0.1", "\"address\":\"127.0.0.1\""]
-            .iter()
-            .any(|form| line.contains(form)),
+        [
+            "address=\"127.0.0.1\"",
+            "address=127.0.0.1",
+            "\"address\":\"127.0.0.1\""
+        ]
+        .iter()
+        .any(|form| line.contains(form)),
         "{line}"
     );
 }

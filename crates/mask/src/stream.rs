@@ -213,8 +213,8 @@ impl StreamMasker {
         let from = self.scanned.max(self.pend);
         if self.kind != ContentKind::EventStream
             && let Some(p) = self.buf[from..n]
-            .iter()
-            .rposition(|b| self.cut_after[usize::from(*b)])
+                .iter()
+                .rposition(|b| self.cut_after[usize::from(*b)])
         {
             self.cut_byte = from + p + 1;
         }
