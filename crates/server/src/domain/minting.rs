@@ -186,6 +186,20 @@ pub(crate) async fn mint(
     .await
 }
 
+/// The `audience` label of `keyward_tokens_minted_total`. A metric keeps every label value it
+/// ever saw, and an automation may ask for any GCP provider or `keyward-gateway-<name>` on its
+/// own: only audiences an administrator configured (and the two fixed cloud audiences) are
+/// named; the rest are counted under their cloud.
+fn audience_label(audience: &Audience, from_config: bool) -> String {
+    match audience {
+        Audience::Azure | Audience::Aws => audience.to_string(),
+        Audience::Keyward(name) if name == "keyward-gateway" => name.clone(),
+        _ if from_config => audience.to_string(),
+        Audience::Gcp(_) => "gcp:unconfigured".to_owned(),
+        Audience::Keyward(_) => "keyward-gateway:named".to_owned(),
+    }
+}
+
 /// Who a token is for, beyond the organization.
 pub(crate) struct Subject {
     /// The `sub` claim, from the config's [`SubjectMode`].
@@ -227,6 +241,7 @@ pub(crate) async fn issue(
         automation_name: subject.automation_name,
         kickoff_id: subject.kickoff_id,
     };
+    let subject_config = subject.config_id.is_some();
     let token = sign(&key, &claims).map_err(ApiError::internal)?;
     // Audited before it is handed out: a token that cannot be accounted for is never issued.
     app.audit
@@ -250,7 +265,27 @@ pub(crate) async fn issue(
         .await?;
     metrics::counter!("keyward_workload_tokens_minted_total", "cloud" => audience.cloud())
         .increment(1);
-    // Audiences come from the organization's configs, so the label set stays small.
-    metrics::counter!("keyward_tokens_minted_total", "audience" => claims.aud.clone()).increment(1);
+    metrics::counter!("keyward_tokens_minted_total", "audience" => audience_label(audience, subject_config))
+        .increment(1);
     Ok((token, claims))
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_audiences_name_their_own_metric_label() {
+        let gcp = Audience::parse(
+            "//iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/pool-one/providers/prov-one",
+        )
+        .unwrap();
+        assert_eq!(audience_label(&gcp, true), gcp.to_string());
+        assert_eq!(audience_label(&gcp, false), "gcp:unconfigured");
+        let named = Audience::parse("keyward-gateway-attacker-chosen-1").unwrap();
+        assert_eq!(audience_label(&named, false), "keyward-gateway:named");
+        let gateway = Audience::parse("keyward-gateway").unwrap();
+        assert_eq!(audience_label(&gateway, false), "keyward-gateway");
+        assert_eq!(audience_label(&Audience::Aws, false), "sts.amazonaws.com");
+    }
 }
