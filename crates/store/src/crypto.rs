@@ -220,7 +220,7 @@ impl MasterKey {
     }
 
     /// Replaces the derived audit key with the one stored sealed in the database, which a
-    /// master-key rotation carries over unchanged (see [`crate::master_keys`]).
+    /// master-key rotation carries over unchanged (see the `master_keys` module).
     pub fn set_audit_key(&mut self, key: crate::audit::AuditKey) {
         self.audit = key;
     }

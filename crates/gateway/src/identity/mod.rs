@@ -21,6 +21,8 @@ mod people;
 mod tests;
 #[cfg(test)]
 mod tests_people;
+#[cfg(test)]
+mod tests_platform;
 mod workload_cache;
 
 use std::path::PathBuf;

@@ -121,7 +121,7 @@ pub(crate) fn bearer(token: &str) -> http::HeaderMap {
     headers
 }
 
-fn claims(iss: &str) -> WorkloadClaims {
+pub(crate) fn claims(iss: &str) -> WorkloadClaims {
     WorkloadClaims {
         iss: iss.into(),
         sub: format!("organization:{ORG}"),
@@ -293,20 +293,6 @@ async fn a_valid_workload_token_passes_with_its_automation_and_organization() {
         }
         other => panic!("{other:?}"),
     }
-}
-
-#[tokio::test]
-async fn the_platform_key_set_is_read_from_the_platform_url_not_the_published_jwks_uri() {
-    install_crypto();
-    let key = SigningKey::generate().unwrap();
-    let platform = Issuer::start(&[&key]).await;
-    platform.unreachable_jwks_uri.store(true, Ordering::SeqCst);
-    let (_dir, store) = store().await;
-    let verifier = Verifier::new(settings(&platform), store).await.unwrap();
-    let token = keyward_jose::mint(&key, &claims(&platform.url)).unwrap();
-    let principal = verifier.verify(&bearer(&token), &ALL, NOW).await;
-    assert!(principal.is_ok(), "{:?}", principal.err());
-    assert_eq!(platform.fetches(), 1);
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    super::render::security_headers(&mut response);
+    super::headers::security_headers(&mut response);
     response
 }
 

@@ -16,6 +16,7 @@ pub mod csrf;
 pub mod dashboard;
 pub mod environment_variables;
 pub mod guard;
+pub mod headers;
 pub mod llm_connections;
 pub mod members;
 pub mod provider_checks;

@@ -14,29 +14,11 @@ use serde_json::{Value, json};
 use super::cloud::given;
 use super::guard::Ctx;
 use super::render::{Flash, security_headers};
-use super::secret_providers::{form_for, providers_page};
+use super::secret_providers::{StepView, TestView, form_for, providers_page};
 use crate::domain::secret_providers::find_secret_provider;
 use crate::domain::sessions::{Listing, handshake, list_names};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// One step of a test, as the page shows it.
-pub struct StepView {
-    pub step: String,
-    pub ok: bool,
-    pub detail: String,
-    pub code: String,
-    pub cause: String,
-    pub fix: String,
-}
-
-pub struct TestView {
-    pub credential: String,
-    pub ok: bool,
-    pub steps: Vec<StepView>,
-    pub note: &'static str,
-    pub hint: Option<String>,
-}
 
 const HANDSHAKE_ONLY: &str = "A passing test proves the federation handshake (issuer, subject and audience accepted, the identity reachable); it does not prove per-secret permissions, which are exercised when a variable resolves at kickoff.";
 const STATIC_ONLY: &str = "A passing test proves the static credentials authenticate (one authenticated call); it does not prove per-secret permissions, which are exercised when the automation is registered or redeployed.";

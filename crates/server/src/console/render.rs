@@ -6,11 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::assets::{SCRIPT, STYLESHEET};
+pub use super::headers::{CSP, security_headers};
 use crate::error::ApiError;
-
-/// The console's content security policy: only this server's own script and style, no inline
-/// code, forms post only here, and nobody frames a page.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An organization in the switcher.
 pub struct OrgChoice {
@@ -89,23 +86,6 @@ impl Layout {
     }
 }
 
-/// The headers of every console response (pages, assets, refusals).
-pub fn security_headers(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !headers.contains_key(header::CACHE_CONTROL) {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-}
-
 /// Renders a template into a response with `status` and the console's headers.
 pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
     let mut response = match page.render() {
@@ -177,7 +157,10 @@ pub fn error_page(layout: Option<Layout>, e: ApiError) -> Response {
 
 /// A `303 See Other` to `location` (after a form: reloading the next page sends nothing again).
 pub fn see_other(location: &str) -> Response {
-    let mut response = crate::people::html::redirect(location);
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
     security_headers(&mut response);
     response
 }

@@ -2,7 +2,7 @@
 //! listed, created, edited and deleted through the domain rules of `/api/v1/secret-providers`.
 //! Static credential fields are write-only: the page says "•••• set", never a value, and a blank
 //! field on edit keeps what is stored. Test Connection and autocomplete are in
-//! [`super::provider_checks`].
+//! the `provider_checks` module.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use super::cloud::{Choice, Fields, allows, choices, given, text, ticked};
 use super::guard::Ctx;
-use super::provider_checks::TestView;
 use super::render::{Flash, Layout, error_page, render, see_other};
 use crate::domain::config_names;
 use crate::domain::secret_providers::{
@@ -28,6 +27,25 @@ use crate::domain::secret_providers::{
 use crate::error::ApiError;
 use crate::routes::{SECRETS_MANAGE, SECRETS_WRITE};
 use crate::state::AppState;
+
+/// One step of a Test Connection, as the page shows it (filled by `provider_checks`).
+pub struct StepView {
+    pub step: String,
+    pub ok: bool,
+    pub detail: String,
+    pub code: String,
+    pub cause: String,
+    pub fix: String,
+}
+
+/// A Test Connection's result on the provider's page.
+pub struct TestView {
+    pub credential: String,
+    pub ok: bool,
+    pub steps: Vec<StepView>,
+    pub note: &'static str,
+    pub hint: Option<String>,
+}
 
 pub const PATH: &str = "/console/secret-providers";
 const PROVIDERS: [(&str, &str); 3] = [

@@ -57,10 +57,5 @@ pub fn error_page(e: ApiError) -> Response {
 
 /// A `303 See Other`, with the console's security headers like every sign-in page.
 pub fn redirect(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    crate::console::render::security_headers(&mut response);
-    response
+    crate::console::render::see_other(location)
 }
