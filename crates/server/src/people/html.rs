@@ -1,6 +1,6 @@
 //! The sign-in pages' message and error pages (on the console's templates) and the redirect.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, set_retry_after};
