@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cloudsim_env::{Sim, SimWorld, world};
 use crate::common::*;
+use crate::console_common::{self, Answer, csrf_of, get};
 use crate::people::{browser, local_options, set_owner_password, sign_in};
 use crate::people_local::form_body;
 
@@ -17,55 +18,13 @@ const STATIC_KEY_ID: &str = "AKIAQSTATICKEYID7788";
 const STATIC_SECRET: &str = "static-secret-access-key-do-not-show-4242";
 const DIRECT_SECRET: &str = "direct-secret-value-do-not-show-9191";
 
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-async fn get(server: &Server, cookie: &str, path: &str) -> Answer {
-    let res = browser(server)
-        .get(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    answer(res).await
-}
-
+/// A form post with the session's CSRF token (read from the console's overview page).
 async fn post(server: &Server, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
     let page = get(server, cookie, "/console").await;
     let csrf = csrf_of(&page.body);
     let mut all = vec![("csrf", csrf.as_str())];
     all.extend_from_slice(fields);
-    let res = browser(server)
-        .post(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&all))
-        .send()
-        .await
-        .unwrap();
-    answer(res).await
-}
-
-async fn answer(res: reqwest::Response) -> Answer {
-    Answer {
-        status: res.status().as_u16(),
-        location: res
-            .headers()
-            .get("location")
-            .map_or(String::new(), |l| l.to_str().unwrap().to_owned()),
-        body: res.text().await.unwrap(),
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_owned()
+    console_common::post(server, cookie, path, &all).await
 }
 
 async fn api(server: &Server, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {

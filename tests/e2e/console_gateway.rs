@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::approvals::{Fixture, fixture};
 use crate::common::*;
+use crate::console_common::{csrf_of, get, post};
 use crate::gateway_common::{GatewayOptions, GatewayProcess, Upstream, write_routes};
 use crate::people::{browser, set_owner_password, sign_in};
 use crate::people_local::form_body;
@@ -20,53 +21,6 @@ const POLICY: &str = "@id(\"reads\")\npermit(principal, action, resource) when {
 
 /// Shaped like an AWS access key id: the recording masks it.
 const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
-
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-async fn get(server: &Server, cookie: &str, path: &str) -> Page {
-    let res = browser(server)
-        .get(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    page(res).await
-}
-
-async fn post(server: &Server, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
-    let res = browser(server)
-        .post(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(fields))
-        .send()
-        .await
-        .unwrap();
-    page(res).await
-}
-
-async fn page(res: reqwest::Response) -> Page {
-    Page {
-        status: res.status().as_u16(),
-        location: res
-            .headers()
-            .get("location")
-            .map_or(String::new(), |l| l.to_str().unwrap().to_owned()),
-        body: res.text().await.unwrap(),
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_owned()
-}
 
 /// A gateway for the fixture's organization: GETs pass, POSTs need approval (held 20 s).
 fn gateway(f: &Fixture, upstream: &Upstream, dir: &std::path::Path) -> GatewayProcess {

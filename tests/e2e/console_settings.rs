@@ -7,55 +7,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::common::*;
+use crate::console_common::{csrf_of, get, post};
 use crate::people::{browser, local_options, set_owner_password, sign_in};
 use crate::people_local::form_body;
-
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-async fn get(server: &Server, cookie: &str, path: &str) -> Answer {
-    let res = browser(server)
-        .get(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    answer(res).await
-}
-
-async fn post(server: &Server, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
-    let res = browser(server)
-        .post(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(fields))
-        .send()
-        .await
-        .unwrap();
-    answer(res).await
-}
-
-async fn answer(res: reqwest::Response) -> Answer {
-    Answer {
-        status: res.status().as_u16(),
-        location: res
-            .headers()
-            .get("location")
-            .map_or(String::new(), |l| l.to_str().unwrap().to_owned()),
-        body: res.text().await.unwrap(),
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    html.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        .to_owned()
-}
 
 /// The text of the element with `id` (its first text up to the next tag).
 fn text_of(html: &str, id: &str) -> String {

@@ -24,6 +24,7 @@ mod common;
 mod console;
 mod console_browser;
 mod console_cloud;
+mod console_common;
 mod console_gateway;
 mod console_settings;
 mod docs_examples;
