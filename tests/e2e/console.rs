@@ -4,9 +4,9 @@
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::json;
 
 use crate::common::*;
+use crate::console_common::member_session;
 use crate::people::{browser, local_options, set_owner_password, sign_in};
 use crate::people_local::form_body;
 
@@ -75,35 +75,6 @@ async fn owner_console(dir: &std::path::Path) -> (Server, String) {
     set_owner_password(&server).await;
     let cookie = sign_in(&server, "/console").await;
     (server, cookie)
-}
-
-/// Invites bob as a Member; he joins with a password. Returns his session cookie.
-async fn member_session(server: &Server) -> String {
-    let (status, invited) = call(
-        &server.client(),
-        Method::POST,
-        &format!("{}/api/v1/invitations", server.url),
-        Some(BOOTSTRAP_TOKEN),
-        Some(json!({"email": "bob@acme.example", "role": "member"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{invited}");
-    let link = invited["invitation_url"].as_str().unwrap();
-    let token = link.split_once("/invite#token=").unwrap().1;
-    let res = browser(server)
-        .post(format!("{}/invite", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("token", token),
-            ("password", "bob's long enough password"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
-    cookie.split(';').next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use crate::cloudsim_env::{Sim, SimWorld, world};
 use crate::common::*;
+use crate::console_common::member_session;
 use crate::console_common::{self, Answer, csrf_of, get};
-use crate::people::{browser, local_options, set_owner_password, sign_in};
-use crate::people_local::form_body;
+use crate::people::{local_options, set_owner_password, sign_in};
 
 const PROVIDERS: &str =
     "projects/123456789012/locations/global/workloadIdentityPools/keyward-pool/providers";
@@ -43,33 +43,6 @@ async fn saved(server: &Server, cookie: &str, path: &str, fields: &[(&str, &str)
     let a = post(server, cookie, path, fields).await;
     assert_eq!(a.status, 303, "{path}: {}", a.body);
     assert!(a.location.contains("?done="), "{path}: {}", a.location);
-}
-
-/// Invites bob as a Member; he joins with a password. Returns his session cookie.
-async fn member_session(server: &Server) -> String {
-    let (status, invited) = api(
-        server,
-        Method::POST,
-        "/invitations",
-        Some(json!({"email": "bob@acme.example", "role": "member"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{invited}");
-    let link = invited["invitation_url"].as_str().unwrap();
-    let token = link.split_once("/invite#token=").unwrap().1;
-    let res = browser(server)
-        .post(format!("{}/invite", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("token", token),
-            ("password", "bob's long enough password"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use crate::approvals::{Fixture, fixture};
 use crate::common::*;
+use crate::console_common::member_session;
 use crate::console_common::{csrf_of, get, post};
 use crate::gateway_common::{GatewayOptions, GatewayProcess, Upstream, write_routes};
-use crate::people::{browser, set_owner_password, sign_in};
-use crate::people_local::form_body;
+use crate::people::{set_owner_password, sign_in};
 
 const POLICY: &str = "@id(\"reads\")\npermit(principal, action, resource) when { context.method == \"GET\" };\n\
 @id(\"writes-need-approval\")\n@approval(\"required\")\npermit(principal, action, resource) when { context.method == \"POST\" };\n";
@@ -129,40 +129,12 @@ async fn pending_on_page(server: &Server, cookie: &str) -> (String, String) {
     }
 }
 
-/// Invites bob as a Member; he joins with a password. Returns his console cookie.
-async fn member_cookie(server: &Server) -> String {
-    let (status, invited) = call(
-        &server.client(),
-        Method::POST,
-        &format!("{}/api/v1/invitations", server.url),
-        Some(BOOTSTRAP_TOKEN),
-        Some(json!({"email": "bob@acme.example", "role": "member"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{invited}");
-    let link = invited["invitation_url"].as_str().unwrap();
-    let token = link.split_once("/invite#token=").unwrap().1;
-    let res = browser(server)
-        .post(format!("{}/invite", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("token", token),
-            ("password", "bob's long enough password"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_in_the_console_releases_a_held_request_and_denying_refuses_it() {
     let f = fixture(&Backend::Sqlite, None).await;
     set_owner_password(&f.server).await;
     let owner = sign_in(&f.server, "/console").await;
-    let bob = member_cookie(&f.server).await;
+    let bob = member_session(&f.server).await;
     let alice = f.member("alice@acme.example", "member").await;
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
