@@ -10,7 +10,7 @@ use crate::console_common::member_session;
 use crate::people::{browser, local_options, set_owner_password, sign_in};
 use crate::people_local::form_body;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 struct Answer {
     status: u16,

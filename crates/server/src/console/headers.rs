@@ -4,8 +4,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
 /// The console's content security policy: only this server's own script and style, no inline
-/// code, forms post only here, and nobody frames a page.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// code, forms post only here, and nobody frames a page. `connect-src 'self'` lets console.js
+/// fetch the secret-name autocomplete list from this server (nothing else is reachable).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The headers of every console response (pages, assets, refusals).
 pub fn security_headers(response: &mut Response) {
