@@ -22,9 +22,18 @@ export function settings() {
     }
     return value;
   };
+  // With a setup link the server is fresh and the runner creates the owner; without one it was
+  // bootstrapped by the test, which names the owner and, for the gateway flows, the gateway.
+  const setupLink = process.env.KEYWARD_SETUP_LINK || "";
   return {
     baseUrl: need("KEYWARD_CONSOLE_URL").replace(/\/$/, ""),
-    setupLink: need("KEYWARD_SETUP_LINK"),
+    setupLink,
+    server: setupLink ? "fresh" : "bootstrapped",
+    owner: setupLink
+      ? null
+      : { email: need("KEYWARD_OWNER_EMAIL"), password: need("KEYWARD_OWNER_PASSWORD"), token: need("KEYWARD_OWNER_TOKEN") },
+    gatewayUrl: (process.env.KEYWARD_GATEWAY_URL || "").replace(/\/$/, ""),
+    gatewayToken: process.env.KEYWARD_GATEWAY_TOKEN || "",
     chromium: process.env.KEYWARD_CHROMIUM || "/usr/bin/chromium",
     screenshotDir: process.env.KEYWARD_SCREENSHOT_DIR || path.resolve("target/console-screenshots"),
     only: (process.env.KEYWARD_CONSOLE_FLOWS || "").split(",").filter(Boolean),

@@ -3,9 +3,13 @@
 // setup link in the environment (KEYWARD_CONSOLE_URL, KEYWARD_SETUP_LINK, NODE_EXTRA_CA_CERTS).
 //
 // First the owner is created through the setup page, then every file in flows/ runs in name
-// order, each with a fresh signed-in owner page (see `context` below). A flow fails on a thrown
-// error, a console error or CSP violation in any of its pages, or a console response without
-// the CSP header. Screenshots land in KEYWARD_SCREENSHOT_DIR (default target/console-screenshots).
+// order, each with a fresh signed-in owner page (see `context` below). Without KEYWARD_SETUP_LINK
+// the server was bootstrapped by the test (KEYWARD_OWNER_EMAIL, _PASSWORD, _TOKEN name its owner)
+// and only the flows exporting `server = "bootstrapped"` run; with it, only the others.
+//
+// A flow fails on a thrown error, a console error or CSP violation in any of its pages, or a
+// console response without the CSP header. Screenshots land in KEYWARD_SCREENSHOT_DIR (default
+// target/console-screenshots).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -41,7 +45,7 @@ async function setUp(browser, env, watcher) {
 }
 
 /// What a flow gets: `page` (the owner, signed in, on /console) and helpers bound to it.
-async function context(browser, env, watcher, owner, flow) {
+async function context(browser, env, watcher, owner, flow, shared) {
   const contexts = [];
   const newPage = async (who, viewport) => {
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: viewport || { width: 1280, height: 800 } });
@@ -61,6 +65,12 @@ async function context(browser, env, watcher, owner, flow) {
     owner,
     page,
     check,
+    /// KEYWARD_GATEWAY_URL and KEYWARD_GATEWAY_TOKEN (a member's token) on the bootstrapped server.
+    gatewayUrl: env.gatewayUrl,
+    gatewayToken: env.gatewayToken,
+    /// One object for every flow of the run: `shared.secrets` collects the secret values flows
+    /// create, which no page may show (flows/nav-crawl.mjs).
+    shared,
     /// Another person's browser (its own cookies); `viewport` e.g. { width: 390, height: 844 }.
     newPage,
     signIn: (p, email, password) => signIn(p, env.baseUrl, email, password),
@@ -88,11 +98,15 @@ async function main() {
   const browser = await chromium.launch({ executablePath: env.chromium, args: ["--no-sandbox"] });
   const failures = [];
   try {
-    const setupWatch = new Watcher(env.baseUrl);
-    const owner = await setUp(browser, env, setupWatch);
-    if (setupWatch.issues.length) {
-      failures.push(`setup:\n  ${setupWatch.issues.join("\n  ")}`);
+    let owner = env.owner;
+    if (!owner) {
+      const setupWatch = new Watcher(env.baseUrl);
+      owner = await setUp(browser, env, setupWatch);
+      if (setupWatch.issues.length) {
+        failures.push(`setup:\n  ${setupWatch.issues.join("\n  ")}`);
+      }
     }
+    const shared = { secrets: [owner.token, owner.password] };
     const files = fs
       .readdirSync(path.join(here, "flows"))
       .filter((f) => f.endsWith(".mjs"))
@@ -102,13 +116,16 @@ async function main() {
       if (env.only.length && !env.only.includes(flow)) {
         continue;
       }
+      const module = await import(pathToFileURL(path.join(here, "flows", file)).href);
+      if ((module.server || "fresh") !== env.server) {
+        continue;
+      }
       const watcher = new Watcher(env.baseUrl);
       const started = Date.now();
       let made = null;
       try {
-        const { run } = await import(pathToFileURL(path.join(here, "flows", file)).href);
-        made = await context(browser, env, watcher, owner, flow);
-        await run(made.ctx);
+        made = await context(browser, env, watcher, owner, flow, shared);
+        await module.run(made.ctx);
       } catch (e) {
         watcher.issues.unshift(e instanceof FlowError ? e.message : e.stack || String(e));
       } finally {
