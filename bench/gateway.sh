@@ -15,6 +15,9 @@
 # pass/fail test.
 #   bash bench/gateway.sh      (DURATION=10 LAT_DURATION=10 CONNECTIONS=32 WRK_THREADS=2 TTFB_REQUESTS=300
 #                               MASK_ROUNDS=2; ONLY=mask runs the masking comparison alone;
+#                               ONLY=mask-instructions counts it in instructions under callgrind,
+#                               keeping the profiles in CALLGRIND_DIR when set; ONLY=setup starts
+#                               everything and waits, for a profiler;
 #                               KEYWARD_BIN=<binary> skips the release build, for checking the script)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -193,6 +196,54 @@ masked_body=$(curl -s -H "Authorization: Bearer $workload" "$gw/masked/events")
 [[ $masked_body != *'jane.doe@example.com'* && $masked_body != *'AKIAIOSFODNN7EXAMPLE'* && $masked_body == *'[MASKED:email]'* && $masked_body == *'data: [DONE]'* ]] ||
     { echo "the masked stream route did not mask the stream: ${masked_body:0:300}" >&2; exit 1; }
 echo "checked: the stream routes answer the ${#plain_body}-byte stream, masked on one (${recording_args[*]:-no recording flag in this build})" >&2
+
+# ONLY=setup: leave everything running for a profiler (strace, perf, valgrind on the pid) until
+# interrupted; the workload token is in $WORK_DIR/token.
+if [ "$ONLY" = setup ]; then
+    printf '%s' "$workload" >"$work/token"
+    echo "gateway $gw (pid $gw_pid), routes /plain/events and /masked/events; token in $work/token; Ctrl-C ends" >&2
+    wait "$gw_pid"
+    exit 0
+fi
+# ONLY=mask-instructions: the same two routes counted in instructions (valgrind's callgrind),
+# which do not depend on what else the cores are doing. Four fresh gateways, each serving
+# MASK_REQUESTS_LOW or MASK_REQUESTS_HIGH requests of one route over one connection; the
+# difference between the two counts of a route, over the difference in requests, is that
+# route's instructions per request, start-up and shutdown cancelled out.
+if [ "$ONLY" = mask-instructions ]; then
+    command -v valgrind >/dev/null || { echo "ONLY=mask-instructions needs valgrind" >&2; exit 1; }
+    low=${MASK_REQUESTS_LOW:-50} high=${MASK_REQUESTS_HIGH:-250}
+    kill "$gw_pid"; wait "$gw_pid" 2>/dev/null || true
+    count_instructions() { # $1 = route, $2 = requests; prints the gateway's total instructions
+        local out="$work/cg-$1-$2" log="$work/gw-cg-$1-$2.out" gpid urls=()
+        KEYWARD_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" gateway --http \
+            --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/kw" --config "$work/routes.toml" \
+            --platform-url "$kw" --platform-ca "$ca" "${recording_args[@]}" >"$log" 2>"$log.err" &
+        gpid=$!
+        for _ in $(seq 1 600); do grep -q '^keyward gateway listening on ' "$log" 2>/dev/null && break; sleep 0.2; done
+        local url
+        url=$(sed -nE 's/^keyward gateway listening on (\S+) \(admin (\S+)\)$/\1/p' "$log")
+        [ -n "$url" ] || { echo "the gateway under callgrind did not start:" >&2; cat "$log" "$log.err" >&2; exit 1; }
+        for _ in $(seq 1 "$2"); do urls+=("$url/$1/events"); done
+        curl -s --fail -H "Authorization: Bearer $workload" "${urls[@]}" >/dev/null ||
+            { echo "a request on /$1 under callgrind failed" >&2; exit 1; }
+        kill -TERM "$gpid"; wait "$gpid" 2>/dev/null || true
+        [ -z "${CALLGRIND_DIR:-}" ] || cp "$out" "$CALLGRIND_DIR/"
+        awk '/^(summary|totals):/ {print $2; exit}' "$out"
+    }
+    declare -A per_request
+    for route in plain masked; do
+        a=$(count_instructions "$route" "$low")
+        b=$(count_instructions "$route" "$high")
+        per_request[$route]=$(( (b - a) / (high - low) ))
+        echo "$route: $a instructions for $low requests, $b for $high" >&2
+    done
+    echo
+    echo "streamed case through the gateway in instructions per request (callgrind; $((high - low)) requests, one connection):"
+    printf '  %-14s %10s\n' "masking off" "${per_request[plain]}" "masking on" "${per_request[masked]}"
+    echo "  masking adds $(( per_request[masked] - per_request[plain] )) instructions per ${#plain_body}-byte response ($(python3 -c "print(f'{(${per_request[masked]} / ${per_request[plain]} - 1) * 100:.1f}')") %)"
+    exit 0
+fi
 
 before=$(busy)
 results=()

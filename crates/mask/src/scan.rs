@@ -165,12 +165,36 @@ fn search(
 #[cfg(target_arch = "x86_64")]
 fn next_digit(hay: &[u8], i: usize) -> usize {
     // SAFETY: SSE2 is part of the x86-64 baseline: every CPU this target runs on has it.
-    unsafe { next_digit_sse2(hay, i) }
+    unsafe { scan_sse2::<true>(hay, i) }
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+fn next_digit(hay: &[u8], i: usize) -> usize {
+    next_digit_swar(hay, i)
+}
+
+/// The first byte at or after `i` that is not an ASCII digit (the end of a run of digits): a
+/// timestamp or an id in every event of a stream made a byte loop here cost more than the scan
+/// for the run's start.
+#[cfg(target_arch = "x86_64")]
+fn digit_run_end(hay: &[u8], i: usize) -> usize {
+    // SAFETY: as in `next_digit`.
+    unsafe { scan_sse2::<false>(hay, i) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn digit_run_end(hay: &[u8], mut i: usize) -> usize {
+    while i < hay.len() && hay[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// The first byte at or after `i` that is (`DIGIT`) or is not (`!DIGIT`) an ASCII digit,
+/// sixteen bytes at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
-fn next_digit_sse2(hay: &[u8], mut i: usize) -> usize {
+fn scan_sse2<const DIGIT: bool>(hay: &[u8], mut i: usize) -> usize {
     use std::arch::x86_64::{
         _mm_add_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
@@ -182,17 +206,19 @@ fn next_digit_sse2(hay: &[u8], mut i: usize) -> usize {
         // SAFETY: `block` is sixteen readable bytes; the load has no alignment requirement.
         let v = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
         let digits = _mm_movemask_epi8(_mm_cmplt_epi8(_mm_add_epi8(v, shift), limit));
-        if digits != 0 {
-            return i + digits.trailing_zeros() as usize;
+        let wanted = if DIGIT { digits } else { !digits & 0xFFFF };
+        if wanted != 0 {
+            return i + wanted.trailing_zeros() as usize;
         }
         i += 16;
     }
-    next_digit_swar(hay, i)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn next_digit(hay: &[u8], i: usize) -> usize {
-    next_digit_swar(hay, i)
+    if DIGIT {
+        return next_digit_swar(hay, i);
+    }
+    while i < hay.len() && hay[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
 }
 
 /// [`next_digit`] eight bytes at a time in a `u64`.
@@ -253,10 +279,9 @@ fn candidates(
         }
         let mut digits = 0;
         loop {
-            while i < n && hay[i].is_ascii_digit() {
-                i += 1;
-                digits += 1;
-            }
+            let end = digit_run_end(hay, i);
+            digits += end - i;
+            i = end;
             if i + 1 < n && matches!(hay[i], b' ' | b'-') && hay[i + 1].is_ascii_digit() {
                 i += 1;
                 continue;
