@@ -28,6 +28,7 @@ pub mod kind {
     pub const DEVICE_TOKEN_ISSUED: &str = "device.token_issued";
     pub const INVITATION_CREATED: &str = "invitation.created";
     pub const INVITATION_ACCEPTED: &str = "invitation.accepted";
+    pub const INVITATION_REVOKED: &str = "invitation.revoked";
     pub const ORG_CREATED: &str = "org.created";
     pub const AUTOMATION_CREATED: &str = "automation.created";
     pub const AUTOMATION_UPDATED: &str = "automation.updated";

@@ -142,7 +142,9 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/api/v1/me/totp" => Need::Person, me::enable_totp;
         DELETE "/api/v1/me/totp" => Need::Person, me::disable_totp;
         GET "/crewai_plus/api/v1/me/organizations" => Need::Person, me::organizations;
+        GET "/api/v1/invitations" => MEMBERS_READ, invitations::list;
         POST "/api/v1/invitations" => INVITATIONS_MANAGE, invitations::create;
+        DELETE "/api/v1/invitations/{id}" => INVITATIONS_MANAGE, invitations::revoke;
         GET "/invite" => Need::Public, invitations::page_get;
         POST "/invite" => Need::Public, invitations::accept;
 

@@ -232,6 +232,11 @@ pub trait PeopleStore: Send + Sync {
     /// Marks an unexpired, unaccepted invitation accepted and returns it; `None` otherwise.
     /// Atomic: an invitation is accepted once.
     async fn accept_invitation(&self, hash: &str, now: i64) -> Result<Option<InvitationRow>>;
+    /// The organization's invitations neither accepted nor expired at `now`, oldest first.
+    async fn pending_invitations(&self, org: OrgId, now: i64) -> Result<Vec<InvitationRow>>;
+    /// Deletes the organization's unaccepted invitation `id` (its link then opens nothing) and
+    /// returns it; `None` when the organization has no such unaccepted invitation.
+    async fn revoke_invitation(&self, org: OrgId, id: &str) -> Result<Option<InvitationRow>>;
 }
 
 /// Browser sign-in through an external identity provider: OIDC and SAML (SPEC §7).

@@ -331,6 +331,8 @@ pub struct WebSessionRow {
 /// An invitation to an organization (local provider), by the SHA-256 of its secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvitationRow {
+    /// What lists and revocation name it by (never the hash, which the link's secret opens).
+    pub id: String,
     pub hash: String,
     pub org_id: OrgId,
     pub email: String,

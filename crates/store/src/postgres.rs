@@ -114,6 +114,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0014_master_keys.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            15,
+            Cow::Borrowed("invitation_ids"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0015_invitation_ids.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -37,10 +37,11 @@ macro_rules! impl_people_store {
             }
 
             const INVITATION_COLUMNS: &str =
-                "hash, org_id, email, role, invited_by, created_at, expires_at, accepted_at";
+                "id, hash, org_id, email, role, invited_by, created_at, expires_at, accepted_at";
 
             fn invitation_row(r: &DbRow) -> Result<InvitationRow> {
                 Ok(InvitationRow {
+                    id: r.try_get("id")?,
                     hash: r.try_get("hash")?,
                     org_id: parse_id("invitations.org_id", &r.try_get::<String, _>("org_id")?)?,
                     email: r.try_get("email")?,
@@ -366,9 +367,10 @@ macro_rules! impl_people_store {
 
                 async fn create_invitation(&self, i: &InvitationRow) -> Result<()> {
                     sqlx::query(
-                        "INSERT INTO invitations (hash, org_id, email, role, invited_by, created_at, expires_at, \
-                         accepted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "INSERT INTO invitations (id, hash, org_id, email, role, invited_by, created_at, \
+                         expires_at, accepted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
+                    .bind(&i.id)
                     .bind(&i.hash)
                     .bind(i.org_id.to_string())
                     .bind(&i.email)
@@ -402,6 +404,36 @@ macro_rules! impl_people_store {
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(hash)
                         .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(invitation_row)
+                        .transpose()
+                }
+
+                async fn pending_invitations(&self, org: OrgId, now: i64) -> Result<Vec<InvitationRow>> {
+                    let sql = format!(
+                        "SELECT {INVITATION_COLUMNS} FROM invitations WHERE org_id = $1 \
+                         AND accepted_at IS NULL AND expires_at > $2 ORDER BY created_at, id"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(org.to_string())
+                        .bind(now)
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(invitation_row)
+                        .collect()
+                }
+
+                async fn revoke_invitation(&self, org: OrgId, id: &str) -> Result<Option<InvitationRow>> {
+                    let sql = format!(
+                        "DELETE FROM invitations WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL \
+                         RETURNING {INVITATION_COLUMNS}"
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(org.to_string())
+                        .bind(id)
                         .fetch_optional(&self.pool)
                         .await?
                         .as_ref()

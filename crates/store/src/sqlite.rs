@@ -121,6 +121,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/sqlite/0014_master_keys.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            15,
+            Cow::Borrowed("invitation_ids"),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0015_invitation_ids.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

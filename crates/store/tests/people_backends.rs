@@ -164,6 +164,7 @@ async fn sessions_credentials_and_invitations() {
         };
         store.create_org(&org, user, "owner").await.unwrap();
         let invitation = InvitationRow {
+            id: "inv-i".into(),
             hash: "i".into(),
             org_id: org.id,
             email: "c@example.com".into(),
@@ -223,5 +224,102 @@ async fn failures_count_per_key_and_are_forgotten_after_a_quiet_period() {
         assert_eq!(store.failures("addr").await.unwrap(), None);
         store.clear_failures("acct").await.unwrap();
         assert_eq!(store.failures("acct").await.unwrap(), None);
+    }
+}
+
+fn invitation(id: &str, org: OrgId, by: UserId, created_at: i64, expires_at: i64) -> InvitationRow {
+    InvitationRow {
+        id: id.into(),
+        hash: format!("hash-{id}"),
+        org_id: org,
+        email: format!("{id}@example.com"),
+        role: "member".into(),
+        invited_by: Some(by),
+        created_at,
+        expires_at,
+        accepted_at: None,
+    }
+}
+
+#[tokio::test]
+async fn pending_invitations_are_listed_per_org_and_revoked_once() {
+    for Fixture { store, .. } in stores().await {
+        let owner = person(store.as_ref(), "owner@example.com").await;
+        let org = OrgRow {
+            id: OrgId::new_random(),
+            name: "Acme".into(),
+            created_at: 1,
+        };
+        let other = OrgRow {
+            id: OrgId::new_random(),
+            name: "Other".into(),
+            created_at: 1,
+        };
+        store.create_org(&org, owner, "owner").await.unwrap();
+        store.create_org(&other, owner, "owner").await.unwrap();
+        let second = invitation("second", org.id, owner, 20, 1000);
+        let first = invitation("first", org.id, owner, 10, 1000);
+        let expired = invitation("expired", org.id, owner, 5, 100);
+        let accepted = invitation("accepted", org.id, owner, 6, 1000);
+        let elsewhere = invitation("elsewhere", other.id, owner, 7, 1000);
+        for row in [&second, &first, &expired, &accepted, &elsewhere] {
+            store.create_invitation(row).await.unwrap();
+        }
+        store
+            .accept_invitation(&accepted.hash, 50)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Neither accepted nor expired, this organization's only, oldest first.
+        let pending = store.pending_invitations(org.id, 100).await.unwrap();
+        assert_eq!(pending, vec![first.clone(), second.clone()]);
+
+        // Another organization cannot revoke it, nor can an accepted one be revoked.
+        assert!(
+            store
+                .revoke_invitation(other.id, &first.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .revoke_invitation(org.id, &accepted.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.revoke_invitation(org.id, &first.id).await.unwrap(),
+            Some(first.clone())
+        );
+        assert!(
+            store
+                .revoke_invitation(org.id, &first.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "once"
+        );
+        // The revoked link opens nothing any more.
+        assert!(
+            store
+                .invitation_by_hash(&first.hash)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .accept_invitation(&first.hash, 60)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store.pending_invitations(org.id, 100).await.unwrap(),
+            vec![second]
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::guard::Ctx;
 use super::render::{Flash, Layout, error_page, render, see_other};
 use crate::clock;
+use crate::domain::invitations::{PendingInvitation, list_pending, revoke as revoke_invitation};
 use crate::domain::members::{list_members, remove_member, set_member_role};
 use crate::domain::roles::list_roles;
 use crate::people::invitations::invite as create_invitation;
@@ -31,6 +32,7 @@ pub struct MemberView {
 pub struct MembersPage {
     pub layout: Layout,
     pub members: Vec<MemberView>,
+    pub invitations: Vec<PendingInvitation>,
     pub roles: Vec<String>,
     /// What the role may do here: the forms shown (the routes check again).
     pub may_invite: bool,
@@ -72,6 +74,10 @@ async fn members_page(
         Ok(m) => m,
         Err(e) => return error_page(Some(layout), e),
     };
+    let invitations = match list_pending(app, &ctx.caller).await {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(layout), e),
+    };
     let roles = match list_roles(app, &ctx.caller).await {
         Ok(r) => r.into_iter().map(|(row, _)| row.name).collect(),
         Err(e) => return error_page(Some(layout), e),
@@ -88,6 +94,7 @@ async fn members_page(
                     joined: clock::rfc3339(m.joined_at),
                 })
                 .collect(),
+            invitations,
             roles,
             may_invite: allows(ctx, INVITATIONS_MANAGE),
             may_set_role: allows(ctx, ROLES_MANAGE),
@@ -104,6 +111,7 @@ pub async fn page(State(app): State<AppState>, ctx: Ctx, Query(q): Query<Done>) 
     let flash = match q.done.as_deref() {
         Some("role") => Flash::ok("The role was changed."),
         Some("removed") => Flash::ok("The member was removed from the organization."),
+        Some("revoked") => Flash::ok("The invitation was revoked: its link no longer works."),
         _ => None,
     };
     members_page(&app, &ctx, flash, StatusCode::OK).await
@@ -161,6 +169,17 @@ pub async fn remove(
 ) -> Response {
     match remove_member(&app, &ctx.caller, &user_id).await {
         Ok(()) => see_other("/console/members?done=removed"),
+        Err(e) => {
+            let (status, text) = e.status_and_message();
+            members_page(&app, &ctx, Flash::error(text), status).await
+        }
+    }
+}
+
+/// `POST /console/members/invitations/{id}/revoke`
+pub async fn revoke(State(app): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    match revoke_invitation(&app, &ctx.caller, &id).await {
+        Ok(_) => see_other("/console/members?done=revoked"),
         Err(e) => {
             let (status, text) = e.status_and_message();
             members_page(&app, &ctx, Flash::error(text), status).await

@@ -99,6 +99,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         POST "/console/members/invite" => INVITATIONS_MANAGE, members::invite;
         POST "/console/members/{user_id}/role" => ROLES_MANAGE, members::set_role;
         POST "/console/members/{user_id}/remove" => MEMBERS_MANAGE, members::remove;
+        POST "/console/members/invitations/{id}/revoke" => INVITATIONS_MANAGE, members::revoke;
 
         GET "/console/tokens" => Need::Person, tokens::page;
         POST "/console/tokens" => Need::Person, tokens::create;

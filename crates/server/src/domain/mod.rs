@@ -11,6 +11,7 @@ pub mod automations;
 pub mod env_vars;
 pub mod gateway_routes;
 pub mod gateway_sessions;
+pub mod invitations;
 pub mod kickoff;
 pub mod llm_connections;
 pub mod members;

@@ -22,6 +22,7 @@ use keyward_core::api::v1::{
 
 use super::{Op, Schemas};
 use crate::api::{approvals, audit, gateway_sessions, provider_checks, roles};
+use crate::domain::invitations::PendingInvitation;
 use crate::people::{device, invitations, me};
 
 pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
@@ -51,12 +52,22 @@ pub(super) fn operations(s: &mut Schemas) -> Vec<Op> {
         Op::delete("/api/v1/me/totp", "Turn off TOTP")
             .body(s.of::<me::DisableTotp>())
             .no_content(),
+        Op::get(
+            "/api/v1/invitations",
+            "Pending invitations (never their links)",
+        )
+        .ok(s.list::<PendingInvitation>()),
         Op::post(
             "/api/v1/invitations",
             "Invite a person; answers the link, once",
         )
         .body(s.of::<invitations::CreateInvitation>())
         .created(s.object()),
+        Op::delete(
+            "/api/v1/invitations/{id}",
+            "Revoke a pending invitation; its link stops working",
+        )
+        .ok(s.of::<PendingInvitation>()),
         // Organizations and personal access tokens.
         Op::get("/api/v1/orgs", "The caller's organizations").ok(s.list::<Org>()),
         Op::post("/api/v1/orgs", "Create an organization")

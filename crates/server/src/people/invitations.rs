@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keyward_core::UserId;
@@ -26,6 +26,7 @@ use crate::audit::kind;
 use crate::caller::Caller;
 use crate::client_addr::ClientAddr;
 use crate::clock;
+use crate::domain::invitations::{self as pending, PendingInvitation};
 use crate::domain::members;
 use crate::error::{ApiError, ApiJson, set_retry_after};
 use crate::state::AppState;
@@ -115,6 +116,7 @@ pub async fn invite(
         secret::generate_token("kwi_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
     let now = caller.now;
     let row = InvitationRow {
+        id: uuid::Uuid::new_v4().simple().to_string(),
         hash: secret::hash_token(&token),
         org_id: org.id,
         email: email.clone(),
@@ -140,6 +142,23 @@ pub async fn invite(
         expires_at: row.expires_at,
         url: format!("{public}/invite#token={token}"),
     })
+}
+
+/// `GET /api/v1/invitations`: the organization's pending invitations (never their links).
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<PendingInvitation>>, ApiError> {
+    Ok(Json(pending::list_pending(&app, &caller).await?))
+}
+
+/// `DELETE /api/v1/invitations/{id}`: the link stops working; answers what was revoked.
+pub async fn revoke(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PendingInvitation>, ApiError> {
+    Ok(Json(pending::revoke(&app, &caller, &id).await?))
 }
 
 const TITLE: &str = "Join your organization";

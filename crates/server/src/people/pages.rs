@@ -21,6 +21,7 @@ use super::local::{self, SignInError};
 use super::throttle;
 use crate::audit::kind;
 use crate::client_addr::ClientAddr;
+use crate::config::provider::AuthProvider;
 use crate::console::render::{Flash, Layout, render};
 use crate::error::{ApiError, set_retry_after};
 use crate::state::AppState;
@@ -39,16 +40,60 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
+/// A sign-in button: an external identity provider's start route, returning to `next`.
+struct ProviderButton {
+    id: &'static str,
+    label: String,
+    href: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/login.html")]
 struct LoginPage {
     layout: Layout,
+    /// Whether the password form is offered (`AUTH_PROVIDER=local`).
+    local: bool,
+    providers: Vec<ProviderButton>,
     next: String,
     email: String,
     totp: bool,
 }
 
+fn oidc_label(auth: &AuthProvider) -> &'static str {
+    match auth {
+        AuthProvider::EntraId(_) => "Microsoft Entra ID",
+        AuthProvider::Okta(_) => "Okta",
+        AuthProvider::Auth0(_) => "Auth0",
+        AuthProvider::Keycloak(_) => "Keycloak",
+        AuthProvider::Workos(_) => "WorkOS",
+        AuthProvider::Local => "Keyward",
+    }
+}
+
+/// One button per configured external provider (OIDC, SAML), each starting at the same routes
+/// as any other sign-in and coming back to `next`.
+fn provider_buttons(app: &AppState, next: &str) -> Vec<ProviderButton> {
+    let back = percent_encode(next);
+    let mut buttons = Vec::new();
+    if app.sso.oidc.is_some() && !matches!(app.config.auth, AuthProvider::Local) {
+        buttons.push(ProviderButton {
+            id: "sso-oidc",
+            label: format!("Sign in with {}", oidc_label(&app.config.auth)),
+            href: format!("/auth/{}/login?next={back}", app.config.auth.name()),
+        });
+    }
+    if app.sso.saml.is_some() {
+        buttons.push(ProviderButton {
+            id: "sso-saml",
+            label: "Sign in with SAML single sign-on".into(),
+            href: format!("/auth/saml/login?next={back}"),
+        });
+    }
+    buttons
+}
+
 fn login_form(
+    app: &AppState,
     status: StatusCode,
     next: &str,
     email: &str,
@@ -59,6 +104,8 @@ fn login_form(
         status,
         &LoginPage {
             layout: Layout::bare("Sign in").with_flash(message.and_then(Flash::error)),
+            local: matches!(app.config.auth, AuthProvider::Local),
+            providers: provider_buttons(app, next),
             next: next.to_owned(),
             email: email.to_owned(),
             totp,
@@ -66,13 +113,16 @@ fn login_form(
     )
 }
 
-/// `GET /login`
+/// `GET /login`: the password form (local provider) and a button per external provider.
 pub async fn login_page(State(app): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    if let Err(e) = super::require_local(&app) {
+    let next = safe_next(q.next.as_deref());
+    let local = super::require_local(&app);
+    if let Err(e) = local
+        && provider_buttons(&app, &next).is_empty()
+    {
         return error_page(e);
     }
-    let next = safe_next(q.next.as_deref());
-    login_form(StatusCode::OK, &next, "", false, None)
+    login_form(&app, StatusCode::OK, &next, "", false, None)
 }
 
 /// `POST /login`: checks the credentials, starts a session, returns to `next`.
@@ -140,7 +190,8 @@ pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes)
                     .await;
             }
             let totp = matches!(refusal, SignInError::TotpRequired);
-            let mut response = login_form(status, &next, &email, totp, Some(refusal.message()));
+            let mut response =
+                login_form(&app, status, &next, &email, totp, Some(refusal.message()));
             if let SignInError::Throttled(wait) = refusal {
                 set_retry_after(&mut response, wait);
             }
