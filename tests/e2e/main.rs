@@ -50,6 +50,7 @@ mod gateway_sessions;
 mod gateway_tenancy;
 mod invitation_takeover;
 mod issuer;
+mod jwt_attacks;
 mod master_key_rotation;
 mod metrics_scrape;
 mod moto;

@@ -26,6 +26,9 @@ use crate::table::{RouteEntry, RouteTable, request_host};
 use crate::upstream::{UpstreamError, remove_hop_by_hop};
 use keyward_recording::Kind;
 
+/// The one message for a token that was read and refused, whatever check failed.
+pub const REFUSED_TOKEN: &str = "the bearer token was refused";
+
 /// Everything the data path shares between requests.
 pub struct Gateway {
     pub table: Arc<RouteTable>,
@@ -139,6 +142,12 @@ impl Gateway {
                 IdentityError::Unavailable(m) => GatewayError::Unavailable(format!(
                     "the caller's token could not be checked right now: {m}"
                 )),
+                // Which check failed (kid, alg, issuer, audience) goes to the log only: echoed,
+                // it would guide a forger from one attempt to the next.
+                IdentityError::Refused { check } => {
+                    tracing::info!(route = %route.name, %check, "a caller's token was refused");
+                    GatewayError::Unauthenticated(REFUSED_TOKEN.into())
+                }
                 other => GatewayError::Unauthenticated(other.to_string()),
             })?;
         // A route belongs to one organization; a caller of another one is never let through,

@@ -178,10 +178,7 @@ async fn lookup(app: &AppState, token: &str, now: i64) -> Result<ResolvedToken, 
         .store
         .resolve_token(&secret::hash_token(token))
         .await?
-        .ok_or_else(|| ApiError::Unauthenticated {
-            code: "invalid_token",
-            message: "the bearer token is not known to this server".into(),
-        })?;
+        .ok_or_else(crate::people::bearer::unknown_token)?;
     let record = &resolved.token;
     if record.revoked_at.is_some() {
         return Err(ApiError::Unauthenticated {

@@ -56,6 +56,10 @@ pub(crate) struct Published {
     /// The RSA keys in keyward-jose's form, for Keyward's own access tokens.
     pub jose: keyward_jose::Jwks,
     pub fetched_at: i64,
+    /// How long the issuer said the set may be kept (`Cache-Control: max-age`, at most
+    /// [`MAX_AGE_SECS`]): Keyward retires a key once caches honouring it have let go, so a
+    /// set kept longer would trust a retired key.
+    pub max_age: i64,
 }
 
 impl Published {
@@ -144,7 +148,7 @@ impl RemoteKeys {
         now: i64,
         wanted: impl Fn(&Published) -> bool,
     ) -> Result<Arc<Published>, IdentityError> {
-        let usable = |p: &Published| now - p.fetched_at < MAX_AGE_SECS && wanted(p);
+        let usable = |p: &Published| now - p.fetched_at < p.max_age && wanted(p);
         // The hot path: no lock, no I/O.
         if let Some(p) = self.current.load_full()
             && usable(&p)
@@ -203,7 +207,7 @@ impl RemoteKeys {
                 },
                 None,
             ) => {
-                let doc = self.get_json(url.as_str()).await?;
+                let (doc, _) = self.get_json(url.as_str()).await?;
                 let issuer = doc["issuer"]
                     .as_str()
                     .ok_or_else(|| format!("the discovery document at {url} names no issuer"))?
@@ -229,7 +233,7 @@ impl RemoteKeys {
             }
         };
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let set = self.get_json(&jwks_uri).await?;
+        let (set, max_age) = self.get_json(&jwks_uri).await?;
         let listed = set["keys"]
             .as_array()
             .ok_or_else(|| format!("the key set at {jwks_uri} has no \"keys\" array"))?;
@@ -247,10 +251,12 @@ impl RemoteKeys {
             keys,
             jose,
             fetched_at: now,
+            max_age: max_age.map_or(MAX_AGE_SECS, |a| a.min(MAX_AGE_SECS)),
         })
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
+    /// The JSON at `url`, and the `max-age` its `Cache-Control` gives.
+    async fn get_json(&self, url: &str) -> Result<(Value, Option<i64>), String> {
         let send = self
             .http
             .http()
@@ -265,10 +271,36 @@ impl RemoteKeys {
         if !status.is_success() {
             return Err(format!("{url} answered {status}"));
         }
-        res.json::<Value>()
+        let max_age = res
+            .headers()
+            .get_all("cache-control")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(max_age);
+        let value = res
+            .json::<Value>()
             .await
-            .map_err(|e| format!("the answer of {url} is not JSON: {e}"))
+            .map_err(|e| format!("the answer of {url} is not JSON: {e}"))?;
+        Ok((value, max_age))
     }
+}
+
+/// `max-age` of a `Cache-Control` value (`no-store`/`no-cache` count as 0).
+fn max_age(value: &str) -> Option<i64> {
+    value.split(',').map(str::trim).find_map(|d| {
+        if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        let (name, secs) = d.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        secs.trim()
+            .trim_matches('"')
+            .parse::<i64>()
+            .ok()
+            .map(|s| s.max(0))
+    })
 }
 
 /// A JWK this gateway can verify with: RSA, or EC on P-256/P-384. Symmetric (`oct`) keys and
@@ -312,4 +344,18 @@ fn parse_key(jwk: &Value) -> Option<Key> {
         family,
         decoding,
     })
+}
+
+#[cfg(test)]
+mod max_age_tests {
+    use super::max_age;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=120"), Some(120));
+        assert_eq!(max_age("Max-Age=\"7\""), Some(7));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("max-age=-5"), Some(0));
+        assert_eq!(max_age("public"), None);
+    }
 }
