@@ -499,6 +499,23 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 201,
             )
             .await;
+        api.owner(
+            Method::POST,
+            "/api/v1/invitations",
+            Some(json!({"email": "pending@acme.example"})),
+            201,
+        )
+        .await;
+        let invitations = api
+            .owner(Method::GET, "/api/v1/invitations", None, 200)
+            .await;
+        let invitation = invitations
+            .as_array()
+            .expect("invitations")
+            .iter()
+            .find(|i| i["email"] == "pending@acme.example")
+            .expect("the pending invitation")
+            .clone();
         let approval =
             crate::approvals::store_pending(store.as_ref(), api.org.parse().expect("org id")).await;
         crate::sessions_api::record_request(
@@ -564,6 +581,8 @@ async fn ids_of_another_organization_are_not_found_on_every_id_route() {
                 approval.clone()
             } else if path.starts_with("/api/v1/sessions/") {
                 "foreign-session".to_owned()
+            } else if path.starts_with("/api/v1/invitations/") {
+                s(&invitation)
             } else if path.starts_with("/api/v1/tokens/") {
                 s(&member_tokens[0])
             } else {
