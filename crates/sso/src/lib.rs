@@ -77,6 +77,10 @@ pub enum SsoError {
     IdToken(String),
     #[error("the access token was refused: {0}")]
     AccessToken(String),
+    /// The token is the provider's, signed by its key, and only its lifetime is wrong: the
+    /// one refusal worth telling the caller (sign in again).
+    #[error("the access token was refused: {0}")]
+    AccessTokenLifetime(String),
 }
 
 /// One provider, as configured.
@@ -405,12 +409,16 @@ impl Oidc {
             .as_i64()
             .ok_or_else(|| refuse("exp is not a number".into()))?;
         if exp + LEEWAY_SECS <= now {
-            return Err(refuse("it has expired; sign in again".into()));
+            return Err(SsoError::AccessTokenLifetime(
+                "it has expired; sign in again".into(),
+            ));
         }
         if let Some(nbf) = claims["nbf"].as_i64()
             && nbf > now + LEEWAY_SECS
         {
-            return Err(refuse("it is not valid yet (nbf)".into()));
+            return Err(SsoError::AccessTokenLifetime(
+                "it is not valid yet (nbf)".into(),
+            ));
         }
         identity(&claims, &self.settings.role_clients).map_err(refuse)
     }

@@ -4,6 +4,7 @@
 
 use keyward_core::UserId;
 use keyward_jose::{VerifyError, verify_access};
+use keyward_sso::SsoError;
 use keyward_store::UserRow;
 
 use super::admission::admit;
@@ -101,13 +102,30 @@ pub async fn provider_person(app: &AppState, token: &str, now: i64) -> Result<Us
             app.config.auth.name()
         ),
     })?;
-    let who =
-        oidc.verify_access_token(token, now)
-            .await
-            .map_err(|e| ApiError::Unauthenticated {
+    let who = oidc
+        .verify_access_token(token, now)
+        .await
+        .map_err(|e| match e {
+            // The provider cannot be reached or read: the caller cannot fix that, but whoever
+            // runs Keyward can, and nothing about the token is told.
+            SsoError::Discovery { .. } | SsoError::Jwks { .. } | SsoError::Config { .. } => {
+                ApiError::Unauthenticated {
+                    code: "invalid_token",
+                    message: e.to_string(),
+                }
+            }
+            // Only reached once the provider's signature verified.
+            SsoError::AccessTokenLifetime(_) => ApiError::Unauthenticated {
                 code: "invalid_token",
                 message: e.to_string(),
-            })?;
+            },
+            // Which check failed (the key, the algorithm, the issuer or audience expected)
+            // goes to the log only, as for Keyward's own tokens.
+            other => {
+                tracing::info!(reason = %other, "an identity provider's access token was refused");
+                unknown_token()
+            }
+        })?;
     match admit(app, &who, "bearer", now).await {
         Ok(user) => Ok(user),
         Err(refusal) => {
