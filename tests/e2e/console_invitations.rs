@@ -205,3 +205,114 @@ async fn an_invitation_revoked_through_the_api_can_no_longer_be_accepted() {
     .await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// Invites `email` as `role` with the owner's token; the link's secret.
+async fn invite_as(server: &Server, email: &str, role: &str) -> String {
+    let (status, invited) = api(
+        server,
+        Method::POST,
+        "/api/v1/invitations",
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(status, 201, "{invited}");
+    let link = invited["invitation_url"].as_str().unwrap();
+    link.split_once("/invite#token=").unwrap().1.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_cannot_revoke_an_invitation_to_a_role_above_their_own() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&local_options(&Backend::Sqlite, dir.path()));
+    // Amy joins as an admin (every feature at manage, but not an Owner) and signs in to the
+    // console with her password.
+    let features = [
+        "usage_dashboards",
+        "crews_dashboards",
+        "invitations",
+        "training_ui",
+        "tools",
+        "agents",
+        "environment_variables",
+        "llm_connections",
+        "default_settings",
+        "organization_settings",
+        "studio_projects",
+        "secret_providers",
+        "workload_identity_configs",
+        "audit_log",
+        "gateway",
+    ];
+    let grants: serde_json::Map<String, Value> = features
+        .iter()
+        .map(|f| ((*f).to_owned(), json!("manage")))
+        .collect();
+    let (status, role) = api(
+        &server,
+        Method::POST,
+        "/api/v1/roles",
+        Some(json!({"name": "admin", "grants": grants})),
+    )
+    .await;
+    assert_eq!(status, 201, "{role}");
+    let amy = invite_as(&server, "amy@acme.example", "admin").await;
+    let (status, body) = accept(&server, &amy).await;
+    assert_eq!(status, 303, "{body}");
+    let res = browser(&server)
+        .post(format!("{}/login", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("email", "amy@acme.example"),
+            ("password", "a long enough password here"),
+            ("next", "/console/members"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "{:?}", res.text().await);
+    let session = res.headers()["set-cookie"].to_str().unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
+
+    invite_as(&server, "olga@acme.example", "owner").await;
+    invite_as(&server, "max@acme.example", "member").await;
+    let ids: Vec<(String, String)> = pending(&server)
+        .await
+        .iter()
+        .map(|i| {
+            (
+                i["email"].as_str().unwrap().to_owned(),
+                i["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let id_of = |email: &str| ids.iter().find(|(e, _)| e == email).unwrap().1.clone();
+    let page = get(&server, &session, "/console/members").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = csrf_of(&page.body);
+
+    // The Owner's offer of an Owner seat stands against an Admin…
+    let owner_offer = format!(
+        "/console/members/invitations/{}/revoke",
+        id_of("olga@acme.example")
+    );
+    let refused = post(&server, &session, &owner_offer, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("role_escalation") || refused.body.contains("grants more"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(pending(&server).await.len(), 2, "nothing was revoked");
+    // …who may take back a Member's.
+    let member_offer = format!(
+        "/console/members/invitations/{}/revoke",
+        id_of("max@acme.example")
+    );
+    let done = post(&server, &session, &member_offer, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let left: Vec<Value> = pending(&server).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["email"], "olga@acme.example");
+    assert_eq!(revoked_events(&server).await.len(), 1);
+}

@@ -84,6 +84,16 @@ pub(crate) async fn revoke(
     id: &str,
 ) -> Result<PendingInvitation, ApiError> {
     let org = caller.org()?.id;
+    // The rule of handing a role out applies to taking the offer back: an Admin does not
+    // withdraw an Owner's invitation of another Owner. A role deleted since limits nothing.
+    let pending = app.store.pending_invitations(org, caller.now).await?;
+    let target = pending
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or(ApiError::not_found("invitation"))?;
+    if let Ok(role) = super::roles::find_role(app, org, &target.role).await {
+        super::members::check_may_assign(caller, &role, "revoke an invitation to")?;
+    }
     let row = app
         .store
         .revoke_invitation(org, id)

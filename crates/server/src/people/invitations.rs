@@ -116,7 +116,8 @@ pub async fn invite(
         secret::generate_token("kwi_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
     let now = caller.now;
     let row = InvitationRow {
-        id: uuid::Uuid::new_v4().simple().to_string(),
+        // Time-ordered, so invitations made in the same second list in the order they were made.
+        id: uuid::Uuid::now_v7().simple().to_string(),
         hash: secret::hash_token(&token),
         org_id: org.id,
         email: email.clone(),
