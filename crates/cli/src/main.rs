@@ -15,17 +15,25 @@ use crate::args::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> ExitCode {
-    // mimalloc commits its arena eagerly, and where the kernel backs anonymous memory with
-    // transparent huge pages always (Debian's default) each first touch makes 2 MB resident:
-    // 16 MB of an idle `serve`'s 39 MB. Small pages keep it to what is used (bench/ops.sh).
+/// mimalloc commits its arena eagerly, and where the kernel backs anonymous memory with
+/// transparent huge pages always (Debian's default) each first touch makes 2 MB resident: 16 MB
+/// of an idle `serve`'s 39 MB. `serve` idles most of its life, so it keeps to small pages (28 MB
+/// idle, bench/ops.sh); the gateway keeps huge pages, which are worth about a tenth of its CPU
+/// per request under load (bench/gateway.sh).
+fn small_pages_only() {
     // SAFETY: prctl with integer arguments changes only this process's paging policy.
     #[cfg(target_os = "linux")]
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0)
     };
+}
+
+fn main() -> ExitCode {
     install_crypto_providers();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        small_pages_only();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
