@@ -1,6 +1,6 @@
 //! Pending invitations of an organization: listed (who was invited, as what, by whom, until
 //! when) and revoked. A revoked invitation is deleted, so its link opens nothing. Creating one
-//! and accepting it are in [`crate::people::invitations`], next to the link's secret.
+//! and accepting it are in `people/invitations.rs`, next to the link's secret.
 
 use std::collections::BTreeMap;
 
