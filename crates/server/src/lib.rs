@@ -14,6 +14,7 @@ pub mod error;
 pub mod headers;
 pub mod issuer;
 pub mod keyring;
+pub mod needs;
 pub mod openapi;
 pub mod ops;
 pub mod people;

@@ -9,8 +9,8 @@ use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
+use keyward_core::Need;
 use keyward_core::api::v1::ErrorBody;
-use keyward_core::{AutomationPermission, Entity, Feature, Level, Need};
 use tower_http::trace::TraceLayer;
 
 use crate::api::{
@@ -20,17 +20,10 @@ use crate::api::{
 };
 use crate::auth::{Guard, authorize};
 use crate::error::ApiError;
+use crate::needs::*;
 use crate::people::{device, invitations, me, oidc, pages, saml};
 use crate::state::AppState;
 use crate::{issuer, ops, request_guards};
-
-/// One row of the route table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteDecl {
-    pub method: Method,
-    pub path: &'static str,
-    pub need: Need,
-}
 
 macro_rules! table {
     ($( $method:ident $path:literal => $need:expr, $handler:expr; )*) => {
@@ -43,72 +36,10 @@ macro_rules! table {
     };
 }
 
-pub(crate) const GATEWAY_READ: Need = Need::Feature(Feature::Gateway, Level::Read);
-pub(crate) const GATEWAY_MANAGE: Need = Need::Feature(Feature::Gateway, Level::Manage);
-pub(crate) const AUTOMATIONS_READ: Need = Need::Feature(Feature::CrewsDashboards, Level::Read);
-pub(crate) const AUTOMATIONS_MANAGE: Need = Need::Feature(Feature::CrewsDashboards, Level::Manage);
-/// One automation (`{id}`): hidden when private and not shared with the caller.
-pub(crate) const AUTOMATION_VIEW: Need = Need::Entity(
-    Entity::Automation(None),
-    Feature::CrewsDashboards,
-    Level::Read,
-);
-/// Changing one automation: `crews_dashboards: manage`, or a `manage_settings` grant on it
-/// ("edit, redeploy, rollback, or delete the automation").
-pub(crate) const AUTOMATION_SETTINGS: Need = Need::Entity(
-    Entity::Automation(Some(AutomationPermission::ManageSettings)),
-    Feature::CrewsDashboards,
-    Level::Manage,
-);
-pub(crate) const AUTOMATION_ENV_READ: Need = Need::Entity(
-    Entity::Automation(None),
-    Feature::EnvironmentVariables,
-    Level::Read,
-);
-/// Assigning variables is editing the automation's settings, so `manage_settings` allows it too.
-pub(crate) const AUTOMATION_ENV_MANAGE: Need = Need::Entity(
-    Entity::Automation(Some(AutomationPermission::ManageSettings)),
-    Feature::EnvironmentVariables,
-    Level::Manage,
-);
-pub(crate) const ENV_VAR_READ: Need = Need::Entity(
-    Entity::EnvironmentVariable,
-    Feature::EnvironmentVariables,
-    Level::Read,
-);
-pub(crate) const ENV_VAR_MANAGE: Need = Need::Entity(
-    Entity::EnvironmentVariable,
-    Feature::EnvironmentVariables,
-    Level::Manage,
-);
-pub(crate) const LLM_ONE_READ: Need =
-    Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Read);
-pub(crate) const LLM_ONE_WRITE: Need =
-    Need::Entity(Entity::LlmConnection, Feature::LlmConnections, Level::Write);
-pub(crate) const LLM_ONE_MANAGE: Need = Need::Entity(
-    Entity::LlmConnection,
-    Feature::LlmConnections,
-    Level::Manage,
-);
-// Roles and members. The reference puts role editing and assignment under Settings → Roles:
-// organization configuration, so `organization_settings: manage` (Member: none). Seeing who is
-// in the organization and which roles exist, and adding or removing people, is the
-// `invitations` feature ("invite new members to the organization"; Member: read).
-pub(crate) const MEMBERS_READ: Need = Need::Feature(Feature::Invitations, Level::Read);
-pub(crate) const MEMBERS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
-pub(crate) const ROLES_MANAGE: Need = Need::Feature(Feature::OrganizationSettings, Level::Manage);
-pub(crate) const AUDIT_READ: Need = Need::Feature(Feature::AuditLog, Level::Read);
-pub(crate) const WI_READ: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Read);
-pub(crate) const WI_WRITE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Write);
-pub(crate) const WI_MANAGE: Need = Need::Feature(Feature::WorkloadIdentityConfigs, Level::Manage);
-pub(crate) const LLM_READ: Need = Need::Feature(Feature::LlmConnections, Level::Read);
-pub(crate) const LLM_WRITE: Need = Need::Feature(Feature::LlmConnections, Level::Write);
-pub(crate) const ENV_MANAGE: Need = Need::Feature(Feature::EnvironmentVariables, Level::Manage);
-pub(crate) const ENV_READ: Need = Need::Feature(Feature::EnvironmentVariables, Level::Read);
-pub(crate) const SECRETS_READ: Need = Need::Feature(Feature::SecretProviders, Level::Read);
-pub(crate) const SECRETS_WRITE: Need = Need::Feature(Feature::SecretProviders, Level::Write);
-pub(crate) const INVITATIONS_MANAGE: Need = Need::Feature(Feature::Invitations, Level::Manage);
-pub(crate) const SECRETS_MANAGE: Need = Need::Feature(Feature::SecretProviders, Level::Manage);
+/// `GET /api/v1/openapi.json`: the document of this table's `/api/v1` routes.
+async fn openapi_json() -> axum::response::Response {
+    crate::openapi::serve(|| table().into_iter().map(|(decl, _)| decl).collect())
+}
 
 /// The whole API surface.
 pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
@@ -120,7 +51,7 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
         GET "/metrics" => Need::Public, ops::metrics;
         GET "/setup" => Need::Public, setup::page;
         POST "/api/v1/setup" => Need::Public, setup::complete;
-        GET "/api/v1/openapi.json" => Need::Public, crate::openapi::serve;
+        GET "/api/v1/openapi.json" => Need::Public, openapi_json;
 
         GET "/auth/parameters" => Need::Public, me::parameters;
         POST "/oauth2/device_authorization" => Need::Public, device::authorize;

@@ -3,5 +3,6 @@
 pub mod approvals;
 pub mod gateway;
 pub mod rbac;
+pub mod secrets;
 pub mod sessions;
 pub mod v1;

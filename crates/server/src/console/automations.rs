@@ -27,7 +27,7 @@ use crate::domain::tokens::{
     create_automation_token, list_automation_tokens, revoke_automation_token,
 };
 use crate::error::ApiError;
-use crate::routes::AUTOMATIONS_MANAGE;
+use crate::needs::AUTOMATIONS_MANAGE;
 use crate::state::AppState;
 
 pub struct AutomationView {

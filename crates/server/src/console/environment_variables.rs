@@ -27,7 +27,7 @@ use crate::domain::env_vars::{
     assign, assigned_env_vars, create_env_var, delete_env_var, list_env_vars, update_env_var,
 };
 use crate::error::ApiError;
-use crate::routes::{ENV_MANAGE, SECRETS_READ};
+use crate::needs::{ENV_MANAGE, SECRETS_READ};
 use crate::state::AppState;
 
 const PATH: &str = "/console/environment-variables";

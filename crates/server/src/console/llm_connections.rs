@@ -30,7 +30,7 @@ use crate::domain::llm_connections::{
 use crate::domain::wi_configs::list_wi_configs;
 use crate::domain::{automation_names, config_names};
 use crate::error::ApiError;
-use crate::routes::{LLM_ONE_MANAGE, LLM_WRITE};
+use crate::needs::{LLM_ONE_MANAGE, LLM_WRITE};
 use crate::state::AppState;
 
 const PATH: &str = "/console/llm-connections";

@@ -16,8 +16,8 @@ use crate::clock;
 use crate::domain::invitations::{PendingInvitation, list_pending, revoke as revoke_invitation};
 use crate::domain::members::{list_members, remove_member, set_member_role};
 use crate::domain::roles::list_roles;
+use crate::needs::{INVITATIONS_MANAGE, MEMBERS_MANAGE, ROLES_MANAGE};
 use crate::people::invitations::invite as create_invitation;
-use crate::routes::{INVITATIONS_MANAGE, MEMBERS_MANAGE, ROLES_MANAGE};
 use crate::state::AppState;
 
 pub struct MemberView {

@@ -3,7 +3,7 @@
 //!
 //! Adding a page: a module here with its handlers and an askama template under
 //! `templates/console/`; its rows in [`table`] with the [`Need`] of the API route it mirrors
-//! (the `routes::*` constants); a [`NAV`] entry if it belongs in the navigation. Handlers take
+//! (the `needs::*` constants); a [`NAV`] entry if it belongs in the navigation. Handlers take
 //! [`guard::Ctx`] (only the permission layer provides it), build the frame with
 //! [`guard::Ctx::layout`] and answer through [`render::render`]. Every POST is checked for the
 //! session's CSRF token before the handler runs; forms carry it as `csrf` from `layout.who`.
@@ -37,7 +37,7 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use keyward_core::Need;
 
-use crate::routes::{
+use crate::needs::{
     AUDIT_READ, AUTOMATION_ENV_MANAGE, AUTOMATION_ENV_READ, AUTOMATION_SETTINGS, AUTOMATION_VIEW,
     AUTOMATIONS_MANAGE, AUTOMATIONS_READ, ENV_MANAGE, ENV_READ, ENV_VAR_MANAGE, ENV_VAR_READ,
     GATEWAY_READ, INVITATIONS_MANAGE, LLM_ONE_MANAGE, LLM_ONE_READ, LLM_ONE_WRITE, LLM_READ,

@@ -27,7 +27,7 @@ use crate::domain::roles::{
     counted, create_role, delete_role, find_role, list_roles, role_grants, update_role,
 };
 use crate::error::ApiError;
-use crate::routes::{ENV_READ, LLM_READ};
+use crate::needs::{ENV_READ, LLM_READ};
 use crate::state::AppState;
 
 const LEVELS: [Level; 4] = [Level::None, Level::Read, Level::Write, Level::Manage];

@@ -25,7 +25,7 @@ use crate::domain::secret_providers::{
     update_secret_provider,
 };
 use crate::error::ApiError;
-use crate::routes::{SECRETS_MANAGE, SECRETS_WRITE};
+use crate::needs::{SECRETS_MANAGE, SECRETS_WRITE};
 use crate::state::AppState;
 
 /// One step of a Test Connection, as the page shows it (filled by `provider_checks`).

@@ -21,7 +21,7 @@ use crate::domain::wi_configs::{
     subject_mode, update_wi_config,
 };
 use crate::error::ApiError;
-use crate::routes::{WI_MANAGE, WI_WRITE};
+use crate::needs::{WI_MANAGE, WI_WRITE};
 use crate::state::AppState;
 
 const PATH: &str = "/console/workload-identity";

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of `/api/v1`, served at `GET /api/v1/openapi.json`. It is built from
 //! the code, not written by hand: schemas come from the wire types' `ToSchema` derives, query
 //! parameters from the handlers' `IntoParams` derives, security and path parameters from the
-//! route table ([`crate::routes::table`]), and [`operations`] says per route what it takes and
+//! route table (the rows `routes.rs` passes in), and [`operations`] says per route what it takes and
 //! answers. The tests below fail when a route of the table has no operation here, or the other
 //! way round, so a new route cannot ship undocumented.
 
@@ -27,7 +27,7 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::routes::table;
+use crate::needs::RouteDecl;
 
 /// The organization header every organization-scoped operation accepts (SPEC §10b).
 pub const ORG_HEADER: &str = "X-Keyward-Organization-Id";
@@ -263,21 +263,21 @@ fn operation(op: Op, need: Option<Need>, error: &RefOr<Schema>) -> Operation {
     b.build()
 }
 
-/// The needs of the table's `/api/v1` routes, by method and path.
-fn api_routes() -> BTreeMap<(String, &'static str), Need> {
-    table()
-        .into_iter()
-        .filter(|(decl, _)| decl.path.starts_with("/api/v1/"))
-        .map(|(decl, _)| ((decl.method.as_str().to_owned(), decl.path), decl.need))
+/// The needs of the route table's `/api/v1` routes, by method and path.
+fn api_routes(routes: &[RouteDecl]) -> BTreeMap<(String, &'static str), Need> {
+    routes
+        .iter()
+        .filter(|decl| decl.path.starts_with("/api/v1/"))
+        .map(|decl| ((decl.method.as_str().to_owned(), decl.path), decl.need))
         .collect()
 }
 
-/// Builds the document.
-pub fn document() -> OpenApi {
+/// Builds the document for the route table's rows `routes`.
+pub fn document(routes: &[RouteDecl]) -> OpenApi {
     let mut schemas = Schemas::default();
     let error = schemas.of::<ErrorBody>();
     let ops = operations::operations(&mut schemas);
-    let needs = api_routes();
+    let needs = api_routes(routes);
     let mut paths = Paths::new();
     for op in ops {
         let Some(method) = http_method(&op.method) else {
@@ -318,10 +318,11 @@ pub fn document() -> OpenApi {
         .build()
 }
 
-/// `GET /api/v1/openapi.json` (public): the document, built once.
-pub async fn serve() -> Response {
+/// `GET /api/v1/openapi.json` (public): the document of the route table `routes` gives, built
+/// once. The table is passed in, not read from `routes.rs`, which mounts this handler.
+pub fn serve(routes: impl FnOnce() -> Vec<RouteDecl>) -> Response {
     static JSON: OnceLock<Result<String, String>> = OnceLock::new();
-    let json = JSON.get_or_init(|| document().to_json().map_err(|e| e.to_string()));
+    let json = JSON.get_or_init(|| document(&routes()).to_json().map_err(|e| e.to_string()));
     match json {
         Ok(body) => (
             StatusCode::OK,
