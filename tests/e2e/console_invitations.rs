@@ -227,26 +227,9 @@ async fn an_admin_cannot_revoke_an_invitation_to_a_role_above_their_own() {
     let server = Server::start(&local_options(&Backend::Sqlite, dir.path()));
     // Amy joins as an admin (every feature at manage, but not an Owner) and signs in to the
     // console with her password.
-    let features = [
-        "usage_dashboards",
-        "crews_dashboards",
-        "invitations",
-        "training_ui",
-        "tools",
-        "agents",
-        "environment_variables",
-        "llm_connections",
-        "default_settings",
-        "organization_settings",
-        "studio_projects",
-        "secret_providers",
-        "workload_identity_configs",
-        "audit_log",
-        "gateway",
-    ];
-    let grants: serde_json::Map<String, Value> = features
+    let grants: serde_json::Map<String, Value> = keyward_core::permission::Feature::ALL
         .iter()
-        .map(|f| ((*f).to_owned(), json!("manage")))
+        .map(|f| (f.as_str().to_owned(), json!("manage")))
         .collect();
     let (status, role) = api(
         &server,

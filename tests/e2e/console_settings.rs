@@ -92,23 +92,7 @@ async fn a_role_edited_in_the_matrix_is_what_the_api_answers() {
         ("csrf".into(), csrf.clone()),
         ("description".into(), "reads the log, runs crews".into()),
     ];
-    for f in [
-        "usage_dashboards",
-        "crews_dashboards",
-        "invitations",
-        "training_ui",
-        "tools",
-        "agents",
-        "environment_variables",
-        "llm_connections",
-        "default_settings",
-        "organization_settings",
-        "studio_projects",
-        "secret_providers",
-        "workload_identity_configs",
-        "audit_log",
-        "gateway",
-    ] {
+    for f in keyward_core::permission::Feature::ALL.map(|f| f.as_str()) {
         let level = match f {
             "audit_log" => "read",
             "crews_dashboards" => "write",
