@@ -70,6 +70,10 @@ run_backend() { # $1 = sqlite | postgres
     # - POST /setup: the bootstrap already completed setup, so it can only answer 409 or 429.
     # Everything else runs, including DELETE /tokens/{id} and DELETE /members/{user_id}: the
     # generated ids are random, so they never name the Owner's own token or membership.
+    # --request-retries 1: a request sent on a pooled keep-alive connection just as it closes
+    # fails at the network level (seen once in CI: "EOF occurred in violation of protocol" on
+    # one of 2,902 cases, not reproduced in three reruns); HTTP clients retry that. A server that
+    # drops a request's connection every time still fails on the retry.
     local status=0
     set +e
     "$venv/bin/schemathesis" run "$dir/openapi.json" \
@@ -79,6 +83,7 @@ run_backend() { # $1 = sqlite | postgres
         -H "X-Keyward-Organization-Id: $org" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
         --max-response-time 2 \
+        --request-retries 1 \
         --max-examples "$max_examples" \
         --seed "$seed" \
         --phases examples,coverage,fuzzing \

@@ -125,6 +125,11 @@ fn migrator() -> Migrator {
 }
 
 impl PostgresStore {
+    /// A transaction for a read-then-write (the SQLite store takes its write lock at once).
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await
+    }
+
     pub async fn connect(url: &str) -> crate::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -162,7 +162,7 @@ macro_rules! impl_store {
             }
 
             async fn create_org(&self, org: &OrgRow, owner: UserId, role: &str) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(org.id.to_string())
                     .bind(&org.name)

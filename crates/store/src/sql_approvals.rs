@@ -86,7 +86,7 @@ macro_rules! impl_approval_store {
                     &self,
                     query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
                 ) -> Result<Vec<ApprovalRow>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let rows = query
                         .fetch_all(&mut *tx)
                         .await?

@@ -48,7 +48,7 @@ macro_rules! impl_guard_store {
                     keep: Option<&str>,
                     now: i64,
                 ) -> Result<u64> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let ended = sqlx::query(
                         "DELETE FROM web_sessions WHERE user_id = $1 AND ($2 IS NULL OR hash <> $2)",
                     )

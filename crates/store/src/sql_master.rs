@@ -35,7 +35,7 @@ macro_rules! impl_master_key_store {
                 }
 
                 async fn begin_master_rotation(&self, old: &str, new: &str, now: i64) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO master_keys (key_id, state, created_at) VALUES ($1, 'active', $2) \
                          ON CONFLICT (key_id) DO NOTHING",
@@ -57,7 +57,7 @@ macro_rules! impl_master_key_store {
                 }
 
                 async fn finish_master_rotation(&self, old: &str, new: &str, now: i64) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let retired = sqlx::query(
                         "UPDATE master_keys SET state = 'retired', retired_at = $1, successor = $2 \
                          WHERE key_id = $3",
@@ -146,7 +146,7 @@ macro_rules! impl_master_key_store {
                             "UPDATE {table} SET {col} = $1 WHERE {pk} = $2 AND {col} = $3 AND {pk2} = $4"
                         ),
                     };
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let mut changed = 0;
                     for (key, old, new) in cells {
                         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))

@@ -171,7 +171,7 @@ macro_rules! impl_rbac_store {
                 }
 
                 async fn update_role(&self, row: &RoleRow, previous_name: &str) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE roles SET name = $1, description = $2, grants = $3, updated_at = $4 \
                          WHERE org_id = $5 AND id = $6",
@@ -199,7 +199,7 @@ macro_rules! impl_rbac_store {
                 }
 
                 async fn delete_role(&self, org: OrgId, id: RoleId, reassign_to: Option<&str>) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let name: String = sqlx::query("SELECT name FROM roles WHERE org_id = $1 AND id = $2")
                         .bind(org.to_string())
                         .bind(id.to_string())
@@ -283,7 +283,7 @@ macro_rules! impl_rbac_store {
                 }
 
                 async fn set_member_role(&self, org: OrgId, user: UserId, role: &str) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     lock_org(&mut tx, org).await?;
                     let done = sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
                         .bind(role)
@@ -298,7 +298,7 @@ macro_rules! impl_rbac_store {
                 }
 
                 async fn remove_member(&self, org: OrgId, user: UserId) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     lock_org(&mut tx, org).await?;
                     let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
                         .bind(org.to_string())
@@ -359,7 +359,7 @@ macro_rules! impl_rbac_store {
                     automation: AutomationId,
                     access: &AutomationAccessRow,
                 ) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query("SELECT id FROM automations WHERE org_id = $1 AND id = $2")
                         .bind(org.to_string())
                         .bind(automation.to_string())
@@ -448,7 +448,7 @@ macro_rules! impl_rbac_store {
                     principals: &[PrincipalRef],
                 ) -> Result<()> {
                     let (table, key, owner) = access_table(kind);
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT id FROM {owner} WHERE org_id = $1 AND id = $2"
                     )))

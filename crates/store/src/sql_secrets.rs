@@ -318,7 +318,7 @@ macro_rules! impl_secret_store {
                     automation: AutomationId,
                     vars: &[EnvVarId],
                 ) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     assign_in(&mut tx, org, automation, vars).await?;
                     tx.commit().await?;
                     Ok(())
@@ -334,7 +334,7 @@ macro_rules! impl_secret_store {
                     if values.iter().any(|v| !vars.contains(&v.env_var_id)) {
                         return Err(StoreError::NotFound);
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     assign_in(&mut tx, org, automation, vars).await?;
                     replace_values_in(&mut tx, automation, values).await?;
                     tx.commit().await?;
@@ -366,7 +366,7 @@ macro_rules! impl_secret_store {
                     automation: AutomationId,
                     values: &[ResolvedValue],
                 ) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     replace_values_in(&mut tx, automation, values).await?;
                     tx.commit().await?;
                     Ok(())

@@ -164,7 +164,7 @@ macro_rules! impl_token_store {
                 }
 
                 async fn replace_setup_token(&self, hash: &str, expires_at: i64) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
                     sqlx::query("INSERT INTO setup_tokens (hash, expires_at) VALUES ($1, $2)")
                         .bind(hash)

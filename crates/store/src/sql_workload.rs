@@ -140,7 +140,7 @@ macro_rules! impl_workload_store {
             #[async_trait]
             impl WorkloadStore for $store {
                 async fn create_wi_config(&self, row: &WiConfigRow) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO workload_identity_configs ({WI_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                     )))
@@ -204,7 +204,7 @@ macro_rules! impl_workload_store {
                 }
 
                 async fn update_wi_config(&self, row: &WiConfigRow) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE workload_identity_configs SET name = $1, settings = $2, default_for_cloud = $3, updated_at = $4, subject = $5 WHERE org_id = $6 AND id = $7",
                     )
@@ -242,7 +242,7 @@ macro_rules! impl_workload_store {
                 }
 
                 async fn create_llm_connection(&self, row: &LlmConnectionRow) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO llm_connections ({LLM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                     )))
@@ -307,7 +307,7 @@ macro_rules! impl_workload_store {
                 }
 
                 async fn update_llm_connection(&self, row: &LlmConnectionRow) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
                         "UPDATE llm_connections SET name = $1, provider = $2, wi_config_id = $3, service_account_email = $4, model = $5, env = $6, updated_at = $7 WHERE org_id = $8 AND id = $9",
                     )

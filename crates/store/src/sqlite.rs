@@ -132,6 +132,14 @@ fn migrator() -> Migrator {
 }
 
 impl SqliteStore {
+    /// A transaction that takes the write lock at once. SQLite's default (deferred) transaction
+    /// reads first and asks for the lock at its first write; when another connection wrote in
+    /// between, that upgrade fails at once with "database is locked" (no busy wait can help),
+    /// which schemathesis turned into a 500 with two concurrent writers.
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Opens (creating if needed) the database file and brings its schema up to date. The file
     /// holds sealed secrets and token hashes, so it is kept private to this user (0600).
     pub async fn open(path: &Path) -> crate::Result<Self> {
