@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::cloudsim_env::{Sim, SimWorld, world};
 use crate::common::*;
-use crate::gateway_common::{GatewayOptions, GatewayProcess, Upstream, write_routes};
+use crate::gateway_common::Upstream;
 use crate::people::{PASSWORD, local_options, set_owner_password};
 use crate::rbac::{open_store, person};
 
@@ -141,9 +141,6 @@ async fn console_browser_flows_pass_in_chromium() {
 }
 
 /// GETs pass; POSTs need approval (held 20 s). The answer echoes the request (the upstream).
-const POLICY: &str = "@id(\"reads\")\npermit(principal, action, resource) when { context.method == \"GET\" };\n\
-@id(\"writes-need-approval\")\n@approval(\"required\")\npermit(principal, action, resource) when { context.method == \"POST\" };\n";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_browser_cloud_and_gateway_flows() {
     if !browser_ready() {
@@ -175,23 +172,7 @@ async fn console_browser_cloud_and_gateway_flows() {
 
     let upstream = Upstream::start().await;
     let gw_dir = tempfile::tempdir().unwrap();
-    std::fs::write(gw_dir.path().join("policy.cedar"), POLICY).unwrap();
-    let config = write_routes(
-        gw_dir.path(),
-        &format!(
-            r#"organization = "Acme"
-
-[[route]]
-name = "tools"
-path_prefix = "/tools"
-upstream = "{}"
-policies = ["policy.cedar"]
-approval_timeout = "20s"
-"#,
-            upstream.url()
-        ),
-    );
-    let gw = GatewayProcess::start(&GatewayOptions::new(&options, &server, &config));
+    let gw = crate::console_gateway::approval_gateway(&options, &server, &upstream, gw_dir.path());
 
     // node takes one extra CA file: the server's and the gateway's, one after the other.
     let mut cas = std::fs::read_to_string(server.ca_file.as_ref().expect("server CA")).unwrap();

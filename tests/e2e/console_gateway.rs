@@ -24,6 +24,17 @@ const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 
 /// A gateway for the fixture's organization: GETs pass, POSTs need approval (held 20 s).
 fn gateway(f: &Fixture, upstream: &Upstream, dir: &std::path::Path) -> GatewayProcess {
+    approval_gateway(&f.options, &f.server, upstream, dir)
+}
+
+/// A gateway for organization Acme of `server`: route `tools` to `upstream`, GETs pass, POSTs
+/// need approval (held 20 s). The console's browser suite uses it too.
+pub(crate) fn approval_gateway(
+    options: &ServerOptions,
+    server: &Server,
+    upstream: &Upstream,
+    dir: &std::path::Path,
+) -> GatewayProcess {
     std::fs::write(dir.join("policy.cedar"), POLICY).unwrap();
     let config = write_routes(
         dir,
@@ -40,7 +51,7 @@ approval_timeout = "20s"
             upstream.url()
         ),
     );
-    GatewayProcess::start(&GatewayOptions::new(&f.options, &f.server, &config))
+    GatewayProcess::start(&GatewayOptions::new(options, server, &config))
 }
 
 /// Sends a POST through the gateway as `token` in the background (held until decided).
