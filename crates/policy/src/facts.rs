@@ -114,10 +114,13 @@ impl McpFacts {
 }
 
 /// The path as a policy sees it: percent-encoded unreserved characters decoded (`%61` → `a`),
-/// other escapes upper-cased (`%2f` → `%2F`), `.` and `..` segments resolved and empty segments
-/// dropped (`/a//./b/../c` → `/a/c`), a trailing `/` kept. So `/%61dmin`, `/x/../admin` and
-/// `//admin` cannot slip past a policy about `/admin`; the gateway forwards this same form so
-/// the upstream serves what the policy decided on.
+/// other escapes upper-cased (`%2f` → `%2F`), a `%` that starts no escape encoded (`%` →
+/// `%25`), `.` and `..` segments resolved and empty segments dropped (`/a//./b/../c` → `/a/c`),
+/// a trailing `/` kept. So `/%61dmin`, `/x/../admin` and `//admin` cannot slip past a policy
+/// about `/admin`; the gateway forwards this same form so the upstream serves what the policy
+/// decided on. The form is a fixed point: a stray `%` left as it was would make a new escape
+/// with the characters decoded after it (`/%%36%31dmin` → `/%61dmin`, which the upstream reads
+/// as `/admin` while the policy saw something else).
 pub fn normalize_path(path: &str) -> String {
     let decoded = decode_unreserved(path);
     let mut segments: Vec<&str> = Vec::new();
@@ -175,6 +178,11 @@ fn decode_unreserved(path: &str) -> String {
             i += 3;
             continue;
         }
+        if bytes[i] == b'%' {
+            out.push_str("%25");
+            i += 1;
+            continue;
+        }
         // Copy one whole character (paths are ASCII on the wire, but be safe with UTF-8).
         let width = path[i..].chars().next().map_or(1, char::len_utf8);
         out.push_str(&path[i..i + width]);
@@ -207,10 +215,29 @@ mod tests {
         assert_eq!(normalize_path("/a/b/"), "/a/b/");
         assert_eq!(normalize_path("/a/b/.."), "/a/");
         assert_eq!(normalize_path("/a%2fb"), "/a%2Fb");
-        assert_eq!(normalize_path("/100%"), "/100%");
-        assert_eq!(normalize_path("/é/%zz"), "/é/%zz");
+        assert_eq!(normalize_path("/100%"), "/100%25");
+        assert_eq!(normalize_path("/é/%zz"), "/é/%25zz");
         assert_eq!(normalize_path(""), "/");
         assert_eq!(normalize_path("/"), "/");
+    }
+
+    #[test]
+    fn a_stray_percent_cannot_make_an_escape_with_what_follows_it() {
+        // Found by the cedar_request fuzz target: `%` kept as is, then `%36%31` decoded to `61`,
+        // gave `/%61dmin`, which the upstream reads as `/admin` (the policy saw another path).
+        assert_eq!(normalize_path("/%%36%31dmin"), "/%2561dmin");
+        assert_eq!(normalize_path("/a/%%61dmin2e%2e/%DELETE"), "/a/%25admin2e./%DELETE");
+        for path in [
+            "/%%36%31dmin",
+            "/a/%%61dmin2e%2e/%DELETE",
+            "/%25%32%35",
+            "/%%%",
+            "/%2%61",
+            "/x/%2e%2e%2f/%",
+        ] {
+            let once = normalize_path(path);
+            assert_eq!(normalize_path(&once), once, "{path} → {once} is not a fixed point");
+        }
     }
 
     #[test]
