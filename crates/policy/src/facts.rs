@@ -226,7 +226,10 @@ mod tests {
         // Found by the cedar_request fuzz target: `%` kept as is, then `%36%31` decoded to `61`,
         // gave `/%61dmin`, which the upstream reads as `/admin` (the policy saw another path).
         assert_eq!(normalize_path("/%%36%31dmin"), "/%2561dmin");
-        assert_eq!(normalize_path("/a/%%61dmin2e%2e/%DELETE"), "/a/%25admin2e./%DELETE");
+        assert_eq!(
+            normalize_path("/a/%%61dmin2e%2e/%DELETE"),
+            "/a/%25admin2e./%DELETE"
+        );
         for path in [
             "/%%36%31dmin",
             "/a/%%61dmin2e%2e/%DELETE",
@@ -236,7 +239,11 @@ mod tests {
             "/x/%2e%2e%2f/%",
         ] {
             let once = normalize_path(path);
-            assert_eq!(normalize_path(&once), once, "{path} → {once} is not a fixed point");
+            assert_eq!(
+                normalize_path(&once),
+                once,
+                "{path} → {once} is not a fixed point"
+            );
         }
     }
 
