@@ -51,6 +51,7 @@ mod gateway_tenancy;
 mod invitation_takeover;
 mod issuer;
 mod jwt_attacks;
+mod kickoff_faults;
 mod master_key_rotation;
 mod metrics_scrape;
 mod moto;

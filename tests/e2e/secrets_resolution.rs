@@ -42,7 +42,7 @@ fn json_field(secret: &str, key: &str) -> String {
     }
 }
 
-const KEYS: [&str; 6] = [
+pub(crate) const KEYS: [&str; 6] = [
     "GCP_KEY",
     "GCP_DB_PASSWORD",
     "AZURE_KEY",
@@ -51,7 +51,7 @@ const KEYS: [&str; 6] = [
     "AWS_DB_PORT",
 ];
 
-fn printed(stdout: &str) -> BTreeMap<String, String> {
+pub(crate) fn printed(stdout: &str) -> BTreeMap<String, String> {
     stdout
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -59,10 +59,9 @@ fn printed(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[tokio::test]
-async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_clouds() {
-    let (server, token, sim, _dir) = server_and_sim(|_, _| None).await;
-    configure(&server, &sim).await;
+/// The three clouds' secret providers through the demo identities, and [`KEYS`] (a whole secret
+/// and a JSON field from each cloud) assigned to `crew`. Call after [`configure`].
+pub(crate) async fn assign_secrets_from_every_cloud(server: &Server, sim: &Sim) {
     let vault = sim
         .endpoints
         .azure
@@ -79,7 +78,7 @@ async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_c
         json!({"name": "aws-sm", "provider": "aws_secrets_manager", "auth": "workload_identity",
                "workload_identity_config": "aws", "region": "us-east-1"}),
     ] {
-        common::create_as_owner(&server, "/secret-providers", credential).await;
+        common::create_as_owner(server, "/secret-providers", credential).await;
     }
     for (key, credential, name) in [
         ("GCP_KEY", "gcp-sm", "openai-api-key"),
@@ -90,7 +89,7 @@ async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_c
         ("AWS_DB_PORT", "aws-sm", "db-credentials#port"),
     ] {
         common::create_as_owner(
-            &server,
+            server,
             "/environment-variables",
             json!({"key": key, "credential": credential, "secret_name": name}),
         )
@@ -108,6 +107,35 @@ async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_c
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// What each of [`KEYS`] holds in the demo world (before any rotation).
+pub(crate) fn expected_values(sim: &Sim) -> BTreeMap<&'static str, String> {
+    let gcp = &sim.endpoints.gcp.as_ref().unwrap().secrets;
+    let azure = &sim.endpoints.azure.as_ref().unwrap().secrets;
+    let aws = &sim.endpoints.aws.as_ref().unwrap().secrets;
+    BTreeMap::from([
+        ("GCP_KEY", gcp["openai-api-key"].clone()),
+        (
+            "GCP_DB_PASSWORD",
+            json_field(&gcp["db-credentials"], "password"),
+        ),
+        // Azure names: _ becomes -.
+        ("AZURE_KEY", azure["openai-api-key"].clone()),
+        (
+            "AZURE_DB_USER",
+            json_field(&azure["db-credentials"], "username"),
+        ),
+        ("AWS_KEY", aws["openai-api-key"].clone()),
+        ("AWS_DB_PORT", "5432".into()),
+    ])
+}
+
+#[tokio::test]
+async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_clouds() {
+    let (server, token, sim, _dir) = server_and_sim(|_, _| None).await;
+    configure(&server, &sim).await;
+    assign_secrets_from_every_cloud(&server, &sim).await;
 
     let script: String = KEYS.iter().map(|k| format!("echo {k}=${k}; ")).collect();
     let mints = || async {
@@ -133,24 +161,9 @@ async fn workload_identity_secrets_resolve_fresh_at_every_kickoff_on_all_three_c
         "one token per identity serves both the secrets and the token files"
     );
     let seen = printed(&stdout);
-    let gcp = &sim.endpoints.gcp.as_ref().unwrap().secrets;
-    let azure = &sim.endpoints.azure.as_ref().unwrap().secrets;
-    let aws = &sim.endpoints.aws.as_ref().unwrap().secrets;
-    assert_eq!(seen["GCP_KEY"], gcp["openai-api-key"]);
-    assert_eq!(
-        seen["GCP_DB_PASSWORD"],
-        json_field(&gcp["db-credentials"], "password")
-    );
-    assert_eq!(
-        seen["AZURE_KEY"], azure["openai-api-key"],
-        "Azure names: _ becomes -"
-    );
-    assert_eq!(
-        seen["AZURE_DB_USER"],
-        json_field(&azure["db-credentials"], "username")
-    );
-    assert_eq!(seen["AWS_KEY"], aws["openai-api-key"]);
-    assert_eq!(seen["AWS_DB_PORT"], "5432");
+    for (key, value) in expected_values(&sim) {
+        assert_eq!(seen[key], value, "{key}");
+    }
     for cloud in ["gcp", "azure", "aws"] {
         let line = format!("Workload identity config '{cloud}' ({cloud}): 2 secret(s) resolved");
         assert_eq!(stderr.matches(&line).count(), 1, "{line:?} in\n{stderr}");

@@ -476,9 +476,10 @@ pub enum CloudError {
     /// The cloud answered and said no.
     #[error("{0}")]
     Refused(Box<Refusal>),
-    /// Transient failures went on until the caller's deadline.
+    /// Transient failures went on until the caller's deadline, or the wait the cloud asked for
+    /// (`Retry-After`) would not fit in what was left of it.
     #[error(
-        "{step}: gave up after {attempts} attempt(s) because the deadline of {deadline:?} passed; last failure: {last}\n  cause: {summary}\n  fix: {fix}",
+        "{step}: gave up after {attempts} attempt(s), as the deadline of {deadline:?} left no time for another; last failure: {last}\n  cause: {summary}\n  fix: {fix}",
         summary = cause.summary(),
         fix = cause.fix()
     )]

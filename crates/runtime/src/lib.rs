@@ -59,10 +59,10 @@ pub enum RuntimeError {
     Files { path: PathBuf, detail: String },
     #[error("cannot run `{program}`: {detail}")]
     Spawn { program: String, detail: String },
-    /// Variables that did not resolve; the command was not started.
+    /// Variables that did not resolve, a line per failure (one exchange that failed names all
+    /// the variables of its identity); the command was not started.
     #[error(
-        "the command was not started: {} environment variable(s) did not resolve:{}",
-        .0.len(),
+        "the command was not started: these environment variables did not resolve:{}",
         .0.iter().map(|p| format!("\n  - {p}")).collect::<String>()
     )]
     Secrets(Vec<String>),
@@ -86,6 +86,30 @@ pub struct RunOptions {
     pub refresh: bool,
     /// `KEYWARD_CLOUD_ENDPOINTS`: where the child's SDKs go instead of the real clouds.
     pub endpoints: Option<EndpointsFile>,
+    /// How long the kickoff waits for the clouds, retries included
+    /// ([`secrets::DEFAULT_DEADLINE`] unless `--deadline` says otherwise).
+    pub deadline: Duration,
+}
+
+/// The clients' fix for a deadline that passed says "allow a longer deadline"; `keyward run`
+/// says how, under the last variable that ran out of time.
+fn with_deadline_hint(e: RuntimeError, deadline: Duration) -> RuntimeError {
+    match e {
+        RuntimeError::Secrets(mut problems) => {
+            if let Some(last) = problems
+                .iter_mut()
+                .rev()
+                .find(|p| p.contains(secrets::DEADLINE_PASSED))
+            {
+                last.push_str(&format!(
+                    "\n  the clouds had {}s for this kickoff, retries included; to wait longer, pass `keyward run --deadline <seconds>` or set KEYWARD_KICKOFF_DEADLINE",
+                    deadline.as_secs()
+                ));
+            }
+            RuntimeError::Secrets(problems)
+        }
+        other => other,
+    }
 }
 
 /// System CA bundles, so a combined bundle still trusts the real internet.
@@ -117,7 +141,9 @@ pub async fn run(platform: &Platform, options: RunOptions) -> Result<i32, Runtim
         None => keyward_cloud::Clouds::real(),
     }
     .map_err(RuntimeError::Clouds)?;
-    let values = secrets::resolve(platform, &clouds, &plan).await?;
+    let values = secrets::resolve_within(platform, &clouds, &plan, options.deadline)
+        .await
+        .map_err(|e| with_deadline_hint(e, options.deadline))?;
     let dir = Arc::new(TokenDir::create()?);
     let (_, env) = prepare(
         platform,

@@ -14,7 +14,12 @@ use tokio::task::JoinSet;
 
 use crate::{Platform, RuntimeError};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+/// How long a kickoff waits for the clouds, retries included, unless `keyward run --deadline`
+/// says otherwise (docs/runtime.md, "When the cloud is failing").
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Words of the cloud clients' deadline failure, for the hint on how to allow more time.
+pub(crate) const DEADLINE_PASSED: &str = "left no time for another";
 
 /// One secret to fetch through an identity: whose it is, and where its provider keeps it.
 #[derive(Clone)]
@@ -23,12 +28,24 @@ struct Wanted {
     at: SecretLocation,
 }
 
-/// The environment the plan's variables resolve to, by key.
+/// The environment the plan's variables resolve to, by key, within [`DEFAULT_DEADLINE`].
 pub async fn resolve(
     platform: &Platform,
     clouds: &Clouds,
     plan: &KickoffPlan,
 ) -> Result<BTreeMap<String, Secret>, RuntimeError> {
+    resolve_within(platform, clouds, plan, DEFAULT_DEADLINE).await
+}
+
+/// [`resolve`] with every cloud call of the kickoff, retries included, done within `total`: one
+/// deadline for all identities, so parallel groups and their steps cannot add up past it.
+pub async fn resolve_within(
+    platform: &Platform,
+    clouds: &Clouds,
+    plan: &KickoffPlan,
+    total: Duration,
+) -> Result<BTreeMap<String, Secret>, RuntimeError> {
+    let deadline = Deadline::after(total);
     let mut values = BTreeMap::new();
     let mut problems = Vec::new();
     let mut by_identity: BTreeMap<String, (KickoffIdentity, Vec<Wanted>)> = BTreeMap::new();
@@ -82,8 +99,10 @@ pub async fn resolve(
         );
         groups.spawn(async move {
             let count = wanted.len();
-            let result =
-                resolve_group(&platform, &clouds, &kickoff, &session, &identity, wanted).await;
+            let result = resolve_group(
+                &platform, &clouds, &kickoff, &session, &identity, wanted, &deadline,
+            )
+            .await;
             (identity, count, result)
         });
     }
@@ -120,6 +139,7 @@ async fn resolve_group(
     session: &str,
     identity: &KickoffIdentity,
     wanted: Vec<Wanted>,
+    deadline: &Deadline,
 ) -> Result<Vec<(String, Secret)>, Vec<String>> {
     let all_keys = || {
         wanted
@@ -128,7 +148,6 @@ async fn resolve_group(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let deadline = Deadline::after(DEADLINE);
     let token = platform
         .mint_once(identity.config_id, kickoff)
         .await
@@ -151,7 +170,7 @@ async fn resolve_group(
         "gcp" => Access::Gcp(
             clouds
                 .gcp()
-                .exchange(&token.audience, &token.token, &deadline)
+                .exchange(&token.audience, &token.token, deadline)
                 .await
                 .map_err(exchange_failed)?,
         ),
@@ -163,7 +182,7 @@ async fn resolve_group(
                     identity.client_id.as_deref().unwrap_or_default(),
                     &token.token,
                     azure::VAULT_SCOPE,
-                    &deadline,
+                    deadline,
                 )
                 .await
                 .map_err(exchange_failed)?,
@@ -176,7 +195,7 @@ async fn resolve_group(
                     session,
                     &token.token,
                     None,
-                    &deadline,
+                    deadline,
                 )
                 .await
                 .map_err(exchange_failed)?,
@@ -186,6 +205,7 @@ async fn resolve_group(
     for want in wanted {
         let clouds = clouds.clone();
         let access = access.clone();
+        let deadline = *deadline;
         fetches.spawn(async move {
             let fetched = resolve_secret(&clouds, &access, &want.at, &want.secret, &deadline).await;
             (want, fetched)

@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Log each step (token minted, files written, refreshes) on stderr; warnings only otherwise.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Seconds the kickoff waits for the clouds (token exchanges and secret reads, retries
+    /// included) before it gives up without starting the command.
+    #[arg(long, env = "KEYWARD_KICKOFF_DEADLINE", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub deadline: u64,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -97,6 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         command: args.command,
         refresh: !args.no_refresh,
         endpoints: endpoints(&args.platform)?,
+        deadline: std::time::Duration::from_secs(args.deadline),
     };
     match keyward_runtime::run(&platform, options).await {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
