@@ -44,6 +44,23 @@ pub use response::VerifiedLogin;
 
 use time::OffsetDateTime;
 
+/// Entry points for the fuzz targets (crates/fuzz), which reach the canonicalization directly;
+/// not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Exclusive c14n of the document's root element, as the verifier runs it (parsed with the
+    /// same limits), without comments unless `with_comments`.
+    pub fn canonicalize(xml: &str, with_comments: bool) -> Result<String, String> {
+        let doc = crate::xml::parse(xml).map_err(|e| e.to_string())?;
+        let opts = crate::c14n::Options {
+            exclude: None,
+            inclusive_prefixes: &[],
+            with_comments,
+        };
+        crate::c14n::canonicalize(doc.root_element(), &opts)
+    }
+}
+
 /// A configured service provider. Cheap to share (`Arc`) across requests.
 #[derive(Debug, Clone)]
 pub struct ServiceProvider {
