@@ -16,7 +16,7 @@ fn unix_now() -> i64 {
 
 /// A schedule that runs a full cycle in seconds: each key signs 6 s, is published 3 s before,
 /// and stays 2 s (token TTL) + 1 s (cache age) after it is superseded.
-fn short_schedule(options: ServerOptions) -> ServerOptions {
+pub(crate) fn short_schedule(options: ServerOptions) -> ServerOptions {
     options
         .env("KEYWARD_ALLOW_SHORT_DURATIONS", "1")
         .env("KEYWARD_KEY_ROTATION_INTERVAL", "6")

@@ -82,7 +82,11 @@ pub mod kind {
 }
 
 /// Events waiting for the writer, each with the caller to tell once it is stored.
-type Pending = (NewAuditEvent, oneshot::Sender<Result<(), String>>);
+/// A failed batch, told to each of its callers: what went wrong, and whether the database was
+/// unavailable (so each caller answers 503, not 500).
+type BatchFailure = (String, bool);
+
+type Pending = (NewAuditEvent, oneshot::Sender<Result<(), BatchFailure>>);
 
 /// The most events one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -131,7 +135,13 @@ impl Auditor {
         stored
             .await
             .map_err(|_| gone())?
-            .map_err(StoreError::Open)?;
+            .map_err(|(message, unavailable)| {
+                if unavailable {
+                    StoreError::Unavailable(message)
+                } else {
+                    StoreError::Open(message)
+                }
+            })?;
         metrics::counter!("keyward_audit_events_total", "type" => kind.to_owned()).increment(1);
         Ok(())
     }
@@ -147,7 +157,7 @@ async fn write_batches(
         let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
         let outcome = store.append_audit(&key, &events).await.map_err(|e| {
             tracing::error!(error = %e, events = events.len(), "audit append failed");
-            format!("audit log write failed: {e}")
+            (format!("audit log write failed: {e}"), e.is_unavailable())
         });
         for (_, done) in batch.drain(..) {
             let _ = done.send(outcome.as_ref().map(|_| ()).map_err(Clone::clone));

@@ -93,6 +93,9 @@ impl ApiError {
             ApiError::Throttled { retry_after, .. } | ApiError::Busy { retry_after } => {
                 Some((*retry_after).max(1))
             }
+            ApiError::Unavailable { code, .. } if *code == DATABASE_UNAVAILABLE => {
+                Some(DATABASE_RETRY_AFTER)
+            }
             _ => None,
         }
     }
@@ -170,6 +173,13 @@ impl ApiError {
 /// `Retry-After` of a plain [`ApiError::TooManyRequests`]: its windows are a minute or more.
 const DEFAULT_RETRY_AFTER: u64 = 60;
 
+/// The `error` code of a 503 answered while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
+
+/// `Retry-After` of [`DATABASE_UNAVAILABLE`]: a restarting database is usually back in seconds,
+/// and the pool reconnects by itself.
+const DATABASE_RETRY_AFTER: u64 = 2;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = self.retry_after();
@@ -214,6 +224,15 @@ impl From<StoreError> for ApiError {
                 field: "role",
                 message: "this change would leave the organization without an owner; make someone else owner first".into(),
             },
+            // A database restart is the operator's to fix and the caller's to wait out: 503 with
+            // Retry-After, not a 500 (or a refused credential) the client would not retry.
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the database is unavailable");
+                ApiError::Unavailable {
+                    code: DATABASE_UNAVAILABLE,
+                    message: "the database is unavailable (restarting or unreachable); retry in a few seconds".into(),
+                }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -75,9 +75,39 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot open the database: {0}")]
     Open(String),
+    /// A database error already reported elsewhere (a batch shared by several callers) that
+    /// [`StoreError::is_unavailable`] classified so.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// The database could not be reached or is restarting (refused or dropped connections, no
+    /// free connection within the pool's timeout, PostgreSQL shutting down or starting up): the
+    /// same request can succeed once it is back, unlike a constraint or a damaged row.
+    pub fn is_unavailable(&self) -> bool {
+        let e = match self {
+            StoreError::Unavailable(_) => return true,
+            StoreError::Database(e) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin or crash shutdown,
+            // cannot connect now) and 53300 (too many connections, while dropped ones linger).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+            }),
+            _ => false,
+        }
+    }
+}
 
 /// Workload identity configs and LLM connections (SPEC §4).
 #[async_trait]

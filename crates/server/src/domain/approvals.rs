@@ -13,7 +13,7 @@ use keyward_store::{ApprovalFilter, ApprovalRow, Decision, StoreError, Transitio
 
 use super::access::held_on_automation;
 use super::approval_service::{
-    MAX_REASON_CHARS, audit_data, event_kind, expire_and_audit, validate_grant_secs,
+    ApprovalError, MAX_REASON_CHARS, audit_data, event_kind, expire_and_audit, validate_grant_secs,
 };
 use crate::caller::{Caller, OrgContext, Principal};
 use crate::error::{ApiError, or_not_found};
@@ -56,7 +56,10 @@ async fn may_see(app: &AppState, caller: &Caller, row: &ApprovalRow) -> Result<b
 async fn settle(app: &AppState, org: OrgId, now: i64) -> Result<(), ApiError> {
     expire_and_audit(app.store.as_ref(), &app.audit, Some(org), now)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| match e {
+            ApprovalError::Store(e) | ApprovalError::Audit(e) => ApiError::from(e),
+            other => ApiError::internal(other),
+        })?;
     Ok(())
 }
 

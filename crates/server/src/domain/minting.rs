@@ -13,7 +13,7 @@ use super::llm_connections::find_llm_connection;
 use super::wi_configs::{find_wi_config, identity_of, subject_mode, usable_by};
 use crate::audit::kind;
 use crate::caller::{Caller, Principal};
-use crate::error::ApiError;
+use crate::error::{ApiError, DATABASE_UNAVAILABLE};
 use crate::issuer::issuer_or_503;
 use crate::state::AppState;
 
@@ -219,7 +219,9 @@ pub(crate) async fn issue(
 ) -> Result<(String, WorkloadClaims), ApiError> {
     let org = caller.org()?.id;
     let issuer = issuer_or_503(app)?;
-    let now = caller.now;
+    // Not `caller.now`: authenticating may have waited seconds for a restarting database, and a
+    // token's lifetime (and the key that signs it) starts when it is signed.
+    let now = app.clock.now();
     let key = app
         .keyring
         .signer(now)
@@ -263,6 +265,17 @@ pub(crate) async fn issue(
             }),
         )
         .await?;
+    // The audit write can outlast a short lifetime while the database restarts; an expired
+    // token is never handed out, the client retries for a fresh one.
+    if app.clock.now() >= claims.exp {
+        return Err(ApiError::Unavailable {
+            code: DATABASE_UNAVAILABLE,
+            message: format!(
+                "the database took longer to record this token than its {} s lifetime; retry",
+                app.config.token_ttl
+            ),
+        });
+    }
     metrics::counter!("keyward_workload_tokens_minted_total", "cloud" => audience.cloud())
         .increment(1);
     metrics::counter!("keyward_tokens_minted_total", "audience" => audience_label(audience, subject_config))
