@@ -535,3 +535,207 @@ async fn two_replicas_ride_out_a_postgres_crash_under_load() {
     let (verified, out, err) = keyward_cli(&a_opts, &["audit", "verify"]);
     assert!(verified, "{out}{err}\n{}", pg.log());
 }
+
+/// Two gateway replicas on the same database (they share it directly, SPEC §1): a request held
+/// for approval on one of them before the crash is released by a decision made on the other
+/// server replica after it, and reads through both gateways during the outage are answered or
+/// refused clearly, never with a wrong answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_held_on_a_gateway_across_a_postgres_crash_is_released_after_it() {
+    use crate::approvals::fixture;
+    use crate::gateway_common::{GatewayOptions, GatewayProcess, Upstream, write_routes};
+
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let backend = pg.fresh_database().await;
+    let f = fixture(&backend, None).await;
+    let alice = f.member("alice@acme.example", "member").await;
+    // The second server replica uses the first one's master key.
+    let master = std::fs::read_to_string(f.options.data_dir.join("master.key")).unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut b_opts =
+        ServerOptions::new(&backend, dir_b.path()).env("KEYWARD_MASTER_KEY", master.trim());
+    b_opts.bootstrap = false;
+    let b = Server::start(&b_opts);
+
+    let upstream = Upstream::start().await;
+    let gateway = |dir: &std::path::Path| {
+        std::fs::write(
+            dir.join("policy.cedar"),
+            "@id(\"reads\")\npermit(principal, action, resource) when { context.method == \"GET\" };\n\
+             @id(\"writes-need-approval\")\n@approval(\"required\")\n\
+             permit(principal, action, resource) when { context.method == \"POST\" };\n",
+        )
+        .unwrap();
+        let config = write_routes(
+            dir,
+            &format!(
+                "organization = \"Acme\"\n\n[[route]]\nname = \"tools\"\npath_prefix = \"/tools\"\n\
+                 upstream = \"{}\"\npolicies = [\"policy.cedar\"]\napproval_timeout = \"60s\"\n",
+                upstream.url()
+            ),
+        );
+        GatewayProcess::start(&GatewayOptions::new(&f.options, &f.server, &config))
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let gateways = Arc::new([gateway(one.path()), gateway(two.path())]);
+
+    // Held on the first gateway.
+    let held = {
+        let (client, url, alice) = (
+            gateways[0].client(false),
+            gateways[0].url.clone(),
+            alice.clone(),
+        );
+        tokio::spawn(async move {
+            let res = client
+                .post(format!("{url}/tools/run"))
+                .bearer_auth(alice)
+                .header(
+                    "X-Keyward-Approval-Reason",
+                    "ship the hotfix for incident 7",
+                )
+                .json(&json!({"tool": "deploy"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap(), Instant::now())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let approval = loop {
+        let (status, page) = f
+            .api(
+                BOOTSTRAP_TOKEN,
+                Method::GET,
+                "/approvals?state=pending",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(id) = page[0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway asked for no approval"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Reads through both gateways throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<Vec<(usize, u16, String)>>> = Arc::default();
+    let mut readers = Vec::new();
+    for n in 0..2usize {
+        let (gateways, stop, answers, alice) = (
+            gateways.clone(),
+            stop.clone(),
+            answers.clone(),
+            alice.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let client = gateways[n].client(false);
+            while !stop.load(Ordering::Relaxed) {
+                let answer = match client
+                    .get(format!("{}/tools/list", gateways[n].url))
+                    .bearer_auth(&alice)
+                    .send()
+                    .await
+                {
+                    Ok(res) => {
+                        let status = res.status().as_u16();
+                        (n, status, res.text().await.unwrap_or_default())
+                    }
+                    Err(e) => (n, 0, format!("transport: {e}")),
+                };
+                answers.lock().unwrap().push(answer);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let crashed = Instant::now();
+    pg.crash();
+    tokio::time::sleep(OUTAGE).await;
+    pg.start_again();
+    let back = Instant::now();
+
+    // Decided on the other server replica once it answers again; the held request goes through.
+    let decided = loop {
+        let (status, body) = call(
+            &b.client(),
+            Method::POST,
+            &format!("{}/api/v1/approvals/{approval}/approve", b.url),
+            Some(BOOTSTRAP_TOKEN),
+            Some(json!({})),
+        )
+        .await;
+        match status {
+            200 => break Instant::now(),
+            503 if body["error"] == "database_unavailable" => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            _ => panic!("approving on B after the restart: {status} {body}"),
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "B did not recover"
+        );
+    };
+    let (status, body, released) = tokio::time::timeout(Duration::from_secs(20), held)
+        .await
+        .expect("the held request was not released within 20 s of the decision")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        upstream
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.method == "POST")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let ok = answers.iter().filter(|a| a.1 == 200).count();
+    let refused: Vec<&(usize, u16, String)> = answers.iter().filter(|a| a.1 != 200).collect();
+    println!(
+        "HA gateways: outage {:.1} s; approved on B {:.2} s after PostgreSQL came back, held request \
+         released {:.2} s after the decision; {} reads through two gateways: {ok} succeeded, {} not \
+         ({:?})",
+        (back - crashed).as_secs_f64(),
+        (decided - back).as_secs_f64(),
+        released.saturating_duration_since(decided).as_secs_f64(),
+        answers.len(),
+        refused.len(),
+        refused.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|(_, status, body)| *status == 503 && body.contains("database")),
+        "only clear 503s naming the database: {:?}\n{}\n{}",
+        refused.iter().take(5).collect::<Vec<_>>(),
+        gateways[0].stderr(),
+        gateways[1].stderr()
+    );
+    // Both gateways answer again.
+    for n in 0..2 {
+        assert!(
+            answers
+                .iter()
+                .rev()
+                .take(4)
+                .filter(|a| a.0 == n)
+                .all(|a| a.1 == 200),
+            "gateway {n} did not recover"
+        );
+    }
+}
