@@ -31,10 +31,17 @@ pub(crate) const DICT: &[&[u8]] = &[
 
 const POLICY: &str = "@id(\"allow\")\npermit(principal, action, resource);\n";
 
+/// A self-signed certificate, as the extra CA an `upstream_ca` file holds.
+const CA_PEM: &str = include_str!("../fixtures/saml/idp-cert.pem");
+
+/// The files a route file names: any `.cedar` is a policy, any `.pem` a CA, the rest missing.
 fn read(name: &str) -> Result<String, String> {
-    match name {
-        "policy.cedar" => Ok(POLICY.to_owned()),
-        _ => Err(format!("{name}: no such file")),
+    if name.ends_with(".cedar") {
+        Ok(POLICY.to_owned())
+    } else if name.ends_with(".pem") {
+        Ok(CA_PEM.to_owned())
+    } else {
+        Err(format!("{name}: no such file"))
     }
 }
 
