@@ -5,6 +5,7 @@
 // Test helpers unwrap: a failed step is the test's failure.
 #![allow(clippy::unwrap_used)]
 
+mod abuse_limits;
 mod account_guards;
 mod admin_cli_resources;
 mod approvals;

@@ -169,6 +169,17 @@ pub fn table() -> Vec<(RouteDecl, MethodRouter<AppState>)> {
     }
 }
 
+/// The largest request body `route` accepts, given the configured API limit.
+pub fn body_limit(route: &RouteDecl, configured: usize) -> usize {
+    // A signed SAML response with many group claims outgrows the API's body limit; the SAML
+    // crate bounds it itself.
+    if route.path == "/auth/saml/acs" {
+        saml::ACS_BODY_LIMIT
+    } else {
+        configured
+    }
+}
+
 /// The application: every row of [`table`] behind its permission check.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
@@ -182,13 +193,7 @@ pub fn app(state: AppState) -> Router {
             app: state.clone(),
             need: decl.need,
         };
-        // A signed SAML response with many group claims outgrows the API's body limit; the
-        // SAML crate bounds it itself.
-        let limit = if decl.path == "/auth/saml/acs" {
-            saml::ACS_BODY_LIMIT
-        } else {
-            state.config.max_body_bytes
-        };
+        let limit = body_limit(&decl, state.config.max_body_bytes);
         let handler: MethodRouter<AppState> = if is_console {
             handler.layer(from_fn_with_state(guard, crate::console::guard::authorize))
         } else {

@@ -199,6 +199,10 @@ pub trait SecretStore: Send + Sync {
     async fn resolved_values(&self, automation: AutomationId) -> Result<Vec<ResolvedValue>>;
 }
 
+/// How long a rate counter outlives the start of its window (seconds); no limiter's window may
+/// be longer.
+pub const RATE_COUNTER_RETENTION: i64 = 3600;
+
 /// People signing in to Keyward itself, and the CLI device flow (SPEC §7).
 #[async_trait]
 pub trait PeopleStore: Send + Sync {
@@ -226,6 +230,8 @@ pub trait PeopleStore: Send + Sync {
     async fn consume_device(&self, device_hash: &str, now: i64) -> Result<Option<UserId>>;
     /// Deletes authorizations that expired before `before`.
     async fn purge_device_codes(&self, before: i64) -> Result<u64>;
+    /// Every authorization row held, expired or not (the bound on the table's size).
+    async fn count_device_codes(&self) -> Result<i64>;
 
     async fn create_web_session(&self, row: &WebSessionRow) -> Result<()>;
     /// The person of a live session.
@@ -242,7 +248,9 @@ pub trait PeopleStore: Send + Sync {
     ) -> Result<Option<UserRow>>;
 
     /// Counts one event under `key` in the fixed window of `window` seconds holding `now`, and
-    /// returns the count so far in that window. Shared by every replica.
+    /// returns the count so far in that window. Shared by every replica. Windows are at most
+    /// [`RATE_COUNTER_RETENTION`] long: counters whose window started that long ago are deleted
+    /// on the way, so the table holds only the keys (client addresses) seen recently.
     async fn bump_rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;
     /// The count in the current window, without counting.
     async fn rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64>;

@@ -121,6 +121,13 @@ fn migrator() -> Migrator {
             include_str!("../migrations/postgres/0015_invitation_ids.sql").into_sql_str(),
             false,
         ),
+        Migration::new(
+            16,
+            Cow::Borrowed("rate_counter_sweep"),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0016_rate_counter_sweep.sql").into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -290,7 +290,20 @@ macro_rules! impl_people_store {
                     Ok(())
                 }
 
+                async fn count_device_codes(&self) -> Result<i64> {
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM device_codes")
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(row.try_get("n")?)
+                }
+
                 async fn bump_rate_counter(&self, key: &str, now: i64, window: i64) -> Result<i64> {
+                    // Counters of addresses gone quiet would otherwise pile up for good (one per
+                    // address and limiter); the window_start index keeps this cheap.
+                    sqlx::query("DELETE FROM rate_counters WHERE window_start < $1")
+                        .bind(now - crate::RATE_COUNTER_RETENTION)
+                        .execute(&self.pool)
+                        .await?;
                     // Both backends evaluate the SET expressions against the old row, so `count`
                     // restarts exactly when the window moved on.
                     let row = sqlx::query(

@@ -27,6 +27,12 @@ use crate::state::AppState;
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Device authorizations one client address may start per minute (each stores a row).
 pub const STARTS_PER_MINUTE: i64 = 60;
+/// Authorization rows held at most, live ones and expired ones kept for late polls (a few
+/// hundred bytes each, so a few MiB). A client address is held to [`STARTS_PER_MINUTE`]; this
+/// bounds many addresses together. Requests in flight when it is reached may each add one row.
+pub const MAX_DEVICE_CODES: i64 = 10_000;
+/// How long an expired authorization is kept so a late poll still hears `expired_token`.
+const EXPIRED_KEPT: i64 = 24 * 3600;
 /// A poll counts as too fast below this share of the interval (clients' timers are not exact).
 const POLL_TOLERANCE_PERCENT: i64 = 80;
 
@@ -54,6 +60,13 @@ impl OAuthError {
             error,
             description: description.into(),
             retry_after: (status == StatusCode::TOO_MANY_REQUESTS).then_some(60),
+        }
+    }
+
+    fn busy(description: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new("temporarily_unavailable", description)
         }
     }
 
@@ -154,8 +167,24 @@ pub async fn authorize(
     super::local_issuer(&app)?;
     let public = app.config.public_url.clone().unwrap_or_default();
     let now = app.clock.now();
-    // Expired authorizations are kept a day so a late poll still hears `expired_token`.
-    app.store.purge_device_codes(now - 24 * 3600).await?;
+    app.store.purge_device_codes(now - EXPIRED_KEPT).await?;
+    if app.store.count_device_codes().await? >= MAX_DEVICE_CODES {
+        // Room for new sign-ins comes first: late polls of expired codes then hear "unknown
+        // device_code" instead of `expired_token`.
+        app.store.purge_device_codes(now).await?;
+        if app.store.count_device_codes().await? >= MAX_DEVICE_CODES {
+            tracing::warn!(
+                max = MAX_DEVICE_CODES,
+                "refusing new device logins: too many pending device authorizations (someone may be filling the table)"
+            );
+            return Err(OAuthError::busy(
+                format!(
+                    "{MAX_DEVICE_CODES} device logins are already waiting for approval on this server; try again in a minute"
+                ),
+                60,
+            ));
+        }
+    }
     let device_code =
         secret::generate_token("kwdc_").ok_or_else(|| ApiError::internal("system RNG failed"))?;
     let settings = app.config.device;

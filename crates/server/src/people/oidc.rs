@@ -111,11 +111,15 @@ pub struct CallbackQuery {
 pub async fn callback(
     State(app): State<AppState>,
     Path(provider): Path<String>,
+    client: ClientAddr,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     if let Some(response) = unknown_provider(&app, &provider) {
         return response;
+    }
+    if let Err(refused) = pending_bounds::admit_finish(&app, &client, app.clock.now()).await {
+        return refused;
     }
     let retry = format!("/auth/{provider}/login");
     let clear = format!(

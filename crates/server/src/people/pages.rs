@@ -174,7 +174,12 @@ pub async fn login(State(app): State<AppState>, client: ClientAddr, body: Bytes)
                 SignInError::TotpRequired => StatusCode::OK,
                 _ => StatusCode::FORBIDDEN,
             };
-            if !matches!(refusal, SignInError::TotpRequired) {
+            // A throttled attempt checked nothing, and auditing each would let one client
+            // append to the audit log at will: the failures that led to it are audited.
+            if !matches!(
+                refusal,
+                SignInError::TotpRequired | SignInError::Throttled(_)
+            ) {
                 let _ = app
                     .audit
                     .record(

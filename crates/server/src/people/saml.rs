@@ -104,9 +104,17 @@ pub async fn login(
 pub const ACS_BODY_LIMIT: usize = 640 * 1024;
 
 /// `POST /auth/saml/acs`: the IdP's signed response.
-pub async fn acs(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn acs(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if app.sso.saml.is_none() {
         return not_configured();
+    }
+    if let Err(refused) = pending_bounds::admit_finish(&app, &client, app.clock.now()).await {
+        return refused;
     }
     match finish(&app, &headers, &body).await {
         Ok(response) => response,
