@@ -445,12 +445,7 @@ async fn device_login_floods_leave_bounded_rows() {
     }
 }
 
-fn login_form(
-    t: &Target,
-    address: &str,
-    email: &str,
-    password: &str,
-) -> reqwest::RequestBuilder {
+fn login_form(t: &Target, address: &str, email: &str, password: &str) -> reqwest::RequestBuilder {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("email", email)
         .append_pair("password", password)
