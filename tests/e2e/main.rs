@@ -21,6 +21,7 @@ mod cloud_clients;
 mod cloudsim;
 mod cloudsim_env;
 mod cloudsim_refusals;
+mod crash_safety;
 mod common;
 mod console;
 mod console_browser;
