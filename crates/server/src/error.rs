@@ -283,3 +283,32 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: StoreError) -> (u16, Option<String>, &'static str) {
+        let error = ApiError::from(e);
+        let code = error.code();
+        let response = error.into_response();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (response.status().as_u16(), retry_after, code)
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_not_a_500() {
+        let refused: StoreError = StoreError::Database(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+        );
+        for e in [refused, StoreError::Unavailable("audit batch".into())] {
+            assert_eq!(answer(e), (503, Some("2".into()), DATABASE_UNAVAILABLE));
+        }
+        let (status, retry_after, _) = answer(StoreError::Corrupt("a row".into()));
+        assert_eq!((status, retry_after), (500, None));
+    }
+}
