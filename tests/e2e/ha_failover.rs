@@ -153,6 +153,38 @@ async fn one_round(replica: &Replica, issuer: &str, token: &str) -> Vec<Outcome>
     outcomes
 }
 
+/// One device-flow poll on `replica` before anyone approved: pending (or told to slow down), or
+/// a 503 `temporarily_unavailable` naming the database.
+async fn poll_device(replica: &Replica, device_code: &str) -> Outcome {
+    let res = replica
+        .client
+        .post(format!("{}/oauth2/token", replica.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("client_id", "keyward-cli"),
+        ])
+        .send()
+        .await;
+    let res = match res {
+        Ok(res) => res,
+        Err(e) => return Outcome::Wrong(format!("{}: device poll: {e}", replica.name)),
+    };
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    match (status, body["error"].as_str()) {
+        (400, Some("authorization_pending" | "slow_down")) => Outcome::Ok,
+        (503, Some("temporarily_unavailable"))
+            if body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("database")) =>
+        {
+            Outcome::Unavailable
+        }
+        _ => Outcome::Wrong(format!("{}: device poll {status} {body}", replica.name)),
+    }
+}
+
 /// `/readyz` of `replica`: Some(true) ready, Some(false) a 503 saying the database is
 /// unreachable; a panic for anything else.
 async fn ready(replica: &Replica) -> bool {
@@ -287,6 +319,25 @@ async fn two_replicas_ride_out_a_postgres_crash_under_load() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // The CLI keeps polling its device code on B throughout, at the advertised interval.
+    let device_poller = {
+        let (replicas, records, stop) = (replicas.clone(), records.clone(), stop.clone());
+        let device_code = device_code.clone();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let outcome = poll_device(&replicas[1], &device_code).await;
+                records.lock().unwrap().push(Record {
+                    replica: 1,
+                    started,
+                    finished: Instant::now(),
+                    outcome,
+                });
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+        })
+    };
+
     // Readiness probes of both replicas throughout, as a load balancer would send them.
     let probes: Arc<Mutex<Vec<(usize, Instant, bool)>>> = Arc::default();
     let mut probers = Vec::new();
@@ -332,7 +383,7 @@ async fn two_replicas_ride_out_a_postgres_crash_under_load() {
     let all_ready = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
-    for task in workers.into_iter().chain(probers) {
+    for task in workers.into_iter().chain(probers).chain([device_poller]) {
         task.await.unwrap();
     }
     let not_ready_seen: Vec<bool> = (0..2)
