@@ -231,11 +231,20 @@ pub(crate) fn pem_end(
             return i;
         }
         if hay[i] == b'-' && hay[i..limit].starts_with(b"-----END ") {
-            let tail = &hay[i..limit.min(i + 64)];
-            if let Some(p) = memchr::memmem::find(tail, b"PRIVATE KEY-----") {
-                return i + p + 16;
+            // The END line's label (`RSA PRIVATE KEY`, …) and its dashes, on that line only:
+            // looking further, past bytes no label holds, made where the block ends depend on
+            // how much of the body had arrived (a split stream masked less than the whole body).
+            let label = i + 9;
+            let stop = limit.min(i + 64);
+            let run = hay[label..stop]
+                .iter()
+                .position(|b| !(b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b' '))
+                .map_or(stop, |p| label + p);
+            if hay[label..run].ends_with(b"PRIVATE KEY") && hay[run..limit].starts_with(b"-----") {
+                return run + 5;
             }
-            if more_may_come && tail.len() < 64 && i + tail.len() == hay.len() {
+            let rest = &hay[run..];
+            if more_may_come && rest.len() < 5 && b"-----".starts_with(rest) {
                 return hay.len();
             }
         }
@@ -255,6 +264,21 @@ mod tests {
     fn names_match_builtins() {
         let names: Vec<&str> = BUILTINS.iter().map(|b| b.name).collect();
         assert_eq!(names, BUILTIN_NAMES);
+    }
+
+    #[test]
+    fn a_pem_end_line_is_read_on_its_own_line() {
+        let hay =
+            b"-----BEGIN PRIVATE KEY-----\nMIIpEvQ\n-----END PRIV\x9e----BEGIN PRIVATE KEY-----\n";
+        let from = 27;
+        // Found by the mask_stream fuzz target: the `PRIVATE KEY-----` of the next line (past a
+        // byte no END label holds) ended the block, but only once that line had arrived.
+        assert_eq!(pem_end(hay, from, hay.len(), false, false), 49);
+        assert_eq!(pem_end(hay, from, 60, false, false), 49);
+        let good = b"-----BEGIN RSA PRIVATE KEY-----\nMIIp\n-----END RSA PRIVATE KEY-----\nx";
+        assert_eq!(pem_end(good, 31, good.len(), false, false), good.len() - 2);
+        // An END line cut short by the data seen so far holds the block back.
+        assert_eq!(pem_end(&good[..60], 31, 60, true, false), 60);
     }
 
     #[test]

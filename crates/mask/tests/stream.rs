@@ -368,3 +368,18 @@ fn a_pattern_that_could_span_events_still_matches_within_one_only() {
         );
     }
 }
+
+#[test]
+fn a_damaged_pem_end_line_masks_the_same_however_the_stream_is_split() {
+    // Found by the mask_stream fuzz target (issue 20): a cut after the byte that broke the END
+    // line ended the block there, while the whole body ran it on to the next line's label.
+    let body: &[u8] = b"\x85.\xdd\x9b-----BEGIN PRIVATE KEY-----\nMIIpEvQIBADANs8cKj\n-----END PRIV\x9e----BEGIN PRIVATE KEY-----\nMII\x9bn2r\xfd-1\x01\x03\n\x00\x0b\x00rd \x141_1se";
+    let m = masker();
+    for kind in [ContentKind::Json, ContentKind::Text] {
+        let whole = run(&m, kind, &[body]);
+        for cut in 0..=body.len() {
+            let split = run(&m, kind, &[&body[..cut], &body[cut..]]);
+            assert_eq!(split, whole, "{kind:?} split at {cut}");
+        }
+    }
+}
