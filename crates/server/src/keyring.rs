@@ -48,6 +48,8 @@ struct Loaded {
     jwks: Arc<Jwks>,
     /// Private halves of the live keys, by kid.
     private: HashMap<String, Arc<SigningKey>>,
+    /// Server time of the read these keys came from (None: never read).
+    loaded_at: Option<i64>,
 }
 
 pub struct Keyring {
@@ -86,6 +88,7 @@ impl Keyring {
                 rows: Vec::new(),
                 jwks: Arc::new(Jwks::default()),
                 private: HashMap::new(),
+                loaded_at: None,
             })),
         }
     }
@@ -114,7 +117,7 @@ impl Keyring {
     }
 
     /// Re-reads the keys from the store, opening private halves not yet in memory.
-    pub async fn reload(&self) -> Result<(), KeyringError> {
+    pub async fn reload(&self, now: i64) -> Result<(), KeyringError> {
         let rows = self.store.signing_keys().await?;
         let previous = self.snapshot();
         let mut private = HashMap::new();
@@ -140,6 +143,7 @@ impl Keyring {
             rows,
             jwks: Arc::new(jwks),
             private,
+            loaded_at: Some(now),
         };
         match self.loaded.write() {
             Ok(mut guard) => *guard = Arc::new(loaded),
@@ -153,6 +157,24 @@ impl Keyring {
         let loaded = self.snapshot();
         let kid = &schedule::signing_key(now, &loaded.times)?.kid;
         loaded.private.get(kid).cloned()
+    }
+
+    /// The key that signs at `now`, from keys read recently enough to hold every successor that
+    /// could be signing by now. Keys are published at least the publish lead before they sign,
+    /// so keys read at `t` know every key that activates before `t + lead`; a replica that could
+    /// not reload for longer (its database was unreachable, or the test clock jumped) would
+    /// otherwise sign with a key the others have superseded and, a token lifetime later,
+    /// retired — handing out tokens no verifier accepts. It reads the keys again first.
+    pub async fn current_signer(&self, now: i64) -> Result<Option<Arc<SigningKey>>, KeyringError> {
+        let margin = (self.policy.publish_lead - 1).max(0);
+        if self
+            .snapshot()
+            .loaded_at
+            .is_none_or(|at| now - at >= margin)
+        {
+            self.reload(now).await?;
+        }
+        Ok(self.signer(now))
     }
 
     /// The published keys and the `max-age` they may be cached for.
@@ -275,7 +297,7 @@ impl Keyring {
                 }
             }
         }
-        self.reload().await
+        self.reload(now).await
     }
 
     async fn apply(
@@ -345,7 +367,7 @@ impl Keyring {
             schedule::earliest_activation(now, &self.policy)
         };
         let kid = self.generate(now, activates_at, audit).await?;
-        self.reload().await?;
+        self.reload(now).await?;
         Ok(kid)
     }
 }

@@ -68,7 +68,7 @@ async fn open(
     .await?;
     let keyring = Keyring::new(store, master, config.rotation);
     keyring
-        .reload()
+        .reload(clock::now())
         .await
         .context("cannot load the signing keys")?;
     Ok((keyring, audit))

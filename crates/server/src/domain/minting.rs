@@ -15,6 +15,7 @@ use crate::audit::kind;
 use crate::caller::{Caller, Principal};
 use crate::error::{ApiError, DATABASE_UNAVAILABLE};
 use crate::issuer::issuer_or_503;
+use crate::keyring::KeyringError;
 use crate::state::AppState;
 
 /// What a mint request resolves to: the audience, the config it came from (if any) and the
@@ -224,7 +225,12 @@ pub(crate) async fn issue(
     let now = app.clock.now();
     let key = app
         .keyring
-        .signer(now)
+        .current_signer(now)
+        .await
+        .map_err(|e| match e {
+            KeyringError::Store(e) => ApiError::from(e),
+            other => ApiError::internal(other),
+        })?
         .ok_or_else(|| ApiError::Unavailable {
             code: "no_signing_key",
             message: "no signing key is active yet; check the server log for key rotation errors"
