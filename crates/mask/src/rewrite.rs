@@ -282,7 +282,9 @@ pub(crate) fn escape_start(hay: &[u8], s: usize, floor: usize) -> usize {
 }
 
 /// If `e` (an exclusive end) cuts an escape sequence, the end of that sequence (bounded by the
-/// data); otherwise `e`.
+/// data); otherwise `e`. A `\u` escape runs over the hex digits that follow, four at most: a
+/// malformed one (`\u0` and a byte no hex digit) ends where its digits do, so where it ends does
+/// not depend on how much of the data has arrived.
 pub(crate) fn escape_end(hay: &[u8], e: usize, floor: usize) -> usize {
     if e >= hay.len() {
         return e;
@@ -291,8 +293,15 @@ pub(crate) fn escape_end(hay: &[u8], e: usize, floor: usize) -> usize {
     if p == e {
         return e;
     }
-    let len = if hay.get(p + 1) == Some(&b'u') { 6 } else { 2 };
-    (p + len).min(hay.len()).max(e)
+    if hay.get(p + 1) != Some(&b'u') {
+        return (p + 2).min(hay.len()).max(e);
+    }
+    let digits_end = (p + 6).min(hay.len());
+    let mut end = e;
+    while end < digits_end && hay[end].is_ascii_hexdigit() {
+        end += 1;
+    }
+    end
 }
 
 #[cfg(test)]
@@ -310,6 +319,11 @@ mod tests {
         assert_eq!(escape_start(h, 14, 0), 13); // between the two backslashes
         assert_eq!(escape_end(h, 3, 0), 4);
         assert_eq!(escape_end(h, 8, 0), 12);
+        // Found by the mask_stream fuzz target: `\u0` then DEL is no escape to run on into.
+        let bad = b"K\\u0\x7f22";
+        assert_eq!(escape_end(bad, 4, 0), 4);
+        assert_eq!(escape_end(&bad[..5], 4, 0), 4);
+        assert_eq!(escape_end(b"\\u00e", 3, 0), 5);
     }
 
     #[test]

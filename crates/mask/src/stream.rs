@@ -267,10 +267,12 @@ impl StreamMasker {
             Cut::Hold | Cut::Final => self.buf.len(),
         };
         let hay = &self.buf[..end];
-        let mut cut = if how == Cut::Hold {
-            escape_start(hay, cut, lo)
-        } else {
+        // No cut inside an escape: a match next to it takes the whole escape with it only when
+        // the escape is seen whole (when no pattern holds hex digits, a cut byte may be one).
+        let mut cut = if how == Cut::Final {
             cut
+        } else {
+            escape_start(hay, cut, lo)
         };
         let keep = self.hits.iter().take_while(|h| h.start < cut).count();
         if let Some(last) = self.hits[..keep].last() {

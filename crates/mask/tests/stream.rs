@@ -383,3 +383,46 @@ fn a_damaged_pem_end_line_masks_the_same_however_the_stream_is_split() {
         }
     }
 }
+
+#[test]
+fn a_malformed_unicode_escape_after_a_pem_block_masks_the_same_however_split() {
+    // Found by the mask_stream fuzz target (issue 20): the block's body stops at DEL, right after
+    // `\u0`; the whole body took the escape to be `\u0` and the next three bytes and masked them
+    // too, a stream cut after DEL masked one byte of them.
+    let body: &[u8] = b"rd-7Hq2Zr_liOiJIUzI1Ni-----BEGIN PRIVATE KEY-----J\\u0\x7f229.eyJzdWIiOi\x9c\x1f\xbc\xdcMIxMjM0NTY3ODkwIn0.dBjft`ta: ";
+    let m = masker();
+    for kind in [
+        ContentKind::Json,
+        ContentKind::Text,
+        ContentKind::EventStream,
+    ] {
+        let whole = run(&m, kind, &[body]);
+        for cut in 0..=body.len() {
+            let split = run(&m, kind, &[&body[..cut], &body[cut..]]);
+            assert_eq!(split, whole, "{kind:?} split at {cut}");
+        }
+    }
+    let (text, _) = run(&m, ContentKind::Text, &[body]);
+    assert!(text.ends_with(b"\x7f229.eyJzdWIiOi\x9c\x1f\xbc\xdcMIxMjM0NTY3ODkwIn0.dBjft`ta: "));
+}
+
+#[test]
+fn an_escape_is_not_cut_where_no_pattern_holds_hex_digits() {
+    // Only digits are in a pattern here, so `u` and `a`–`f` are cut bytes: a stream cut inside
+    // `\u00e9` must not leave half the escape outside the replacement.
+    let config = MaskConfig {
+        detectors: Vec::new(),
+        custom: vec![keyward_mask::CustomPattern {
+            name: "digits".into(),
+            pattern: r"\d{2,12}".into(),
+        }],
+        ..MaskConfig::default()
+    };
+    let m = Masker::new(&config).unwrap();
+    let body = br#"{"a":"x\u00e9 and 12345 \u0041"}"#;
+    let whole = run(&m, ContentKind::Json, &[body]);
+    for cut in 0..=body.len() {
+        let split = run(&m, ContentKind::Json, &[&body[..cut], &body[cut..]]);
+        assert_eq!(split, whole, "split at {cut}");
+    }
+}
