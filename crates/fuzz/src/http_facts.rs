@@ -1,8 +1,6 @@
-//! Cedar request building from an HTTP request: the request's facts as the gateway reads them
-//! (`request_facts` in crates/gateway/src/pipeline.rs, private there, so mirrored here with the
-//! same `http` parsing, query decoding and credential-header blanking), then
-//! `keyward_policy::Policies::decide`, which normalizes the path and builds the Cedar request,
-//! entities and context.
+//! Cedar request building from an HTTP request: the path and facts exactly as the gateway reads
+//! them (`keyward_policy::request_path` and `request_facts`, which the gateway calls), then
+//! `keyward_policy::Policies::decide`, which builds the Cedar request, entities and context.
 //!
 //! Input: `METHOD TARGET`, header lines `Name: value`, a blank line, the body (JSON for the
 //! body and MCP facts).
@@ -10,8 +8,8 @@
 use std::sync::OnceLock;
 
 use keyward_policy::{
-    BodyFacts, Effect, NoMatch, Policies, PolicySource, Principal, PrincipalKind, RequestFacts,
-    normalize_path,
+    Effect, NoMatch, Policies, PolicySource, Principal, PrincipalKind, RequestFacts,
+    normalize_path, request_facts, request_path,
 };
 
 pub(crate) const DICT: &[&[u8]] = &[
@@ -38,14 +36,9 @@ pub(crate) const DICT: &[&[u8]] = &[
     b"http://a.example",
 ];
 
-/// As crates/gateway/src/credentials: their values never reach a policy.
-const CALLER_CREDENTIAL_HEADERS: [&str; 5] = [
-    "authorization",
-    "cookie",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-];
+/// As the gateway's caller credentials (crates/gateway/src/credentials): values never reach a
+/// policy, and the target checks that with one of them.
+const BLANKED: [&str; 2] = ["authorization", "x-api-key"];
 
 const POLICY: &str = r#"
 @id("allow-all")
@@ -110,46 +103,17 @@ fn facts(data: &[u8]) -> Option<RequestFacts> {
         builder = builder.header(name, value.trim_start());
     }
     let (parts, ()) = builder.body(()).ok()?.into_parts();
-
-    let mut headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let name = name.as_str().to_ascii_lowercase();
-            let value = if CALLER_CREDENTIAL_HEADERS.contains(&name.as_str()) {
-                String::new()
-            } else {
-                String::from_utf8_lossy(value.as_bytes()).into_owned()
-            };
-            (name, value)
-        })
-        .collect();
-    if !parts.headers.contains_key(http::header::HOST)
-        && let Some(authority) = parts.uri.authority()
-    {
-        headers.push(("host".to_owned(), authority.as_str().to_owned()));
-    }
-    let query = parts
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(RequestFacts {
-        route: "fuzz".into(),
-        method: parts.method.as_str().to_owned(),
-        path: parts.uri.path().to_owned(),
-        query,
-        headers,
-        body: if body.is_empty() {
-            None
-        } else {
-            BodyFacts::from_json_bytes(body)
-        },
-    })
+    // A path the gateway refuses (an encoded separator) never reaches a policy.
+    let path = request_path(parts.uri.path()).ok()?;
+    let body = (!body.is_empty()).then_some(body);
+    Some(request_facts(
+        "fuzz",
+        &parts,
+        &path,
+        body,
+        |_| true,
+        &BLANKED,
+    ))
 }
 
 pub fn cedar_request(data: &[u8]) {
@@ -175,6 +139,13 @@ pub fn cedar_request(data: &[u8]) {
         !path.split('/').any(|s| s == "." || s == ".."),
         "normalized path {path:?} kept a dot segment"
     );
+
+    for (name, value) in &request.headers {
+        assert!(
+            !BLANKED.contains(&name.as_str()) || value.is_empty(),
+            "the caller's {name} header reached the policy with its value"
+        );
+    }
 
     let decision = policies().decide(&principal(), &request, NoMatch::Deny);
     let again = policies().decide(&principal(), &request, NoMatch::Deny);

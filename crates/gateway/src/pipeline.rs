@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Body;
-use keyward_policy::{BodyFacts, Decision, Effect, Principal, RequestFacts};
+use keyward_policy::{Decision, Effect, Principal, RequestFacts};
 use keyward_server::clock::Clock;
 use serde_json::json;
 
@@ -74,8 +74,10 @@ impl Gateway {
         // matches). An encoded slash or backslash would be a separator to some upstreams and not
         // to us; it is refused rather than guessed at.
         let raw_path = request.uri().path();
-        let refused_path = has_encoded_separator(raw_path);
-        let path = keyward_policy::normalize_path(raw_path);
+        let (path, refused_path) = match keyward_policy::request_path(raw_path) {
+            Ok(path) => (path, None),
+            Err(ambiguous) => (keyward_policy::normalize_path(raw_path), Some(ambiguous)),
+        };
         let mut outcome = Outcome {
             route: None,
             method: request.method().as_str().to_owned(),
@@ -89,18 +91,18 @@ impl Gateway {
             masked: Default::default(),
             recording: None,
         };
-        let found = if refused_path {
+        let found = if refused_path.is_some() {
             None
         } else {
             snapshot.find(&outcome.host, &outcome.path).cloned()
         };
         let response = match found {
-            None if refused_path => Err(GatewayError::BadRequest(
-                "the path contains an encoded '/' or '\\' (%2F, %5C) or a '\\'; send the path with plain '/' separators".into(),
-            )),
-            None => Err(GatewayError::NoRoute {
-                host: outcome.host.clone(),
-                path: outcome.path.clone(),
+            None => Err(match refused_path {
+                Some(ambiguous) => GatewayError::BadRequest(ambiguous.to_string()),
+                None => GatewayError::NoRoute {
+                    host: outcome.host.clone(),
+                    path: outcome.path.clone(),
+                },
             }),
             Some(route) => {
                 outcome.route = Some(route.clone());
@@ -484,55 +486,14 @@ fn request_facts(
     path: &str,
     body: Option<&[u8]>,
 ) -> RequestFacts {
-    let policy = &route.policy;
-    let mut headers: Vec<(String, String)> = if !policy.reads_context("headers") {
-        Vec::new()
-    } else {
-        parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let name = name.as_str().to_ascii_lowercase();
-                let value = if CALLER_CREDENTIAL_HEADERS.contains(&name.as_str()) {
-                    String::new()
-                } else {
-                    String::from_utf8_lossy(value.as_bytes()).into_owned()
-                };
-                (name, value)
-            })
-            .collect()
-    };
-    // HTTP/2 carries the host as `:authority`; policies read it as `host` either way.
-    if policy.reads_context("headers")
-        && !parts.headers.contains_key(http::header::HOST)
-        && let Some(authority) = parts.uri.authority()
-    {
-        headers.push(("host".to_owned(), authority.as_str().to_owned()));
-    }
-    let query = parts
-        .uri
-        .query()
-        .filter(|_| policy.reads_context("query"))
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    RequestFacts {
-        route: route.name.clone(),
-        method: parts.method.as_str().to_owned(),
-        path: path.to_owned(),
-        query,
-        headers,
-        body: body.and_then(BodyFacts::from_json_bytes),
-    }
-}
-
-/// Whether `path` carries a separator in a form upstreams disagree on.
-fn has_encoded_separator(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2f") || lower.contains("%5c") || path.contains('\\')
+    keyward_policy::request_facts(
+        &route.name,
+        parts,
+        path,
+        body,
+        |name| route.policy.reads_context(name),
+        &CALLER_CREDENTIAL_HEADERS,
+    )
 }
 
 #[cfg(test)]

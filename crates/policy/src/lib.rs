@@ -7,10 +7,12 @@
 //!   route's [`NoMatch`]);
 //! - `facts`: the principal and request facts a decision is taken on — method, path, segments,
 //!   query, lowercased headers, and JSON body fields read within the inspection limit, including
-//!   MCP JSON-RPC `method`, tool name and arguments.
+//!   MCP JSON-RPC `method`, tool name and arguments;
+//! - `request`: an HTTP request read into those facts, as the gateway reads it.
 
 mod cedar;
 mod facts;
+mod request;
 mod route;
 
 pub use cedar::{
@@ -18,6 +20,7 @@ pub use cedar::{
     Policies, SCHEMA, schema,
 };
 pub use facts::{BodyFacts, McpFacts, Principal, PrincipalKind, RequestFacts, normalize_path};
+pub use request::{AmbiguousPath, request_facts, request_path};
 pub use route::{
     Accept, ApprovalWait, CredentialSpec, NoMatch, PolicySource, Quantity, RawRoute, RawRouteFile,
     Route, RouteFile, parse_duration, parse_route_file, parse_size, route_from_json,
