@@ -154,7 +154,7 @@ async fn one_round(replica: &Replica, issuer: &str, token: &str) -> Vec<Outcome>
 }
 
 /// One device-flow poll on `replica` before anyone approved: pending (or told to slow down), or
-/// a 503 `temporarily_unavailable` naming the database.
+/// a 503 `temporarily_unavailable` naming the database, with Retry-After.
 async fn poll_device(replica: &Replica, device_code: &str) -> Outcome {
     let res = replica
         .client
@@ -171,13 +171,20 @@ async fn poll_device(replica: &Replica, device_code: &str) -> Outcome {
         Err(e) => return Outcome::Wrong(format!("{}: device poll: {e}", replica.name)),
     };
     let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let body: Value = res.json().await.unwrap_or(Value::Null);
     match (status, body["error"].as_str()) {
         (400, Some("authorization_pending" | "slow_down")) => Outcome::Ok,
+        // The CLI waits out Retry-After rather than giving up on its login.
         (503, Some("temporarily_unavailable"))
-            if body["error_description"]
-                .as_str()
-                .is_some_and(|d| d.contains("database")) =>
+            if retry_after.is_some_and(|s| s > 0)
+                && body["error_description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("database")) =>
         {
             Outcome::Unavailable
         }

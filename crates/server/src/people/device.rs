@@ -80,6 +80,7 @@ impl OAuthError {
 
 impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
+        let retry_after = e.retry_after();
         match e {
             ApiError::Busy { retry_after } => Self {
                 retry_after: Some(retry_after),
@@ -88,9 +89,11 @@ impl From<ApiError> for OAuthError {
                     "the server is busy; retry in a moment",
                 )
             },
-            ApiError::Unavailable { message, .. } => {
-                OAuthError::new("temporarily_unavailable", message)
-            }
+            // A database restart keeps its Retry-After: a polling CLI waits it out.
+            ApiError::Unavailable { message, .. } => OAuthError {
+                retry_after,
+                ..OAuthError::new("temporarily_unavailable", message)
+            },
             ApiError::Forbidden { message, .. } => OAuthError::new("unauthorized_client", message),
             other => {
                 tracing::error!(error = ?other, "device flow failed");
