@@ -198,6 +198,11 @@ fn shows(line: &str, want: &str) -> bool {
     true
 }
 
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// Runs `group` (after the quickstart unless it is the quickstart) and checks its output blocks.
 fn run_group(group: &str) -> Outcome {
     let blocks = all_blocks();
@@ -216,10 +221,12 @@ fn run_group(group: &str) -> Outcome {
     }
     chosen.extend(of("quickstart-stop"));
     let outcome = run_script(&script(&chosen));
+    // stderr first and stdout's end only: CI logs keep the start and end of a long message.
     assert!(
         outcome.ok,
-        "group {group} failed\n--- stdout\n{}\n--- stderr\n{}",
-        outcome.stdout, outcome.stderr
+        "group {group} failed\n--- stderr\n{}\n--- stdout (last 40 lines)\n{}",
+        outcome.stderr,
+        last_lines(&outcome.stdout, 40)
     );
     for expected in blocks.iter().filter(|b| b.group == group && b.output) {
         for want in expected.text.lines().filter(|l| !l.trim().is_empty()) {
