@@ -78,11 +78,13 @@ rate=$(python3 -c "print(max(1, int($capacity * $LOAD)))")
 echo "mint capacity: $capacity/s; soaking at $rate/s ($LOAD) for ${SOAK_SECONDS}s, windows of ${WINDOW}s"
 
 # --- soak, sampling the server --------------------------------------------------------------------
+# RSS splits into the heap (RssAnon) and mapped files (RssFile + RssShmem: SQLite's WAL index).
 sample() {
-    local rss fds
+    local rss anon fds
     rss=$(awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server/status")
+    anon=$(awk '/^RssAnon/ {printf "%.1f", $2/1024}' "/proc/$server/status")
     fds=$(ls "/proc/$server/fd" | wc -l)
-    echo "$1 $rss $fds"
+    echo "$1 $rss $fds $anon"
 }
 (
     sleep "$WINDOW"
@@ -98,7 +100,7 @@ status=0
 wait "$sampler" 2>/dev/null || true
 
 echo
-printf '%-7s %9s %8s %8s %9s %8s %5s\n' window requests errors p50_ms p99_ms rss_mb fds
+printf '%-7s %9s %8s %8s %9s %8s %8s %5s\n' window requests errors p50_ms p99_ms rss_mb anon_mb fds
 python3 - "$work/load.out" "$work/samples" <<'PY'
 import re, sys
 windows = {}
@@ -108,12 +110,12 @@ for line in open(sys.argv[1]):
         windows[int(f["window"])] = f
 samples = {}
 for line in open(sys.argv[2]):
-    i, rss, fds = line.split()
-    samples[int(i)] = (float(rss), int(fds))
+    i, rss, fds, anon = line.split()
+    samples[int(i)] = (float(rss), int(fds), float(anon))
 for i in sorted(windows):
     f = windows[i]
-    rss, fds = samples.get(i, (float("nan"), -1))
-    print(f"{i:<7} {f['requests']:>9} {f['errors']:>8} {f['p50_ms']:>8} {f['p99_ms']:>9} {rss:>8.1f} {fds:>5}")
+    rss, fds, anon = samples.get(i, (float("nan"), -1, float("nan")))
+    print(f"{i:<7} {f['requests']:>9} {f['errors']:>8} {f['p50_ms']:>8} {f['p99_ms']:>9} {rss:>8.1f} {anon:>8.1f} {fds:>5}")
 PY
 grep -E '^(summary|  first error)' "$work/load.out" || true
 flat=0
