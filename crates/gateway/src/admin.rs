@@ -41,11 +41,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 // Only an empty bucket list fails; BUCKETS is not empty.
                 Err(_) => PrometheusBuilder::new(),
             };
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); ours then renders empty.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
+            keyward_server::ops::install_recorder(builder)
         })
         .clone()
 }

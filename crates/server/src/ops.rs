@@ -31,14 +31,38 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests embedding the app); ours then
-            // renders empty, which is harmless.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
+            install_recorder(builder)
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets (the exporter's own default).
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Installs `builder`'s recorder as the process's and keeps it drained. A recorder from
+/// `build_recorder` holds every histogram sample until someone renders `/metrics`; unscraped,
+/// that grew the heap by some 30 bytes a request (the soak benchmark: 13 MB in 10 minutes).
+/// The upkeep thread folds them into the buckets every few seconds instead. Another recorder
+/// may already be installed (tests embedding the app); ours then renders empty, which is
+/// harmless.
+pub fn install_recorder(builder: PrometheusBuilder) -> PrometheusHandle {
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    let _ = metrics::set_global_recorder(recorder);
+    let upkeep = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                upkeep.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms are drained only when /metrics is scraped");
+    }
+    handle
 }
 
 pub async fn healthz() -> impl IntoResponse {
