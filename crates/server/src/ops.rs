@@ -48,7 +48,10 @@ const UPKEEP: Duration = Duration::from_secs(5);
 pub fn install_recorder(builder: PrometheusBuilder) -> PrometheusHandle {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
-    let _ = metrics::set_global_recorder(recorder);
+    if metrics::set_global_recorder(recorder).is_err() {
+        // Nothing records into it, so there is nothing to drain.
+        return handle;
+    }
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
