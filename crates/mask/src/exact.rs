@@ -198,22 +198,17 @@ impl ExactValues {
                         else {
                             break;
                         };
-                        out.push(Hit {
-                            start: m.start(),
-                            end: m.end(),
-                            det,
-                        });
+                        out.push(Hit::whole(m.start(), m.end(), det));
                         at = m.end().max(m.start() + 1);
                     }
                 }
             }
             Matcher::Automaton(ac) => {
                 let input = aho_corasick::Input::new(hay).span(from..hay.len());
-                out.extend(ac.find_iter(input).map(|m| Hit {
-                    start: m.start(),
-                    end: m.end(),
-                    det,
-                }));
+                out.extend(
+                    ac.find_iter(input)
+                        .map(|m| Hit::whole(m.start(), m.end(), det)),
+                );
             }
         }
     }

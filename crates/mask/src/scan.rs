@@ -85,6 +85,7 @@ impl Scanner {
         for h in self.hits.iter_mut() {
             h.start = escape_start(hay, h.start, from);
             h.end = escape_end(hay, h.end, from);
+            h.anchor = h.anchor.min(h.start);
         }
         self.hits
             .sort_unstable_by_key(|h| (h.start, std::cmp::Reverse(h.end)));
@@ -147,6 +148,7 @@ fn search(
                 start: s,
                 end: e,
                 det: info.det,
+                anchor: m.start().min(s),
             });
             at = e.max(m.start() + 1);
         } else {
@@ -306,6 +308,7 @@ fn union(hits: &[Hit], out: &mut Vec<Hit>) {
             && h.start < last.end
         {
             last.end = last.end.max(h.end);
+            last.anchor = last.anchor.min(h.anchor);
             continue;
         }
         out.push(h);
@@ -362,47 +365,19 @@ mod tests {
     #[test]
     fn union_merges_overlaps() {
         let hits = [
-            Hit {
-                start: 0,
-                end: 5,
-                det: 1,
-            },
-            Hit {
-                start: 3,
-                end: 8,
-                det: 2,
-            },
-            Hit {
-                start: 10,
-                end: 12,
-                det: 1,
-            },
-            Hit {
-                start: 20,
-                end: 25,
-                det: 2,
-            },
+            Hit::whole(0, 5, 1),
+            Hit::whole(3, 8, 2),
+            Hit::whole(10, 12, 1),
+            Hit::whole(20, 25, 2),
         ];
         let mut out = Vec::new();
         union(&hits, &mut out);
         assert_eq!(
             out,
             vec![
-                Hit {
-                    start: 0,
-                    end: 8,
-                    det: 1
-                },
-                Hit {
-                    start: 10,
-                    end: 12,
-                    det: 1
-                },
-                Hit {
-                    start: 20,
-                    end: 25,
-                    det: 2
-                }
+                Hit::whole(0, 8, 1),
+                Hit::whole(10, 12, 1),
+                Hit::whole(20, 25, 2)
             ]
         );
     }

@@ -274,7 +274,14 @@ impl StreamMasker {
         } else {
             escape_start(hay, cut, lo)
         };
-        let keep = self.hits.iter().take_while(|h| h.start < cut).count();
+        // Every hit whose match starts before the cut goes now, and the cut moves past it: the
+        // next search starts at the cut and would not see a key name read in front of a value
+        // (`secret_access_key=` before an AWS secret), so it would let the value through.
+        let keep = self
+            .hits
+            .iter()
+            .rposition(|h| h.start < cut || h.anchor < cut)
+            .map_or(0, |i| i + 1);
         if let Some(last) = self.hits[..keep].last() {
             cut = cut.max(last.end);
         }

@@ -426,3 +426,52 @@ fn an_escape_is_not_cut_where_no_pattern_holds_hex_digits() {
         assert_eq!(split, whole, "split at {cut}");
     }
 }
+
+#[test]
+fn a_value_is_masked_when_the_hold_back_falls_between_it_and_its_key_name() {
+    // Found by the mask_stream fuzz target's long run (issue 20): an AWS secret is recognised by
+    // the key name in front of it. When the hold-back cut (`max_match_bytes` before the end) fell
+    // between the name and the value, the name went out with the bytes before the cut and the
+    // search after it, no longer seeing the name, let the value through: unmasked when the body
+    // came in one chunk, masked when it was split elsewhere.
+    let m = masker();
+    let hold = MaskConfig::default().max_match_bytes;
+    let name = "aws_secret_access_key=";
+    for kind in [
+        ContentKind::Json,
+        ContentKind::Text,
+        ContentKind::EventStream,
+    ] {
+        // d: where the cut falls, counted from the start of the name (the match starts at
+        // `secret`, 4 bytes in; the value 22 bytes in).
+        for d in 0..=name.len() + 2 {
+            let before = "x".repeat(hold / 4 + 100);
+            // A space after the value: a secret runs exactly 40 characters.
+            let after = "x".repeat(hold - name.len() - AWS_SECRET.len() - 1 + d);
+            let body = format!("{before}{name}{AWS_SECRET} {after}");
+            assert_eq!(body.len() - hold, before.len() + d);
+            let (whole, counts) = run(&m, kind, &[body.as_bytes()]);
+            let whole = String::from_utf8(whole).unwrap();
+            assert!(
+                !whole.contains(AWS_SECRET),
+                "{kind:?}: the hold-back cut {d} bytes into the key name let the value through"
+            );
+            assert_eq!(
+                counts.get("aws_secret_access_key"),
+                1,
+                "{kind:?} cut at {d}"
+            );
+            let cut = before.len() + d;
+            let split = run(
+                &m,
+                kind,
+                &[&body.as_bytes()[..cut], &body.as_bytes()[cut..]],
+            );
+            assert_eq!(
+                String::from_utf8(split.0).unwrap(),
+                whole,
+                "{kind:?} split at {cut}"
+            );
+        }
+    }
+}
