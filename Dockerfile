@@ -29,7 +29,7 @@ ENV KEYWARD_DATA_DIR=/var/lib/keyward \
     KEYWARD_GATEWAY_LISTEN=0.0.0.0:8444 \
     KEYWARD_GATEWAY_ADMIN_LISTEN=0.0.0.0:9444
 VOLUME ["/var/lib/keyward"]
-# 8443: keyward serve; 8444: keyward gateway; 9444: the gateway's admin listener (/healthz, /metrics).
+# 8443: keyward serve; 8444: keyward gateway; 9444: the gateway's admin listener (/healthz, /readyz, /metrics).
 EXPOSE 8443 8444 9444
 # No HEALTHCHECK: the image has no curl, and orchestrators probe /healthz and /readyz themselves
 # (the Helm chart does; docker-compose.yml orders start-up by restarts instead).

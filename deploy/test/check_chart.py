@@ -211,7 +211,7 @@ def main() -> int:
             check("AUTH_PROVIDER" not in env or "AUTH_PROVIDER" in gw["envVars"], f"{what}: AUTH_PROVIDER set")
             check(ports == {"proxy": gw["service"]["port"], "admin": gw["service"]["adminPort"]}, f"{what}: ports {ports}")
             check_probe(what, container.get("livenessProbe"), "/healthz", "admin", False, set(ports))
-            check_probe(what, container.get("readinessProbe"), "/healthz", "admin", False, set(ports))
+            check_probe(what, container.get("readinessProbe"), "/readyz", "admin", False, set(ports))
             platform = (env.get("KEYWARD_PLATFORM_URL") or {}).get("value", "")
             if values["tls"]["enabled"]:
                 check(platform == values["publicUrl"], f"{what}: platform URL {platform!r}")

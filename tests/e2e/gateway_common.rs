@@ -220,6 +220,15 @@ impl GatewayProcess {
             .unwrap()
     }
 
+    /// `/readyz` on the admin listener: its status code and body.
+    pub async fn readyz(&self) -> (u16, Value) {
+        let res = reqwest::get(format!("{}/readyz", self.admin_url))
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap())
+    }
+
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin_url))
             .await

@@ -401,6 +401,13 @@ async fn gateway_reports_metrics_and_health_on_the_admin_listener() {
     let health = s.gateway.healthz().await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["generation"], 1);
+    let (status, ready) = s.gateway.readyz().await;
+    assert_eq!(
+        (status, ready["status"].as_str(), ready["database"].as_str()),
+        (200, Some("ready"), Some("ok")),
+        "{ready}"
+    );
+    assert_eq!(ready["routes"], health["routes"], "{ready}");
     let metrics = s.gateway.metrics().await;
     for needle in [
         "keyward_gateway_requests_total{route=\"echo\",decision=\"allow\",status=\"200\"} 3",

@@ -715,9 +715,40 @@ async fn a_request_held_on_a_gateway_across_a_postgres_crash_is_released_after_i
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    for (n, gateway) in gateways.iter().enumerate() {
+        let (status, body) = gateway.readyz().await;
+        assert_eq!(
+            status, 200,
+            "gateway {n} not ready before the crash: {body}"
+        );
+    }
     let crashed = Instant::now();
     pg.crash();
-    tokio::time::sleep(OUTAGE).await;
+    // Both gateways tell their load balancer to send them nothing while the database is away.
+    let mut not_ready = [false, false];
+    while crashed.elapsed() < OUTAGE && not_ready != [true, true] {
+        for (n, seen) in not_ready.iter_mut().enumerate() {
+            if *seen {
+                continue;
+            }
+            let (status, body) = gateways[n].readyz().await;
+            match status {
+                503 => {
+                    assert_eq!(body["database"], "unreachable", "gateway {n}: {body}");
+                    *seen = true;
+                }
+                200 => {}
+                _ => panic!("gateway {n} /readyz answered {status}: {body}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        not_ready,
+        [true, true],
+        "a gateway's /readyz stayed 200 while PostgreSQL was down"
+    );
+    tokio::time::sleep(OUTAGE.saturating_sub(crashed.elapsed())).await;
     pg.start_again();
     let back = Instant::now();
 
@@ -795,5 +826,21 @@ async fn a_request_held_on_a_gateway_across_a_postgres_crash_is_released_after_i
                 .all(|a| a.1 == 200),
             "gateway {n} did not recover"
         );
+    }
+    // And say so to their load balancer, without a restart.
+    for (n, gateway) in gateways.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = gateway.readyz().await;
+            if status == 200 {
+                assert_eq!(body["database"], "ok", "gateway {n}: {body}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway {n} /readyz not ready 30 s after the restart: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

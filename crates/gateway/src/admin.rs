@@ -1,5 +1,7 @@
 //! The admin listener, apart from the data path so it is never exposed with it: `/healthz` (200
-//! and the configuration generation) and `/metrics` (Prometheus text).
+//! and the configuration generation: the process serves), `/readyz` (200 while the database
+//! answers, 503 naming it when not: a load balancer sends no traffic to a gateway whose every
+//! authorization, approval and audit write would fail) and `/metrics` (Prometheus text).
 //!
 //! Metrics: `keyward_gateway_requests_total{route,decision,status}`,
 //! `keyward_gateway_request_duration_seconds{route}` (histogram, until the response headers),
@@ -10,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -17,6 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keyward_store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
@@ -46,14 +50,42 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-async fn answer(
-    request: Request<Incoming>,
+/// How long `/readyz` waits for the database: a probe must answer before its own timeout (3 s in
+/// the Helm chart), and a database that takes longer is not one to send traffic through.
+const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the admin listener reads to answer.
+#[derive(Clone)]
+struct Admin {
     table: Arc<RouteTable>,
+    store: Arc<dyn Store>,
     metrics: PrometheusHandle,
-) -> Response<Full<Bytes>> {
+}
+
+async fn readyz(admin: &Admin) -> (StatusCode, String) {
+    let database = matches!(
+        tokio::time::timeout(READY_DB_TIMEOUT, admin.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let snapshot = admin.table.load();
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if database { "ready" } else { "not_ready" },
+        "database": if database { "ok" } else { "unreachable" },
+        "generation": snapshot.generation,
+        "routes": snapshot.routes.len(),
+    });
+    (status, body.to_string())
+}
+
+async fn answer(request: Request<Incoming>, admin: Admin) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match request.uri().path() {
         "/healthz" => {
-            let snapshot = table.load();
+            let snapshot = admin.table.load();
             (
                 StatusCode::OK,
                 "application/json",
@@ -65,15 +97,19 @@ async fn answer(
                 .to_string(),
             )
         }
+        "/readyz" => {
+            let (status, body) = readyz(&admin).await;
+            (status, "application/json", body)
+        }
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            metrics.render(),
+            admin.metrics.render(),
         ),
         _ => (
             StatusCode::NOT_FOUND,
             "application/json",
-            r#"{"error":"not_found","message":"the admin listener serves /healthz and /metrics"}"#
+            r#"{"error":"not_found","message":"the admin listener serves /healthz, /readyz and /metrics"}"#
                 .to_owned(),
         ),
     };
@@ -89,9 +125,14 @@ async fn answer(
 pub async fn serve(
     listener: TcpListener,
     table: Arc<RouteTable>,
+    store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let metrics = metrics_handle();
+    let admin = Admin {
+        table,
+        store,
+        metrics: metrics_handle(),
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -105,13 +146,11 @@ pub async fn serve(
             },
             () = &mut shutdown => return,
         };
-        let table = table.clone();
-        let metrics = metrics.clone();
+        let admin = admin.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let table = table.clone();
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(answer(request, table, metrics).await) }
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(answer(request, admin).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

@@ -287,9 +287,14 @@ pub async fn run(
     };
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = tokio::spawn(admin::serve(admin_listener, table.clone(), async move {
-        let _ = admin_stopped.await;
-    }));
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        table.clone(),
+        store.clone(),
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
 
     let scheme = if rustls.is_some() { "https" } else { "http" };
     let ready = Ready {
