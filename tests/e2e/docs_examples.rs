@@ -108,7 +108,10 @@ fn free_port() -> u16 {
 
 /// The script for `blocks`: each block as written, preceded by a line naming it for the error trap.
 fn script(blocks: &[&Block]) -> String {
-    let mut s = String::from("trap 'echo \"docs example failed: $KEYWARD_DOCS_BLOCK\" >&2' ERR\n");
+    // errtrace: a command failing inside a shell function (the README's `premium`) names itself too.
+    let mut s = String::from(
+        "set -E\ntrap 'KEYWARD_DOCS_STATUS=$?; echo \"docs example failed: $KEYWARD_DOCS_BLOCK: $BASH_COMMAND exited $KEYWARD_DOCS_STATUS\" >&2' ERR\n",
+    );
     for b in blocks {
         s.push_str(&format!(
             "KEYWARD_DOCS_BLOCK='{} block at line {}'\n{}\n",
@@ -178,6 +181,23 @@ fn run_script(script: &str) -> Outcome {
     let mut stderr = err.join().unwrap();
     if status.is_none() {
         stderr.push_str(&format!("\n(timed out after {TIMEOUT:?})"));
+    }
+    if !status.is_some_and(|s| s.success()) {
+        // What the servers the script started said (serve.log, gateway.log, …): a request that
+        // failed with curl -s shows nothing else.
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.retain(|p| p.extension().is_some_and(|e| e == "log" || e == "out"));
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            stderr.push_str(&format!(
+                "\n--- {} (last 20 lines)\n{}",
+                log.file_name().unwrap_or_default().to_string_lossy(),
+                last_lines(&text, 20)
+            ));
+        }
     }
     Outcome {
         ok: status.is_some_and(|s| s.success()),

@@ -562,3 +562,51 @@ async fn gateway_without_a_route_file_serves_the_stored_routes_and_follows_chang
         assert_eq!(gateway.healthz().await["generation"], 2);
     }
 }
+
+/// An HTTP/2 request the gateway refuses before reading its body can still finish sending it and
+/// reads the refusal: the refusal waits for the rest of the body (up to 64 KiB, a second). Before,
+/// the answer and an RST_STREAM overtook the body, and curl exited 92 with nothing printed now and
+/// then on the README's `premium` call (a JSON body answered 428 without being read).
+#[tokio::test]
+async fn a_refused_http2_request_finishes_sending_its_body_and_reads_the_refusal() {
+    let upstream = Upstream::start().await;
+    let s = setup_with(
+        &Backend::Sqlite,
+        &upstream.url(),
+        ALLOW,
+        &[("KEYWARD_GATEWAY_HTTP", "true")],
+    )
+    .await;
+    let authority = s
+        .gateway
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    // HTTP/2 with prior knowledge, as curl speaks it to a TLS listener after ALPN.
+    let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // No token: refused (401) before anything reads the body, which comes late.
+    let request = http::Request::post(format!("http://{authority}/echo/x"))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut send) = h2.send_request(request, false).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send.send_data(bytes::Bytes::from_static(br#"{"model":"o1-pro"}"#), true)
+        .expect("the gateway reset the stream before the caller finished its request");
+    let response = response.await.expect("the refusal's head");
+    assert_eq!(response.status(), 401);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("the refusal's body, not a reset stream");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    let answer: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(answer["error"], "unauthenticated", "{answer}");
+}

@@ -1,10 +1,12 @@
 //! Bodies on both sides of the proxy: one boxed type, a byte counter that lets a streamed body
-//! pass frame by frame while counting it, and reading a request body up to a limit.
+//! pass frame by frame while counting it, reading a request body up to a limit, and reading what
+//! is left of a refused request's body.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -147,6 +149,36 @@ where
         }
     }
     Ok(buffer.freeze())
+}
+
+/// The most of a refused request's body [`drain`] reads, and how long it waits for it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and drops what the caller is still sending of a request the gateway refuses, before the
+/// refusal goes out. An HTTP/2 response that ends while the request's body is still open is
+/// followed by RST_STREAM(NO_ERROR); a client that has not finished sending then may report a
+/// stream error instead of the refusal (curl 7.88 exits 92 without printing it). A body declared
+/// larger than 64 KiB, or still arriving after a second, is left unread as before.
+pub async fn drain<B>(mut body: B)
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    if body.is_end_stream() || body.size_hint().lower() > DRAIN_LIMIT {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                read += data.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use keyward_server::clock::Clock;
 use serde_json::json;
 
 use crate::audit::{AuditSender, GatewayEvent};
-use crate::body::{BoxError, Counted, GatewayBody, ReadError, read_limited};
+use crate::body::{BoxError, Counted, GatewayBody, ReadError, drain, read_limited};
 use crate::credentials::{CALLER_CREDENTIAL_HEADERS, strip_caller_credentials};
 use crate::error::GatewayError;
 use crate::identity::IdentityError;
@@ -91,6 +91,9 @@ impl Gateway {
             masked: Default::default(),
             recording: None,
         };
+        // The body stays here until a phase takes it, so a refusal can read what is left of it.
+        let (parts, body) = request.into_parts();
+        let mut body = Some(body_counted(body, &outcome.bytes_in));
         let found = if refused_path.is_some() {
             None
         } else {
@@ -106,7 +109,7 @@ impl Gateway {
             }),
             Some(route) => {
                 outcome.route = Some(route.clone());
-                self.forward(&route, request, &mut outcome).await
+                self.forward(&route, parts, &mut body, &mut outcome).await
             }
         };
         let response = match response {
@@ -114,6 +117,9 @@ impl Gateway {
             Err(error) => {
                 if matches!(error, GatewayError::Unavailable(_)) {
                     tracing::error!(error = %error, "a request could not be identified");
+                }
+                if let Some(rest) = body.take() {
+                    drain(rest).await;
                 }
                 error.into_response()
             }
@@ -125,15 +131,14 @@ impl Gateway {
     async fn forward<B>(
         &self,
         route: &RouteEntry,
-        request: Request<B>,
+        mut parts: http::request::Parts,
+        body: &mut Option<Counted<B>>,
         outcome: &mut Outcome,
     ) -> Result<Response<GatewayBody>, GatewayError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError> + std::fmt::Display,
     {
-        let (mut parts, body) = request.into_parts();
-
         // 1. Identity first: nothing about the request (body, policy, upstream) is looked at
         //    for a caller we cannot name, and a 401 costs no upstream work.
         let principal = self
@@ -185,19 +190,22 @@ impl Gateway {
         let needs_body = route.policy.reads_body()
             || self.credentials.needs_body(&route.credential)
             || crate::masking::masks_requests(route.masker.as_ref());
-        let (buffered, streamed): (Option<Bytes>, Option<Counted<B>>) = if needs_body {
-            let bytes = read_limited(body_counted(body, &outcome.bytes_in), route.inspect_limit)
-                .await
-                .map_err(|e| match e {
+        // A streamed body stays in `body` until it goes upstream (6).
+        let buffered = match (needs_body, body.take()) {
+            (true, Some(whole)) => Some(read_limited(whole, route.inspect_limit).await.map_err(
+                |e| match e {
                     ReadError::TooLarge => GatewayError::PayloadTooLarge {
                         route: route.name.clone(),
                         limit: route.inspect_limit,
                     },
                     ReadError::Failed(m) => GatewayError::BadRequest(m),
-                })?;
-            (Some(bytes), None)
-        } else {
-            (None, Some(body_counted(body, &outcome.bytes_in)))
+                },
+            )?),
+            (true, None) => Some(Bytes::new()),
+            (false, streamed) => {
+                *body = streamed;
+                None
+            }
         };
 
         // 3. Policy: forbid beats permit, no match follows the route's `no_match`; every
@@ -304,7 +312,7 @@ impl Gateway {
             .uri_for(&route.forwarded_path(&outcome.path), parts.uri.query())
             .map_err(GatewayError::BadGateway)?;
         crate::masking::prepare_upstream_request(route.masker.as_ref(), &mut parts.headers);
-        let body = match (buffered, streamed) {
+        let body = match (buffered, body.take()) {
             (Some(bytes), _) => GatewayBody::full(bytes),
             (None, Some(stream)) => GatewayBody::new(stream),
             (None, None) => GatewayBody::empty(),
