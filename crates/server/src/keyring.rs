@@ -3,7 +3,7 @@
 //! "what is published" from memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use keyward_jose::schedule::{self, KeyTimes, RotationPolicy, RotationStep};
@@ -59,6 +59,9 @@ pub struct Keyring {
     /// This process's name in the rotation lease.
     holder: String,
     loaded: RwLock<Arc<Loaded>>,
+    /// Publications stored whose audit event could not be written (the database went away in
+    /// between): each tick records them first, so every stored key has its event in the chain.
+    unrecorded: Mutex<Vec<serde_json::Value>>,
 }
 
 fn aad(kid: &str) -> Vec<u8> {
@@ -90,7 +93,35 @@ impl Keyring {
                 private: HashMap::new(),
                 loaded_at: None,
             })),
+            unrecorded: Mutex::new(Vec::new()),
         }
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<serde_json::Value>> {
+        match self.unrecorded.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Writes the publication events an outage kept out of the audit chain, oldest first.
+    async fn record_unrecorded(&self, audit: &Auditor) -> Result<(), KeyringError> {
+        let pending = std::mem::take(&mut *self.unrecorded());
+        let mut left = pending.into_iter();
+        while let Some(data) = left.next() {
+            if let Err(e) = audit
+                .record(kind::KEY_PUBLISHED, None, ACTOR, data.clone())
+                .await
+            {
+                let mut unrecorded = self.unrecorded();
+                let newer = std::mem::take(&mut *unrecorded);
+                unrecorded.push(data);
+                unrecorded.extend(left);
+                unrecorded.extend(newer);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     pub fn policy(&self) -> &RotationPolicy {
@@ -249,14 +280,15 @@ impl Keyring {
             retired_at: None,
         };
         self.store.insert_signing_key(&row).await?;
-        audit
-            .record(
-                kind::KEY_PUBLISHED,
-                None,
-                ACTOR,
-                json!({"kid": row.kid, "alg": row.alg, "source": source.as_str(), "activates_at": clock::rfc3339(activates_at)}),
-            )
-            .await?;
+        let data = json!({"kid": row.kid, "alg": row.alg, "source": source.as_str(), "activates_at": clock::rfc3339(activates_at)});
+        if let Err(e) = audit
+            .record(kind::KEY_PUBLISHED, None, ACTOR, data.clone())
+            .await
+        {
+            // The key is stored and will be served: its event is written on a later tick.
+            self.unrecorded().push(data);
+            return Err(e.into());
+        }
         tracing::info!(kid = %row.kid, activates_at, source = source.as_str(), "signing key published");
         Ok(())
     }
@@ -278,6 +310,7 @@ impl Keyring {
     /// One pass of the schedule: if this process holds (or takes) the rotation lease, apply every
     /// due step; in any case reload, so replicas without the lease see new keys.
     pub async fn tick(&self, now: i64, audit: &Auditor) -> Result<(), KeyringError> {
+        self.record_unrecorded(audit).await?;
         let lease_ttl = (self.tick_period().as_secs() as i64 * 3).max(3);
         if self
             .store
