@@ -191,8 +191,9 @@ impl Gateway {
             || self.credentials.needs_body(&route.credential)
             || crate::masking::masks_requests(route.masker.as_ref());
         // A streamed body stays in `body` until it goes upstream (6).
-        let buffered = match (needs_body, body.take()) {
-            (true, Some(whole)) => Some(read_limited(whole, route.inspect_limit).await.map_err(
+        let whole = if needs_body { body.take() } else { None };
+        let buffered = match whole {
+            Some(whole) => Some(read_limited(whole, route.inspect_limit).await.map_err(
                 |e| match e {
                     ReadError::TooLarge => GatewayError::PayloadTooLarge {
                         route: route.name.clone(),
@@ -201,11 +202,7 @@ impl Gateway {
                     ReadError::Failed(m) => GatewayError::BadRequest(m),
                 },
             )?),
-            (true, None) => Some(Bytes::new()),
-            (false, streamed) => {
-                *body = streamed;
-                None
-            }
+            None => None,
         };
 
         // 3. Policy: forbid beats permit, no match follows the route's `no_match`; every
